@@ -1,0 +1,1 @@
+"""hpcwatch.alerts"""

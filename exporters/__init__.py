@@ -1,0 +1,1 @@
+"""hpcwatch.exporters: the serving core and one module per source."""

@@ -1,0 +1,122 @@
+"""One scrape: run the enabled collectors (concurrently, each with a deadline) and add health families.
+
+A collector that raises, overruns the deadline, or is still busy with an earlier overrun reports
+`hpcwatch_collector_success 0`; everything else in the scrape is still served.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from hpcwatch.exporters.registry import Collector
+from hpcwatch.exporters.selfmetrics import collect_parse_errors
+from hpcwatch.exporters.snapshot import SnapshotSource
+
+log = logging.getLogger("hpcwatch.scrape")
+
+
+class ScrapeCollector:
+    """A prometheus_client collector that fans out to hpcwatch collectors; registered once per server."""
+
+    def __init__(self, collectors: Sequence[Collector], timeout: float = 10.0, max_workers: int = 8) -> None:
+        self.collectors = list(collectors)
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(self.collectors) or 1)),
+                                        thread_name_prefix="collect")
+        self._busy: dict[str, Future] = {}
+        self._busy_lock = threading.Lock()
+        self._last_error: dict[str, str] = {}
+
+    @property
+    def sources(self) -> list[SnapshotSource]:
+        return [s for c in self.collectors for s in c.sources()]
+
+    def _run_one(self, collector: Collector) -> tuple[list[Metric], float]:
+        start = time.perf_counter()
+        metrics = list(collector.collect())
+        return metrics, time.perf_counter() - start
+
+    def _note_failure(self, name: str, reason: str) -> None:
+        # Log a reason once until it changes, so a broken source does not flood the log every scrape.
+        if self._last_error.get(name) != reason:
+            self._last_error[name] = reason
+            log.warning("collector=%s failed: %s", name, reason)
+
+    def collect(self) -> Iterator[Metric]:
+        success = GaugeMetricFamily("hpcwatch_collector_success",
+                                    "1 when the collector's last scrape succeeded, 0 when it raised or timed out.",
+                                    labels=["collector"])
+        duration = GaugeMetricFamily("hpcwatch_collector_duration_seconds",
+                                     "Wall time the collector took in this scrape.", labels=["collector"])
+        started: list[tuple[Collector, Future | None, float]] = []
+        for c in self.collectors:
+            t0 = time.perf_counter()
+            with self._busy_lock:
+                prev = self._busy.get(c.name)
+                if prev is not None and not prev.done():
+                    started.append((c, None, t0))
+                    continue
+                fut = self._pool.submit(self._run_one, c)
+                self._busy[c.name] = fut
+            started.append((c, fut, t0))
+        deadline = time.monotonic() + self.timeout
+        for c, fut, t0 in started:
+            if fut is None:
+                self._note_failure(c.name, "still busy with an earlier scrape that overran its deadline")
+                success.add_metric([c.name], 0)
+                duration.add_metric([c.name], 0.0)
+                continue
+            try:
+                metrics, took = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                self._note_failure(c.name, f"did not finish within {self.timeout:g}s")
+                success.add_metric([c.name], 0)
+                duration.add_metric([c.name], time.perf_counter() - t0)
+                continue
+            except Exception as exc:  # noqa: BLE001 - any collector bug is reported, never raised
+                self._note_failure(c.name, f"{type(exc).__name__}: {exc}")
+                log.debug("collector=%s traceback", c.name, exc_info=exc)
+                success.add_metric([c.name], 0)
+                duration.add_metric([c.name], time.perf_counter() - t0)
+                continue
+            if self._last_error.pop(c.name, None) is not None:
+                log.info("collector=%s recovered", c.name)
+            success.add_metric([c.name], 1)
+            duration.add_metric([c.name], took)
+            yield from metrics
+        yield success
+        yield duration
+        yield from self._source_families()
+        yield from collect_parse_errors()
+
+    def _source_families(self) -> Iterator[Metric]:
+        sources = self.sources
+        if not sources:
+            return
+        last = GaugeMetricFamily("hpcwatch_source_last_success_timestamp_seconds",
+                                 "Unix time of the source's last successful refresh.", labels=["source"])
+        up = GaugeMetricFamily("hpcwatch_source_up",
+                               "1 when the source's most recent refresh succeeded.", labels=["source"])
+        dur = GaugeMetricFamily("hpcwatch_source_refresh_duration_seconds",
+                                "Wall time of the source's most recent refresh.", labels=["source"])
+        for s in sources:
+            ts = s.last_success
+            if ts is not None:
+                last.add_metric([s.name], ts)
+            up.add_metric([s.name], 1 if s.ok else 0)
+            if s.last_duration is not None:
+                dur.add_metric([s.name], s.last_duration)
+        yield last
+        yield up
+        yield dur
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

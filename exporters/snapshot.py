@@ -1,0 +1,128 @@
+"""Snapshot sources: a background loop refreshes an expensive source; scrapes read the last good snapshot.
+
+Any number of concurrent scrapes cost the source exactly one refresh per interval. A refresh that
+raises or times out keeps the previous snapshot and is logged; `last_success` makes staleness visible
+through `hpcwatch_source_last_success_timestamp_seconds{source}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger("hpcwatch.snapshot")
+
+
+class SnapshotSource(Generic[T]):
+    """Runs `refresh()` every `interval` seconds on its own thread and keeps the last good result."""
+
+    def __init__(self, name: str, refresh: Callable[[], T], interval: float) -> None:
+        if interval <= 0:
+            raise ValueError(f"source {name}: refresh interval must be > 0 seconds, got {interval}")
+        self.name = name
+        self.interval = float(interval)
+        self._refresh = refresh
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._last_success: float | None = None
+        self._last_error: str | None = None
+        self._last_duration: float | None = None
+        self._refreshes = 0
+        self._failures = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- reading (scrape path: never blocks on the source) --
+    @property
+    def value(self) -> T | None:
+        with self._lock:
+            return self._value
+
+    @property
+    def last_success(self) -> float | None:
+        with self._lock:
+            return self._last_success
+
+    @property
+    def last_error(self) -> str | None:
+        with self._lock:
+            return self._last_error
+
+    @property
+    def last_duration(self) -> float | None:
+        with self._lock:
+            return self._last_duration
+
+    @property
+    def ok(self) -> bool:
+        """True when the most recent refresh succeeded."""
+        with self._lock:
+            return self._last_error is None and self._last_success is not None
+
+    @property
+    def refreshes(self) -> int:
+        with self._lock:
+            return self._refreshes
+
+    @property
+    def failures(self) -> int:
+        with self._lock:
+            return self._failures
+
+    # -- refreshing --
+    def refresh_now(self) -> bool:
+        """Run one refresh in the caller's thread; True when it succeeded."""
+        start = time.monotonic()
+        try:
+            value = self._refresh()
+        except Exception as exc:  # a misbehaving source must never kill the loop
+            elapsed = time.monotonic() - start
+            with self._lock:
+                self._refreshes += 1
+                self._failures += 1
+                self._last_duration = elapsed
+                first = self._last_error is None
+                self._last_error = f"{type(exc).__name__}: {exc}"
+            # Log the first failure of a streak at warning, repeats at debug, so logs do not flood.
+            (log.warning if first else log.debug)("source=%s refresh failed: %s", self.name, exc)
+            return False
+        elapsed = time.monotonic() - start
+        with self._lock:
+            recovered = self._last_error is not None
+            self._value = value
+            self._last_success = time.time()
+            self._last_error = None
+            self._last_duration = elapsed
+            self._refreshes += 1
+        if recovered:
+            log.info("source=%s recovered", self.name)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            self.refresh_now()
+            remaining = self.interval - (time.monotonic() - began)
+            self._wake.wait(max(0.0, remaining))
+            self._wake.clear()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"source-{self.name}", daemon=True)
+            self._thread.start()
+
+    def trigger(self) -> None:
+        """Ask the loop to refresh now instead of waiting out the interval (tests, SIGHUP)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

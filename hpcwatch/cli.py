@@ -1,0 +1,73 @@
+"""The one `hpcwatch` command. Subcommands live with their code; each module exposes `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hpcwatch.logs import setup_logging
+from hpcwatch.version import __version__
+
+DESCRIPTION = """hpcwatch: job-aware observability for HPC clusters.
+
+Exporters for nodes, jobs, GPUs, the RDMA fabric, parallel filesystems and the batch scheduler;
+an SLO engine that writes Prometheus rules, burn-rate alerts and their tests; Grafana dashboards
+and Alertmanager routing as code.
+"""
+
+EPILOG = """common tasks:
+  hpcwatch serve                        start the node agent on :19466
+  hpcwatch serve --agent cluster        start the cluster agent (Slurm/Flux) on :19467
+  hpcwatch slo generate -i slos/ -o rules/   SLO specs to Prometheus rules
+  hpcwatch generate                     write the default artifacts under deploy/
+  hpcwatch <command> --help             details of one command
+"""
+
+# (module, is-it-required). Modules for later capabilities register themselves once they exist.
+COMMAND_MODULES = (
+    "hpcwatch.exporters.cli",
+    "hpcwatch.slo.cli",
+    "hpcwatch.dashboards.cli",
+    "hpcwatch.alerts.cli",
+    "hpcwatch.generate",
+    "hpcwatch.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpcwatch", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hpcwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    v = sub.add_parser("version", help="print the version")
+    v.set_defaults(func=lambda _a: print(f"hpcwatch {__version__}") or 0)
+    for module in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "logfmt"))
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
