@@ -9,10 +9,13 @@ every error names the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import ssl
 
 import yaml
+
+log = logging.getLogger("hpcwatch.webconfig")
 
 
 class WebConfigError(ValueError):
@@ -115,6 +118,11 @@ def _load_tls(path: str, tls: object, cfg: WebConfig) -> ssl.SSLContext:
     for key in tls:
         if key not in TLS_FIELDS:
             raise _fail(path, f"tls_server_config.{key}", f"unknown field; expected one of {', '.join(sorted(TLS_FIELDS))}")
+    for ignored in ("cipher_suites", "curve_preferences", "prefer_server_cipher_suites"):
+        if tls.get(ignored) is not None:
+            # Go cipher names do not map onto OpenSSL's; Python's defaults (TLS >= 1.2, AEAD) apply.
+            log.warning("%s: tls_server_config.%s is accepted but not applied; OpenSSL defaults are used",
+                        path, ignored)
     cert, key = tls.get("cert_file"), tls.get("key_file")
     if not cert:
         raise _fail(path, "tls_server_config.cert_file", "required when tls_server_config is set")

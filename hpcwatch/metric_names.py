@@ -1,0 +1,165 @@
+"""Every metric and recording-rule name the dashboards and alerts read, in one place.
+
+Collectors are built in parallel with the dashboards; when a collector names a family differently,
+change it here and regenerate (`hpcwatch generate`) — no dashboard or alert spells a name itself.
+Names marked "assumed" were not yet exported by a collector when this module was written.
+"""
+
+from __future__ import annotations
+
+# --- exporter health (exporters/scrape.py, exporters/selfmetrics.py) -------------------------------
+UP = "up"  # Prometheus' own per-target series
+COLLECTOR_SUCCESS = "hpcwatch_collector_success"
+COLLECTOR_DURATION = "hpcwatch_collector_duration_seconds"
+SOURCE_LAST_SUCCESS = "hpcwatch_source_last_success_timestamp_seconds"
+SOURCE_UP = "hpcwatch_source_up"
+PARSE_ERRORS = "hpcwatch_parse_errors_total"
+# Prometheus `job` label of the hpcwatch scrape jobs (deploy/prometheus/prometheus.yml).
+EXPORTER_JOB_RE = "hpcwatch.*"
+
+# --- node collector (hpc_node_, issue 2; assumed) ---------------------------------------------------
+NODE_CPU_SECONDS = "hpc_node_cpu_seconds_total"  # {cpu, mode}
+NODE_LOAD1 = "hpc_node_load1"
+NODE_MEMORY_TOTAL = "hpc_node_memory_total_bytes"
+NODE_MEMORY_AVAILABLE = "hpc_node_memory_available_bytes"
+NODE_PRESSURE_MEMORY_FULL = "hpc_node_pressure_memory_stalled_seconds_total"  # PSI "full" line
+NODE_PRESSURE_CPU_SOME = "hpc_node_pressure_cpu_waiting_seconds_total"  # PSI "some" line
+NODE_PRESSURE_IO_FULL = "hpc_node_pressure_io_stalled_seconds_total"
+NODE_OOM_KILLS = "hpc_node_oom_kills_total"  # vmstat oom_kill
+NODE_FILESYSTEM_SIZE = "hpc_node_filesystem_size_bytes"  # {mountpoint, fstype}
+NODE_FILESYSTEM_AVAIL = "hpc_node_filesystem_avail_bytes"
+NODE_NETWORK_RECEIVE = "hpc_node_network_receive_bytes_total"  # {device}
+NODE_NETWORK_TRANSMIT = "hpc_node_network_transmit_bytes_total"
+NODE_DISK_READ = "hpc_node_disk_read_bytes_total"  # {device}
+NODE_DISK_WRITTEN = "hpc_node_disk_written_bytes_total"
+NODE_HWMON_TEMP = "hpc_node_hwmon_temp_celsius"  # {chip, sensor}
+NODE_EDAC_UNCORRECTABLE = "hpc_node_edac_uncorrectable_errors_total"
+NODE_EDAC_CORRECTABLE = "hpc_node_edac_correctable_errors_total"
+NODE_BOOT_TIME = "hpc_node_boot_time_seconds"
+
+# --- jobs collector (hpc_job_, issue 2; assumed) -----------------------------------------------------
+JOB_INFO = "hpc_job_info"  # {jobid, user, uid}
+JOB_CPU_SECONDS = "hpc_job_cpu_seconds_total"  # {jobid, mode=user|system}
+JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node
+JOB_MEMORY_USAGE = "hpc_job_memory_usage_bytes"
+JOB_MEMORY_LIMIT = "hpc_job_memory_limit_bytes"
+JOB_MEMORY_MAX_USAGE = "hpc_job_memory_max_usage_bytes"
+JOB_OOM_EVENTS = "hpc_job_oom_events_total"
+JOB_TASKS = "hpc_job_tasks"
+
+# --- gpu collector (hpc_gpu_, issue 7; assumed) ------------------------------------------------------
+GPU_INFO = "hpc_gpu_info"  # {gpu, uuid, name, ...}
+GPU_UP = "hpc_gpu_up"  # 0 when the GPU fell off the bus (GPU is lost)
+GPU_UTILIZATION = "hpc_gpu_utilization_ratio"
+GPU_MEMORY_UTILIZATION = "hpc_gpu_memory_utilization_ratio"
+GPU_MEMORY_USED = "hpc_gpu_memory_used_bytes"
+GPU_MEMORY_TOTAL = "hpc_gpu_memory_total_bytes"
+GPU_POWER = "hpc_gpu_power_watts"
+GPU_ENERGY = "hpc_gpu_energy_joules_total"
+GPU_TEMPERATURE = "hpc_gpu_temperature_celsius"
+GPU_CLOCK_EVENT = "hpc_gpu_clock_event_reason_active"  # {gpu, reason}: 1 while the reason holds clocks down
+GPU_XID_ERRORS = "hpc_gpu_xid_errors_total"  # {gpu, xid}
+GPU_ECC_ERRORS = "hpc_gpu_ecc_errors_total"  # {gpu, type=corrected|uncorrected, counter=volatile|aggregate}
+GPU_REMAPPED_ROWS = "hpc_gpu_remapped_rows"  # {gpu, state=corrected|uncorrected|pending|failure}
+GPU_JOB_INFO = "hpc_gpu_job_info"  # {gpu, uuid, jobid}
+GPU_JOB_MEMORY_USED = "hpc_gpu_job_memory_used_bytes"  # {gpu, jobid}
+# Reasons (label values of GPU_CLOCK_EVENT) that mean thermal or power throttling.
+GPU_THERMAL_REASONS = "hw_thermal_slowdown|sw_thermal_slowdown"
+GPU_POWER_REASONS = "hw_power_brake_slowdown|hw_slowdown"
+# XIDs after which NVIDIA says the GPU needs a reset, a drain or an RMA (XID catalogue, r550).
+GPU_CRITICAL_XIDS = "48|61|62|63|64|74|79|92|94|95|119|120"
+
+# --- fabric collector (hpc_fabric_, issue 8; assumed) ------------------------------------------------
+FABRIC_PORT_INFO = "hpc_fabric_port_info"  # {device, port, link_layer, netdev, ...}
+FABRIC_PORT_STATE = "hpc_fabric_port_state"  # IB logical state: 1 Down, 2 Init, 3 Armed, 4 Active
+FABRIC_PORT_PHYS_STATE = "hpc_fabric_port_phys_state"  # 2 Polling, 3 Disabled, 5 LinkUp, ...
+FABRIC_PORT_RATE = "hpc_fabric_port_rate_bytes_per_second"
+FABRIC_TRANSMIT_BYTES = "hpc_fabric_port_transmit_bytes_total"
+FABRIC_RECEIVE_BYTES = "hpc_fabric_port_receive_bytes_total"
+FABRIC_SYMBOL_ERRORS = "hpc_fabric_port_symbol_errors_total"
+FABRIC_LINK_ERROR_RECOVERY = "hpc_fabric_port_link_error_recovery_total"
+FABRIC_LINK_DOWNED = "hpc_fabric_port_link_downed_total"
+FABRIC_RECEIVE_ERRORS = "hpc_fabric_port_receive_errors_total"
+FABRIC_TRANSMIT_DISCARDS = "hpc_fabric_port_transmit_discards_total"
+FABRIC_TRANSMIT_WAIT = "hpc_fabric_port_transmit_wait_total"  # ticks a port had data but no credits
+FABRIC_ECN_MARKED = "hpc_fabric_port_ecn_marked_roce_packets_total"
+FABRIC_CNP_SENT = "hpc_fabric_port_cnp_sent_total"
+FABRIC_COUNTER_SATURATED = "hpc_fabric_counter_saturated"  # {device, port, counter}: 1 when pinned at max
+FABRIC_STATE_ACTIVE = 4
+
+# --- filesystems (issue 9; assumed) -------------------------------------------------------------------
+LUSTRE_TARGET_CAPACITY = "hpc_lustre_target_capacity_bytes"  # {fs, target, type=ost|mdt}
+LUSTRE_TARGET_AVAILABLE = "hpc_lustre_target_available_bytes"
+LUSTRE_TARGET_FILES = "hpc_lustre_target_files"
+LUSTRE_TARGET_FILES_FREE = "hpc_lustre_target_files_free"
+LUSTRE_CLIENT_READ = "hpc_lustre_client_read_bytes_total"  # {fs}
+LUSTRE_CLIENT_WRITE = "hpc_lustre_client_write_bytes_total"
+LUSTRE_CLIENT_OPS = "hpc_lustre_client_operations_total"  # {fs, operation}
+LUSTRE_JOB_READ = "hpc_lustre_job_read_bytes_total"  # {target, jobid}
+LUSTRE_JOB_WRITE = "hpc_lustre_job_write_bytes_total"
+LUSTRE_JOB_METADATA_OPS = "hpc_lustre_job_metadata_operations_total"  # {target, jobid, operation}
+NFS_READ = "hpc_nfs_read_bytes_total"  # {mountpoint}
+NFS_WRITE = "hpc_nfs_write_bytes_total"
+NFS_OPERATIONS = "hpc_nfs_operations_total"  # {mountpoint, operation}
+NFS_MAJOR_TIMEOUTS = "hpc_nfs_major_timeouts_total"  # {mountpoint, operation}
+GPFS_READ = "hpc_gpfs_read_bytes_total"  # {filesystem}
+GPFS_WRITE = "hpc_gpfs_write_bytes_total"
+GPFS_CAPACITY = "hpc_gpfs_filesystem_capacity_bytes"
+GPFS_FREE = "hpc_gpfs_filesystem_free_bytes"
+BEEGFS_OPERATIONS = "hpc_beegfs_operations_total"  # {node_type, operation}
+
+# --- scheduler-neutral model (ARCHITECTURE.md, issue 3) ------------------------------------------------
+SCHED_UP = "hpc_scheduler_up"  # {cluster}
+SCHED_JOBS = "hpc_scheduler_jobs"  # {cluster, queue, state}
+SCHED_JOBS_FINISHED = "hpc_scheduler_jobs_finished_total"  # {cluster, queue, outcome, cause}
+SCHED_QUEUE_WAIT = "hpc_scheduler_queue_wait_seconds"  # histogram {cluster, queue}
+SCHED_PENDING_WAIT = "hpc_scheduler_pending_wait_seconds"  # histogram {cluster, queue}
+SCHED_NODES = "hpc_scheduler_nodes"  # {cluster, queue, state}
+SCHED_CPUS = "hpc_scheduler_cpus"
+SCHED_GPUS = "hpc_scheduler_gpus"
+# Node states that mean "not usable because broken" and "taken out by an admin".
+SCHED_NODE_DOWN_STATES = "down|fail|failing|not_responding"
+SCHED_NODE_DRAINED_STATES = "drain|drained|draining"
+# hpcwatch source names of the scheduler snapshot sources (hpcwatch_source_* {source}).
+SCHED_SOURCE_RE = "slurm.*|flux.*"
+
+# --- Slurm extras (hpc_slurm_, issue 3; assumed) -------------------------------------------------------
+SLURM_PENDING_JOBS = "hpc_slurm_pending_jobs"  # {cluster, partition, reason}
+SLURM_SCHED_CYCLE_LAST = "hpc_slurm_scheduler_cycle_last_seconds"  # {cluster}
+SLURM_SCHED_CYCLE_MEAN = "hpc_slurm_scheduler_cycle_mean_seconds"
+SLURM_BACKFILL_CYCLE_LAST = "hpc_slurm_backfill_cycle_last_seconds"
+SLURM_BACKFILL_CYCLE_MEAN = "hpc_slurm_backfill_cycle_mean_seconds"
+SLURM_SERVER_THREADS = "hpc_slurm_server_threads"
+SLURM_AGENT_QUEUE = "hpc_slurm_agent_queue_size"
+SLURM_DBD_AGENT_QUEUE = "hpc_slurm_dbd_agent_queue_size"
+
+# --- SLO recording rules (Sloth-compatible, slo/ — issue 4) ---------------------------------------------
+SLO_SLI_ERROR_5M = "slo:sli_error:ratio_rate5m"
+SLO_SLI_ERROR_1H = "slo:sli_error:ratio_rate1h"
+SLO_SLI_ERROR_6H = "slo:sli_error:ratio_rate6h"
+SLO_SLI_ERROR_1D = "slo:sli_error:ratio_rate1d"
+SLO_SLI_ERROR_3D = "slo:sli_error:ratio_rate3d"
+SLO_OBJECTIVE = "slo:objective:ratio"
+SLO_ERROR_BUDGET = "slo:error_budget:ratio"
+SLO_TIME_PERIOD_DAYS = "slo:time_period:days"
+SLO_CURRENT_BURN = "slo:current_burn_rate:ratio"
+SLO_PERIOD_BURN = "slo:period_burn_rate:ratio"
+SLO_BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
+SLO_INFO = "sloth_slo_info"
+ALERTS = "ALERTS"  # Prometheus' synthetic series of pending/firing alerts
+
+# Sloth's multiwindow multi-burn-rate alerts, as the share of the period's budget each spends:
+# page = 2% in 1h (x14.4 on 30d) or 5% in 6h (x6); ticket = 10% in 1d (x3) or 10% in 3d (x1).
+# Factor = share * period / long window, so dashboards derive thresholds for any period.
+BURN_THRESHOLDS = (
+    ("page 1h", 0.02, 1 / 24),
+    ("page 6h", 0.05, 6 / 24),
+    ("ticket 1d", 0.10, 1.0),
+    ("ticket 3d", 0.10, 3.0),
+)
+
+
+def all_metric_names() -> list[str]:
+    """Every name above (metric families and recording rules), for docs and the report."""
+    return sorted({v for k, v in globals().items()
+                   if k.isupper() and isinstance(v, str) and (v.startswith(("hpc", "slo:", "sloth_")) or v in ("up", "ALERTS"))})
