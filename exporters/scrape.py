@@ -31,7 +31,7 @@ class ScrapeCollector:
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(self.collectors) or 1)),
                                         thread_name_prefix="collect")
-        self._busy: dict[str, Future] = {}
+        self._overrun: dict[str, Future] = {}
         self._busy_lock = threading.Lock()
         self._last_error: dict[str, str] = {}
 
@@ -60,13 +60,13 @@ class ScrapeCollector:
         for c in self.collectors:
             t0 = time.perf_counter()
             with self._busy_lock:
-                prev = self._busy.get(c.name)
+                # Only a collect that overran its deadline blocks new ones; concurrent scrapes run side by side.
+                prev = self._overrun.get(c.name)
                 if prev is not None and not prev.done():
                     started.append((c, None, t0))
                     continue
-                fut = self._pool.submit(self._run_one, c)
-                self._busy[c.name] = fut
-            started.append((c, fut, t0))
+                self._overrun.pop(c.name, None)
+            started.append((c, self._pool.submit(self._run_one, c), t0))
         deadline = time.monotonic() + self.timeout
         for c, fut, t0 in started:
             if fut is None:
@@ -77,6 +77,8 @@ class ScrapeCollector:
             try:
                 metrics, took = fut.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
+                with self._busy_lock:
+                    self._overrun[c.name] = fut
                 self._note_failure(c.name, f"did not finish within {self.timeout:g}s")
                 success.add_metric([c.name], 0)
                 duration.add_metric([c.name], time.perf_counter() - t0)

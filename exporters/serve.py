@@ -58,6 +58,13 @@ def add_serve_arguments(p: argparse.ArgumentParser, registry: dict[str, type[Col
     p.add_argument("--path.procfs", dest="procfs", default="/proc", help="procfs mount point (default: /proc)")
     p.add_argument("--path.sysfs", dest="sysfs", default="/sys", help="sysfs mount point (default: /sys)")
     p.add_argument("--path.rootfs", dest="rootfs", default="/", help="host root filesystem (default: /)")
+    p.add_argument("--otel.traces", dest="otel_traces", action="store_true",
+                   help="emit one OpenTelemetry trace per finished job over OTLP (configure with OTEL_* "
+                        "environment variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT)")
+    p.add_argument("--otel.metrics", dest="otel_metrics", action="store_true",
+                   help="also push every collected family over OTLP (OTEL_* environment variables)")
+    p.add_argument("--otel.metrics.interval", dest="otel_metrics_interval", type=float, default=60.0,
+                   help="seconds between OTLP metric pushes (default: 60)")
     p.add_argument("--collector.disable-defaults", dest="disable_defaults", action="store_true",
                    help="enable only the collectors named with --collector.<name>")
     group = p.add_argument_group("collectors", "each collector: --collector.<name> / --no-collector.<name>")
@@ -160,6 +167,30 @@ class Exporter:
         self.scrape.close()
 
 
+def _otel_outputs(args: argparse.Namespace):
+    """The OTLP trace emitter (subscribed to finished jobs) and a factory for the metrics pusher."""
+    tracer = pusher_factory = None
+    if getattr(args, "otel_traces", False):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        from hpcwatch.exporters.events import subscribe_finished_jobs
+        from hpcwatch.exporters.otel.traces import JobTracer
+
+        tracer = JobTracer(OTLPSpanExporter())
+        subscribe_finished_jobs(tracer.emit)
+        log.info("OTLP job traces on (endpoint from OTEL_EXPORTER_OTLP_* environment)")
+    if getattr(args, "otel_metrics", False):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        from hpcwatch.exporters.otel.metrics import OTLPMetricsPusher
+
+        def pusher_factory(collect):
+            return OTLPMetricsPusher(collect, OTLPMetricExporter(), interval=args.otel_metrics_interval)
+
+        log.info("OTLP metrics on, every %gs", args.otel_metrics_interval)
+    return tracer, pusher_factory
+
+
 def run_serve(args: argparse.Namespace) -> int:
     registry = load_all()
     try:
@@ -169,6 +200,12 @@ def run_serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     collectors = build_collectors(args, registry)
+    tracer, pusher_factory = _otel_outputs(args)
+    if tracer is not None or pusher_factory is not None:
+        from hpcwatch.exporters.otel.collector import OTelSelfCollector
+
+        otel_self = OTelSelfCollector(tracer, None)
+        collectors.append(otel_self)
     try:
         exporter = Exporter(collectors, address, web, args.telemetry_path, args.max_requests,
                             args.scrape_timeout, args.agent)
@@ -184,6 +221,11 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     exporter.start()
+    pusher = None
+    if pusher_factory is not None:
+        pusher = pusher_factory(exporter.scrape.collect)
+        otel_self.pusher = pusher
+        pusher.start()
     scheme = "https" if web.ssl_context else "http"
     log.info("listening on %s://%s:%d%s agent=%s collectors=%s", scheme, address[0], exporter.port,
              args.telemetry_path, args.agent, ",".join(c.name for c in collectors) or "none")
@@ -191,6 +233,10 @@ def run_serve(args: argparse.Namespace) -> int:
         while not stop.wait(3600):
             pass
     finally:
+        if pusher is not None:
+            pusher.stop()
+        if tracer is not None:
+            tracer.shutdown()
         exporter.stop()
         log.info("stopped")
     return 0

@@ -25,6 +25,13 @@ TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY
                    "PREEMPTED", "BOOT_FAIL", "DEADLINE")
 
 
+class SlurmCommandError(subprocess.CalledProcessError):
+    """A Slurm client exited non-zero; str() carries its stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstderr: {(self.stderr or '').strip()}\nstdout: {(self.stdout or '').strip()}"
+
+
 def cgroup_v1_memory() -> bool:
     """True when the cgroup v1 memory controller is mounted (job cgroups usable with cgroup/v1)."""
     return os.path.isfile(os.path.join(CGROUP_V1_ROOT, "memory", "memory.limit_in_bytes"))
@@ -82,7 +89,7 @@ class SlurmCluster(Daemon):
         argv = [self.bin(argv[0]), *argv[1:]]
         proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
         if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(proc.returncode, argv, proc.stdout, proc.stderr)
+            raise SlurmCommandError(proc.returncode, argv, proc.stdout, proc.stderr)
         return proc
 
     def sbatch(self, script: str | None = None, *extra_args: str, wrap: str | None = None) -> int:
@@ -256,7 +263,9 @@ class SlurmCluster(Daemon):
             ("SlurmctldPort", str(self.ports["ctld"])), ("SlurmUser", "root"), ("SlurmdUser", "root"),
             ("AuthType", "auth/munge"), ("AuthInfo", f"socket={self.munge_socket}"), *plugins,
             ("AccountingStorageType", "accounting_storage/slurmdbd"), ("AccountingStorageHost", "127.0.0.1"),
-            ("AccountingStoragePort", str(self.ports["dbd"])), ("JobCompType", "jobcomp/none"),
+            ("AccountingStoragePort", str(self.ports["dbd"])),
+            # The munge socket for connections to slurmdbd is AccountingStoragePass, not AuthInfo.
+            ("AccountingStoragePass", self.munge_socket), ("JobCompType", "jobcomp/none"),
             ("SchedulerType", "sched/backfill"), ("SelectType", "select/cons_tres"),
             ("SelectTypeParameters", "CR_Core_Memory"), ("ReturnToService", "2"), ("MinJobAge", "5"),
             ("KillWait", "2"), ("InactiveLimit", "0"), ("Waittime", "0"), ("MaxJobCount", "10000"),

@@ -1,0 +1,389 @@
+"""The `gpu` collector: NVIDIA GPUs through NVML (nvidia-ml-py), MIG devices as devices of their own,
+XID errors as a counter, and GPUs tied to Slurm jobs through process cgroups and the prolog's map.
+
+NVML stays initialised for the collector's life. Per GPU and scrape, one nvmlDeviceGetFieldValues
+call carries every field NVML offers as a field (ECC, retired pages, remapped rows, energy, power,
+memory temperature, PCIe counters, per-link NVLink state, errors and traffic); each field's own
+return code is checked. What NVML does not support on a GPU is left out and logged once at debug.
+A GPU that is lost shows `hpc_gpu_up 0`; the rest of the scrape is served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+
+from hpcwatch.exporters.files import log_once
+from hpcwatch.exporters.gpu import fields, nvml
+from hpcwatch.exporters.gpu.families import FamilyBuilder
+from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
+from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+
+log = logging.getLogger("hpcwatch.collector.gpu")
+
+
+def _flag(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+# (label value, pynvml constant name) of each clock event reason, in bit order.
+CLOCK_REASONS = (
+    ("gpu_idle", "nvmlClocksEventReasonGpuIdle"),
+    ("applications_clocks_setting", "nvmlClocksEventReasonApplicationsClocksSetting"),
+    ("sw_power_cap", "nvmlClocksEventReasonSwPowerCap"),
+    ("hw_slowdown", "nvmlClocksEventReasonHwSlowdown"),
+    ("sync_boost", "nvmlClocksEventReasonSyncBoost"),
+    ("sw_thermal_slowdown", "nvmlClocksEventReasonSwThermalSlowdown"),
+    ("hw_thermal_slowdown", "nvmlClocksEventReasonHwThermalSlowdown"),
+    ("hw_power_brake_slowdown", "nvmlClocksEventReasonHwPowerBrakeSlowdown"),
+    ("display_clock_setting", "nvmlClocksEventReasonDisplayClockSetting"),
+)
+
+_F = fields.DEVICE_FIELDS
+_L = fields.LINK_FIELDS
+
+
+class GpuLost(Exception):
+    """NVML said NVML_ERROR_GPU_IS_LOST for this GPU: drop its partial samples, report it down."""
+
+
+@dataclasses.dataclass
+class Gpu:
+    """A physical GPU as discovered at start-up; `handle` is None while it cannot be reached."""
+
+    index: int
+    handle: Any = None
+    uuid: str = ""
+    name: str = ""
+    pci_bus_id: str = ""
+    link_count: int = 0
+
+    @property
+    def label(self) -> str:
+        return str(self.index)
+
+
+@register
+class GpuCollector(Collector):
+    name = "gpu"
+    help = "NVIDIA GPUs through NVML: utilisation, memory, power, health, NVLink, XID errors, GPU-to-job mapping"
+    kind = "live"
+    default_agents = frozenset({"node"})
+    options = (
+        Option("job-map-dir", "/run/hpcwatch/gpu-jobs",
+               "directory where the Slurm prolog lists each job's GPUs (under --path.rootfs; '' disables)"),
+        Option("per-process", False, "also export GPU memory per process (one series per PID)", type=_flag),
+        Option("xid-events", True, "count XID errors from NVML events in a background thread", type=_flag),
+    )
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        self.lib = nvml.lib
+        self.per_process = _flag(ctx.options.get("per-process", False))
+        self.xid_events = _flag(ctx.options.get("xid-events", True))
+        map_dir = ctx.options.get("job-map-dir", "")
+        self.job_map_dir = ctx.paths.root(map_dir) if map_dir else ""
+        self.gpus: list[Gpu] = []
+        self.driver_version = ""
+        self.cuda_version = ""
+        self.watcher: XidWatcher | None = None
+        self._initialised = False
+        self._started = False
+
+    # --- life cycle -------------------------------------------------------------------------------
+    def available(self) -> str | None:
+        try:
+            self._start()
+        except Exception as exc:  # noqa: BLE001 - any NVML start-up failure means "no GPUs here"
+            if nvml.error_code(exc) is None and not isinstance(exc, OSError):
+                raise
+            self.close()
+            return f"NVML not usable: {exc}"
+        if not self.gpus:
+            self.close()
+            return "NVML reports no GPUs"
+        return None
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        if not self._initialised:
+            self.lib.nvmlInit()
+            self._initialised = True
+        self.driver_version = self._quiet(self.lib.nvmlSystemGetDriverVersion) or ""
+        self.cuda_version = self._cuda_version()
+        count = self.lib.nvmlDeviceGetCount()
+        self.gpus = [self._describe(Gpu(index=i)) for i in range(count)]
+        if self.xid_events:
+            watched = [WatchedGpu(g.label, g.uuid, g.handle) for g in self.gpus if g.handle is not None]
+            self.watcher = XidWatcher(self.lib, watched)
+            self.watcher.start()
+        self._started = True
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self._initialised:
+            try:
+                self.lib.nvmlShutdown()
+            except self.lib.NVMLError as exc:
+                log.debug("nvmlShutdown failed: %s", exc)
+            self._initialised = False
+        self._started = False
+
+    # --- NVML calls with the error policy -----------------------------------------------------------
+    def _quiet(self, fn: Any, *args: Any) -> Any:
+        try:
+            return nvml.text(fn(*args))
+        except self.lib.NVMLError:
+            return None
+
+    def _cuda_version(self) -> str:
+        for name in ("nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion"):
+            try:
+                v = int(getattr(self.lib, name)())
+            except (self.lib.NVMLError, AttributeError, TypeError, ValueError):
+                continue
+            return f"{v // 1000}.{v % 1000 // 10}"
+        return ""
+
+    def _call(self, gpu_label: str, fn_name: str, *args: Any, quiet: Iterable[int] = (), **kwargs: Any) -> Any:
+        """Call NVML; GPU lost raises GpuLost, any other NVML error is logged once and gives None."""
+        lib = self.lib
+        try:
+            return getattr(lib, fn_name)(*args, **kwargs)
+        except lib.NVMLError as exc:
+            code = nvml.error_code(exc)
+            if code == lib.NVML_ERROR_GPU_IS_LOST:
+                raise GpuLost(gpu_label) from exc
+            if code in quiet:
+                return None
+            unsupported = code in (lib.NVML_ERROR_NOT_SUPPORTED, lib.NVML_ERROR_FUNCTION_NOT_FOUND)
+            log_once(log, f"{gpu_label}:{fn_name}:{code}", "gpu %s: %s: %s", gpu_label, fn_name, exc,
+                     level=logging.DEBUG if unsupported else logging.WARNING)
+            return None
+
+    def _describe(self, gpu: Gpu) -> Gpu:
+        """Fill a GPU's handle and static facts; a GPU lost here keeps handle None and is retried."""
+        try:
+            handle = self._call(gpu.label, "nvmlDeviceGetHandleByIndex", gpu.index)
+            if handle is None:
+                return gpu
+            gpu.uuid = nvml.text(self._call(gpu.label, "nvmlDeviceGetUUID", handle) or "")
+            gpu.name = nvml.text(self._call(gpu.label, "nvmlDeviceGetName", handle) or "")
+            pci = self._call(gpu.label, "nvmlDeviceGetPciInfo", handle)
+            gpu.pci_bus_id = nvml.text(pci.busId) if pci is not None else ""
+            gpu.link_count = self._link_count(gpu.label, handle)
+            gpu.handle = handle
+        except GpuLost:
+            gpu.handle = None
+        return gpu
+
+    def _link_count(self, label: str, handle: Any) -> int:
+        records = self._call(label, "nvmlDeviceGetFieldValues", handle, [(fields.NVLINK_LINK_COUNT[1], 0)])
+        values = fields.by_key(fields.decode(records or ()))
+        return max(0, min(int(values.get((fields.NVLINK_LINK_COUNT[1], 0), 0)), 64))
+
+    # --- one scrape --------------------------------------------------------------------------------
+    def collect(self) -> Iterable[Metric]:
+        self._start()
+        out = FamilyBuilder()
+        job_map = read_job_map(self.job_map_dir) if self.job_map_dir else {}
+        for gpu in self.gpus:
+            if gpu.handle is None:
+                self._describe(gpu)
+            one = FamilyBuilder()
+            try:
+                if gpu.handle is None:
+                    raise GpuLost(gpu.label)
+                self._collect_gpu(gpu, one, job_map)
+            except GpuLost:
+                log_once(log, f"lost:{gpu.index}", "gpu %s (%s): GPU is lost", gpu.label, gpu.uuid or "uuid unknown")
+                one = FamilyBuilder()
+                self._info(one, gpu.label, gpu.uuid, gpu.name, gpu.pci_bus_id, "unknown")
+                one.add("hpc_gpu_up", (gpu.label, gpu.uuid), 0)
+            out.extend(one)
+        self._xid(out)
+        return list(out.families())
+
+    def _info(self, out: FamilyBuilder, label: str, uuid: str, name: str, pci: str, mig_mode: str) -> None:
+        out.add("hpc_gpu_info", (label, uuid, name, self.driver_version, self.cuda_version, pci, mig_mode), 1)
+
+    def _collect_gpu(self, gpu: Gpu, out: FamilyBuilder, job_map: dict[str, set[str]]) -> None:
+        lib, h, dev = self.lib, gpu.handle, (gpu.label, gpu.uuid)
+        mig = self._call(gpu.label, "nvmlDeviceGetMigMode", h)
+        mig_enabled = bool(mig) and mig[0] == lib.NVML_DEVICE_MIG_ENABLE
+        mig_mode = "unsupported" if mig is None else ("enabled" if mig_enabled else "disabled")
+        self._fields(gpu, out)
+        util = self._call(gpu.label, "nvmlDeviceGetUtilizationRates", h)
+        if util is not None:
+            out.add("hpc_gpu_utilization_ratio", dev, util.gpu / 100)
+            out.add("hpc_gpu_memory_utilization_ratio", dev, util.memory / 100)
+        self._memory(gpu.label, h, dev, out)
+        temp = self._call(gpu.label, "nvmlDeviceGetTemperature", h, lib.NVML_TEMPERATURE_GPU)
+        if temp is not None:
+            out.add("hpc_gpu_temperature_celsius", dev, temp)
+        for family, clock in (("hpc_gpu_sm_clock_hertz", lib.NVML_CLOCK_SM),
+                              ("hpc_gpu_memory_clock_hertz", lib.NVML_CLOCK_MEM)):
+            mhz = self._call(gpu.label, "nvmlDeviceGetClockInfo", h, clock)
+            if mhz is not None:
+                out.add(family, dev, mhz * 1e6)
+        self._clock_reasons(gpu.label, h, dev, out)
+        self._info(out, gpu.label, gpu.uuid, gpu.name, gpu.pci_bus_id, mig_mode)
+        if mig_enabled:
+            self._mig_devices(gpu, out, job_map)
+        else:
+            self._processes(gpu.label, h, dev, out)
+        self._mapped_jobs(job_map, (gpu.label, gpu.uuid), dev, out)
+        out.add("hpc_gpu_up", dev, 1)
+
+    def _fields(self, gpu: Gpu, out: FamilyBuilder) -> None:
+        lib, dev = self.lib, (gpu.label, gpu.uuid)
+        records = self._call(gpu.label, "nvmlDeviceGetFieldValues", gpu.handle, fields.request(gpu.link_count))
+        readings = fields.decode(records or ())
+        for r in readings:
+            if r.status == lib.NVML_ERROR_GPU_IS_LOST:
+                raise GpuLost(gpu.label)
+            if r.value is None:
+                name = fields.FIELD_NAMES.get(r.field_id, str(r.field_id))
+                why = "sentinel value" if r.sentinel else f"nvmlReturn {r.status}"
+                log_once(log, f"{gpu.label}:field:{r.field_id}:{r.status}", "gpu %s: field %s (scope %d) left "
+                         "out: %s", gpu.label, name, r.scope_id, why, level=logging.DEBUG)
+        v = fields.by_key(readings)
+
+        def get(name: str, scope: int = 0) -> float | None:
+            return v.get((_F.get(name) or _L[name], scope))
+
+        power = get("NVML_FI_DEV_POWER_INSTANT")
+        if power is None:
+            power = self._call(gpu.label, "nvmlDeviceGetPowerUsage", gpu.handle)
+        if power is not None:
+            out.add("hpc_gpu_power_watts", dev, power / 1000)
+        simple = (("NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "hpc_gpu_energy_joules_total", 1e-3),
+                  ("NVML_FI_DEV_MEMORY_TEMP", "hpc_gpu_memory_temperature_celsius", 1),
+                  ("NVML_FI_DEV_PCIE_REPLAY_COUNTER", "hpc_gpu_pcie_replays_total", 1),
+                  ("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", "hpc_gpu_pcie_transmit_bytes_total", 1),
+                  ("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", "hpc_gpu_pcie_receive_bytes_total", 1),
+                  ("NVML_FI_DEV_RETIRED_PENDING", "hpc_gpu_retired_pages_pending", 1))
+        for field, family, scale in simple:
+            if (x := get(field)) is not None:
+                out.add(family, dev, x * scale)
+        ecc = get("NVML_FI_DEV_ECC_CURRENT")
+        if ecc is not None:
+            out.add("hpc_gpu_ecc_enabled", dev, 1 if ecc == 1 else 0)
+        if ecc == 1:  # error counters of a GPU without ECC mean nothing
+            for field, kind, counter in (("NVML_FI_DEV_ECC_SBE_VOL_TOTAL", "corrected", "volatile"),
+                                         ("NVML_FI_DEV_ECC_DBE_VOL_TOTAL", "uncorrected", "volatile"),
+                                         ("NVML_FI_DEV_ECC_SBE_AGG_TOTAL", "corrected", "aggregate"),
+                                         ("NVML_FI_DEV_ECC_DBE_AGG_TOTAL", "uncorrected", "aggregate")):
+                if (x := get(field)) is not None:
+                    out.add("hpc_gpu_ecc_errors_total", dev + (kind, counter), x)
+        for field, cause in (("NVML_FI_DEV_RETIRED_SBE", "single_bit"), ("NVML_FI_DEV_RETIRED_DBE", "double_bit")):
+            if (x := get(field)) is not None:
+                out.add("hpc_gpu_retired_pages", dev + (cause,), x)
+        for field, state in (("NVML_FI_DEV_REMAPPED_COR", "corrected"), ("NVML_FI_DEV_REMAPPED_UNC", "uncorrected"),
+                             ("NVML_FI_DEV_REMAPPED_PENDING", "pending"), ("NVML_FI_DEV_REMAPPED_FAILURE", "failure")):
+            if (x := get(field)) is not None:
+                out.add("hpc_gpu_remapped_rows", dev + (state,), x)
+        for link in range(gpu.link_count):
+            ln = dev + (str(link),)
+            if (x := get("NVML_FI_DEV_NVLINK_GET_STATE", link)) is not None:
+                out.add("hpc_gpu_nvlink_up", ln, 1 if x == lib.NVML_NVLINK_STATE_ACTIVE else 0)
+            for field, kind in (("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", "replay"),
+                                ("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", "recovery"),
+                                ("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "crc")):
+                if (x := get(field, link)) is not None:
+                    out.add("hpc_gpu_nvlink_errors_total", ln + (kind,), x)
+            # Throughput fields count KiB.
+            if (x := get("NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX", link)) is not None:
+                out.add("hpc_gpu_nvlink_transmit_bytes_total", ln, x * 1024)
+            if (x := get("NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX", link)) is not None:
+                out.add("hpc_gpu_nvlink_receive_bytes_total", ln, x * 1024)
+
+    def _memory(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
+        mem = self._call(label, "nvmlDeviceGetMemoryInfo", h, version=self.lib.nvmlMemory_v2,
+                         quiet=(self.lib.NVML_ERROR_FUNCTION_NOT_FOUND, self.lib.NVML_ERROR_NOT_SUPPORTED,
+                                self.lib.NVML_ERROR_ARGUMENT_VERSION_MISMATCH))
+        if mem is None:  # drivers before R510 have no v2 (and no reserved figure)
+            mem = self._call(label, "nvmlDeviceGetMemoryInfo", h)
+        if mem is None:
+            return
+        out.add("hpc_gpu_memory_used_bytes", dev, mem.used)
+        out.add("hpc_gpu_memory_total_bytes", dev, mem.total)
+        if hasattr(mem, "reserved"):
+            out.add("hpc_gpu_memory_reserved_bytes", dev, mem.reserved)
+
+    def _clock_reasons(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
+        lib = self.lib
+        mask = self._call(label, "nvmlDeviceGetCurrentClocksEventReasons", h,
+                          quiet=(lib.NVML_ERROR_FUNCTION_NOT_FOUND,))
+        if mask is None:  # drivers before R535 only know the older name
+            mask = self._call(label, "nvmlDeviceGetCurrentClocksThrottleReasons", h)
+        if mask is None:
+            return
+        for reason, const in CLOCK_REASONS:
+            out.add("hpc_gpu_clock_event_reason_active", dev + (reason,), 1 if int(mask) & getattr(lib, const) else 0)
+
+    def _mig_devices(self, gpu: Gpu, out: FamilyBuilder, job_map: dict[str, set[str]]) -> None:
+        lib = self.lib
+        count = self._call(gpu.label, "nvmlDeviceGetMaxMigDeviceCount", gpu.handle) or 0
+        for i in range(count):
+            mh = self._call(gpu.label, "nvmlDeviceGetMigDeviceHandleByIndex", gpu.handle, i,
+                            quiet=(lib.NVML_ERROR_NOT_FOUND, lib.NVML_ERROR_INVALID_ARGUMENT))
+            if mh is None:
+                continue
+            uuid = nvml.text(self._call(gpu.label, "nvmlDeviceGetUUID", mh) or "")
+            gi = self._call(gpu.label, "nvmlDeviceGetGpuInstanceId", mh)
+            ci = self._call(gpu.label, "nvmlDeviceGetComputeInstanceId", mh)
+            name = nvml.text(self._call(gpu.label, "nvmlDeviceGetName", mh) or "")
+            label = f"{gpu.label}/{gi}/{ci}"
+            dev = (label, uuid)
+            self._info(out, label, uuid, name, gpu.pci_bus_id, "instance")
+            out.add("hpc_gpu_mig_info", dev + (gpu.label, gpu.uuid, str(gi), str(ci)), 1)
+            self._memory(label, mh, dev, out)
+            self._processes(label, mh, dev, out)
+            self._mapped_jobs(job_map, (uuid,), dev, out)
+            out.add("hpc_gpu_up", dev, 1)
+
+    def _processes(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
+        procs = self._call(label, "nvmlDeviceGetComputeRunningProcesses", h)
+        if procs is None:
+            return
+        out.add("hpc_gpu_processes", dev, len(procs))
+        per_job: dict[str, float] = {}
+        for p in procs:
+            jobid = read_pid_jobid(self.ctx.paths.procfs, p.pid)
+            used = p.usedGpuMemory  # None where the driver cannot tell (e.g. some vGPU setups)
+            if self.per_process and used is not None:
+                out.add("hpc_gpu_process_memory_used_bytes", dev + (str(p.pid), jobid or ""), used)
+            if jobid is None:
+                continue
+            per_job[jobid] = per_job.get(jobid, 0.0) + (used or 0)
+            out.add("hpc_gpu_job_info", dev + (jobid,), 1)
+        for jobid, used in sorted(per_job.items()):
+            out.add("hpc_gpu_job_memory_used_bytes", dev + (jobid,), used)
+
+    def _mapped_jobs(self, job_map: dict[str, set[str]], keys: tuple[str, ...], dev: tuple[str, str],
+                     out: FamilyBuilder) -> None:
+        for key in keys:
+            for jobid in sorted(job_map.get(key, ())) if key else ():
+                out.add("hpc_gpu_job_info", dev + (jobid,), 1)
+
+    def _xid(self, out: FamilyBuilder) -> None:
+        if self.watcher is None:
+            return
+        watched = {(g.gpu, g.uuid) for g in self.watcher.registered}
+        alive = self.watcher.alive
+        for gpu in self.gpus:
+            key = (gpu.label, gpu.uuid)
+            out.add("hpc_gpu_xid_watch_up", key, 1 if alive and key in watched else 0)
+        for (gpu_label, uuid, xid), n in sorted(self.watcher.counts().items()):
+            out.add("hpc_gpu_xid_errors_total", (gpu_label, uuid, xid), n)

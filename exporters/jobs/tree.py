@@ -1,0 +1,211 @@
+"""The reader: find Slurm job cgroups under a cgroup mount and read a few files per job.
+
+Layouts (relative to the cgroup mount, `/sys/fs/cgroup` or --path.sysfs + fs/cgroup):
+
+* cgroup v1: `<controller>/slurm/uid_<uid>/job_<id>/step_<step>/task_<n>`; builds with multiple slurmd
+  (Debian's 22.05 among them) name the root `slurm_<nodename>`. memory and cpuacct trees are parallel.
+* cgroup v2: `system.slice/slurmstepd.scope/job_<id>/step_<step>/{slurm,user/task_<n>}`; with multiple
+  slurmd the scope is `<nodename>_slurmstepd.scope`.
+* Slurm >= 26.05 on cgroup v2 names the job directory after the job's SLUID
+  (`system.slice/slurmstepd.scope/s5K1KKYAYG5D00/...`) unless cgroup.conf sets CgroupJobIdPaths=yes.
+  The numeric job id is then taken once per job from SLURM_JOB_ID in the environment of one of
+  its task processes; until that resolves, the SLUID itself is the `jobid` label.
+
+A job may end between listing and reading: every read tolerates a vanished file (None) and a job
+with nothing readable is dropped from the scrape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+from hpcwatch.exporters.files import list_dir, read_text
+from hpcwatch.exporters.jobs import cgroupfs as cg
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCgroupRoot:
+    """One slurmd's job hierarchy: v1 has a memory and a cpuacct directory, v2 one unified directory."""
+
+    version: int
+    node: str  # slurmd node name from a multiple-slurmd root, "" for the plain `slurm` / `slurmstepd.scope`
+    memory: str | None = None  # v1
+    cpuacct: str | None = None  # v1
+    unified: str | None = None  # v2
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCgroup:
+    """A job directory found in a root: where it lives and what its name and path say about it."""
+
+    root: JobCgroupRoot
+    rel: str  # path below the root: uid_0/job_5 (v1) or job_5 / <sluid> (v2)
+    jobid: str | None
+    sluid: str | None
+    uid: int | None
+
+
+@dataclasses.dataclass
+class JobReading:
+    """What one scrape read for one job; None where a file was missing, vanished or malformed."""
+
+    jobid: str
+    uid: int | None
+    cpu: cg.CpuTimes | None = None
+    memory_usage: int | None = None
+    memory_limit: int | None = None
+    memory_max_usage: int | None = None
+    memory_rss: int | None = None
+    memory_cache: int | None = None
+    limit_hits: int | None = None
+    oom_events: int | None = None
+    oom_kills: int | None = None
+    tasks: int | None = None
+    bad_lines: int = 0
+
+    def empty(self) -> bool:
+        return all(getattr(self, f) is None for f in ("cpu", "memory_usage", "memory_limit", "memory_rss",
+                                                       "limit_hits", "oom_kills", "tasks"))
+
+
+_V2_SCOPE = re.compile(r"(?:(.+)_)?slurmstepd\.scope")
+
+
+def find_roots(cgroup_mount: str, node: re.Pattern[str] | None = None) -> list[JobCgroupRoot]:
+    """Every Slurm job hierarchy under the mount, v1 and v2; `node` keeps only matching slurmd names."""
+    roots: list[JobCgroupRoot] = []
+    v1: dict[str, dict[str, str]] = {}
+    for controller in ("memory", "cpuacct"):
+        base = os.path.join(cgroup_mount, controller)
+        for entry in list_dir(base):
+            if entry == "slurm" or entry.startswith("slurm_"):
+                v1.setdefault(entry, {})[controller] = os.path.join(base, entry)
+    for entry, dirs in sorted(v1.items()):
+        name = entry[len("slurm_"):] if entry.startswith("slurm_") else ""
+        roots.append(JobCgroupRoot(1, name, memory=dirs.get("memory"), cpuacct=dirs.get("cpuacct")))
+    base = os.path.join(cgroup_mount, "system.slice")
+    for entry in list_dir(base):
+        m = _V2_SCOPE.fullmatch(entry)
+        if m and os.path.isdir(os.path.join(base, entry)):
+            roots.append(JobCgroupRoot(2, m.group(1) or "", unified=os.path.join(base, entry)))
+    if node is not None:
+        roots = [r for r in roots if node.fullmatch(r.node)]
+    return roots
+
+
+def list_jobs(root: JobCgroupRoot) -> list[JobCgroup]:
+    """Job directories in a root (v1: below uid_<uid>/)."""
+    jobs: list[JobCgroup] = []
+    if root.version == 1:
+        base = root.memory or root.cpuacct or ""
+        for uid_entry in list_dir(base):
+            uid = cg.parse_uid_dir(uid_entry)
+            if uid is None:
+                continue
+            for entry in list_dir(os.path.join(base, uid_entry)):
+                jd = cg.parse_job_dir(entry)
+                if jd is not None:
+                    jobs.append(JobCgroup(root, f"{uid_entry}/{entry}", jd.jobid, jd.sluid, uid))
+    else:
+        for entry in list_dir(root.unified or ""):
+            jd = cg.parse_job_dir(entry)
+            if jd is not None:
+                jobs.append(JobCgroup(root, entry, jd.jobid, jd.sluid, None))
+    return jobs
+
+
+def read_job_v1(job: JobCgroup, ticks_per_second: int) -> JobReading:
+    """cpuacct.stat, memory.{usage,limit,max_usage}_in_bytes, memory.failcnt, memory.stat, oom_kill, tasks."""
+    r = JobReading(jobid=job.jobid or job.sluid or "", uid=job.uid)
+    if job.root.cpuacct:
+        text = read_text(os.path.join(job.root.cpuacct, job.rel, "cpuacct.stat"))
+        if text is not None:
+            r.cpu = cg.parse_cpuacct_stat(text, ticks_per_second)
+    if not job.root.memory:
+        return r
+    mem = os.path.join(job.root.memory, job.rel)
+    r.memory_usage = cg.parse_int(read_text(os.path.join(mem, "memory.usage_in_bytes")))
+    r.memory_limit = cg.parse_limit(read_text(os.path.join(mem, "memory.limit_in_bytes")))
+    r.memory_max_usage = cg.parse_int(read_text(os.path.join(mem, "memory.max_usage_in_bytes")))
+    r.limit_hits = cg.parse_int(read_text(os.path.join(mem, "memory.failcnt")))
+    text = read_text(os.path.join(mem, "memory.stat"))
+    if text is not None:
+        kv = cg.parse_keyed(text)
+        r.bad_lines += kv.bad_lines
+        r.memory_rss, r.memory_cache = kv.get("total_rss"), kv.get("total_cache")
+    # Slurm sets the limit on the job and on each step, so the kernel records an OOM kill on whichever
+    # level's limit was hit: sum the job and its steps. Tasks likewise live in step and task directories.
+    oom, tasks = _oom_kills_v1(mem), 0
+    r.oom_kills = oom
+    steps = [s for s in list_dir(mem) if s.startswith("step_")]
+    for path in [mem] + [os.path.join(mem, s) for s in steps]:
+        n = cg.count_lines(read_text(os.path.join(path, "tasks")))
+        tasks += n or 0
+    for s in steps:
+        for t in list_dir(os.path.join(mem, s)):
+            if t.startswith("task_"):
+                tasks += cg.count_lines(read_text(os.path.join(mem, s, t, "tasks"))) or 0
+        step_oom = _oom_kills_v1(os.path.join(mem, s))
+        if step_oom is not None:
+            r.oom_kills = (r.oom_kills or 0) + step_oom
+    r.tasks = tasks if os.path.isdir(mem) else None
+    return r
+
+
+def _oom_kills_v1(path: str) -> int | None:
+    text = read_text(os.path.join(path, "memory.oom_control"))
+    return cg.parse_oom_control(text) if text is not None else None
+
+
+def read_job_v2(job: JobCgroup) -> JobReading:
+    """cpu.stat, memory.{current,max,peak,events,stat} and pids.current of the job directory."""
+    path = os.path.join(job.root.unified or "", job.rel)
+    r = JobReading(jobid=job.jobid or job.sluid or "", uid=job.uid)
+    text = read_text(os.path.join(path, "cpu.stat"))
+    if text is not None:
+        r.cpu = cg.parse_cpu_stat(text)
+    r.memory_usage = cg.parse_int(read_text(os.path.join(path, "memory.current")))
+    r.memory_limit = cg.parse_limit(read_text(os.path.join(path, "memory.max")))
+    r.memory_max_usage = cg.parse_int(read_text(os.path.join(path, "memory.peak")))
+    text = read_text(os.path.join(path, "memory.events"))
+    if text is not None:
+        ev = cg.parse_memory_events(text)
+        r.limit_hits, r.oom_events, r.oom_kills = ev.max, ev.oom, ev.oom_kill
+    text = read_text(os.path.join(path, "memory.stat"))
+    if text is not None:
+        kv = cg.parse_keyed(text)
+        r.bad_lines += kv.bad_lines
+        r.memory_rss, r.memory_cache = kv.get("anon"), kv.get("file")
+    r.tasks = cg.parse_int(read_text(os.path.join(path, "pids.current")))
+    return r
+
+
+def job_pid(job: JobCgroup) -> int | None:
+    """A pid of one of the job's user tasks (v2: step_*/user/task_*/cgroup.procs), or None."""
+    base = os.path.join(job.root.unified or job.root.memory or "", job.rel)
+    for step in list_dir(base):
+        if not step.startswith("step_"):
+            continue
+        for task in list_dir(os.path.join(base, step, "user")):
+            if task.startswith("task_"):
+                text = read_text(os.path.join(base, step, "user", task, "cgroup.procs"), 4096)
+                for tok in (text or "").split():
+                    if tok.isdigit():
+                        return int(tok)
+    return None
+
+
+def resolve_identity(job: JobCgroup, procfs: str) -> tuple[str | None, int | None]:
+    """(numeric job id, uid) from one task process of the job: SLURM_JOB_ID in its environ, Uid in status."""
+    pid = job_pid(job)
+    if pid is None:
+        return None, None
+    try:
+        with open(os.path.join(procfs, str(pid), "environ"), "rb") as fh:
+            jobid = cg.parse_environ_jobid(fh.read(1 << 20))
+    except OSError:
+        jobid = None
+    status = read_text(os.path.join(procfs, str(pid), "status"), 65536)
+    return jobid, cg.parse_status_uid(status) if status is not None else None

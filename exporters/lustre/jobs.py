@@ -1,0 +1,184 @@
+"""Turn job_stats records into bounded per-job series: split job_id into jobid/uid/host, merge
+duplicates, keep the top N jobs by bytes and by metadata operations, sum the rest into one remainder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import re
+from collections.abc import Iterable, Sequence
+
+from hpcwatch.exporters.lustre.jobstats import JobStatsRecord
+
+REMAINDER_JOBID = "_other"
+MAX_LABEL_CHARS = 128
+
+# Lustre jobid_name codes (lctl set_param jobid_name=...): what each becomes in the split.
+_CODES = {
+    "j": ("jobid", r".+?"),
+    "e": ("exe", r".+?"),
+    "u": ("uid", r"\d+"),
+    "g": ("gid", r"\d+"),
+    "h": ("host", r".+?"),
+    "H": ("host", r".+?"),
+    "p": ("pid", r"\d+"),
+}
+# Counters that move data; every other counter is a metadata operation for ranking.
+DATA_OPS = frozenset({"read", "write", "read_bytes", "write_bytes"})
+
+
+class JobIdFormatError(ValueError):
+    """A jobid format that is not a Lustre jobid_name pattern."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JobKey:
+    jobid: str
+    uid: str
+    host: str
+
+
+REMAINDER_KEY = JobKey(REMAINDER_JOBID, "", "")
+
+
+class JobIdFormat:
+    """Splits job_ids by one or more jobid_name patterns, tried in order, e.g. "%j:%u:%H,%e.%u".
+
+    A pattern's %j (or, without %j, %e: Lustre's procname_uid fallback) becomes `jobid`; %u `uid`;
+    %h/%H `host`. A job_id no pattern matches is kept whole as `jobid`.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.patterns = [self._compile(p) for p in (s.strip() for s in spec.split(",")) if p]
+
+    @staticmethod
+    def _compile(fmt: str) -> re.Pattern[str]:
+        out, seen, i = [], set(), 0
+        while i < len(fmt):
+            c = fmt[i]
+            if c != "%":
+                out.append(re.escape(c))
+                i += 1
+                continue
+            if i + 1 >= len(fmt):
+                raise JobIdFormatError(f"jobid format {fmt!r} ends with a lone %")
+            code = fmt[i + 1]
+            if code == "%":
+                out.append("%")
+            elif code in _CODES:
+                group, rx = _CODES[code]
+                if group in seen:
+                    out.append(rf"(?:{rx})")
+                else:
+                    seen.add(group)
+                    out.append(rf"(?P<{group}>{rx})")
+            else:
+                raise JobIdFormatError(f"jobid format {fmt!r}: unknown code %{code}")
+            i += 2
+        return re.compile("".join(out), re.S)
+
+    def split(self, job_id: str) -> JobKey:
+        for pat in self.patterns:
+            m = pat.fullmatch(job_id)
+            if m is None:
+                continue
+            g = m.groupdict()
+            jobid = g.get("jobid") or g.get("exe") or job_id
+            return JobKey(_cap(jobid), g.get("uid") or "", _cap(g.get("host") or ""))
+        return JobKey(_cap(job_id), "", "")
+
+
+def _cap(value: str) -> str:
+    return value if len(value) <= MAX_LABEL_CHARS else value[:MAX_LABEL_CHARS]
+
+
+@dataclasses.dataclass(slots=True)
+class JobTotals:
+    """A job's counters on one target: operations (samples), bytes and time by operation name."""
+
+    ops: dict[str, int] = dataclasses.field(default_factory=dict)
+    bytes: dict[str, int] = dataclasses.field(default_factory=dict)
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def add_record(self, rec: JobStatsRecord) -> None:
+        names = {c.name for c in rec.counters}
+        for c in rec.counters:
+            if c.unit == "bytes":
+                op = c.name[:-6] if c.name.endswith("_bytes") else c.name
+                self.bytes[op] = self.bytes.get(op, 0) + c.total
+                # read_bytes samples count reads; 2.12+ also has its own `read` counter, so never both.
+                if op not in names:
+                    self.ops[op] = self.ops.get(op, 0) + c.samples
+                continue
+            self.ops[c.name] = self.ops.get(c.name, 0) + c.samples
+            if c.unit in ("usecs", "usec"):
+                self.seconds[c.name] = self.seconds.get(c.name, 0.0) + c.total / 1e6
+
+    def add(self, other: JobTotals) -> None:
+        for mine, theirs in ((self.ops, other.ops), (self.bytes, other.bytes), (self.seconds, other.seconds)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+    @property
+    def metadata_ops(self) -> int:
+        return sum(v for k, v in self.ops.items() if k not in DATA_OPS)
+
+
+@dataclasses.dataclass
+class TargetJobs:
+    """The bounded per-job view of one target: kept jobs plus the remainder of all others."""
+
+    target: str
+    jobs: dict[JobKey, JobTotals]
+    remainder: JobTotals | None
+    total_jobs: int
+
+
+def aggregate_jobs(records: Iterable[JobStatsRecord], fmt: JobIdFormat,
+                   top_bytes: int, top_metadata: int) -> list[TargetJobs]:
+    """Group records by target, merge those whose split keys collide, and cap each target's jobs."""
+    per_target: dict[str, dict[JobKey, JobTotals]] = {}
+    split_cache: dict[str, JobKey] = {}
+    for rec in records:
+        key = split_cache.get(rec.job_id)
+        if key is None:
+            key = fmt.split(rec.job_id)
+            if len(split_cache) < 200_000:
+                split_cache[rec.job_id] = key
+        jobs = per_target.setdefault(rec.target, {})
+        totals = jobs.get(key)
+        if totals is None:
+            totals = jobs[key] = JobTotals()
+        totals.add_record(rec)
+    return [cap_jobs(t, jobs, top_bytes, top_metadata) for t, jobs in sorted(per_target.items())]
+
+
+def cap_jobs(target: str, jobs: dict[JobKey, JobTotals], top_bytes: int, top_metadata: int) -> TargetJobs:
+    """Keep the union of the top N by bytes and top N by metadata ops; sum everything else."""
+    keep: set[JobKey] = set()
+    if top_bytes > 0:
+        keep.update(k for k, t in _top(jobs, top_bytes, lambda t: t.total_bytes) if t.total_bytes > 0)
+    if top_metadata > 0:
+        keep.update(k for k, t in _top(jobs, top_metadata, lambda t: t.metadata_ops) if t.metadata_ops > 0)
+    remainder: JobTotals | None = None
+    kept: dict[JobKey, JobTotals] = {}
+    for k, t in jobs.items():
+        # A real job literally named like the remainder series is folded into it: never two series.
+        if k in keep and k != REMAINDER_KEY:
+            kept[k] = t
+        else:
+            if remainder is None:
+                remainder = JobTotals()
+            remainder.add(t)
+    return TargetJobs(target, kept, remainder, len(jobs))
+
+
+def _top(jobs: dict[JobKey, JobTotals], n: int, score) -> Sequence[tuple[JobKey, JobTotals]]:
+    # Ties broken by key so the kept set is stable between scrapes.
+    return heapq.nsmallest(n, jobs.items(), key=lambda kv: (-score(kv[1]), kv[0].jobid, kv[0].uid, kv[0].host))

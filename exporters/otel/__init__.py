@@ -1,0 +1,1 @@
+"""OpenTelemetry output: job lifecycle traces and OTLP metrics, alongside the Prometheus endpoint."""
