@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import (
-    ANY_BAD, CLUSTER, HIGH_BAD_RATIO, UP_DOWN, UP_MAPPING, Dashboard, Q, bargauge, cluster_variable, gauge, row,
-    stat, table, timeseries,
+    ANY_BAD,
+    CLUSTER,
+    HIGH_BAD_RATIO,
+    UP_DOWN,
+    UP_MAPPING,
+    Dashboard,
+    Q,
+    bargauge,
+    cluster_variable,
+    gauge,
+    row,
+    stat,
+    table,
+    timeseries,
 )
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-cluster"
 RI = "$__rate_interval"

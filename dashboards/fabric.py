@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import (
-    ANY_BAD, HIGH_BAD_RATIO, NODE, Dashboard, Q, bargauge, cluster_variable, instance_variable, row, stat,
-    table, timeseries,
+    ANY_BAD,
+    HIGH_BAD_RATIO,
+    NODE,
+    Dashboard,
+    Q,
+    bargauge,
+    cluster_variable,
+    instance_variable,
+    row,
+    stat,
+    table,
+    timeseries,
 )
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-fabric"
 RI = "$__rate_interval"
 PORT = "{{instance}} {{device}}/{{port}}"
+
+
+def ctr(metric: str, counter: str) -> str:
+    """A per-counter series of the fabric error / hw_counters families, with the dashboard filters."""
+    return f'{metric}{{counter="{counter}",{NODE}}}'
 
 
 def build() -> Dashboard:
@@ -39,15 +55,15 @@ def build() -> Dashboard:
         row("Errors"),
         timeseries("Symbol and link errors", "Symbol errors and link error recoveries per second: a bad cable, "
                    "transceiver or port.",
-                   [Q(f"rate({n.FABRIC_SYMBOL_ERRORS}{{{s}}}[{RI}])", f"{PORT} symbol"),
-                    Q(f"rate({n.FABRIC_LINK_ERROR_RECOVERY}{{{s}}}[{RI}])", f"{PORT} link recovery")],
+                   [Q(f"rate({ctr(n.FABRIC_ERRORS, n.FABRIC_SYMBOL_ERROR)}[{RI}])", f"{PORT} symbol"),
+                    Q(f"rate({ctr(n.FABRIC_ERRORS, n.FABRIC_LINK_ERROR_RECOVERY)}[{RI}])", f"{PORT} link recovery")],
                    "short", ANY_BAD, 0),
         timeseries("Link downed", "Times the link went down (increase over the interval).",
-                   [Q(f"increase({n.FABRIC_LINK_DOWNED}{{{s}}}[{RI}])", PORT)], "none", ANY_BAD, 0),
+                   [Q(f"increase({ctr(n.FABRIC_ERRORS, n.FABRIC_LINK_DOWNED)}[{RI}])", PORT)], "none", ANY_BAD, 0),
         timeseries("Receive errors and transmit discards", "Malformed packets received and packets dropped on "
                    "transmit, per second.",
-                   [Q(f"rate({n.FABRIC_RECEIVE_ERRORS}{{{s}}}[{RI}])", f"{PORT} rcv errors"),
-                    Q(f"rate({n.FABRIC_TRANSMIT_DISCARDS}{{{s}}}[{RI}])", f"{PORT} xmit discards")],
+                   [Q(f"rate({ctr(n.FABRIC_ERRORS, n.FABRIC_RCV_ERRORS)}[{RI}])", f"{PORT} rcv errors"),
+                    Q(f"rate({ctr(n.FABRIC_ERRORS, n.FABRIC_XMIT_DISCARDS)}[{RI}])", f"{PORT} xmit discards")],
                    "short", ANY_BAD, 0),
         table("Port state", "Logical (4 = Active) and physical (5 = LinkUp) state of every port.",
               [Q(f"{n.FABRIC_PORT_STATE}{{{s}}}", "state"), Q(f"{n.FABRIC_PORT_PHYS_STATE}{{{s}}}", "phys state")],
@@ -56,8 +72,8 @@ def build() -> Dashboard:
         timeseries("Transmit wait", "Ticks per second a port had data to send but no credits: congestion "
                    "downstream.", [Q(f"rate({n.FABRIC_TRANSMIT_WAIT}{{{s}}}[{RI}])", PORT)], "short", min_=0),
         timeseries("RoCE ECN and CNP", "RoCE packets marked with ECN and congestion notification packets sent.",
-                   [Q(f"rate({n.FABRIC_ECN_MARKED}{{{s}}}[{RI}])", f"{PORT} ecn marked"),
-                    Q(f"rate({n.FABRIC_CNP_SENT}{{{s}}}[{RI}])", f"{PORT} cnp sent")], "pps", min_=0),
+                   [Q(f"rate({ctr(n.FABRIC_HW_EVENTS, n.FABRIC_ECN_MARKED)}[{RI}])", f"{PORT} ecn marked"),
+                    Q(f"rate({ctr(n.FABRIC_HW_EVENTS, n.FABRIC_CNP_SENT)}[{RI}])", f"{PORT} cnp sent")], "pps", min_=0),
         table("Saturated counters", "Counters pinned at their maximum width.",
               [Q(f"{n.FABRIC_COUNTER_SATURATED}{{{s}}} == 1", "")], "none",
               hide=("Time", "__name__", "Value", "job"), w=24, h=6),

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import (
-    ANY_BAD, HIGH_BAD_RATIO, NODE, Dashboard, Q, bargauge, cluster_variable, heatmap, instance_variable, row,
-    stat, table, timeseries,
+    ANY_BAD,
+    HIGH_BAD_RATIO,
+    NODE,
+    Dashboard,
+    Q,
+    bargauge,
+    cluster_variable,
+    heatmap,
+    instance_variable,
+    row,
+    stat,
+    table,
+    timeseries,
 )
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-gpu"
 RI = "$__rate_interval"

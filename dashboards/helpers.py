@@ -118,8 +118,9 @@ def timeseries(title: str, description: str, queries: Sequence[Q], unit: str = "
               "thresholdsStyle": {"mode": "dashed" if len(thresholds) > 1 else "off"}}
     options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
                "tooltip": {"mode": "multi", "sort": "desc"}}
-    return Panel(_panel("timeseries", title, description, queries, unit, thresholds, min_, max_, options,
-                        custom), w, h)
+    body = _panel("timeseries", title, description, queries, unit, thresholds, min_, max_, options, custom)
+    body["fieldConfig"]["defaults"]["color"] = {"mode": "palette-classic"}  # one colour per series
+    return Panel(body, w, h)
 
 
 def _reduce(calc: str = "lastNotNull") -> dict[str, Any]:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import (
-    ANY_BAD, CLUSTER, HIGH_BAD_RATIO, LOW_BAD_RATIO, Dashboard, Q, bargauge, cluster_variable, query_variable,
-    row, table, timeseries,
+    ANY_BAD,
+    CLUSTER,
+    HIGH_BAD_RATIO,
+    LOW_BAD_RATIO,
+    Dashboard,
+    Q,
+    bargauge,
+    cluster_variable,
+    query_variable,
+    row,
+    table,
+    timeseries,
 )
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-jobs"
 RI = "$__rate_interval"

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import (
-    ANY_BAD, HIGH_BAD_RATIO, NODE, Dashboard, Q, bargauge, cluster_variable, instance_variable, row, stat,
-    table, timeseries,
+    ANY_BAD,
+    HIGH_BAD_RATIO,
+    NODE,
+    Dashboard,
+    Q,
+    bargauge,
+    cluster_variable,
+    instance_variable,
+    row,
+    stat,
+    table,
+    timeseries,
 )
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-node"
 RI = "$__rate_interval"
@@ -27,9 +38,9 @@ def build() -> Dashboard:
                    "bytes", min_=0),
         timeseries("Pressure stall", "Share of wall time tasks stalled on CPU (some), memory (full) and I/O "
                    "(full), from /proc/pressure.",
-                   [Q(f"rate({n.NODE_PRESSURE_CPU_SOME}{{{s}}}[{RI}])", "{{instance}} cpu some"),
-                    Q(f"rate({n.NODE_PRESSURE_MEMORY_FULL}{{{s}}}[{RI}])", "{{instance}} memory full"),
-                    Q(f"rate({n.NODE_PRESSURE_IO_FULL}{{{s}}}[{RI}])", "{{instance}} io full")],
+                   [Q(f'rate({n.NODE_PRESSURE_SOME}{{resource="cpu",{s}}}[{RI}])', "{{instance}} cpu some"),
+                    Q(f'rate({n.NODE_PRESSURE_FULL}{{resource=~"memory|io",{s}}}[{RI}])',
+                      "{{instance}} {{resource}} full")],
                    "percentunit", ((None, "green"), (0.1, "orange"), (0.3, "red")), 0, 1),
         stat("OOM kills (1h)", "Processes the kernel killed for lack of memory in the last hour.",
              f"sum(increase({n.NODE_OOM_KILLS}{{{s}}}[1h]))", "none", ANY_BAD),

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import (
-    CLUSTER, UP_DOWN, UP_MAPPING, Dashboard, Q, cluster_variable, heatmap, query_variable, row, stat, timeseries,
+    CLUSTER,
+    UP_DOWN,
+    UP_MAPPING,
+    Dashboard,
+    Q,
+    cluster_variable,
+    heatmap,
+    query_variable,
+    row,
+    stat,
+    timeseries,
 )
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-scheduler"
 RI = "$__rate_interval"

@@ -105,6 +105,11 @@ class Collector:
     def close(self) -> None:
         """Release what the collector holds (threads, handles); called once at shutdown."""
 
+    @classmethod
+    def doc_examples(cls, repo: str) -> Sequence["Collector"]:
+        """Instances on the repository's fixture trees, rendered to generate docs/metrics.md."""
+        return ()
+
 
 _REGISTRY: dict[str, type[Collector]] = {}
 

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "hpcwatch.alerts.cli",
     "hpcwatch.generate",
     "hpcwatch.demo",
+    "hpcwatch.metricsdoc",
 )
 
 

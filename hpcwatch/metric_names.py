@@ -17,14 +17,13 @@ PARSE_ERRORS = "hpcwatch_parse_errors_total"
 # Prometheus `job` label of the hpcwatch scrape jobs (deploy/prometheus/prometheus.yml).
 EXPORTER_JOB_RE = "hpcwatch.*"
 
-# --- node collector (hpc_node_, issue 2; assumed) ---------------------------------------------------
+# --- node collector (hpc_node_, exporters/node) ---------------------------------------------------
 NODE_CPU_SECONDS = "hpc_node_cpu_seconds_total"  # {cpu, mode}
 NODE_LOAD1 = "hpc_node_load1"
-NODE_MEMORY_TOTAL = "hpc_node_memory_total_bytes"
-NODE_MEMORY_AVAILABLE = "hpc_node_memory_available_bytes"
-NODE_PRESSURE_MEMORY_FULL = "hpc_node_pressure_memory_stalled_seconds_total"  # PSI "full" line
-NODE_PRESSURE_CPU_SOME = "hpc_node_pressure_cpu_waiting_seconds_total"  # PSI "some" line
-NODE_PRESSURE_IO_FULL = "hpc_node_pressure_io_stalled_seconds_total"
+NODE_MEMORY_TOTAL = "hpc_node_memory_mem_total_bytes"
+NODE_MEMORY_AVAILABLE = "hpc_node_memory_mem_available_bytes"
+NODE_PRESSURE_SOME = "hpc_node_pressure_some_seconds_total"  # {resource=cpu|memory|io}: PSI "some" line
+NODE_PRESSURE_FULL = "hpc_node_pressure_full_seconds_total"  # {resource}: PSI "full" line
 NODE_OOM_KILLS = "hpc_node_oom_kills_total"  # vmstat oom_kill
 NODE_FILESYSTEM_SIZE = "hpc_node_filesystem_size_bytes"  # {mountpoint, fstype}
 NODE_FILESYSTEM_AVAIL = "hpc_node_filesystem_avail_bytes"
@@ -32,7 +31,7 @@ NODE_NETWORK_RECEIVE = "hpc_node_network_receive_bytes_total"  # {device}
 NODE_NETWORK_TRANSMIT = "hpc_node_network_transmit_bytes_total"
 NODE_DISK_READ = "hpc_node_disk_read_bytes_total"  # {device}
 NODE_DISK_WRITTEN = "hpc_node_disk_written_bytes_total"
-NODE_HWMON_TEMP = "hpc_node_hwmon_temp_celsius"  # {chip, sensor}
+NODE_HWMON_TEMP = "hpc_node_hwmon_temperature_celsius"  # {chip, sensor}
 NODE_EDAC_UNCORRECTABLE = "hpc_node_edac_uncorrectable_errors_total"
 NODE_EDAC_CORRECTABLE = "hpc_node_edac_correctable_errors_total"
 NODE_BOOT_TIME = "hpc_node_boot_time_seconds"
@@ -47,7 +46,7 @@ JOB_MEMORY_MAX_USAGE = "hpc_job_memory_max_usage_bytes"
 JOB_OOM_EVENTS = "hpc_job_oom_events_total"
 JOB_TASKS = "hpc_job_tasks"
 
-# --- gpu collector (hpc_gpu_, issue 7; assumed) ------------------------------------------------------
+# --- gpu collector (hpc_gpu_, exporters/gpu) ------------------------------------------------------
 GPU_INFO = "hpc_gpu_info"  # {gpu, uuid, name, ...}
 GPU_UP = "hpc_gpu_up"  # 0 when the GPU fell off the bus (GPU is lost)
 GPU_UTILIZATION = "hpc_gpu_utilization_ratio"
@@ -61,7 +60,7 @@ GPU_CLOCK_EVENT = "hpc_gpu_clock_event_reason_active"  # {gpu, reason}: 1 while 
 GPU_XID_ERRORS = "hpc_gpu_xid_errors_total"  # {gpu, xid}
 GPU_ECC_ERRORS = "hpc_gpu_ecc_errors_total"  # {gpu, type=corrected|uncorrected, counter=volatile|aggregate}
 GPU_REMAPPED_ROWS = "hpc_gpu_remapped_rows"  # {gpu, state=corrected|uncorrected|pending|failure}
-GPU_JOB_INFO = "hpc_gpu_job_info"  # {gpu, uuid, jobid}
+GPU_JOB_INFO = "hpc_gpu_job_info"  # {gpu, uuid, jobid}; every hpc_gpu_ series has {gpu, uuid}
 GPU_JOB_MEMORY_USED = "hpc_gpu_job_memory_used_bytes"  # {gpu, jobid}
 # Reasons (label values of GPU_CLOCK_EVENT) that mean thermal or power throttling.
 GPU_THERMAL_REASONS = "hw_thermal_slowdown|sw_thermal_slowdown"
@@ -69,22 +68,26 @@ GPU_POWER_REASONS = "hw_power_brake_slowdown|hw_slowdown"
 # XIDs after which NVIDIA says the GPU needs a reset, a drain or an RMA (XID catalogue, r550).
 GPU_CRITICAL_XIDS = "48|61|62|63|64|74|79|92|94|95|119|120"
 
-# --- fabric collector (hpc_fabric_, issue 8; assumed) ------------------------------------------------
+# --- fabric collector (hpc_fabric_, exporters/fabric) ------------------------------------------------
 FABRIC_PORT_INFO = "hpc_fabric_port_info"  # {device, port, link_layer, netdev, ...}
-FABRIC_PORT_STATE = "hpc_fabric_port_state"  # IB logical state: 1 Down, 2 Init, 3 Armed, 4 Active
-FABRIC_PORT_PHYS_STATE = "hpc_fabric_port_phys_state"  # 2 Polling, 3 Disabled, 5 LinkUp, ...
+FABRIC_PORT_STATE = "hpc_fabric_port_state_id"  # IB logical state: 1 Down, 2 Init, 3 Armed, 4 Active
+FABRIC_PORT_PHYS_STATE = "hpc_fabric_port_physical_state_id"  # 2 Polling, 3 Disabled, 5 LinkUp, ...
 FABRIC_PORT_RATE = "hpc_fabric_port_rate_bytes_per_second"
 FABRIC_TRANSMIT_BYTES = "hpc_fabric_port_transmit_bytes_total"
 FABRIC_RECEIVE_BYTES = "hpc_fabric_port_receive_bytes_total"
-FABRIC_SYMBOL_ERRORS = "hpc_fabric_port_symbol_errors_total"
-FABRIC_LINK_ERROR_RECOVERY = "hpc_fabric_port_link_error_recovery_total"
-FABRIC_LINK_DOWNED = "hpc_fabric_port_link_downed_total"
-FABRIC_RECEIVE_ERRORS = "hpc_fabric_port_receive_errors_total"
-FABRIC_TRANSMIT_DISCARDS = "hpc_fabric_port_transmit_discards_total"
+FABRIC_PORT_UP = "hpc_fabric_port_up"  # 1 when Active and LinkUp
+FABRIC_ERRORS = "hpc_fabric_port_errors_total"  # {device, port, counter=<sysfs counter name>}
 FABRIC_TRANSMIT_WAIT = "hpc_fabric_port_transmit_wait_total"  # ticks a port had data but no credits
-FABRIC_ECN_MARKED = "hpc_fabric_port_ecn_marked_roce_packets_total"
-FABRIC_CNP_SENT = "hpc_fabric_port_cnp_sent_total"
-FABRIC_COUNTER_SATURATED = "hpc_fabric_counter_saturated"  # {device, port, counter}: 1 when pinned at max
+FABRIC_HW_EVENTS = "hpc_fabric_port_hw_events_total"  # {device, port, counter=<hw_counters name>}
+FABRIC_COUNTER_SATURATED = "hpc_fabric_port_counter_saturated"  # {device, port, counter}: 1 when pinned at max
+# `counter` label values of FABRIC_ERRORS and FABRIC_HW_EVENTS (the sysfs file names).
+FABRIC_SYMBOL_ERROR = "symbol_error"
+FABRIC_LINK_ERROR_RECOVERY = "link_error_recovery"
+FABRIC_LINK_DOWNED = "link_downed"
+FABRIC_RCV_ERRORS = "port_rcv_errors"
+FABRIC_XMIT_DISCARDS = "port_xmit_discards"
+FABRIC_ECN_MARKED = "np_ecn_marked_roce_packets"
+FABRIC_CNP_SENT = "np_cnp_sent"
 FABRIC_STATE_ACTIVE = 4
 
 # --- filesystems (issue 9; assumed) -------------------------------------------------------------------
@@ -108,7 +111,7 @@ GPFS_CAPACITY = "hpc_gpfs_filesystem_capacity_bytes"
 GPFS_FREE = "hpc_gpfs_filesystem_free_bytes"
 BEEGFS_OPERATIONS = "hpc_beegfs_operations_total"  # {node_type, operation}
 
-# --- scheduler-neutral model (ARCHITECTURE.md, issue 3) ------------------------------------------------
+# --- scheduler-neutral model (ARCHITECTURE.md, exporters/scheduler) ------------------------------------------------
 SCHED_UP = "hpc_scheduler_up"  # {cluster}
 SCHED_JOBS = "hpc_scheduler_jobs"  # {cluster, queue, state}
 SCHED_JOBS_FINISHED = "hpc_scheduler_jobs_finished_total"  # {cluster, queue, outcome, cause}
@@ -118,15 +121,15 @@ SCHED_NODES = "hpc_scheduler_nodes"  # {cluster, queue, state}
 SCHED_CPUS = "hpc_scheduler_cpus"
 SCHED_GPUS = "hpc_scheduler_gpus"
 # Node states that mean "not usable because broken" and "taken out by an admin".
-SCHED_NODE_DOWN_STATES = "down|fail|failing|not_responding"
-SCHED_NODE_DRAINED_STATES = "drain|drained|draining"
+SCHED_NODE_DOWN_STATES = "down"  # exporters/slurm/parse.py NODE_STATES: one state per node
+SCHED_NODE_DRAINED_STATES = "drain"
 # hpcwatch source names of the scheduler snapshot sources (hpcwatch_source_* {source}).
-SCHED_SOURCE_RE = "slurm.*|flux.*"
+SCHED_SOURCE_RE = "slurm|flux"
 
-# --- Slurm extras (hpc_slurm_, issue 3; assumed) -------------------------------------------------------
+# --- Slurm extras (hpc_slurm_, exporters/slurm) -------------------------------------------------------
 SLURM_PENDING_JOBS = "hpc_slurm_pending_jobs"  # {cluster, partition, reason}
-SLURM_SCHED_CYCLE_LAST = "hpc_slurm_scheduler_cycle_last_seconds"  # {cluster}
-SLURM_SCHED_CYCLE_MEAN = "hpc_slurm_scheduler_cycle_mean_seconds"
+SLURM_SCHED_CYCLE_LAST = "hpc_slurm_main_cycle_last_seconds"  # {cluster}
+SLURM_SCHED_CYCLE_MEAN = "hpc_slurm_main_cycle_mean_seconds"
 SLURM_BACKFILL_CYCLE_LAST = "hpc_slurm_backfill_cycle_last_seconds"
 SLURM_BACKFILL_CYCLE_MEAN = "hpc_slurm_backfill_cycle_mean_seconds"
 SLURM_SERVER_THREADS = "hpc_slurm_server_threads"
@@ -150,12 +153,13 @@ ALERTS = "ALERTS"  # Prometheus' synthetic series of pending/firing alerts
 
 # Sloth's multiwindow multi-burn-rate alerts, as the share of the period's budget each spends:
 # page = 2% in 1h (x14.4 on 30d) or 5% in 6h (x6); ticket = 10% in 1d (x3) or 10% in 3d (x1).
-# Factor = share * period / long window, so dashboards derive thresholds for any period.
+# (label, share of budget, long window in hours). Factor = share * period / long window, so dashboards
+# derive the thresholds for any period from slo:time_period:days.
 BURN_THRESHOLDS = (
-    ("page 1h", 0.02, 1 / 24),
-    ("page 6h", 0.05, 6 / 24),
-    ("ticket 1d", 0.10, 1.0),
-    ("ticket 3d", 0.10, 3.0),
+    ("page 1h", 0.02, 1),
+    ("page 6h", 0.05, 6),
+    ("ticket 1d", 0.10, 24),
+    ("ticket 3d", 0.10, 72),
 )
 
 

@@ -1,8 +1,10 @@
 """`fabric`: InfiniBand, RoCE and Omni-Path port counters of this node's RDMA devices, from sysfs.
 
 The reader is thin and cheap: the layout of each device (its ports, counter file names, identity,
-netdev) is listed once and re-listed every LAYOUT_TTL seconds or when the device set changes, so a
-scrape costs one small read per counter file. Parsing and the width table live in sysfs.py / pma.py.
+netdev) is listed once and re-listed every LAYOUT_TTL seconds or when the device set changes, and the
+counter files stay open between scrapes and are re-read with pread(fd, n, 0), which makes sysfs run
+the attribute's show() again (the seq_file rewinds at offset 0). A scrape then costs one syscall per
+counter file. Parsing and the width table live in sysfs.py / pma.py.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import dataclasses
 import logging
 import os
 import re
+import resource
+import threading
 import time
 from collections.abc import Iterator
 
@@ -55,6 +59,54 @@ def read_small(path: str) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+class HeldFiles:
+    """sysfs attribute files kept open between scrapes, up to a budget of descriptors.
+
+    A file that fails to read (device removed: ENODEV; a directory) is closed and re-opened on the
+    next read, so a driver reload costs one scrape of that device's data, never a stale value.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = max(0, budget)
+        self._fds: dict[str, int] = {}
+
+    def read(self, path: str) -> str | None:
+        fd = self._fds.get(path)
+        if fd is None:
+            if len(self._fds) >= self.budget:
+                return read_small(path)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            self._fds[path] = fd
+        try:
+            return os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        except OSError:
+            del self._fds[path]
+            os.close(fd)
+            return None
+
+    def forget(self, prefix: str) -> None:
+        """Close every held file under `prefix` (a device that vanished or is re-listed)."""
+        for path in [p for p in self._fds if p.startswith(prefix)]:
+            os.close(self._fds.pop(path))
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    def close(self) -> None:
+        self.forget("")
+
+
+def default_budget() -> int:
+    """A quarter of the open-files soft limit, so held counter files never starve the HTTP server."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return min(soft // 4, 4096)
 
 
 @dataclasses.dataclass
@@ -124,23 +176,23 @@ def list_device(root: str, device: str, hw_counters: bool, now: float) -> _Devic
     return _DeviceLayout(identity=ident, hw=hw, ports=ports, listed_at=now)
 
 
-def read_port(layout: _PortLayout, device: str) -> PortRecord:
+def read_port(layout: _PortLayout, device: str, files: HeldFiles) -> PortRecord:
     """One scrape of one port: state, rate and every counter file its layout lists."""
     rec = PortRecord(device=device, port=layout.port, link_layer=layout.link_layer, netdev=layout.netdev)
+    read = files.read
     base = layout.path
-    rec.state = parse_state(read_small(f"{base}/state"))
-    rec.phys_state = parse_state(read_small(f"{base}/phys_state"))
-    rec.rate_bytes = parse_rate(read_small(f"{base}/rate"))
-    port_counters(rec, {n: read_small(p) for n, p in layout.counters},
-                  {n: read_small(p) for n, p in layout.counters_ext})
-    rec.hw_counters, rec.hw_gauges, skipped = split_hw_counters({n: read_small(p) for n, p in layout.hw})
+    rec.state = parse_state(read(f"{base}/state"))
+    rec.phys_state = parse_state(read(f"{base}/phys_state"))
+    rec.rate_bytes = parse_rate(read(f"{base}/rate"))
+    port_counters(rec, {n: read(p) for n, p in layout.counters}, {n: read(p) for n, p in layout.counters_ext})
+    rec.hw_counters, rec.hw_gauges, skipped = split_hw_counters({n: read(p) for n, p in layout.hw})
     rec.skipped += skipped
     return rec
 
 
-def read_device(layout: _DeviceLayout) -> DeviceRecord:
+def read_device(layout: _DeviceLayout, files: HeldFiles) -> DeviceRecord:
     rec = dataclasses.replace(layout.identity)
-    rec.hw_counters, rec.hw_gauges, rec.skipped = split_hw_counters({n: read_small(p) for n, p in layout.hw})
+    rec.hw_counters, rec.hw_gauges, rec.skipped = split_hw_counters({n: files.read(p) for n, p in layout.hw})
     return rec
 
 
@@ -170,15 +222,15 @@ def _families() -> dict[str, Metric]:
             "hpc_fabric_port_errors",
             "Standard IB PMA error counters of the port by counter (symbol_error, link_downed, "
             "port_rcv_errors, ...); PortCounters values stop at their width, see "
-            "hpc_fabric_port_counter_saturated.", labels=dp + ["counter"]),
+            "hpc_fabric_port_pma_saturated.", labels=dp + ["counter"]),
         "wait": CounterMetricFamily(
             "hpc_fabric_port_transmit_wait",
             "Ticks during which the port had data to send but no flow-control credits (PortXmitWait); "
             "a congestion signal.", labels=dp),
         "saturated": GaugeMetricFamily(
-            "hpc_fabric_port_counter_saturated",
-            "1 when a fixed-width PMA counter (4, 8, 16 or 32 bits) is pinned at its maximum, so its "
-            "flat line is not health; 0 otherwise. 64-bit counters are not listed.",
+            "hpc_fabric_port_pma_saturated",
+            "1 for each fixed-width PMA counter (4, 8, 16 or 32 bits) pinned at its maximum, so its flat "
+            "line is not mistaken for health; counters below their maximum have no series.",
             labels=dp + ["counter"]),
         "hw": CounterMetricFamily(
             "hpc_fabric_port_hw_events",
@@ -224,7 +276,8 @@ def add_port(fams: dict[str, Metric], dev: DeviceRecord, rec: PortRecord) -> Non
     if rec.xmit_wait is not None:
         fams["wait"].add_metric(dp, rec.xmit_wait)
     for name, sat in sorted(rec.saturated.items()):
-        fams["saturated"].add_metric(dp + [name], 1 if sat else 0)
+        if sat:
+            fams["saturated"].add_metric(dp + [name], 1)
     for name, value in sorted(rec.hw_counters.items()):
         fams["hw"].add_metric(dp + [name], value)
     for name, value in sorted(rec.hw_gauges.items()):
@@ -247,6 +300,9 @@ class FabricCollector(Collector):
     options = (
         Option("ignored-devices", "", "regexp of RDMA device names to skip (e.g. '^mlx5_[23]$')"),
         Option("hw-counters", True, "read driver hw_counters (RoCE congestion, retransmission)", type=bool),
+        Option("held-files", -1, "counter files kept open between scrapes (re-read with pread); "
+               "-1: a quarter of the open-files soft limit, at most 4096; 0: open and close every time",
+               type=int),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
@@ -255,7 +311,10 @@ class FabricCollector(Collector):
         pattern = ctx.option("ignored-devices")
         self.ignored = re.compile(pattern) if pattern else None
         self.hw_counters = bool(ctx.option("hw-counters"))
+        held = int(ctx.option("held-files"))
+        self.files = HeldFiles(default_budget() if held < 0 else held)
         self._layouts: dict[str, _DeviceLayout] = {}
+        self._lock = threading.Lock()
 
     def available(self) -> str | None:
         return None if os.path.isdir(self.root) else f"{self.root} not found (no RDMA devices)"
@@ -263,20 +322,31 @@ class FabricCollector(Collector):
     def _layout(self, device: str, now: float) -> _DeviceLayout:
         cached = self._layouts.get(device)
         if cached is None or now - cached.listed_at > LAYOUT_TTL:
+            self.files.forget(f"{self.root}/{device}/")
             cached = list_device(self.root, device, self.hw_counters, now)
             self._layouts[device] = cached
         return cached
 
+    def close(self) -> None:
+        with self._lock:
+            self.files.close()
+
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            fams = self._collect()
+        yield from fams.values()
+
+    def _collect(self) -> dict[str, Metric]:
         now = time.monotonic()
         devices = [d for d in list_dir(self.root) if not (self.ignored and self.ignored.search(d))]
         for gone in set(self._layouts) - set(devices):
             del self._layouts[gone]
+            self.files.forget(f"{self.root}/{gone}/")
         fams = _families()
         for device in devices:
             try:
                 layout = self._layout(device, now)
-                dev = read_device(layout)
+                dev = read_device(layout, self.files)
                 add_device(fams, dev)
             except Exception as exc:  # noqa: BLE001 - one broken device never hides the others
                 log_once(log, f"device:{device}", "fabric: skipping %s/%s: %s", self.root, device, exc)
@@ -285,7 +355,7 @@ class FabricCollector(Collector):
             skipped = dev.skipped
             for port in layout.ports:
                 try:
-                    rec = read_port(port, device)
+                    rec = read_port(port, device, self.files)
                     add_port(fams, dev, rec)
                 except Exception as exc:  # noqa: BLE001 - one broken port never hides the others
                     log_once(log, f"port:{port.path}", "fabric: skipping %s: %s", port.path, exc)
@@ -296,4 +366,4 @@ class FabricCollector(Collector):
                 log_once(log, f"skipped:{device}", "fabric: %s: %d counter files unreadable or not a number "
                          "(e.g. 'N/A (no PMA)'), skipped", f"{self.root}/{device}", skipped,
                          level=logging.DEBUG)
-        yield from fams.values()
+        return fams

@@ -15,14 +15,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpu import fields, nvml
 from hpcwatch.exporters.gpu.families import FamilyBuilder
 from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
 from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.gpu")
 
@@ -101,7 +100,7 @@ class GpuCollector(Collector):
     def available(self) -> str | None:
         try:
             self._start()
-        except Exception as exc:  # noqa: BLE001 - any NVML start-up failure means "no GPUs here"
+        except Exception as exc:
             if nvml.error_code(exc) is None and not isinstance(exc, OSError):
                 raise
             self.close()
@@ -167,9 +166,15 @@ class GpuCollector(Collector):
             if code in quiet:
                 return None
             unsupported = code in (lib.NVML_ERROR_NOT_SUPPORTED, lib.NVML_ERROR_FUNCTION_NOT_FOUND)
-            log_once(log, f"{gpu_label}:{fn_name}:{code}", "gpu %s: %s: %s", gpu_label, fn_name, exc,
+            who = self._who(gpu_label)
+            log_once(log, f"{who}:{fn_name}:{code}", "gpu %s: %s: %s", who, fn_name, exc,
                      level=logging.DEBUG if unsupported else logging.WARNING)
             return None
+
+    def _who(self, gpu_label: str) -> str:
+        """How log lines name a GPU: index and UUID, so keys stay distinct across GPUs and hosts."""
+        gpu = next((g for g in self.gpus if g.label == gpu_label), None)
+        return f"{gpu_label} ({gpu.uuid})" if gpu is not None and gpu.uuid else gpu_label
 
     def _describe(self, gpu: Gpu) -> Gpu:
         """Fill a GPU's handle and static facts; a GPU lost here keeps handle None and is retried."""
@@ -206,7 +211,7 @@ class GpuCollector(Collector):
                     raise GpuLost(gpu.label)
                 self._collect_gpu(gpu, one, job_map)
             except GpuLost:
-                log_once(log, f"lost:{gpu.index}", "gpu %s (%s): GPU is lost", gpu.label, gpu.uuid or "uuid unknown")
+                log_once(log, f"lost:{self._who(gpu.label)}", "gpu %s: GPU is lost", self._who(gpu.label))
                 one = FamilyBuilder()
                 self._info(one, gpu.label, gpu.uuid, gpu.name, gpu.pci_bus_id, "unknown")
                 one.add("hpc_gpu_up", (gpu.label, gpu.uuid), 0)
@@ -255,8 +260,9 @@ class GpuCollector(Collector):
             if r.value is None:
                 name = fields.FIELD_NAMES.get(r.field_id, str(r.field_id))
                 why = "sentinel value" if r.sentinel else f"nvmlReturn {r.status}"
-                log_once(log, f"{gpu.label}:field:{r.field_id}:{r.status}", "gpu %s: field %s (scope %d) left "
-                         "out: %s", gpu.label, name, r.scope_id, why, level=logging.DEBUG)
+                who = self._who(gpu.label)
+                log_once(log, f"{who}:field:{r.field_id}:{r.status}", "gpu %s: field %s (scope %d) left out: %s",
+                         who, name, r.scope_id, why, level=logging.DEBUG)
         v = fields.by_key(readings)
 
         def get(name: str, scope: int = 0) -> float | None:
@@ -296,7 +302,9 @@ class GpuCollector(Collector):
         for link in range(gpu.link_count):
             ln = dev + (str(link),)
             if (x := get("NVML_FI_DEV_NVLINK_GET_STATE", link)) is not None:
-                out.add("hpc_gpu_nvlink_up", ln, 1 if x == lib.NVML_NVLINK_STATE_ACTIVE else 0)
+                # A link in low-power sleep is up; only an inactive link is down.
+                up = x in (lib.NVML_NVLINK_STATE_ACTIVE, lib.NVML_NVLINK_STATE_SLEEP)
+                out.add("hpc_gpu_nvlink_up", ln, 1 if up else 0)
             for field, kind in (("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", "replay"),
                                 ("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", "recovery"),
                                 ("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "crc")):

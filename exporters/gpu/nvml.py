@@ -23,7 +23,7 @@ def use(fake: Any) -> Any:
 
 def error_code(exc: BaseException) -> int | None:
     """The NVML return code carried by an NVMLError, or None for any other exception."""
-    if isinstance(exc, pynvml.NVMLError) or isinstance(exc, getattr(lib, "NVMLError", ())):
+    if isinstance(exc, (pynvml.NVMLError, getattr(lib, "NVMLError", ()))):
         return getattr(exc, "value", None)
     return None
 

@@ -182,30 +182,34 @@ def read_job_v2(job: JobCgroup) -> JobReading:
     return r
 
 
-def job_pid(job: JobCgroup) -> int | None:
-    """A pid of one of the job's user tasks (v2: step_*/user/task_*/cgroup.procs), or None."""
+def job_pids(job: JobCgroup, limit: int = 8) -> list[int]:
+    """Up to `limit` pids of the job's user tasks (step_*/user/task_*/cgroup.procs); slurmstepd excluded."""
     base = os.path.join(job.root.unified or job.root.memory or "", job.rel)
+    pids: list[int] = []
     for step in list_dir(base):
         if not step.startswith("step_"):
             continue
         for task in list_dir(os.path.join(base, step, "user")):
             if task.startswith("task_"):
                 text = read_text(os.path.join(base, step, "user", task, "cgroup.procs"), 4096)
-                for tok in (text or "").split():
-                    if tok.isdigit():
-                        return int(tok)
-    return None
+                pids.extend(int(tok) for tok in (text or "").split() if tok.isascii() and tok.isdigit())
+                if len(pids) >= limit:
+                    return pids[:limit]
+    return pids
 
 
 def resolve_identity(job: JobCgroup, procfs: str) -> tuple[str | None, int | None]:
-    """(numeric job id, uid) from one task process of the job: SLURM_JOB_ID in its environ, Uid in status."""
-    pid = job_pid(job)
-    if pid is None:
-        return None, None
-    try:
-        with open(os.path.join(procfs, str(pid), "environ"), "rb") as fh:
-            jobid = cg.parse_environ_jobid(fh.read(1 << 20))
-    except OSError:
-        jobid = None
-    status = read_text(os.path.join(procfs, str(pid), "status"), 65536)
-    return jobid, cg.parse_status_uid(status) if status is not None else None
+    """(numeric job id, uid) from a task process of the job: SLURM_JOB_ID in its environ, Uid in status.
+
+    Tries a few pids, since any one may exit between listing and reading."""
+    for pid in job_pids(job):
+        status = read_text(os.path.join(procfs, str(pid), "status"), 65536)
+        uid = cg.parse_status_uid(status) if status is not None else None
+        try:
+            with open(os.path.join(procfs, str(pid), "environ"), "rb") as fh:
+                jobid = cg.parse_environ_jobid(fh.read(1 << 20))
+        except OSError:
+            jobid = None
+        if uid is not None or jobid is not None:
+            return jobid, uid
+    return None, None

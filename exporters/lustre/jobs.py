@@ -10,8 +10,9 @@ import re
 from collections.abc import Iterable, Sequence
 
 from hpcwatch.exporters.lustre.jobstats import JobStatsRecord
+from hpcwatch.exporters.lustre.stats import fold_counters
 
-REMAINDER_JOBID = "_other"
+REMAINDER_JOBID = "__other__"  # same remainder label value as the slurm collector
 MAX_LABEL_CHARS = 128
 
 # Lustre jobid_name codes (lctl set_param jobid_name=...): what each becomes in the split.
@@ -103,18 +104,7 @@ class JobTotals:
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def add_record(self, rec: JobStatsRecord) -> None:
-        names = {c.name for c in rec.counters}
-        for c in rec.counters:
-            if c.unit == "bytes":
-                op = c.name[:-6] if c.name.endswith("_bytes") else c.name
-                self.bytes[op] = self.bytes.get(op, 0) + c.total
-                # read_bytes samples count reads; 2.12+ also has its own `read` counter, so never both.
-                if op not in names:
-                    self.ops[op] = self.ops.get(op, 0) + c.samples
-                continue
-            self.ops[c.name] = self.ops.get(c.name, 0) + c.samples
-            if c.unit in ("usecs", "usec"):
-                self.seconds[c.name] = self.seconds.get(c.name, 0.0) + c.total / 1e6
+        fold_counters(rec.counters, self.ops, self.bytes, self.seconds)
 
     def add(self, other: JobTotals) -> None:
         for mine, theirs in ((self.ops, other.ops), (self.bytes, other.bytes), (self.seconds, other.seconds)):

@@ -29,28 +29,22 @@ ErrorCallback = Callable[[str], None]
 BLOCK_CHARS = 256 * 1024          # process the buffer in blocks of about this size
 MAX_RECORD_CHARS = 1 << 20        # a "record" larger than this is garbage, not a job
 
-# Every line a record body may contain, validated in one fullmatch over the body.
-_BODY_LINE = (
-    r"[ \t]+(?:"
-    r"(?:snapshot_time|start_time|elapsed_time):[ \t]*\d+(?:\.\d+)?(?:[ \t]+secs\.[nu]secs)?"
-    r"|[A-Za-z_]\w*:[ \t]*\{[ \t]*samples:[ \t]*\d+(?:,[ \t]*unit:[ \t]*\w+)?"
-    r"(?:,[ \t]*min:[ \t]*\d+,[ \t]*max:[ \t]*\d+,[ \t]*sum:[ \t]*\d+)?"
-    r"(?:,[ \t]*sumsq:[ \t]*\d+)?"
-    r"(?:,[ \t]*hist:[ \t]*\{[^{}\n]*\})?[ \t]*\}"
-    r")[ \t]*\r?(?:\n|\Z)"
+# A counter line; matched in full only for counters with samples > 0 (most are zero).
+_COUNTER = re.compile(
+    r"[ \t]+([A-Za-z_]\w*):[ \t]*\{[ \t]*samples:[ \t]*(\d+)(?:,[ \t]*unit:[ \t]*(\w+))?"
+    r"(?:,[ \t]*min:[ \t]*\d+,[ \t]*max:[ \t]*\d+,[ \t]*sum:[ \t]*(\d+))?"
+    r"(?:,[ \t]*sumsq:[ \t]*\d+)?(?:,[ \t]*hist:[ \t]*\{[^{}\n]*\})?[ \t]*\}[ \t]*\r?"
 )
-_BODY = re.compile(rf"(?:{_BODY_LINE}|[ \t]*\r?\n)*")
-# Counters with at least one sample: (name, samples, unit, sum).
-_NONZERO = re.compile(
-    r"^[ \t]+([A-Za-z_]\w*):[ \t]*\{[ \t]*samples:[ \t]*0*([1-9]\d*)(?:,[ \t]*unit:[ \t]*(\w+))?"
-    r"(?:,[ \t]*min:[ \t]*\d+,[ \t]*max:[ \t]*\d+,[ \t]*sum:[ \t]*(\d+))?",
-    re.M,
-)
-# Lines that start at column 0: job_id lines, headers, or garbage.
-_TOP = re.compile(r"^[^ \t\r\n][^\n]*", re.M)
-_JOB_ID = re.compile(r"- job_id:[ \t]*(.*?)[ \t]*\r?$")
-_PARAM_HEADER = re.compile(r"(?:[\w\-]+\.)?([\w\-]+)\.job_stats=[ \t]*\r?$")
+# Starts with a literal, so the engine jumps from counter to counter and stops only at non-zero ones.
+_NONZERO = re.compile(r"\{[ \t]*samples:[ \t]*0*[1-9]")
+_SAMPLES = "{ samples:"
+_HEADER_MARK = "_time:"  # snapshot_time:, start_time:, elapsed_time:
+# The first line of a record's piece that starts at column 0 ends the record (a header or garbage).
+_TOP = re.compile(r"\n(?=[^ \t\r\n])")
+_JOB_ID = re.compile(r"[ \t]*(.*?)[ \t]*\r?")
+_PARAM_HEADER = re.compile(r"(?:[\w\-]+\.)?([\w\-]+)\.job_stats=[ \t]*\r?")
 _ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+_RECORD_SEP = "\n- job_id:"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,7 +92,7 @@ def parse_job_stats(pieces: Iterable[str], target: str = "",
     A record that does not parse is skipped and reported through `on_error`; parsing goes on.
     """
     state = _StreamState(target, on_error)
-    buf: list[str] = []
+    buf: list[str] = ["\n"]  # a leading newline lets the first record split like every other
     size = 0
     for piece in pieces:
         buf.append(piece)
@@ -106,37 +100,24 @@ def parse_job_stats(pieces: Iterable[str], target: str = "",
         if size < BLOCK_CHARS:
             continue
         text = "".join(buf)
-        cut = _last_record_start(text)
+        cut = text.rfind(_RECORD_SEP)
         if cut <= 0:
             if len(text) <= MAX_RECORD_CHARS:
                 buf, size = [text], len(text)
                 continue
             cut = len(text)
-        yield from state.parse_block(text, 0, cut)
+        yield from state.parse_block(text[:cut])
         rest = text[cut:]
         buf, size = [rest], len(rest)
     text = "".join(buf)
-    if text:
-        yield from state.parse_block(text, 0, len(text))
+    if text.strip():
+        yield from state.parse_block(text)
 
 
 def parse_job_stats_text(text: str, target: str = "",
                          on_error: ErrorCallback | None = None) -> Iterator[JobStatsRecord]:
     """parse_job_stats over one string (tests, `lctl get_param -n` output)."""
     return parse_job_stats((text,), target, on_error)
-
-
-def _last_record_start(text: str) -> int:
-    """Index of the start of the last top-level line, so text[:i] holds only complete records."""
-    i = len(text) - 1
-    while True:
-        j = text.rfind("\n", 0, i)
-        if j < 0:
-            return 0
-        nxt = text[j + 1:j + 2]
-        if nxt and nxt not in " \t\r\n":
-            return j + 1
-        i = j
 
 
 class _StreamState:
@@ -150,39 +131,67 @@ class _StreamState:
         if self.on_error is not None:
             self.on_error(reason)
 
-    def parse_block(self, text: str, start: int, end: int) -> Iterator[JobStatsRecord]:
-        tops = list(_TOP.finditer(text, start, end))
-        # Body lines before the first top-level line belong to no record.
-        first = tops[0].start() if tops else end
-        if text[start:first].strip():
-            self.error("counter lines outside any job record")
-        for i, m in enumerate(tops):
-            body_start = min(m.end() + 1, end)
-            body_end = tops[i + 1].start() if i + 1 < len(tops) else end
-            line = m.group(0)
-            if line.startswith("- job_id:"):
-                rec = self._record(line, text, body_start, body_end)
-                if rec is not None:
-                    yield rec
+    def parse_block(self, text: str) -> Iterator[JobStatsRecord]:
+        """Records of a block that starts with a newline and holds only complete records."""
+        pieces = text.split(_RECORD_SEP)
+        self._top_lines(pieces[0])
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            if i == 0:
                 continue
-            h = _PARAM_HEADER.match(line)
+            if i == last:
+                piece = piece.rstrip()
+            # Top-level lines (the next target's header, garbage) can only follow a record's counters.
+            m = _TOP.search(piece) if ("=" in piece or ":\n" in piece or i == last) else None
+            if m is None:
+                rec = self._record(piece)
+            else:
+                rec = self._record(piece[:m.start()])
+                self._top_lines(piece[m.start():])
+            if rec is not None:
+                yield rec
+
+    def _top_lines(self, text: str) -> None:
+        """Lines outside records: `job_stats:`, `<type>.<target>.job_stats=` headers, blanks."""
+        in_garbage = False
+        for line in text.split("\n"):
+            if not line.strip():
+                continue
+            if line[0] in " \t":
+                if not in_garbage:
+                    self.error("counter lines outside any job record")
+                in_garbage = True
+                continue
+            in_garbage = False
+            h = _PARAM_HEADER.fullmatch(line)
             if h is not None:
                 self.target = h.group(1)
             elif line.rstrip() != "job_stats:":
                 self.error(f"unexpected line {line[:60]!r}")
-            if text[body_start:body_end].strip():
-                self.error("counter lines outside any job record")
+                in_garbage = True
 
-    def _record(self, line: str, text: str, start: int, end: int) -> JobStatsRecord | None:
-        m = _JOB_ID.fullmatch(line)
+    def _record(self, piece: str) -> JobStatsRecord | None:
+        nl = piece.find("\n")
+        if nl < 0:
+            nl = len(piece)
+        m = _JOB_ID.fullmatch(piece, 0, nl)
         try:
             job_id = decode_job_id(m.group(1) if m else "")
         except JobIdError as exc:
             self.error(str(exc))
             return None
-        if _BODY.fullmatch(text, start, end) is None:
-            self.error(f"unreadable counters in job {job_id[:40]!r}")
+        # Every line must be a counter or a time header: count both against the newlines (all in C).
+        if piece.count(_SAMPLES, nl) + piece.count(_HEADER_MARK, nl) != piece.count("\n", nl):
+            self.error(f"unreadable lines in job {job_id[:40]!r}")
             return None
-        counters = tuple(JobCounter(name, int(n), unit or "", int(total) if total else 0)
-                         for name, n, unit, total in _NONZERO.findall(text, start, end))
-        return JobStatsRecord(self.target, job_id, counters)
+        counters = []
+        for z in _NONZERO.finditer(piece, nl):
+            start = piece.rfind("\n", nl, z.start()) + 1
+            end = piece.find("\n", z.end())
+            c = _COUNTER.fullmatch(piece, start, len(piece) if end < 0 else end)
+            if c is None:
+                self.error(f"unreadable counter in job {job_id[:40]!r}")
+                return None
+            name, n, unit, total = c.groups()
+            counters.append(JobCounter(name, int(n), unit or "", int(total) if total else 0))
+        return JobStatsRecord(self.target, job_id, tuple(counters))

@@ -92,3 +92,27 @@ def param_device(param: str) -> tuple[str, str]:
     head, _, rest = param.partition(".")
     device, _, _ = rest.rpartition(".")
     return head, device
+
+
+def fold_counters(counters, ops: dict[str, int], byte_totals: dict[str, int],
+                  seconds: dict[str, float]) -> None:
+    """Add counters (objects with name, samples, unit, total) into operation, byte and time totals.
+
+    A bytes counter `read_bytes` adds its sum to bytes["read"]; its samples count reads only when the
+    same stats have no `read` counter of their own (2.12+ targets and 2.14+ llite have both), so an
+    operation is never counted twice.
+    """
+    names = None
+    for c in counters:
+        unit = c.unit
+        if unit in BYTE_UNITS:
+            op = c.name[:-6] if c.name.endswith("_bytes") else c.name
+            byte_totals[op] = byte_totals.get(op, 0) + (c.total or 0)
+            if names is None:
+                names = {x.name for x in counters}
+            if op not in names:
+                ops[op] = ops.get(op, 0) + c.samples
+            continue
+        ops[c.name] = ops.get(c.name, 0) + c.samples
+        if unit in TIME_UNITS and c.total is not None:
+            seconds[c.name] = seconds.get(c.name, 0.0) + c.total / 1e6

@@ -18,11 +18,25 @@ class MemField(NamedTuple):
 
 _UNITS = {"kB": 1024}
 
+# Fields whose mechanical snake_case would read as a unit to promtool (`s_reclaimable`) or is cryptic.
+_RENAMES = {
+    "SReclaimable": "slab_reclaimable",
+    "SUnreclaim": "slab_unreclaimable",
+    "KReclaimable": "kernel_reclaimable",
+    "SecPageTables": "secondary_page_tables",
+    "HugePages_Rsvd": "huge_pages_reserved",
+    "HugePages_Surp": "huge_pages_surplus",
+}
+# promtool's unit abbreviations: a name part equal to one of these is glued to its neighbour.
+_ABBREVIATIONS = frozenset({"s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d"})
+
 
 @functools.lru_cache(maxsize=1024)
 def snake_case(field: str) -> str | None:
     """`MemTotal` -> `mem_total`, `SReclaimable` -> `s_reclaimable`, `Active(anon)` -> `active_anon`;
     None for a field that cannot be part of a metric name."""
+    if field in _RENAMES:
+        return _RENAMES[field]
     s = field.replace("(", "_").replace(")", "")
     if not s or not s.isascii() or not s.replace("_", "").isalnum():
         return None
@@ -33,8 +47,15 @@ def snake_case(field: str) -> str | None:
             if prev.islower() or (prev.isupper() and nxt.islower()):
                 out.append("_")
         out.append(c.lower())
-    name = "_".join(part for part in "".join(out).split("_") if part)
-    return name or None
+    parts = [part for part in "".join(out).split("_") if part]
+    glued: list[str] = []
+    for part in parts:
+        if glued and (part in _ABBREVIATIONS or glued[-1] in _ABBREVIATIONS):
+            glued[-1] += part
+        else:
+            glued.append(part)
+    name = "_".join(glued)
+    return name if name and name not in _ABBREVIATIONS else None
 
 
 def parse_meminfo(text: str) -> tuple[list[MemField], int]:

@@ -32,7 +32,7 @@ class JobRecord(Protocol):
     nnodes: int
     outcome: str
     cause: str
-    exit_code: int | None
+    exit_code: int | str | None
     submit: float | None
     eligible: float | None
     start: float | None
@@ -54,9 +54,25 @@ def job_attributes(job: JobRecord) -> dict[str, object]:
         "hpc.job.cause": job.cause,
         "enduser.id": job.user or "",
     }
-    if job.exit_code is not None:
-        attrs["hpc.job.exit_code"] = int(job.exit_code)
+    code, signal = _exit_code(job.exit_code)
+    if code is not None:
+        attrs["hpc.job.exit_code"] = code
+    if signal:
+        attrs["hpc.job.signal"] = signal
     return attrs
+
+
+def _exit_code(raw: int | str | None) -> tuple[int | None, int | None]:
+    """Slurm's "code:signal" (or a plain int) as (code, signal); unknown parts are None."""
+    if raw is None or raw == "":
+        return None, None
+    if isinstance(raw, int):
+        return raw, None
+    code, _, sig = str(raw).partition(":")
+    try:
+        return int(code), (int(sig) if sig else None)
+    except ValueError:
+        return None, None
 
 
 class JobTracer:

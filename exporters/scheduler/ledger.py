@@ -97,6 +97,17 @@ class FinishedJobLedger:
             h = self.wait[queue] = Histogram(self.wait_buckets)
         return h
 
+    def view(self) -> FinishedJobLedger:
+        """A copy of the totals, histograms and watermark for the scrape path (no keys)."""
+        v = FinishedJobLedger(self.wait_buckets, self.overlap)
+        v.watermark = self.watermark
+        v.finished = dict(self.finished)
+        for q, h in self.wait.items():
+            c = Histogram(h.edges)
+            c.counts, c.total, c.sum = list(h.counts), h.total, h.sum
+            v.wait[q] = c
+        return v
+
     # -- persistence --
     def to_dict(self) -> dict:
         return {

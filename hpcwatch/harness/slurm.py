@@ -87,7 +87,8 @@ class SlurmCluster(Daemon):
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster (argv[0] is looked up with bin())."""
         argv = [self.bin(argv[0]), *argv[1:]]
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, input=input)
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, input=input,
+                              check=False)
         if check and proc.returncode != 0:
             raise SlurmCommandError(proc.returncode, argv, proc.stdout, proc.stderr)
         return proc
@@ -318,15 +319,14 @@ class SlurmCluster(Daemon):
         for cg in self._cgroup_dirs():
             for root, _dirs, files in os.walk(cg):
                 if "cgroup.procs" in files:
-                    with contextlib.suppress(OSError, ValueError):
-                        pids.update(int(p) for p in open(os.path.join(root, "cgroup.procs")).read().split())
+                    with contextlib.suppress(OSError, ValueError), open(os.path.join(root, "cgroup.procs")) as fh:
+                        pids.update(int(p) for p in fh.read().split())
         marker = f"SLURM_CONF={self.conf_path}".encode()
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) != os.getpid():
-                with contextlib.suppress(OSError):
-                    with open(f"/proc/{entry}/environ", "rb") as fh:
-                        if marker in fh.read().split(b"\0"):
-                            pids.add(int(entry))
+                with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as fh:
+                    if marker in fh.read().split(b"\0"):
+                        pids.add(int(entry))
         pids.discard(os.getpid())
         return pids
 

@@ -45,7 +45,7 @@ class Job:
     nnodes: int = 2
     outcome: str = "node_fail"
     cause: str = "system"
-    exit_code: int | None = 0
+    exit_code: int | str | None = "0:9"
     submit: float | None = T0
     eligible: float | None = T0 + 30
     start: float | None = T0 + 90
@@ -70,7 +70,7 @@ def test_job_trace_spans_exact():
     assert dict(root.attributes) == {
         "hpc.job.id": "4242", "hpc.cluster": "hpcw", "hpc.queue": "debug", "hpc.account": "physics",
         "hpc.job.node_count": 2, "hpc.job.outcome": "node_fail", "hpc.job.cause": "system",
-        "enduser.id": "alice", "hpc.job.exit_code": 0}
+        "enduser.id": "alice", "hpc.job.exit_code": 0, "hpc.job.signal": 9}
     assert root.status.status_code == StatusCode.ERROR
     assert "node_fail" in root.status.description
 

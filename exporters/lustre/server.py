@@ -1,0 +1,293 @@
+"""`lustre_server`: OSS/MDS job_stats per job (capped), target stats, capacity and recovery (snapshot).
+
+job_stats on a busy OSS holds tens of thousands of jobs; the refresh streams each file through the
+parser in blocks, keeps one small totals object per job of the current target, and exports only the
+top N jobs by bytes and by metadata operations plus one `jobid="__other__"` remainder per target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from hpcwatch.exporters.command import CommandError
+from hpcwatch.exporters.files import log_once, read_text
+from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_jobs
+from hpcwatch.exporters.lustre.jobstats import parse_job_stats, parse_job_stats_text
+from hpcwatch.exporters.lustre.reader import Lctl, find_files, read_blocks
+from hpcwatch.exporters.lustre.stats import StatsCounter, fold_counters, param_device, parse_stats, split_get_param
+from hpcwatch.exporters.lustre.target import (
+    RECOVERY_STATES,
+    RecoveryStatus,
+    RecoveryStatusError,
+    parse_counter_value,
+    parse_recovery_status,
+)
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.selfmetrics import record_parse_error
+from hpcwatch.exporters.snapshot import SnapshotSource
+
+log = logging.getLogger("hpcwatch.collector.lustre_server")
+
+JOB_STATS_SOURCE = "lustre_job_stats"
+STATS_SOURCE = "lustre_stats"
+# (device type in /proc|/sys, stats file name) for OSTs and MDTs.
+JOB_STATS_DEVICES = (("obdfilter", "job_stats"), ("mdt", "job_stats"))
+TARGET_STATS_DEVICES = (("obdfilter", "stats"), ("mdt", "md_stats"))
+CAPACITY_FILES = ("kbytestotal", "kbytesfree", "kbytesavail", "filestotal", "filesfree")
+
+
+@dataclasses.dataclass
+class TargetCounters:
+    ops: dict[str, int] = dataclasses.field(default_factory=dict)
+    bytes: dict[str, int] = dataclasses.field(default_factory=dict)
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ServerSnapshot:
+    jobs: list[TargetJobs]
+    counters: dict[str, TargetCounters]
+    capacity: dict[str, dict[str, int]]
+    recovery: dict[str, RecoveryStatus]
+    taken_at: float
+
+
+@register
+class LustreServerCollector(Collector):
+    name = "lustre_server"
+    help = "Lustre OSS/MDS: per-job I/O from job_stats (top N jobs), target stats, capacity, recovery"
+    kind = "snapshot"
+    default_agents = frozenset({"cluster"})
+    options = (
+        Option("refresh-interval", 30.0, "seconds between job_stats reads", type=float),
+        Option("jobid-format", "%j",
+               "Lustre jobid_name pattern(s) to split job_id into jobid/uid/host, comma-separated and tried "
+               "in order, e.g. '%j:%u:%H,%e.%u'"),
+        Option("top-jobs-by-bytes", 100, "jobs per target kept by bytes read+written", type=int),
+        Option("top-jobs-by-metadata", 100, "jobs per target kept by metadata operations", type=int),
+        Option("job-stats", True, "export per-job series from job_stats", type=bool),
+        Option("lctl", "lctl", "lctl binary, used when the parameter files are not readable"),
+        Option("timeout", 30.0, "seconds each lctl call may take", type=float),
+    )
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        o = ctx.options
+        self.paths = ctx.paths
+        self.jobid_format = JobIdFormat(o.get("jobid-format") or "%j")
+        self.top_bytes = int(o.get("top-jobs-by-bytes", 100))
+        self.top_metadata = int(o.get("top-jobs-by-metadata", 100))
+        self.job_stats = bool(o.get("job-stats", True))
+        self.lctl = Lctl(o.get("lctl") or "lctl", float(o.get("timeout", 30.0)))
+        self.source: SnapshotSource[ServerSnapshot] = SnapshotSource(
+            "lustre_server", self.refresh, float(o.get("refresh-interval", 30.0)))
+
+    # ------------------------------------------------------------------ start-up
+    def _has_files(self) -> bool:
+        return any(find_files(self.paths, dev, name) for dev, name in JOB_STATS_DEVICES + TARGET_STATS_DEVICES)
+
+    def available(self) -> str | None:
+        if self._has_files():
+            return None
+        if self.lctl.path() is None:
+            return "no obdfilter/mdt targets under /proc/fs/lustre or /sys/fs/lustre and no lctl (not a Lustre server)"
+        if not self._lctl_targets():
+            return "lctl lists no obdfilter or mdt targets (not a Lustre server)"
+        return None
+
+    def sources(self) -> list[SnapshotSource]:
+        return [self.source]
+
+    # ------------------------------------------------------------------ refresh
+    def refresh(self) -> ServerSnapshot:
+        if self._has_files():
+            return self._refresh_files()
+        return self._refresh_lctl()
+
+    def _refresh_files(self) -> ServerSnapshot:
+        jobs: list[TargetJobs] = []
+        if self.job_stats:
+            for dev, name in JOB_STATS_DEVICES:
+                for target, path in sorted(find_files(self.paths, dev, name).items()):
+                    try:
+                        records = parse_job_stats(read_blocks(path), target, on_error=self._job_error)
+                        jobs.extend(aggregate_jobs(records, self.jobid_format, self.top_bytes, self.top_metadata))
+                    except OSError as exc:  # the target went away mid-read: skip it, keep the others
+                        log_once(log, f"read:{path}", "cannot read %s: %s", path, exc)
+        counters: dict[str, TargetCounters] = {}
+        for dev, name in TARGET_STATS_DEVICES:
+            for target, path in find_files(self.paths, dev, name).items():
+                text = read_text(path)
+                if text is not None:
+                    counters[target] = _fold(parse_stats(text, on_error=_stats_error))
+        capacity: dict[str, dict[str, int]] = {}
+        for fname in CAPACITY_FILES:
+            for dev in ("osd-*", "obdfilter", "mdt"):
+                for target, path in find_files(self.paths, dev, fname).items():
+                    value = parse_counter_value(read_text(path))
+                    if value is not None:
+                        capacity.setdefault(target, {}).setdefault(fname, value)
+        recovery: dict[str, RecoveryStatus] = {}
+        for dev in ("obdfilter", "mdt"):
+            for target, path in find_files(self.paths, dev, "recovery_status").items():
+                text = read_text(path)
+                if text is not None:
+                    self._add_recovery(recovery, target, text)
+        return ServerSnapshot(jobs, counters, capacity, recovery, time.time())
+
+    def _lctl_targets(self) -> list[str]:
+        return [p for pattern in ("obdfilter.*.job_stats", "mdt.*.job_stats") for p in self.lctl.list_param(pattern)]
+
+    def _refresh_lctl(self) -> ServerSnapshot:
+        jobs: list[TargetJobs] = []
+        if self.job_stats:
+            # One target per call keeps at most one target's text in memory.
+            for param in self._lctl_targets():
+                _, target = param_device(param)
+                text = self.lctl.get_param(param, values_only=True)
+                records = parse_job_stats_text(text, target, on_error=self._job_error)
+                jobs.extend(aggregate_jobs(records, self.jobid_format, self.top_bytes, self.top_metadata))
+        counters: dict[str, TargetCounters] = {}
+        capacity: dict[str, dict[str, int]] = {}
+        recovery: dict[str, RecoveryStatus] = {}
+        for pattern in ("obdfilter.*.stats", "mdt.*.md_stats", "obdfilter.*.recovery_status",
+                        "mdt.*.recovery_status", *(f"osd-*.*.{f}" for f in CAPACITY_FILES)):
+            try:
+                out = self.lctl.get_param(pattern)
+            except CommandError as exc:
+                log_once(log, f"lctl:{pattern}", "lctl get_param %s failed: %s", pattern, exc)
+                continue
+            for param, value in split_get_param(out):
+                _, target = param_device(param)
+                leaf = param.rsplit(".", 1)[-1]
+                if leaf in ("stats", "md_stats"):
+                    counters[target] = _fold(parse_stats(value, on_error=_stats_error))
+                elif leaf == "recovery_status":
+                    self._add_recovery(recovery, target, value)
+                elif leaf in CAPACITY_FILES:
+                    v = parse_counter_value(value)
+                    if v is not None:
+                        capacity.setdefault(target, {}).setdefault(leaf, v)
+        return ServerSnapshot(jobs, counters, capacity, recovery, time.time())
+
+    @staticmethod
+    def _job_error(reason: str) -> None:
+        record_parse_error(JOB_STATS_SOURCE)
+        log_once(log, "job_stats_parse", "skipped a job_stats record: %s", reason)
+
+    @staticmethod
+    def _add_recovery(recovery: dict[str, RecoveryStatus], target: str, text: str) -> None:
+        try:
+            recovery[target] = parse_recovery_status(text)
+        except RecoveryStatusError as exc:
+            record_parse_error("lustre_recovery_status")
+            log_once(log, f"recovery:{target}", "%s recovery_status: %s", target, exc)
+
+    # ------------------------------------------------------------------ scrape
+    def collect(self) -> Iterator[Metric]:
+        snap = self.source.value
+        if snap is None:
+            return
+        yield from job_families(snap.jobs)
+        yield from target_families(snap)
+
+
+def _fold(counters: list[StatsCounter]) -> TargetCounters:
+    t = TargetCounters()
+    fold_counters(counters, t.ops, t.bytes, t.seconds)
+    return t
+
+
+def _stats_error(reason: str) -> None:
+    record_parse_error(STATS_SOURCE)
+    log_once(log, "stats_parse", "skipped a Lustre stats line: %s", reason)
+
+
+JOB_LABELS = ["target", "jobid", "uid", "host", "operation"]
+
+
+def job_families(targets: list[TargetJobs]) -> Iterator[Metric]:
+    ops = CounterMetricFamily("hpc_lustre_job_operations",
+                              "Operations a job issued to a Lustre target (job_stats samples); the jobs "
+                              "outside the top N are summed into jobid=\"__other__\".", labels=JOB_LABELS)
+    byt = CounterMetricFamily("hpc_lustre_job_bytes",
+                              "Bytes a job read or wrote on a Lustre target (job_stats read_bytes/write_bytes sum).",
+                              labels=JOB_LABELS)
+    sec = CounterMetricFamily("hpc_lustre_job_operation_time_seconds",
+                              "Time a Lustre target spent serving a job's operations (job_stats usecs sum, "
+                              "Lustre 2.12 and later).", labels=JOB_LABELS)
+    count = GaugeMetricFamily("hpc_lustre_target_jobs",
+                              "Jobs present in a target's job_stats, before the top-N cap.", labels=["target"])
+    for t in targets:
+        count.add_metric([t.target], t.total_jobs)
+        entries = [(k.jobid, k.uid, k.host, v) for k, v in sorted(t.jobs.items(), key=lambda kv: (
+            kv[0].jobid, kv[0].uid, kv[0].host))]
+        if t.remainder is not None:
+            entries.append((REMAINDER_JOBID, "", "", t.remainder))
+        for jobid, uid, host, v in entries:
+            base = [t.target, jobid, uid, host]
+            for op, n in sorted(v.ops.items()):
+                ops.add_metric(base + [op], n)
+            for op, n in sorted(v.bytes.items()):
+                byt.add_metric(base + [op], n)
+            for op, s in sorted(v.seconds.items()):
+                sec.add_metric(base + [op], s)
+    yield from (ops, byt, sec, count)
+
+
+def target_families(snap: ServerSnapshot) -> Iterator[Metric]:
+    labels = ["target", "operation"]
+    ops = CounterMetricFamily("hpc_lustre_target_operations",
+                              "Requests a Lustre OST/MDT served, by operation (obdfilter stats, mdt md_stats).",
+                              labels=labels)
+    byt = CounterMetricFamily("hpc_lustre_target_bytes",
+                              "Bytes a Lustre OST/MDT read or wrote, by operation.", labels=labels)
+    sec = CounterMetricFamily("hpc_lustre_target_operation_time_seconds",
+                              "Time a Lustre OST/MDT spent serving requests, by operation (usecs counters).",
+                              labels=labels)
+    for target, c in sorted(snap.counters.items()):
+        for op, n in sorted(c.ops.items()):
+            ops.add_metric([target, op], n)
+        for op, n in sorted(c.bytes.items()):
+            byt.add_metric([target, op], n)
+        for op, s in sorted(c.seconds.items()):
+            sec.add_metric([target, op], s)
+    yield from (ops, byt, sec)
+
+    gauges = {
+        "kbytestotal": ("hpc_lustre_target_capacity_bytes", "Size of a Lustre OST/MDT.", 1024),
+        "kbytesfree": ("hpc_lustre_target_free_bytes", "Free space on a Lustre OST/MDT, reserved blocks included.",
+                       1024),
+        "kbytesavail": ("hpc_lustre_target_available_bytes",
+                        "Space on a Lustre OST/MDT available to users (free minus reserved).", 1024),
+        "filestotal": ("hpc_lustre_target_files", "Inodes (objects) a Lustre OST/MDT can hold.", 1),
+        "filesfree": ("hpc_lustre_target_files_free", "Free inodes (objects) on a Lustre OST/MDT.", 1),
+    }
+    for fname, (name, doc, scale) in gauges.items():
+        fam = GaugeMetricFamily(name, doc, labels=["target"])
+        for target, values in sorted(snap.capacity.items()):
+            if fname in values:
+                fam.add_metric([target], values[fname] * scale)
+        yield fam
+
+    state = GaugeMetricFamily("hpc_lustre_target_recovery_status",
+                              "1 for the recovery state a Lustre target is in (recovery_status), 0 for the others.",
+                              labels=["target", "status"])
+    done = GaugeMetricFamily("hpc_lustre_target_recovery_completed_clients",
+                             "Clients that completed recovery with a Lustre target.", labels=["target"])
+    expected = GaugeMetricFamily("hpc_lustre_target_recovery_expected_clients",
+                                 "Clients a Lustre target expects to reconnect during recovery.", labels=["target"])
+    for target, r in sorted(snap.recovery.items()):
+        for s in sorted(set(RECOVERY_STATES) | {r.status}):
+            state.add_metric([target, s], 1 if s == r.status else 0)
+        if r.completed_clients is not None:
+            done.add_metric([target], r.completed_clients)
+            expected.add_metric([target], r.expected_clients or 0)
+    yield from (state, done, expected)
+

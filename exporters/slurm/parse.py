@@ -1,0 +1,406 @@
+"""Pure parsers for Slurm 22.05 command output (text in, typed records out, no I/O).
+
+Every parser raises only SlurmParseError for input it cannot read as a whole; single malformed
+lines are skipped and counted in the returned `skipped` so callers can record parse errors.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import re
+import time
+
+from hpcwatch.exporters.scheduler.model import FinishedJob, run_key
+from hpcwatch.exporters.scheduler.outcomes import UnknownStateError, slurm_outcome
+
+
+class SlurmParseError(ValueError):
+    """Slurm output that cannot be read at all (wrong format, wrong command)."""
+
+
+# Field lists, in the order the reader asks for them. Width 0 = print the whole value, no padding;
+# "|" is the suffix after each field. The free-text field (Reason) is last so it may contain "|".
+SQUEUE_FIELDS = ("JobID", "ArrayJobID", "ArrayTaskID", "HetJobOffset", "Partition", "State", "UserName",
+                 "Account", "SubmitTime", "EligibleTime", "StartTime", "NumNodes", "NumCPUs", "tres-alloc",
+                 "Reason")
+SINFO_FIELDS = ("NodeList", "PartitionName", "StateLong", "CPUsState", "Gres", "GresUsed")
+SACCT_FIELDS = ("JobID", "JobIDRaw", "Partition", "State", "ExitCode", "Submit", "Eligible", "Start", "End",
+                "User", "UID", "Account", "NNodes")
+# Terminal states for `sacct --state`: with a state list and -S/-E, sacct selects jobs that ENDED
+# inside the window. REQUEUED is left out on purpose: a requeued run is not a finished job.
+SACCT_STATES = ("BF", "CA", "CD", "DL", "F", "NF", "OOM", "PR", "TO")
+
+
+def format_option(fields: tuple[str, ...]) -> str:
+    """squeue/sinfo --Format value: every field unpadded and followed by '|' (the last one bare)."""
+    return ",".join(f"{f}:0|" for f in fields[:-1]) + f",{fields[-1]}:0"
+
+
+_NO_TIME = frozenset({"", "Unknown", "N/A", "None", "(null)", "0"})
+
+
+def parse_time(text: str) -> float | None:
+    """'2024-01-02T03:04:05' (SLURM_TIME_FORMAT=standard, TZ=UTC) -> Unix seconds; None for Unknown/N/A."""
+    text = text.strip()
+    if text in _NO_TIME:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def format_time(ts: float) -> str:
+    """Unix seconds -> the form sacct -S/-E reads (UTC, because the reader pins TZ=UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+
+
+def _int(text: str, default: int = 0) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return default
+
+
+_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+
+
+def array_task_count(expr: str) -> int:
+    """Tasks in a Slurm array expression: '7' -> 1, '1-10' -> 10, '1,3,5-7' -> 5, '0-9:2%4' -> 5.
+
+    A pending array shows all its not-yet-started tasks on one squeue line (or one sacct record
+    when cancelled before any ran); this is how many jobs that line stands for. Unreadable -> 1.
+    """
+    expr = expr.strip().strip("[]").split("%", 1)[0]
+    if not expr or expr == "N/A":
+        return 1
+    total = 0
+    for part in expr.split(","):
+        m = _RANGE.match(part.strip())
+        if not m:
+            return 1
+        lo, hi, step = int(m.group(1)), m.group(2), m.group(3)
+        if hi is None:
+            total += 1
+        else:
+            step_n = int(step) if step else 1
+            if step_n <= 0 or int(hi) < lo:
+                return 1
+            total += (int(hi) - lo) // step_n + 1
+    return max(total, 1)
+
+
+def _split(line: str, n: int) -> list[str] | None:
+    parts = line.split("|", n - 1)
+    return parts if len(parts) == n else None
+
+
+# ---------------------------------------------------------------- squeue
+@dataclasses.dataclass(frozen=True, slots=True)
+class SqueueJob:
+    """One squeue line: a job, an array task, a het component, or a pending array's remaining tasks."""
+
+    jobid: str
+    array_jobid: str
+    array_tasks: str
+    het_offset: str
+    partition: str
+    state: str
+    user: str
+    account: str
+    submit: float | None
+    eligible: float | None
+    start: float | None
+    nnodes: int
+    ncpus: int
+    gpus: int
+    reason: str
+
+    @property
+    def count(self) -> int:
+        """How many jobs this line stands for (a collapsed pending array: its task count)."""
+        if self.array_tasks and any(c in self.array_tasks for c in "-,"):
+            return array_task_count(self.array_tasks)
+        return 1
+
+    @property
+    def het_component(self) -> bool:
+        """True for the non-leader components of a heterogeneous job (counted through the leader)."""
+        return self.het_offset not in ("", "N/A", "0")
+
+
+_GRES_GPU = re.compile(r"gres/gpu(?::[^=,]+)?=(\d+)")
+
+
+def tres_gpus(tres: str) -> int:
+    """GPUs in a TRES string ('cpu=4,mem=8G,node=1,gres/gpu=2'); typed entries are not added twice."""
+    untyped = re.search(r"gres/gpu=(\d+)", tres)
+    if untyped:
+        return int(untyped.group(1))
+    return sum(int(m) for m in _GRES_GPU.findall(tres))
+
+
+def parse_squeue(text: str) -> tuple[list[SqueueJob], int]:
+    """Lines of `squeue --noheader -O <SQUEUE_FIELDS>` -> (jobs, lines skipped)."""
+    jobs: list[SqueueJob] = []
+    skipped = 0
+    n = len(SQUEUE_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = _split(line, n)
+        if p is None or not p[0].strip().isdigit():
+            skipped += 1
+            continue
+        jobs.append(SqueueJob(
+            jobid=p[0].strip(), array_jobid=p[1].strip(), array_tasks=p[2].strip(), het_offset=p[3].strip(),
+            partition=p[4].strip(), state=p[5].strip(), user=p[6].strip(), account=p[7].strip(),
+            submit=parse_time(p[8]), eligible=parse_time(p[9]), start=parse_time(p[10]),
+            nnodes=_int(p[11]), ncpus=_int(p[12]), gpus=tres_gpus(p[13]), reason=p[14].strip(),
+        ))
+    return jobs, skipped
+
+
+# ---------------------------------------------------------------- sinfo
+@dataclasses.dataclass(frozen=True, slots=True)
+class SinfoNode:
+    """One node in one partition (sinfo -N)."""
+
+    node: str
+    partition: str
+    state: str
+    cpus_alloc: int
+    cpus_idle: int
+    cpus_other: int
+    cpus_total: int
+    gpus_total: int
+    gpus_used: int
+
+
+_GPU_COUNT = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs in a node's Gres/GresUsed ('gpu:a100:4(S:0-1)', 'gpu:2(IDX:0-1),nvme:1') -> 4, 2."""
+    return sum(int(m) for m in _GPU_COUNT.findall(re.sub(r"\([^)]*\)", "", gres)))
+
+
+def parse_sinfo(text: str) -> tuple[list[SinfoNode], int]:
+    """Lines of `sinfo -N --noheader -O <SINFO_FIELDS>` -> (nodes, lines skipped)."""
+    out: list[SinfoNode] = []
+    skipped = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = _split(line, len(SINFO_FIELDS))
+        cpus = p[3].strip().split("/") if p else []
+        if p is None or len(cpus) != 4 or not all(c.isdigit() for c in cpus):
+            skipped += 1
+            continue
+        a, i, o, t = (int(c) for c in cpus)
+        out.append(SinfoNode(node=p[0].strip(), partition=p[1].strip().rstrip("*"), state=p[2].strip(),
+                             cpus_alloc=a, cpus_idle=i, cpus_other=o, cpus_total=t,
+                             gpus_total=gres_gpus(p[4].strip()), gpus_used=gres_gpus(p[5].strip())))
+    return out, skipped
+
+
+NODE_STATES = ("idle", "mixed", "allocated", "completing", "drain", "down", "reserved", "maint", "other")
+
+
+def node_state(state: str) -> str:
+    """Slurm StateLong ('idle', 'mixed*', 'drained', 'down~', 'allocated+drain') -> a neutral node state."""
+    s = state.strip().lower()
+    if s.endswith("*"):
+        return "down"           # not responding
+    base = re.sub(r"[^a-z_+]", "", s)
+    words = base.split("+")
+    if any(w in ("down", "fail", "failing", "not_responding", "inval", "unknown") for w in words):
+        return "down"
+    if any(w.startswith("drain") for w in words):
+        return "drain"
+    if "maint" in words:
+        return "maint"
+    if "reserved" in words:
+        return "reserved"
+    for w in ("allocated", "mixed", "completing", "idle"):
+        if w in words:
+            return w
+    if "alloc" in words:
+        return "allocated"
+    if "mix" in words:
+        return "mixed"
+    return "other"
+
+
+# ---------------------------------------------------------------- sacct
+@dataclasses.dataclass(frozen=True, slots=True)
+class SacctJob:
+    """One allocation record of `sacct -X --duplicates --parsable2` (one run of one job)."""
+
+    jobid: str
+    jobid_raw: str
+    partition: str
+    state: str
+    exit_code: str
+    submit: float | None
+    eligible: float | None
+    start: float | None
+    end: float | None
+    user: str
+    uid: int | None
+    account: str
+    nnodes: int
+
+
+def parse_sacct(text: str) -> tuple[list[SacctJob], int]:
+    """Lines of `sacct --noheader --parsable2 -X --format=<SACCT_FIELDS>` -> (records, lines skipped)."""
+    out: list[SacctJob] = []
+    skipped = 0
+    n = len(SACCT_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = line.split("|")
+        if len(p) != n or not p[1].strip().split("+")[0].isdigit():
+            skipped += 1
+            continue
+        uid = p[10].strip()
+        out.append(SacctJob(
+            jobid=p[0].strip(), jobid_raw=p[1].strip(), partition=p[2].strip(), state=p[3].strip(),
+            exit_code=p[4].strip(), submit=parse_time(p[5]), eligible=parse_time(p[6]),
+            start=parse_time(p[7]), end=parse_time(p[8]), user=p[9].strip(),
+            uid=int(uid) if uid.isdigit() else None, account=p[11].strip(), nnodes=_int(p[12]),
+        ))
+    return out, skipped
+
+
+# Which outcome wins when a heterogeneous job's components ended differently.
+_SEVERITY = ("node_fail", "boot_fail", "oom", "timeout", "failed", "preempted", "deadline", "cancelled", "success")
+
+
+def sacct_to_finished(records: list[SacctJob], cluster: str) -> tuple[list[FinishedJob], int]:
+    """Turn sacct allocation records into neutral FinishedJob runs -> (runs, records with unknown states).
+
+    Records that are not an end (REQUEUED, RUNNING...) are dropped. Array tasks are jobs of their
+    own (`123_7`); a never-started array record (`123_[5-10]`) stands for its task count.
+    Heterogeneous components (`123+0`, `123+1`) are one job: the leader's identity and queue, the
+    most severe component outcome.
+    """
+    unknown = 0
+    runs: list[FinishedJob] = []
+    het: dict[str, list[tuple[SacctJob, tuple[str, str]]]] = {}
+    for r in records:
+        try:
+            oc = slurm_outcome(r.state, r.exit_code, r.uid)
+        except UnknownStateError:
+            unknown += 1
+            continue
+        if oc is None:
+            continue
+        if "+" in r.jobid:
+            het.setdefault(r.jobid.split("+", 1)[0], []).append((r, oc))
+            continue
+        count = array_task_count(r.jobid.split("_", 1)[1]) if "_[" in r.jobid else 1
+        runs.append(_finished(r, r.jobid, r.jobid_raw, oc, cluster, count))
+    for leader_id, parts in het.items():
+        parts.sort(key=lambda p: p[0].jobid)
+        leader = parts[0][0]
+        worst = min((oc for _, oc in parts), key=lambda oc: _SEVERITY.index(oc[0]))
+        runs.append(_finished(leader, leader_id, leader_id, worst, cluster, 1))
+    return runs, unknown
+
+
+def _finished(r: SacctJob, jobid: str, raw: str, oc: tuple[str, str], cluster: str, count: int) -> FinishedJob:
+    return FinishedJob(jobid=jobid, cluster=cluster, queue=r.partition, outcome=oc[0], cause=oc[1],
+                       submit=r.submit, eligible=r.eligible, start=r.start, end=r.end, exit_code=r.exit_code,
+                       user=r.user, account=r.account, nnodes=r.nnodes, key=run_key(raw, r.submit, r.start),
+                       count=count)
+
+
+# ---------------------------------------------------------------- sdiag
+@dataclasses.dataclass
+class SdiagStats:
+    """sdiag figures: scalar statistics by (section, name) and RPC statistics by message type."""
+
+    values: dict[str, float] = dataclasses.field(default_factory=dict)
+    rpc_by_type: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)  # count, total seconds
+
+    def get(self, key: str) -> float | None:
+        return self.values.get(key)
+
+
+_SECTIONS = {"Main schedule statistics (microseconds):": "main", "Backfilling stats": "backfill"}
+_RPC = re.compile(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)\s+ave_time:(\d+)\s+total_time:(\d+)")
+
+
+def parse_sdiag(text: str) -> SdiagStats:
+    """`sdiag` text -> SdiagStats. Keys are 'section:name' with sections top, main, backfill."""
+    if "sdiag output" not in text and "Server thread count" not in text:
+        raise SlurmParseError("not sdiag output (no 'Server thread count' line)")
+    stats = SdiagStats()
+    section = "top"
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("*"):
+            continue
+        if line in _SECTIONS or line.startswith("Backfilling stats"):
+            section = _SECTIONS.get(line, "backfill")
+            continue
+        if line.startswith("Remote Procedure Call statistics by message type"):
+            section = "rpc_type"
+            continue
+        if line.startswith("Remote Procedure Call statistics by user") or line.startswith("Pending RPC"):
+            section = "rpc_other"
+            continue
+        if section == "rpc_type":
+            m = _RPC.match(raw)
+            if m:
+                stats.rpc_by_type[m.group(1)] = (int(m.group(2)), int(m.group(4)) / 1e6)
+            continue
+        if section == "rpc_other" or ":" not in line:
+            continue
+        name, _, value = line.partition(":")
+        tok = value.strip().split(" ", 1)[0]
+        try:
+            stats.values[f"{section}:{name.strip()}"] = float(tok)
+        except ValueError:
+            continue
+    return stats
+
+
+# ---------------------------------------------------------------- scontrol show config / sshare
+def parse_scontrol_config(text: str) -> dict[str, str]:
+    """`scontrol show config` -> {Name: value}."""
+    out = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and " " not in name.strip():
+            out[name.strip()] = value.strip()
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FairShare:
+    account: str
+    user: str
+    fairshare: float
+
+
+def parse_sshare(text: str) -> tuple[list[FairShare], int]:
+    """Lines of `sshare --noheader --parsable2 -a -o Account,User,FairShare` -> (rows, lines skipped)."""
+    out, skipped = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = line.split("|")
+        if len(p) != 3:
+            skipped += 1
+            continue
+        try:
+            fs = float(p[2])
+        except ValueError:
+            skipped += 1
+            continue
+        out.append(FairShare(account=p[0].strip(), user=p[1].strip(), fairshare=fs))
+    return out, skipped

@@ -1,0 +1,207 @@
+"""The HPC SLI catalogue (`apiVersion: hpcwatch/v1`): job success, queue wait, node and scheduler
+availability, per cluster and queue, expanded to queries over the scheduler-neutral families."""
+
+from __future__ import annotations
+
+from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS
+from hpcwatch.exporters.scheduler.outcomes import CAUSES, OUTCOMES
+from hpcwatch.slo import conventions as c
+from hpcwatch.slo.goformat import go_quote
+from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, frozen_map
+from hpcwatch.slo.validate import Fields
+from hpcwatch.slo.windows import WindowsCatalogue
+
+__all__ = ["DEFAULT_WAIT_BUCKETS", "SLI_TYPES", "load_catalogue"]
+
+CATALOGUE_API = "hpcwatch/v1"
+FINISHED = "hpc_scheduler_jobs_finished_total"
+WAIT = "hpc_scheduler_queue_wait_seconds"
+# Assumed from ARCHITECTURE.md: a gauge histogram of how long the still-pending jobs have waited.
+PENDING_WAIT = "hpc_scheduler_pending_wait_seconds"
+NODES = "hpc_scheduler_nodes"
+UP = "hpc_scheduler_up"
+
+SLI_TYPES = ("job-success", "queue-wait", "node-availability", "scheduler-availability")
+JOB_SLIS = frozenset({"job-success", "queue-wait"})
+DEFAULT_MIN_EVENTS = 10
+DEFAULT_UNAVAILABLE_STATES = ("down", "drained", "fail", "unknown")
+W = "{{.window}}"
+
+
+def le_label(edge: float) -> str:
+    """The `le` value the exporter writes for a bucket edge (3600 -> '3600.0')."""
+    return f"{int(edge)}.0" if float(edge) == int(edge) else repr(float(edge))
+
+
+def _sel(**labels: str | None) -> str:
+    parts = []
+    for k, v in labels.items():
+        if v is None:
+            continue
+        op, val = ("=~", v[1:]) if v.startswith("~") else ("!~", v[1:]) if v.startswith("!") else ("=", v)
+        parts.append(f"{k}{op}{go_quote(val)}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _job_success(f: Fields, s: dict, field: str, cluster: str, queue: str | None) -> EventsSLI:
+    causes = _choices(f, s, "error_causes", field, CAUSES, ("system",))
+    outcomes = _choices(f, s, "error_outcomes", field, OUTCOMES, OUTCOMES)
+    ignored = _choices(f, s, "ignore_outcomes", field, OUTCOMES, ())
+    user_cancels = f.boolean(s, "count_user_cancels", field + ".count_user_cancels")
+    skip = "!" + "|".join(ignored) if ignored else None
+    base = dict(cluster=cluster, queue=queue, outcome=skip)
+    err_sel = dict(base, cause="~" + "|".join(causes))
+    if set(outcomes) != set(OUTCOMES):
+        err_sel["outcome"] = "~" + "|".join(o for o in outcomes if o not in ignored)
+    error = f"(sum(increase({FINISHED}{_sel(**err_sel)}[{W}])) or vector(0))"
+    total = f"sum(increase({FINISHED}{_sel(**base)}[{W}]))"
+    if not user_cancels and "cancelled" not in ignored:
+        # A user's own cancel says nothing about the service: out of the total.
+        cancels = _sel(cluster=cluster, queue=queue, outcome="cancelled", cause="user")
+        total = f"{total}\n-\n(sum(increase({FINISHED}{cancels}[{W}])) or vector(0))"
+    return EventsSLI(error, total)
+
+
+def _queue_wait(f: Fields, s: dict, field: str, cluster: str, queue: str | None,
+                buckets: tuple[float, ...]) -> EventsSLI:
+    threshold = s.get("threshold")
+    if isinstance(threshold, str):
+        threshold = f.duration(threshold, field + ".threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or float(threshold) not in buckets:
+        raise f.fail(field + ".threshold", "a bucket edge of the wait histogram (seconds or a duration): " +
+                     ", ".join(f"{b:g}" for b in buckets), s.get("threshold"))
+    le = le_label(threshold)
+    sel = _sel(cluster=cluster, queue=queue)
+    sel_le = _sel(cluster=cluster, queue=queue, le=le)
+    started = f"(sum(increase({WAIT}_count{sel}[{W}])) or vector(0))"
+    late = (f"(sum(increase({WAIT}_count{sel}[{W}])) - sum(increase({WAIT}_bucket{sel_le}[{W}])) "
+            "or vector(0))")
+    if not f.boolean(s, "include_pending", field + ".include_pending"):
+        return EventsSLI(late, started)
+    # Jobs still waiting past the threshold are late already; count them now, not when they start.
+    pending_late = (f"(sum({PENDING_WAIT}_count{sel}) - sum({PENDING_WAIT}_bucket{sel_le}) or vector(0))")
+    return EventsSLI(f"{late}\n+\n{pending_late}", f"{started}\n+\n{pending_late}")
+
+
+def _node_availability(f: Fields, s: dict, field: str, cluster: str, queue: str | None) -> EventsSLI:
+    states = s.get("unavailable_states", list(DEFAULT_UNAVAILABLE_STATES))
+    if not isinstance(states, list) or not states or not all(isinstance(x, str) and x.isidentifier()
+                                                             for x in states):
+        raise f.fail(field + ".unavailable_states", "a list of node state names", states)
+    bad = _sel(cluster=cluster, queue=queue, state="~" + "|".join(states))
+    # Node-samples: a node down for a tenth of the window is a tenth of a node's worth of errors.
+    return EventsSLI(f"(sum(sum_over_time({NODES}{bad}[{W}])) or vector(0))",
+                     f"sum(sum_over_time({NODES}{_sel(cluster=cluster, queue=queue)}[{W}]))")
+
+
+def _scheduler_availability(cluster: str) -> EventsSLI:
+    sel = _sel(cluster=cluster)
+    return EventsSLI(f"sum(count_over_time({UP}{sel}[{W}])) - sum(sum_over_time({UP}{sel}[{W}]))",
+                     f"sum(count_over_time({UP}{sel}[{W}]))")
+
+
+def _choices(f: Fields, s: dict, key: str, field: str, allowed: tuple[str, ...], default) -> tuple[str, ...]:
+    value = s.get(key, list(default))
+    if not isinstance(value, list) or any(v not in allowed for v in value) or (key != "ignore_outcomes"
+                                                                              and not value):
+        raise f.fail(f"{field}.{key}", "a list of: " + ", ".join(allowed), value)
+    return tuple(value)
+
+
+SLO_KEYS = {"sli", "name", "objective", "queues", "min_events", "labels", "alert_name", "description",
+            "error_causes", "error_outcomes", "ignore_outcomes", "count_user_cancels", "threshold",
+            "include_pending", "unavailable_states", "page_alert", "ticket_alert"}
+
+
+def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: WindowsCatalogue,
+                   extra: dict) -> list[SLO]:
+    f = Fields(path)
+    f.only(doc, None, {"apiVersion", "kind", "metadata", "spec"})
+    if doc.get("kind") != "SLOCatalogue":
+        raise f.fail("kind", "SLOCatalogue", doc.get("kind"))
+    spec = f.mapping(doc.get("spec"), "spec")
+    f.only(spec, "spec", {"service", "clusters", "period", "labels", "min_events", "buckets", "alerting", "slos"})
+    service = f.name(spec, "service", "spec.service") if "service" in spec else "hpc"
+    clusters = spec.get("clusters")
+    if not isinstance(clusters, list) or not clusters or not all(isinstance(x, str) and x for x in clusters):
+        raise f.fail("spec.clusters", "a list of cluster names (the `cluster` label)", clusters)
+    period_s = f.duration(spec.get("period"), "spec.period", required=False) or default_period_s
+    if period_s % 86400:
+        raise f.fail("spec.period", "whole days such as 28d or 30d", spec.get("period"))
+    labels = f.labels(spec.get("labels"), "spec.labels")
+    min_default = f.integer(spec, "min_events", "spec.min_events", default=DEFAULT_MIN_EVENTS)
+    buckets = spec.get("buckets", list(DEFAULT_WAIT_BUCKETS))
+    if not isinstance(buckets, list) or not buckets or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in buckets):
+        raise f.fail("spec.buckets", "a list of positive bucket edges in seconds", buckets)
+    alerting = f.mapping(spec.get("alerting"), "spec.alerting", required=False)
+    f.only(alerting, "spec.alerting", {"labels", "annotations", "page_alert", "ticket_alert"})
+    slos_raw = spec.get("slos")
+    if not isinstance(slos_raw, list) or not slos_raw:
+        raise f.fail("spec.slos", "a list of at least one SLO", slos_raw)
+    out = []
+    for i, raw in enumerate(slos_raw):
+        field = f"spec.slos[{i}]"
+        s = f.mapping(raw, field)
+        f.only(s, field, SLO_KEYS)
+        kind = s.get("sli")
+        if kind not in SLI_TYPES:
+            raise f.fail(field + ".sli", "one of " + ", ".join(SLI_TYPES), kind)
+        base = f.name(s, "name", field + ".name") if "name" in s else kind
+        sf = Fields(path, base)
+        objective = sf.number(s, "objective", field + ".objective", 0, 100)
+        queues = s.get("queues", [None])
+        if kind == "scheduler-availability" and "queues" in s:
+            raise sf.fail(field + ".queues", "no queues (the scheduler is up or down for the whole cluster)")
+        if not isinstance(queues, list) or not queues or not all(q is None or (isinstance(q, str) and q)
+                                                                 for q in queues):
+            raise sf.fail(field + ".queues", "a list of queue (partition) names", queues)
+        min_events = sf.integer(s, "min_events", field + ".min_events",
+                                default=min_default if kind in JOB_SLIS else None)
+        slo_labels = {**labels, **sf.labels(s.get("labels"), field + ".labels")}
+        alert_name = s.get("alert_name", "".join(p.capitalize() for p in kind.split("-")) + "SLO")
+        metas = _alerts(sf, alerting, s, field, alert_name)
+        for cluster in clusters:
+            for queue in queues:
+                name = "-".join(p for p in (base, cluster, queue) if p)
+                if kind == "job-success":
+                    sli = _job_success(sf, s, field, cluster, queue)
+                elif kind == "queue-wait":
+                    sli = _queue_wait(sf, s, field, cluster, queue, tuple(float(b) for b in buckets))
+                elif kind == "node-availability":
+                    sli = _node_availability(sf, s, field, cluster, queue)
+                else:
+                    sli = _scheduler_availability(cluster)
+                scope = {"cluster": cluster, **({"queue": queue} if queue else {})}
+                out.append(SLO(
+                    id=c.slo_id(service, name), name=name, service=service, objective=objective,
+                    period_s=period_s, sli=sli, windows=catalogue.get(period_s),
+                    labels=frozen_map({**slo_labels, **scope, **extra}),
+                    description=s.get("description") if isinstance(s.get("description"), str) else "",
+                    page_alert=metas[0], ticket_alert=metas[1], min_events=min_events or None,
+                    events_per_second=False, low_traffic=kind in JOB_SLIS, source=path,
+                    spec=CATALOGUE_API, mode=c.MODE_PROM))
+    return out
+
+
+def _alerts(f: Fields, common: dict, s: dict, field: str, name: str) -> list[AlertMeta | None]:
+    if not isinstance(name, str) or not name.replace("_", "a").isalnum():
+        raise f.fail(field + ".alert_name", "an alert name of letters, digits and '_'", name)
+    out = []
+    for key in ("page_alert", "ticket_alert"):
+        shared = f.mapping(common.get(key), f"spec.alerting.{key}", required=False)
+        own = f.mapping(s.get(key), f"{field}.{key}", required=False)
+        for obj, fld in ((shared, f"spec.alerting.{key}"), (own, f"{field}.{key}")):
+            f.only(obj, fld, {"disable", "labels", "annotations"})
+        if f.boolean(own, "disable", f"{field}.{key}.disable",
+                     default=f.boolean(shared, "disable", f"spec.alerting.{key}.disable")):
+            out.append(None)
+            continue
+        labels = {**f.labels(common.get("labels"), "spec.alerting.labels"),
+                  **f.labels(shared.get("labels"), f"spec.alerting.{key}.labels"),
+                  **f.labels(own.get("labels"), f"{field}.{key}.labels")}
+        ann = {**f.labels(common.get("annotations"), "spec.alerting.annotations", annotations=True),
+               **f.labels(shared.get("annotations"), f"spec.alerting.{key}.annotations", annotations=True),
+               **f.labels(own.get("annotations"), f"{field}.{key}.annotations", annotations=True)}
+        out.append(AlertMeta(name, frozen_map(labels), frozen_map(ann)))
+    return out

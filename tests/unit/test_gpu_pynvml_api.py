@@ -1,0 +1,112 @@
+"""Every pynvml function and constant the gpu collector uses exists in the installed nvidia-ml-py, and
+every call the collector made during the fake-NVML scenarios binds to the real function's signature:
+a typo or a wrong argument cannot hide behind the fake."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+import sys
+
+import pynvml
+import pytest
+from helpers import make_context, render
+from hpcwatch.exporters.gpu import GpuCollector, fields, nvml
+from hpcwatch.exporters.gpu.collector import CLOCK_REASONS
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gpu")
+sys.path.insert(0, FIXTURES)
+import fake_pynvml as fk
+
+GPU_PACKAGE = os.path.dirname(os.path.abspath(nvml.__file__))
+_NVML_NAME = re.compile(r"^(nvml[A-Z]\w*|NVML_\w+|NVMLError\w*)$")
+
+
+def names_used_by_the_collector() -> set[str]:
+    """pynvml names in exporters/gpu/*.py: attributes (lib.nvmlX, lib.NVML_X) and string literals
+    naming a function or constant (calls through _call("nvmlX", ...), getattr, field tables)."""
+    found: set[str] = set()
+    for name in sorted(os.listdir(GPU_PACKAGE)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(GPU_PACKAGE, name)) as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _NVML_NAME.match(node.attr):
+                found.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _NVML_NAME.match(node.value):
+                found.add(node.value)
+    return found
+
+
+def test_the_scan_finds_what_the_collector_uses():
+    used = names_used_by_the_collector()
+    # A guard on the guard: if the scan finds nothing, the next test proves nothing.
+    assert {"nvmlDeviceGetFieldValues", "nvmlEventSetWait_v2", "nvmlDeviceRegisterEvents",
+            "nvmlEventTypeXidCriticalError", "NVML_ERROR_GPU_IS_LOST", "nvmlDeviceGetComputeRunningProcesses",
+            "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX", "nvmlClocksEventReasonHwThermalSlowdown"} <= used
+    assert len(used) > 60
+
+
+def test_every_name_exists_in_the_installed_pynvml():
+    missing = sorted(n for n in names_used_by_the_collector() if not hasattr(pynvml, n))
+    assert missing == []
+
+
+def test_field_ids_match_pynvml_constants():
+    for name, fid in (*fields.DEVICE_FIELDS.items(), fields.NVLINK_LINK_COUNT, *fields.LINK_FIELDS.items()):
+        assert getattr(pynvml, name) == fid, name
+    for _, const in CLOCK_REASONS:
+        assert isinstance(getattr(pynvml, const), int)
+
+
+def test_the_fake_only_implements_real_pynvml_functions_with_the_same_parameters():
+    for name, member in inspect.getmembers(fk.FakeNvml, inspect.isfunction):
+        if not name.startswith("nvml"):
+            continue
+        real = inspect.signature(getattr(pynvml, name))
+        fake = inspect.signature(member)
+        fake_params = [p for p in fake.parameters if p != "self"]
+        assert fake_params == list(real.parameters), name
+
+
+def scenario_calls():
+    """Run every fake scenario through a scrape and return all calls the collector made."""
+    calls = []
+    node = fk.h100_node({0: [(1001, 1 << 30)]})
+    node.gpus[3].lost_after = 2
+    for fake in (node, fk.a100_mig(), fk.consumer()):
+        previous = nvml.use(fake)
+        try:
+            c = GpuCollector(make_context(procfs=os.path.join(FIXTURES, "proc"), cls=GpuCollector))
+            assert c.available() is None
+            fake.push_xid(0, 79)
+            assert fake.wait_drained()
+            render(c)
+            c.close()
+        finally:
+            nvml.use(previous)
+        calls.extend(fake.calls)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def calls():
+    return scenario_calls()
+
+
+def test_every_recorded_call_binds_to_the_real_signature(calls):
+    seen = set()
+    for name, args, kwargs in calls:
+        real = getattr(pynvml, name)
+        try:
+            inspect.signature(real).bind(*args, **kwargs)
+        except TypeError as exc:
+            pytest.fail(f"{name}{args!r} {kwargs!r} does not fit pynvml.{name}{inspect.signature(real)}: {exc}")
+        seen.add(name)
+    # Every function the collector names was exercised by some scenario (so it was bound above).
+    used_functions = {n for n in names_used_by_the_collector() if n.startswith("nvml") and callable(getattr(pynvml, n))}
+    untested = used_functions - seen - {"nvmlSystemGetCudaDriverVersion"}  # fallback when _v2 is missing
+    assert untested == set()

@@ -1,0 +1,211 @@
+"""The slurm collector end to end on fixture output, through stand-in Slurm commands (shell scripts
+that print fixture files), so the real reader, ledger, state file and exposition are exercised."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import helpers
+import pytest
+
+from hpcwatch.exporters.slurm.collector import SlurmCollector
+
+FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slurm")
+OUTPUTS = {"squeue": "squeue-22.05.txt", "sinfo": "sinfo-22.05.txt", "sdiag": "sdiag-22.05.txt",
+           "sacct": "sacct-22.05.txt", "scontrol": "scontrol-show-config-22.05.txt"}
+
+
+class FakeSlurm:
+    """A bin dir whose commands print `<cmd>.out`, exit with `<cmd>.rc`, and log each call to `<cmd>.calls`."""
+
+    def __init__(self, root: str) -> None:
+        self.bin = os.path.join(root, "bin")
+        os.makedirs(self.bin)
+        for cmd, fix in {**OUTPUTS, "sshare": None}.items():
+            path = os.path.join(self.bin, cmd)
+            with open(path, "w") as fh:
+                fh.write('#!/bin/sh\necho "$@" >> "$0.calls"\ncat "$0.out" 2>/dev/null\n'
+                         'exit "$(cat "$0.rc" 2>/dev/null || echo 0)"\n')
+            os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+            if fix:
+                with open(os.path.join(FIX, fix), encoding="utf-8") as src:
+                    self.set(cmd, src.read())
+
+    def set(self, cmd: str, text: str, rc: int = 0) -> None:
+        with open(os.path.join(self.bin, cmd + ".out"), "w", encoding="utf-8") as fh:
+            fh.write(text)
+        with open(os.path.join(self.bin, cmd + ".rc"), "w") as fh:
+            fh.write(str(rc))
+
+    def calls(self, cmd: str) -> list[str]:
+        try:
+            with open(os.path.join(self.bin, cmd + ".calls")) as fh:
+                return fh.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+@pytest.fixture
+def fake(tmp_path):
+    return FakeSlurm(str(tmp_path))
+
+
+def collector(fake: FakeSlurm, tmp_path, **opts) -> SlurmCollector:
+    opts.setdefault("state_file", str(tmp_path / "state.json"))
+    options = {k.replace("_", "-"): v for k, v in opts.items()}
+    ctx = helpers.make_context(agent="cluster", cls=SlurmCollector, **{"bin-dir": fake.bin, **options})
+    return SlurmCollector(ctx)
+
+
+def test_fixture_scrape_is_promtool_clean_with_neutral_families(fake, tmp_path):
+    c = collector(fake, tmp_path)
+    assert c.available() is None
+    assert c.source.refresh_now(), c.source.last_error
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    assert helpers.collector_success(text) == {"slurm": 1}
+    v = lambda name, **kw: helpers.values(text, name, **kw)  # noqa: E731
+    assert v("hpc_scheduler_up", cluster="capt") == [1]
+    # debug pending: 2,3,4,7,8 (het leader; 9 is its component) + 20 array tasks + 6 (held) + 15 (first partition)
+    assert v("hpc_scheduler_jobs", queue="debug", state="pending") == [27]
+    assert v("hpc_scheduler_jobs", queue="debug", state="running") == [1]
+    assert v("hpc_scheduler_jobs", queue="gpu", state="completing") == [1]
+    assert v("hpc_slurm_pending_jobs", partition="debug", reason="Priority") == [23]
+    assert v("hpc_slurm_pending_jobs", partition="debug", reason="JobHeldUser") == [1]
+    assert v("hpc_scheduler_gpus", queue="gpu", state="allocated") == [6]
+    assert v("hpc_scheduler_gpus", queue="gpu", state="other") == [4]
+    assert v("hpc_scheduler_nodes", queue="debug", state="down") == [1]
+    assert v("hpc_slurm_server_threads") == [3]
+    assert v("hpc_slurm_rpc_calls_total", type="REQUEST_SUBMIT_BATCH_JOB") == [7]
+    # The first window starts now, so the fixture's old jobs are before it... except sacct returned them for
+    # the window we asked, and each counts once.
+    assert sum(v("hpc_scheduler_jobs_finished_total")) == 32
+    assert v("hpc_scheduler_jobs_finished_total", queue="debug", outcome="oom", cause="user") == [1]
+    # Queue wait in gpu: running 13 observed at start (1800 s), finished runs 20 and 21 from accounting.
+    assert v("hpc_scheduler_queue_wait_seconds_count", queue="gpu") == [3]
+
+
+def test_one_call_per_command_per_refresh_whatever_the_scrapes(fake, tmp_path):
+    c = collector(fake, tmp_path)
+    c.source.refresh_now()
+    threads = [threading.Thread(target=helpers.render, args=(c,)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for cmd in ("squeue", "sinfo", "sdiag", "sacct", "scontrol"):
+        assert len(fake.calls(cmd)) == 1, cmd
+    c.source.refresh_now()
+    for cmd in ("squeue", "sinfo", "sdiag", "sacct"):
+        assert len(fake.calls(cmd)) == 2, cmd
+    assert len(fake.calls("scontrol")) == 1   # the cluster name is learned once
+    assert fake.calls("sshare") == []          # fairshare is opt-in
+    sacct = fake.calls("sacct")[0]
+    assert "--parsable2" in sacct and "--allocations" in sacct and "--duplicates" in sacct
+    assert "--starttime" in sacct and "--endtime" in sacct
+
+
+def test_counters_survive_restart_and_repeated_windows_without_double_counting(fake, tmp_path):
+    a = collector(fake, tmp_path)
+    a.source.refresh_now()
+    a.source.refresh_now()   # sacct answers the same records again: skipped by their keys
+    total = sum(helpers.values(helpers.render(a), "hpc_scheduler_jobs_finished_total"))
+    assert total == 32
+    b = collector(fake, tmp_path)     # a restart: same state file
+    b.source.refresh_now()
+    assert sum(helpers.values(helpers.render(b), "hpc_scheduler_jobs_finished_total")) == 32
+    fake.set("sacct", "99|99|debug|FAILED|1:0|2026-11-21T15:20:00|2026-11-21T15:20:00|2026-11-21T15:21:00|"
+                      "2026-11-21T15:22:00|eve|1003|eng|1\n")
+    b.source.refresh_now()
+    text = helpers.render(b)
+    assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 33
+
+
+def test_slurmctld_down_sets_up_zero_and_keeps_serving_the_last_snapshot(fake, tmp_path):
+    c = collector(fake, tmp_path)
+    assert c.source.refresh_now()
+    for cmd in ("squeue", "sdiag", "sinfo"):
+        fake.set(cmd, "", rc=1)
+    assert not c.source.refresh_now()
+    text = helpers.render(c)
+    assert helpers.collector_success(text) == {"slurm": 1}
+    assert helpers.values(text, "hpc_scheduler_up") == [0]
+    assert helpers.values(text, "hpc_scheduler_jobs", queue="debug", state="pending") == [27]
+    assert helpers.values(text, "hpcwatch_source_up", source="slurm") == [0]
+    assert helpers.values(text, "hpcwatch_source_last_success_timestamp_seconds", source="slurm")
+    for cmd in ("squeue", "sdiag", "sinfo"):
+        with open(os.path.join(FIX, OUTPUTS[cmd])) as fh:
+            fake.set(cmd, fh.read())
+    assert c.source.refresh_now()
+    assert helpers.values(helpers.render(c), "hpc_scheduler_up") == [1]
+
+
+def test_sacct_down_does_not_advance_the_watermark_and_catches_up(fake, tmp_path):
+    c = collector(fake, tmp_path)
+    fake.set("sacct", "", rc=1)
+    assert c.source.refresh_now()          # the live queue still refreshes
+    text = helpers.render(c)
+    assert helpers.values(text, "hpc_slurm_accounting_up") == [0]
+    assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 0
+    watermark = c.ledger.watermark
+    with open(os.path.join(FIX, OUTPUTS["sacct"])) as fh:
+        fake.set("sacct", fh.read())
+    assert c.source.refresh_now()
+    assert sum(helpers.values(helpers.render(c), "hpc_scheduler_jobs_finished_total")) == 32
+    assert c.ledger.watermark >= watermark
+
+
+def test_watermark_holds_while_slurmctld_has_records_queued_for_slurmdbd(fake, tmp_path):
+    c = collector(fake, tmp_path)
+    with open(os.path.join(FIX, OUTPUTS["sdiag"])) as fh:
+        fake.set("sdiag", fh.read().replace("DBD Agent queue size: 0", "DBD Agent queue size: 12"))
+    c.source.refresh_now()
+    first = c.ledger.watermark
+    c.source.refresh_now()
+    assert c.ledger.watermark == first
+
+
+def test_corrupt_state_file_is_reported_and_moved_aside(fake, tmp_path, caplog):
+    (tmp_path / "state.json").write_text("garbage{")
+    c = collector(fake, tmp_path)
+    assert c.source.refresh_now()
+    assert "unusable" in caplog.text
+    assert any(p.startswith("state.json.corrupt-") for p in os.listdir(tmp_path))
+    assert os.path.exists(tmp_path / "state.json")      # a fresh one was written
+
+
+def test_hostile_label_values_are_escaped_capped_and_promtool_clean(fake, tmp_path):
+    long = "x" * 10_000
+    weird = 'quo"te\\back ünï漢 ' + long
+    line = (f"77|77|N/A|N/A|{weird}|PENDING|{weird}|acc\"ount|2026-11-21T15:09:43|2026-11-21T15:09:43|N/A|1|1|"
+            f"cpu=1|Reason with | pipe \" and {long}\n")
+    fake.set("squeue", line)
+    fake.set("sacct", f"78|78|{weird}|FAILED|1:0|2026-11-21T15:09:43|2026-11-21T15:09:43|2026-11-21T15:09:44|"
+                      f"2026-11-21T15:09:45|u|1|a|1\n")
+    c = collector(fake, tmp_path, per_user=True, per_account=True)
+    assert c.source.refresh_now(), c.source.last_error
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    queues = {lab["queue"] for lab in helpers.series_labels(text, "hpc_scheduler_jobs")}
+    assert queues == {weird[:128]}
+    reasons = {lab["reason"] for lab in helpers.series_labels(text, "hpc_slurm_pending_jobs")}
+    assert all(len(r) == 128 for r in reasons) and next(iter(reasons)).startswith("Reason with | pipe \"")
+    assert helpers.values(text, "hpc_slurm_account_jobs", account='acc"ount') == [1]
+    assert helpers.values(text, "hpc_scheduler_jobs_finished_total", outcome="failed") == [1]
+
+
+def test_per_user_counts_are_capped(fake, tmp_path):
+    lines = "".join(f"{i}|{i}|N/A|N/A|debug|PENDING|user{i % 7}|a|2026-11-21T15:09:43|N/A|N/A|1|1|cpu=1|"
+                    f"Priority\n" for i in range(1, 50))
+    fake.set("squeue", lines)
+    c = collector(fake, tmp_path, per_user=True, label_limit=3)
+    c.source.refresh_now()
+    users = {lab["user"] for lab in helpers.series_labels(helpers.render(c), "hpc_slurm_user_jobs")}
+    assert len(users) == 4 and "__other__" in users
+
+
+def test_absent_commands_skip_the_collector(tmp_path):
+    ctx = helpers.make_context(agent="cluster", cls=SlurmCollector, **{"bin-dir": str(tmp_path)})
+    assert "not found" in SlurmCollector(ctx).available()
