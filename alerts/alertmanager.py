@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from hpcwatch.alerts.rules import dump_yaml, header
 
 RECEIVER_TYPES = ("pagerduty", "opsgenie", "webhook")
@@ -128,7 +127,8 @@ def build(cfg: RoutingConfig) -> dict[str, Any]:
             {"source_matchers": ['alertname="HpcSchedulerDown"'],
              "target_matchers": [f'component="{JOB_FAILURE_COMPONENT}"'], "equal": ["cluster"]},
             {"source_matchers": ['alertname="HpcSchedulerDown"'],
-             "target_matchers": [f'sloth_slo=~"{slos}"'], "equal": ["cluster"]},
+             # The HPC catalogue names SLOs <sli>-<cluster>[-<queue>]: match the name and its scoped forms.
+             "target_matchers": [f'sloth_slo=~"({slos})(-.+)?"'], "equal": ["cluster"]},
             {"source_matchers": ['alertname="HpcwatchExporterDown"'],
              "target_matchers": ['alertname!="HpcwatchExporterDown"'], "equal": ["cluster", "instance"]},
             {"source_matchers": ['sloth_severity="page"'], "target_matchers": ['sloth_severity="ticket"'],

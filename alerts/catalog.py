@@ -9,8 +9,9 @@ hpcwatch.metric_names. Only PromQL that Prometheus 2.42 and vmalert 1.79 both ev
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.alerts.model import AlertRule, Case
+
+from hpcwatch import metric_names as n
 
 EXPORTER = f'job=~"{n.EXPORTER_JOB_RE}"'
 N1 = 'cluster="c1",instance="n1:19466",job="hpcwatch-node"'  # labels of the test series

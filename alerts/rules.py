@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-
 from hpcwatch.alerts.catalog import all_alerts
 from hpcwatch.alerts.model import DEFAULT_RUNBOOK_BASE, AlertRule, render_template
 
@@ -47,7 +46,7 @@ def _expected(a: AlertRule, runbook_base: str) -> dict[str, Any]:
     return {"exp_labels": labels, "exp_annotations": ann}
 
 
-def test_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
+def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
     """One promtool test per alert and case: the firing case expects exactly one alert, the quiet none."""
     tests = []
     for _, alerts in all_alerts():
@@ -65,4 +64,4 @@ def test_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE) -
 
 def render_tests(rule_file: str, runbook_base: str = DEFAULT_RUNBOOK_BASE,
                  command: str = "hpcwatch alerts tests") -> str:
-    return header(command) + dump_yaml(test_dict([rule_file], runbook_base))
+    return header(command) + dump_yaml(unit_tests_dict([rule_file], runbook_base))

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hpcwatch.dashboards import cluster, fabric, filesystems, gpu, jobs, node, scheduler, slo_detail, slo_overview
+from hpcwatch.dashboards import (
+    cluster,
+    fabric,
+    filesystems,
+    gpu,
+    jobs,
+    node,
+    scheduler,
+    slo_detail,
+    slo_overview,
+)
 from hpcwatch.dashboards.helpers import Dashboard, dumps, to_json
 from hpcwatch.dashboards.slo_detail import SLORef
 

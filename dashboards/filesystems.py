@@ -24,13 +24,12 @@ FULL = ((None, "green"), (0.8, "orange"), (0.9, "red"))
 
 def build() -> Dashboard:
     c = CLUSTER
-    job_bytes = (f"sum by (jobid) (rate({n.LUSTRE_JOB_READ}{{{c}}}[{RI}])) + "
-                 f"sum by (jobid) (rate({n.LUSTRE_JOB_WRITE}{{{c}}}[{RI}]))")
+    job_bytes = f"sum by (jobid) (rate({n.LUSTRE_JOB_BYTES}{{{c}}}[{RI}]))"
+    md = f'operation!~"{n.LUSTRE_DATA_OPS}",{c}'
     panels = [
         row("Lustre"),
-        timeseries("Lustre client throughput", "Bytes per second all clients read and wrote, per filesystem.",
-                   [Q(f"sum by (fs) (rate({n.LUSTRE_CLIENT_READ}{{{c}}}[{RI}]))", "{{fs}} read"),
-                    Q(f"sum by (fs) (rate({n.LUSTRE_CLIENT_WRITE}{{{c}}}[{RI}]))", "{{fs}} write")], "Bps", min_=0),
+        timeseries("Lustre client throughput", "Bytes per second all clients read and wrote, per filesystem and operation.",
+                   [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_BYTES}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")], "Bps", min_=0),
         timeseries("Lustre client operations", "Operations per second from all clients, by operation "
                    "(open, close, getattr, ... are metadata).",
                    [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_OPS}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")],
@@ -44,15 +43,17 @@ def build() -> Dashboard:
         table("Top jobs by I/O", "The ten jobs moving the most bytes on Lustre now (server job_stats).",
               [Q(f"topk(10, {job_bytes})", "bytes/s")], "Bps", hide=("Time",), w=12, sort_by="bytes/s"),
         table("Top jobs by metadata operations", "The ten jobs making the most metadata operations now.",
-              [Q(f"topk(10, sum by (jobid) (rate({n.LUSTRE_JOB_METADATA_OPS}{{{c}}}[{RI}])))", "ops/s")], "ops",
+              [Q(f"topk(10, sum by (jobid) (rate({n.LUSTRE_JOB_OPS}{{{md}}}[{RI}])))", "ops/s")], "ops",
               hide=("Time",), w=12, sort_by="ops/s"),
         row("NFS"),
         timeseries("NFS throughput", "Bytes per second read and written per mount.",
-                   [Q(f"sum by (mountpoint) (rate({n.NFS_READ}{{{c}}}[{RI}]))", "{{mountpoint}} read"),
-                    Q(f"sum by (mountpoint) (rate({n.NFS_WRITE}{{{c}}}[{RI}]))", "{{mountpoint}} write")],
+                   [Q(f'sum by (mountpoint) (rate({n.NFS_IO_BYTES}{{kind=~"{n.NFS_READ_KINDS}",{c}}}[{RI}]))',
+                      "{{mountpoint}} read"),
+                    Q(f'sum by (mountpoint) (rate({n.NFS_IO_BYTES}{{kind=~"{n.NFS_WRITE_KINDS}",{c}}}[{RI}]))',
+                      "{{mountpoint}} write")],
                    "Bps", min_=0),
         timeseries("NFS operations", "RPC operations per second per mount and operation.",
-                   [Q(f"sum by (mountpoint, operation) (rate({n.NFS_OPERATIONS}{{{c}}}[{RI}]))",
+                   [Q(f"sum by (mountpoint, operation) (rate({n.NFS_REQUESTS}{{{c}}}[{RI}]))",
                       "{{mountpoint}} {{operation}}")], "ops", min_=0),
         timeseries("NFS major timeouts", "RPCs that timed out completely (the server did not answer): "
                    "clients hang on these mounts.",
@@ -60,15 +61,15 @@ def build() -> Dashboard:
                       "{{instance}} {{mountpoint}}")], "none", ANY_BAD, 0, w=24),
         row("GPFS and BeeGFS"),
         timeseries("GPFS throughput", "Bytes per second read and written per GPFS filesystem (mmpmon fs_io_s).",
-                   [Q(f"sum by (filesystem) (rate({n.GPFS_READ}{{{c}}}[{RI}]))", "{{filesystem}} read"),
-                    Q(f"sum by (filesystem) (rate({n.GPFS_WRITE}{{{c}}}[{RI}]))", "{{filesystem}} write")],
+                   [Q(f"sum by (fs) (rate({n.GPFS_READ}{{{c}}}[{RI}]))", "{{fs}} read"),
+                    Q(f"sum by (fs) (rate({n.GPFS_WRITE}{{{c}}}[{RI}]))", "{{fs}} write")],
                    "Bps", min_=0),
         bargauge("GPFS space used", "Share of each GPFS filesystem in use (mmdf).",
-                 [Q(f"1 - max by (filesystem) ({n.GPFS_FREE}{{{c}}}) / max by (filesystem) ({n.GPFS_CAPACITY}{{{c}}})",
-                    "{{filesystem}}", instant=True)], thresholds=HIGH_BAD_RATIO),
+                 [Q(f"1 - max by (fs) ({n.GPFS_FREE}{{{c}}}) / max by (fs) ({n.GPFS_SIZE}{{{c}}})",
+                    "{{fs}}", instant=True)], thresholds=HIGH_BAD_RATIO),
         timeseries("BeeGFS operations", "Operations per second on BeeGFS metadata and storage servers.",
-                   [Q(f"sum by (node_type, operation) (rate({n.BEEGFS_OPERATIONS}{{{c}}}[{RI}]))",
-                      "{{node_type}} {{operation}}")], "ops", min_=0, w=24),
+                   [Q(f"sum by (nodetype, operation) (rate({n.BEEGFS_OPERATIONS}{{{c}}}[{RI}]))",
+                      "{{nodetype}} {{operation}}")], "ops", min_=0, w=24),
     ]
     return Dashboard(UID, "hpcwatch / Filesystems", "Parallel and network filesystems: throughput, metadata "
                      "operations, fullness and the jobs doing the I/O.", "filesystems", panels,

@@ -26,7 +26,7 @@ J = f'{CLUSTER},jobid=~"$jobid"'
 
 def gpu_join(metric: str) -> str:
     """A per-GPU series attributed to jobs through hpc_gpu_job_info (a GPU may serve several jobs)."""
-    return f"{n.GPU_JOB_INFO}{{{J}}} * on (instance, gpu) group_left {metric}{{{CLUSTER}}}"
+    return f"{n.GPU_JOB_INFO}{{{J}}} * on (instance, uuid) group_left {metric}{{{CLUSTER}}}"
 
 
 def build() -> Dashboard:
@@ -61,10 +61,10 @@ def build() -> Dashboard:
                    [Q(f"sum by (jobid) ({n.GPU_JOB_MEMORY_USED}{{{J}}})", "{{jobid}}")], "bytes", min_=0),
         row("Filesystem I/O"),
         timeseries("Lustre throughput", "Bytes per second the job read and wrote on Lustre (server job_stats).",
-                   [Q(f"sum by (jobid) (rate({n.LUSTRE_JOB_READ}{{{J}}}[{RI}]))", "{{jobid}} read"),
-                    Q(f"sum by (jobid) (rate({n.LUSTRE_JOB_WRITE}{{{J}}}[{RI}]))", "{{jobid}} write")], "Bps"),
+                   [Q(f"sum by (jobid, operation) (rate({n.LUSTRE_JOB_BYTES}{{{J}}}[{RI}]))",
+                      "{{jobid}} {{operation}}")], "Bps"),
         timeseries("Lustre metadata operations", "Metadata operations per second the job made on the MDTs.",
-                   [Q(f"sum by (jobid, operation) (rate({n.LUSTRE_JOB_METADATA_OPS}{{{J}}}[{RI}]))",
+                   [Q(f'sum by (jobid, operation) (rate({n.LUSTRE_JOB_OPS}{{operation!~"{n.LUSTRE_DATA_OPS}",{J}}}[{RI}]))',
                       "{{jobid}} {{operation}}")], "ops"),
     ]
     jobid = query_variable("jobid", "Job", f'label_values({n.JOB_INFO}{{{CLUSTER}}}, jobid)')

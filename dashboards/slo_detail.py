@@ -6,8 +6,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import Dashboard, Q, row, stat, table, timeseries
+
+from hpcwatch import metric_names as n
 
 BUDGET = ((None, "red"), (0.25, "orange"), (0.5, "green"))
 BURN = ((None, "green"), (1, "orange"), (6, "red"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from hpcwatch import metric_names as n
 from hpcwatch.dashboards.helpers import Dashboard, Q, query_variable, row, table, timeseries
+
+from hpcwatch import metric_names as n
 
 UID = "hpcwatch-slo-overview"
 SVC = 'sloth_service=~"$service"'

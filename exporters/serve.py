@@ -37,6 +37,11 @@ examples:
 """
 
 
+def _pct(text: str) -> str:
+    """argparse %-formats help strings; collector help may quote formats like Lustre's %j."""
+    return text.replace("%", "%%")
+
+
 def add_serve_arguments(p: argparse.ArgumentParser, registry: dict[str, type[Collector]]) -> None:
     """All serve flags; the collector ones are derived from the registry, never written by hand."""
     p.add_argument("--agent", choices=AGENTS, default="node",
@@ -71,16 +76,17 @@ def add_serve_arguments(p: argparse.ArgumentParser, registry: dict[str, type[Col
     for name, cls in registry.items():
         agents = ",".join(sorted(cls.default_agents)) or "none (opt-in)"
         group.add_argument(f"--collector.{name}", dest=f"collector__{name}", action="store_const", const=True,
-                           default=None, help=f"{cls.help} [default on: {agents}]")
+                           default=None, help=_pct(f"{cls.help} [default on: {agents}]"))
         group.add_argument(f"--no-collector.{name}", dest=f"collector__{name}", action="store_const",
                            const=False, help=argparse.SUPPRESS)
         for opt in cls.options:
             kwargs: dict[str, Any] = {"dest": f"opt__{name}__{opt.name.replace('-', '_')}",
-                                      "default": opt.default, "help": f"{opt.help} (default: {opt.default})"}
+                                      "default": opt.default, "help": _pct(f"{opt.help} (default: {opt.default})")}
             if opt.type is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             else:
                 kwargs["type"] = opt.type
+                kwargs["metavar"] = opt.name.replace("-", "_").upper()
                 if opt.choices:
                     kwargs["choices"] = opt.choices
             group.add_argument(f"--collector.{name}.{opt.name}", **kwargs)

@@ -1,7 +1,8 @@
 """`hpcwatch generate [--check] [--out deploy]`: write (or check) every generated artifact under deploy/.
 
-What is written: the infrastructure alert rules and their promtool tests, the SLO rules for the
-default HPC catalogue (when the SLO engine offers it), every Grafana dashboard, and the example
+What is written: the infrastructure alert rules and their promtool tests, the SLO rules (and the SLO
+engine's promtool tests) for the default HPC catalogue (examples/slo/hpc-catalogue.yaml), every
+Grafana dashboard (one SLO detail dashboard per catalogue SLO), and the example
 Alertmanager config with the receiver config it was generated from. Each file says it is generated
 and by which command; `--check` writes nothing and exits 1 listing the files that are stale.
 """
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,6 +26,8 @@ RULES_DIR = "prometheus/rules"
 TESTS_DIR = "prometheus/rules/tests"
 ALERTMANAGER_DIR = "alertmanager"
 SLO_RULES_FILE = "hpcwatch-slo.rules.yml"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K8S_DIR = "kubernetes/base"  # the kustomization there lists these two generated files
 
 HELP = """Write the default generated artifacts under deploy/ (or check they are fresh).
 
@@ -31,6 +35,8 @@ HELP = """Write the default generated artifacts under deploy/ (or check they are
   deploy/prometheus/rules/tests/  promtool unit tests for them
   deploy/grafana/dashboards/      every Grafana dashboard as JSON
   deploy/alertmanager/            an example Alertmanager config and the receiver config behind it
+  deploy/kubernetes/base/         prometheusrules.yaml (PrometheusRule) and grafana-dashboards.yaml
+                                  (ConfigMaps for the Grafana sidecar)
 
 examples:
   hpcwatch generate                 # rewrite deploy/
@@ -46,10 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-# --- the SLO engine, used when it offers its API ---------------------------------------------------
+# --- the SLO engine ------------------------------------------------------------------------------------
+
+# The default HPC catalogue: the objectives `hpcwatch generate` writes rules and dashboards for.
+DEFAULT_CATALOGUE = os.path.join(ROOT, "examples", "slo", "hpc-catalogue.yaml")
+
 
 def _slo_api(name: str) -> Any | None:
-    """hpcwatch.slo.<name>, or None while the SLO engine does not offer it."""
+    """hpcwatch.slo.<name>, or None where the SLO engine does not offer it."""
     try:
         mod = importlib.import_module("hpcwatch.slo")
     except ModuleNotFoundError:
@@ -65,17 +75,25 @@ def load_slo_specs(paths: Sequence[str]) -> list[Any]:
 
 
 def default_slos() -> list[Any]:
-    """The default HPC catalogue's SLO models, or [] while the engine does not offer them."""
-    catalogue = _slo_api("default_catalogue")
-    return list(catalogue()) if catalogue is not None else []
+    """The default HPC catalogue's SLO models ([] outside a source checkout, which lacks examples/)."""
+    if not os.path.exists(DEFAULT_CATALOGUE) or _slo_api("load_specs") is None:
+        return []
+    return load_slo_specs([DEFAULT_CATALOGUE])
 
 
-def _slo_rules(slos: list[Any]) -> str | None:
-    render = _slo_api("render_rules")
-    if render is None or not slos:
-        return None
-    text = render(slos)
-    return _yaml_header("SLO rules of the default HPC catalogue (hpcwatch.slo)") + text
+def _slo_files(slos: list[Any]) -> dict[str, str]:
+    """The catalogue's Sloth-compatible rule file and the SLO engine's promtool tests for it."""
+    generate_rules = _slo_api("generate_rules")
+    if generate_rules is None or not slos:
+        return {}
+    from hpcwatch.slo import writer
+    from hpcwatch.slo.promtests import promtool_test_files
+
+    head = _yaml_header(f"SLO rules of the default HPC catalogue ({os.path.relpath(DEFAULT_CATALOGUE, ROOT)})")
+    out = {f"{RULES_DIR}/{SLO_RULES_FILE}": head + writer.prometheus_text(generate_rules(slos))}
+    for path, text in promtool_test_files(slos, f"{TESTS_DIR}/slo").items():
+        out[path] = _yaml_header("promtool tests of the HPC catalogue's SLO alerts") + text
+    return out
 
 
 # --- artifacts ---------------------------------------------------------------------------------------
@@ -94,17 +112,50 @@ def artifacts() -> dict[str, str]:
     out[f"{RULES_DIR}/{rules.RULES_FILE}"] = rules.render_rules(command=COMMAND)
     out[f"{TESTS_DIR}/{rules.TESTS_FILE}"] = rules.render_tests(f"../{rules.RULES_FILE}", command=COMMAND)
     slos = default_slos()
-    slo_text = _slo_rules(slos)
-    if slo_text is not None:
-        out[f"{RULES_DIR}/{SLO_RULES_FILE}"] = slo_text
+    out.update(_slo_files(slos))
+    slo_text = out.get(f"{RULES_DIR}/{SLO_RULES_FILE}")
     for name, text in render_all(slo_refs(slos)).items():
         out[f"{DASHBOARD_DIR}/{name}"] = text
+    out[f"{K8S_DIR}/prometheusrules.yaml"] = _prometheus_rules_crd(
+        [out[f"{RULES_DIR}/{rules.RULES_FILE}"]] + ([slo_text] if slo_text else []))
+    out[f"{K8S_DIR}/grafana-dashboards.yaml"] = _dashboard_configmaps(
+        {k: v for k, v in out.items() if k.startswith(DASHBOARD_DIR)})
     out[f"{ALERTMANAGER_DIR}/receivers.example.yml"] = (
         _yaml_header("the receiver config alertmanager.yml is generated from") + alertmanager.EXAMPLE_CONFIG)
     out[f"{ALERTMANAGER_DIR}/alertmanager.yml"] = alertmanager.render(
         alertmanager.load_config(alertmanager.EXAMPLE_CONFIG),
         command=f"{COMMAND} (hpcwatch alerts alertmanager --config receivers.example.yml)")
     return out
+
+
+def _k8s_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")[:63]
+
+
+def _prometheus_rules_crd(rule_files: list[str]) -> str:
+    """The same rule groups as prometheus-operator PrometheusRule objects, one per rule file."""
+    import yaml
+    docs = []
+    for text in rule_files:
+        groups = yaml.safe_load(text)["groups"]
+        name = "hpcwatch-slo" if groups and groups[0]["name"].startswith("sloth") else "hpcwatch-infrastructure"
+        docs.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                     "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "hpcwatch"}},
+                     "spec": {"groups": groups}})
+    return _yaml_header("PrometheusRule objects of deploy/prometheus/rules") + yaml.safe_dump_all(
+        docs, sort_keys=False, width=100)
+
+
+def _dashboard_configmaps(dashboards: dict[str, str]) -> str:
+    """One ConfigMap per dashboard, labelled for the Grafana sidecar (grafana_dashboard=1)."""
+    import yaml
+    docs = [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": _k8s_name(f"grafana-dashboard-{os.path.basename(rel)[:-5]}"),
+                          "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "hpcwatch"},
+                          "annotations": {"grafana_folder": "hpcwatch"}},
+             "data": {os.path.basename(rel): text}} for rel, text in sorted(dashboards.items())]
+    return _yaml_header("Grafana dashboards of deploy/grafana/dashboards as ConfigMaps") + yaml.safe_dump_all(
+        docs, sort_keys=False, width=100)
 
 
 def _read(path: str) -> str | None:
@@ -148,8 +199,8 @@ def write(root: str, files: dict[str, str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     files = artifacts()
-    if _slo_api("default_catalogue") is None:
-        log.info("SLO engine offers no default catalogue yet: SLO rules and SLO detail dashboards skipped")
+    if f"{RULES_DIR}/{SLO_RULES_FILE}" not in files:
+        log.warning("no SLO engine or no %s: SLO rules and SLO detail dashboards skipped", DEFAULT_CATALOGUE)
     if args.check:
         bad = stale(args.out, files)
         if bad:

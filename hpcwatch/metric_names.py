@@ -36,10 +36,10 @@ NODE_EDAC_UNCORRECTABLE = "hpc_node_edac_uncorrectable_errors_total"
 NODE_EDAC_CORRECTABLE = "hpc_node_edac_correctable_errors_total"
 NODE_BOOT_TIME = "hpc_node_boot_time_seconds"
 
-# --- jobs collector (hpc_job_, issue 2; assumed) -----------------------------------------------------
+# --- jobs collector (hpc_job_, exporters/jobs) -----------------------------------------------------
 JOB_INFO = "hpc_job_info"  # {jobid, user, uid}
 JOB_CPU_SECONDS = "hpc_job_cpu_seconds_total"  # {jobid, mode=user|system}
-JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node
+JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node (assumed: not exported yet)
 JOB_MEMORY_USAGE = "hpc_job_memory_usage_bytes"
 JOB_MEMORY_LIMIT = "hpc_job_memory_limit_bytes"
 JOB_MEMORY_MAX_USAGE = "hpc_job_memory_max_usage_bytes"
@@ -90,26 +90,26 @@ FABRIC_ECN_MARKED = "np_ecn_marked_roce_packets"
 FABRIC_CNP_SENT = "np_cnp_sent"
 FABRIC_STATE_ACTIVE = 4
 
-# --- filesystems (issue 9; assumed) -------------------------------------------------------------------
-LUSTRE_TARGET_CAPACITY = "hpc_lustre_target_capacity_bytes"  # {fs, target, type=ost|mdt}
+# --- filesystems (exporters/lustre, nfs, gpfs, beegfs) -------------------------------------------------
+LUSTRE_TARGET_CAPACITY = "hpc_lustre_target_capacity_bytes"  # {target}
 LUSTRE_TARGET_AVAILABLE = "hpc_lustre_target_available_bytes"
 LUSTRE_TARGET_FILES = "hpc_lustre_target_files"
 LUSTRE_TARGET_FILES_FREE = "hpc_lustre_target_files_free"
-LUSTRE_CLIENT_READ = "hpc_lustre_client_read_bytes_total"  # {fs}
-LUSTRE_CLIENT_WRITE = "hpc_lustre_client_write_bytes_total"
-LUSTRE_CLIENT_OPS = "hpc_lustre_client_operations_total"  # {fs, operation}
-LUSTRE_JOB_READ = "hpc_lustre_job_read_bytes_total"  # {target, jobid}
-LUSTRE_JOB_WRITE = "hpc_lustre_job_write_bytes_total"
-LUSTRE_JOB_METADATA_OPS = "hpc_lustre_job_metadata_operations_total"  # {target, jobid, operation}
-NFS_READ = "hpc_nfs_read_bytes_total"  # {mountpoint}
-NFS_WRITE = "hpc_nfs_write_bytes_total"
-NFS_OPERATIONS = "hpc_nfs_operations_total"  # {mountpoint, operation}
-NFS_MAJOR_TIMEOUTS = "hpc_nfs_major_timeouts_total"  # {mountpoint, operation}
-GPFS_READ = "hpc_gpfs_read_bytes_total"  # {filesystem}
+LUSTRE_CLIENT_BYTES = "hpc_lustre_client_bytes_total"  # {fs, client, operation=read|write}
+LUSTRE_CLIENT_OPS = "hpc_lustre_client_operations_total"  # {fs, client, operation}
+LUSTRE_JOB_BYTES = "hpc_lustre_job_bytes_total"  # {target, jobid, uid, host, operation=read|write}
+LUSTRE_JOB_OPS = "hpc_lustre_job_operations_total"  # {target, jobid, uid, host, operation}
+LUSTRE_DATA_OPS = "read|write"  # every other job_stats operation is metadata
+NFS_IO_BYTES = "hpc_nfs_io_bytes_total"  # {export, mountpoint, kind=normal_read|direct_read|...}
+NFS_REQUESTS = "hpc_nfs_requests_total"  # {export, mountpoint, operation}
+NFS_MAJOR_TIMEOUTS = "hpc_nfs_major_timeouts_total"  # {export, mountpoint, operation}
+NFS_READ_KINDS = "normal_read|direct_read"  # bytes applications read (kind label of NFS_IO_BYTES)
+NFS_WRITE_KINDS = "normal_write|direct_write"
+GPFS_READ = "hpc_gpfs_read_bytes_total"  # {cluster (the GPFS cluster), fs}
 GPFS_WRITE = "hpc_gpfs_write_bytes_total"
-GPFS_CAPACITY = "hpc_gpfs_filesystem_capacity_bytes"
-GPFS_FREE = "hpc_gpfs_filesystem_free_bytes"
-BEEGFS_OPERATIONS = "hpc_beegfs_operations_total"  # {node_type, operation}
+GPFS_SIZE = "hpc_gpfs_fs_size_bytes"  # {fs}
+GPFS_FREE = "hpc_gpfs_fs_free_bytes"
+BEEGFS_OPERATIONS = "hpc_beegfs_operations_total"  # {nodetype, operation}
 
 # --- scheduler-neutral model (ARCHITECTURE.md, exporters/scheduler) ------------------------------------------------
 SCHED_UP = "hpc_scheduler_up"  # {cluster}

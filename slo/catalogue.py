@@ -178,10 +178,18 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
                     period_s=period_s, sli=sli, windows=catalogue.get(period_s),
                     labels=frozen_map({**slo_labels, **scope, **extra}),
                     description=s.get("description") if isinstance(s.get("description"), str) else "",
-                    page_alert=metas[0], ticket_alert=metas[1], min_events=min_events or None,
+                    page_alert=_scoped(metas[0], scope), ticket_alert=_scoped(metas[1], scope),
+                    min_events=min_events or None,
                     events_per_second=False, low_traffic=kind in JOB_SLIS, source=path,
                     spec=CATALOGUE_API, mode=c.MODE_PROM))
     return out
+
+
+def _scoped(meta: AlertMeta | None, scope: dict[str, str]) -> AlertMeta | None:
+    """Cluster and queue on the alert rule too: one alert name per catalogue entry stays unique per scope."""
+    if meta is None:
+        return None
+    return AlertMeta(meta.name, frozen_map({**meta.labels, **scope}), meta.annotations)
 
 
 def _alerts(f: Fields, common: dict, s: dict, field: str, name: str) -> list[AlertMeta | None]:

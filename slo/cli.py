@@ -104,7 +104,7 @@ def run_generate(args) -> int:
             raise SpecError(", ".join(args.input), None, None, "at least one SLO in the inputs", "none")
         files = render_outputs(slos, args)
         if args.tests:
-            files.update(promtests.test_files(slos, args.tests, args.sloth_version))
+            files.update(promtests.promtool_test_files(slos, args.tests, args.sloth_version))
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

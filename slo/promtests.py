@@ -19,6 +19,7 @@ from hpcwatch.slo.writer import HEADER
 
 BURNS = (15.0, 7.0, 3.5, 1.2, 0.5)
 START = 60  # minutes of healthy history before the burn starts
+STEP = 5  # minutes between samples and between evaluations (a 1m step makes promtool 5x slower)
 _LABEL_TPL = re.compile(r"\{\{\s*\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 
 
@@ -26,16 +27,19 @@ def _ratio(slo: SLO, burn: float) -> float:
     return min(1.0, burn * slo.error_budget)
 
 
-def _series_values(level: float, window_min: int, horizon: int) -> tuple[str, list[float]]:
-    """promtool values text for a window's ratio after a step to `level` at START, and the values."""
-    step = level / window_min
-    text = f"0x{START - 1} 0+{step!r}x{window_min} {level!r}x{horizon - START - window_min}"
-    vals = [0.0] * START
+def _series_values(level: float, window_min: int, horizon: int) -> tuple[str, dict[int, float]]:
+    """promtool values text for a window's ratio after a step to `level` at START, and {minute: value}."""
+    n = max(1, window_min // STEP)
+    step = level / n
+    rest = (horizon - START - n * STEP) // STEP
+    text = f"0x{START // STEP - 1} 0+{step!r}x{n} {level!r}x{rest}"
+    vals = {m * STEP: 0.0 for m in range(START // STEP)}
     v = 0.0
-    for i in range(window_min + 1):
-        vals.append(v)
+    for i in range(n + 1):
+        vals[START + i * STEP] = v
         v += step
-    vals.extend([level] * (horizon - START - window_min))
+    for i in range(1, rest + 1):
+        vals[START + n * STEP + i * STEP] = level
     return text, vals
 
 
@@ -46,9 +50,9 @@ def _expand(text: str, labels: dict[str, str]) -> str | None:
 
 def _checkpoints(slo: SLO) -> list[int]:
     longest = max(slo.windows.windows()) // 60
-    points = {START - 1, START + 30, START + 60, START + 120, START + 360, START + 720, START + 1440,
+    points = {START - STEP, START + 30, START + 60, START + 120, START + 360, START + 720, START + 1440,
               START + 2880, START + longest, START + longest + 60}
-    return sorted(p for p in points if p <= START + longest + 60)
+    return sorted(p for p in points if p <= START + longest + 60 and p % STEP == 0)
 
 
 def _expected(slo: SLO, vals: dict[int, list[float]], t: int, events_ok: bool) -> dict[str, bool] | None:
@@ -85,7 +89,7 @@ def slo_test(slo: SLO, rule_file: str) -> dict | None:
             if ann[k] is None:
                 return None
         expected_alerts[severity] = (rule["alert"], labels, dict(sorted(ann.items())))
-    horizon = START + max(slo.windows.windows()) // 60 + 61
+    horizon = START + max(slo.windows.windows()) // 60 + 60 + STEP
     scenarios = [(f"burn {b:g}x budget", b, True) for b in BURNS]
     if slo.min_events:
         scenarios.append((f"burn 15x budget with {slo.min_events - 1} events: min_events guard", 15.0, False))
@@ -100,7 +104,7 @@ def slo_test(slo: SLO, rule_file: str) -> dict | None:
             count = slo.min_events * 10 if events_ok else slo.min_events - 1
             for w in slo.windows.long_windows():
                 labels = {**base_labels, c.LABEL_WINDOW: prom_duration(w)}
-                series.append({"series": c.sli_events_metric(w) + _sel(labels), "values": f"{count}x{horizon}"})
+                series.append({"series": c.sli_events_metric(w) + _sel(labels), "values": f"{count}x{horizon // STEP}"})
         checks = []
         for t in _checkpoints(slo):
             exp = _expected(slo, vals, t, events_ok)
@@ -114,9 +118,9 @@ def slo_test(slo: SLO, rule_file: str) -> dict | None:
                     by_name[name].append({"exp_labels": labels, "exp_annotations": ann})
             for name, exp_alerts in by_name.items():
                 checks.append({"eval_time": f"{t}m", "alertname": name, "exp_alerts": exp_alerts})
-        tests.append({"name": f"{slo.id}: {title}", "interval": "1m", "input_series": series,
+        tests.append({"name": f"{slo.id}: {title}", "interval": f"{STEP}m", "input_series": series,
                       "alert_rule_test": checks})
-    return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
+    return {"rule_files": [rule_file], "evaluation_interval": f"{STEP}m", "tests": tests}
 
 
 def _sel(labels: dict[str, str]) -> str:
@@ -125,7 +129,7 @@ def _sel(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())) + "}"
 
 
-def test_files(slos: list[SLO], tests_dir: str, sloth_version: str = SLOTH_VERSION) -> dict[str, str]:
+def promtool_test_files(slos: list[SLO], tests_dir: str, sloth_version: str = SLOTH_VERSION) -> dict[str, str]:
     """{path: text}: per SLO an alerts-only rule file and its promtool test file."""
     files = {}
     for slo in slos:

@@ -21,7 +21,11 @@ _NON_STRING = re.compile(r"""^(?:
 )$""", re.X)
 
 
-class GoYAMLDumper(yaml.SafeDumper):
+# libyaml's C emitter when PyYAML has it: it is the emitter yaml.v2 was ported from, and 20x faster.
+_BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class GoYAMLDumper(_BASE):
     """SafeDumper with yaml.v2's scalar styles; keys keep the order the generators built."""
 
 

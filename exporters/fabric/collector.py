@@ -18,9 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.fabric.pma import ERROR_COUNTERS, TRAFFIC_COUNTERS, TRAFFIC_HELP
 from hpcwatch.exporters.fabric.sysfs import (
     PHYS_LINK_UP,
@@ -36,6 +33,8 @@ from hpcwatch.exporters.fabric.sysfs import (
 from hpcwatch.exporters.files import list_dir, log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.fabric")
 

@@ -17,9 +17,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.command import CommandError, run_command
 from hpcwatch.exporters.fabric.pma import (
     ERROR_COUNTERS,
@@ -41,6 +38,8 @@ from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import SnapshotSource
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.fabric_switches")
 
@@ -126,6 +125,7 @@ class FabricSwitchesCollector(Collector):
         self._discovered_at = 0.0  # unix time
         self._discovered_mono = float("-inf")
         self._lock = threading.Lock()
+        self._rendered: tuple[FabricSnapshot, list[Metric]] | None = None
         self.source: SnapshotSource[FabricSnapshot] = SnapshotSource("fabric_switches", self.refresh,
                                                                      self.interval)
 
@@ -173,8 +173,18 @@ class FabricSwitchesCollector(Collector):
 
     def query_switch(self, switch: Switch) -> SwitchReading:
         try:
-            ext = self._perfquery(switch.lid, extended=True)
-            basic = self._perfquery(switch.lid, extended=False) if needs_basic(ext) else {}
+            try:
+                ext = self._perfquery(switch.lid, extended=True)
+            except CommandError as exc:  # a PMA without PortCountersExtended: basic counters only
+                ext, ext_error = {}, exc
+            else:
+                ext_error = None
+            try:
+                basic = self._perfquery(switch.lid, extended=False) if needs_basic(ext) else {}
+            except CommandError:
+                if ext_error is not None or not ext:
+                    raise ext_error or CommandError(f"perfquery -x of lid {switch.lid} reported no ports")
+                basic = {}
         except CommandError as exc:
             log_once(log, f"switch:{switch.guid}:{exc}", "perfquery of switch %s (%s, lid %d) failed: %s",
                      switch.guid, switch.name, switch.lid, exc)
@@ -197,7 +207,11 @@ class FabricSwitchesCollector(Collector):
         snap = self.source.value
         if snap is None:
             return
-        yield from render(snap)
+        # A snapshot never changes once made, so its ~100k samples are rendered once, not per scrape.
+        cached = self._rendered
+        if cached is None or cached[0] is not snap:
+            cached = self._rendered = (snap, render(snap))
+        yield from cached[1]
 
     def close(self) -> None:
         self.source.stop()

@@ -72,12 +72,17 @@ class Gpu:
 @register
 class GpuCollector(Collector):
     name = "gpu"
-    help = "NVIDIA GPUs through NVML: utilisation, memory, power, health, NVLink, XID errors, GPU-to-job mapping"
+    help = (
+        "NVIDIA GPUs through NVML: utilisation, memory, power, health, NVLink, XID errors, GPU-to-job mapping"
+    )
     kind = "live"
     default_agents = frozenset({"node"})
     options = (
-        Option("job-map-dir", "/run/hpcwatch/gpu-jobs",
-               "directory where the Slurm prolog lists each job's GPUs (under --path.rootfs; '' disables)"),
+        Option(
+            "job-map-dir",
+            "/run/hpcwatch/gpu-jobs",
+            "directory where the Slurm prolog lists each job's GPUs (under --path.rootfs; '' disables)",
+        ),
         Option("per-process", False, "also export GPU memory per process (one series per PID)", type=_flag),
         Option("xid-events", True, "count XID errors from NVML events in a background thread", type=_flag),
     )
@@ -95,6 +100,7 @@ class GpuCollector(Collector):
         self.watcher: XidWatcher | None = None
         self._initialised = False
         self._started = False
+        self._noted: set[str] = set()
 
     # --- life cycle -------------------------------------------------------------------------------
     def available(self) -> str | None:
@@ -154,7 +160,9 @@ class GpuCollector(Collector):
             return f"{v // 1000}.{v % 1000 // 10}"
         return ""
 
-    def _call(self, gpu_label: str, fn_name: str, *args: Any, quiet: Iterable[int] = (), **kwargs: Any) -> Any:
+    def _call(
+        self, gpu_label: str, fn_name: str, *args: Any, quiet: Iterable[int] = (), **kwargs: Any
+    ) -> Any:
         """Call NVML; GPU lost raises GpuLost, any other NVML error is logged once and gives None."""
         lib = self.lib
         try:
@@ -165,11 +173,18 @@ class GpuCollector(Collector):
                 raise GpuLost(gpu_label) from exc
             if code in quiet:
                 return None
-            unsupported = code in (lib.NVML_ERROR_NOT_SUPPORTED, lib.NVML_ERROR_FUNCTION_NOT_FOUND)
             who = self._who(gpu_label)
-            log_once(log, f"{who}:{fn_name}:{code}", "gpu %s: %s: %s", who, fn_name, exc,
-                     level=logging.DEBUG if unsupported else logging.WARNING)
+            if code in (lib.NVML_ERROR_NOT_SUPPORTED, lib.NVML_ERROR_FUNCTION_NOT_FOUND):
+                self._debug_once(f"{who}:{fn_name}:{code}", "gpu %s: %s: %s", who, fn_name, exc)
+            else:
+                log_once(log, f"{who}:{fn_name}:{code}", "gpu %s: %s: %s", who, fn_name, exc)
             return None
+
+    def _debug_once(self, key: str, msg: str, *args: Any) -> None:
+        """'Not supported here' is a fact about the GPU, not news: one debug line per GPU and reading."""
+        if key not in self._noted:
+            self._noted.add(key)
+            log.debug(msg, *args)
 
     def _who(self, gpu_label: str) -> str:
         """How log lines name a GPU: index and UUID, so keys stay distinct across GPUs and hosts."""
@@ -236,8 +251,10 @@ class GpuCollector(Collector):
         temp = self._call(gpu.label, "nvmlDeviceGetTemperature", h, lib.NVML_TEMPERATURE_GPU)
         if temp is not None:
             out.add("hpc_gpu_temperature_celsius", dev, temp)
-        for family, clock in (("hpc_gpu_sm_clock_hertz", lib.NVML_CLOCK_SM),
-                              ("hpc_gpu_memory_clock_hertz", lib.NVML_CLOCK_MEM)):
+        for family, clock in (
+            ("hpc_gpu_sm_clock_hertz", lib.NVML_CLOCK_SM),
+            ("hpc_gpu_memory_clock_hertz", lib.NVML_CLOCK_MEM),
+        ):
             mhz = self._call(gpu.label, "nvmlDeviceGetClockInfo", h, clock)
             if mhz is not None:
                 out.add(family, dev, mhz * 1e6)
@@ -252,7 +269,9 @@ class GpuCollector(Collector):
 
     def _fields(self, gpu: Gpu, out: FamilyBuilder) -> None:
         lib, dev = self.lib, (gpu.label, gpu.uuid)
-        records = self._call(gpu.label, "nvmlDeviceGetFieldValues", gpu.handle, fields.request(gpu.link_count))
+        records = self._call(
+            gpu.label, "nvmlDeviceGetFieldValues", gpu.handle, fields.request(gpu.link_count)
+        )
         readings = fields.decode(records or ())
         for r in readings:
             if r.status == lib.NVML_ERROR_GPU_IS_LOST:
@@ -261,8 +280,14 @@ class GpuCollector(Collector):
                 name = fields.FIELD_NAMES.get(r.field_id, str(r.field_id))
                 why = "sentinel value" if r.sentinel else f"nvmlReturn {r.status}"
                 who = self._who(gpu.label)
-                log_once(log, f"{who}:field:{r.field_id}:{r.status}", "gpu %s: field %s (scope %d) left out: %s",
-                         who, name, r.scope_id, why, level=logging.DEBUG)
+                self._debug_once(
+                    f"{who}:field:{r.field_id}:{r.scope_id}:{r.status}",
+                    "gpu %s: field %s (scope %d) left out: %s",
+                    who,
+                    name,
+                    r.scope_id,
+                    why,
+                )
         v = fields.by_key(readings)
 
         def get(name: str, scope: int = 0) -> float | None:
@@ -273,12 +298,14 @@ class GpuCollector(Collector):
             power = self._call(gpu.label, "nvmlDeviceGetPowerUsage", gpu.handle)
         if power is not None:
             out.add("hpc_gpu_power_watts", dev, power / 1000)
-        simple = (("NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "hpc_gpu_energy_joules_total", 1e-3),
-                  ("NVML_FI_DEV_MEMORY_TEMP", "hpc_gpu_memory_temperature_celsius", 1),
-                  ("NVML_FI_DEV_PCIE_REPLAY_COUNTER", "hpc_gpu_pcie_replays_total", 1),
-                  ("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", "hpc_gpu_pcie_transmit_bytes_total", 1),
-                  ("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", "hpc_gpu_pcie_receive_bytes_total", 1),
-                  ("NVML_FI_DEV_RETIRED_PENDING", "hpc_gpu_retired_pages_pending", 1))
+        simple = (
+            ("NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "hpc_gpu_energy_joules_total", 1e-3),
+            ("NVML_FI_DEV_MEMORY_TEMP", "hpc_gpu_memory_temperature_celsius", 1),
+            ("NVML_FI_DEV_PCIE_REPLAY_COUNTER", "hpc_gpu_pcie_replays_total", 1),
+            ("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", "hpc_gpu_pcie_transmit_bytes_total", 1),
+            ("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", "hpc_gpu_pcie_receive_bytes_total", 1),
+            ("NVML_FI_DEV_RETIRED_PENDING", "hpc_gpu_retired_pages_pending", 1),
+        )
         for field, family, scale in simple:
             if (x := get(field)) is not None:
                 out.add(family, dev, x * scale)
@@ -286,17 +313,26 @@ class GpuCollector(Collector):
         if ecc is not None:
             out.add("hpc_gpu_ecc_enabled", dev, 1 if ecc == 1 else 0)
         if ecc == 1:  # error counters of a GPU without ECC mean nothing
-            for field, kind, counter in (("NVML_FI_DEV_ECC_SBE_VOL_TOTAL", "corrected", "volatile"),
-                                         ("NVML_FI_DEV_ECC_DBE_VOL_TOTAL", "uncorrected", "volatile"),
-                                         ("NVML_FI_DEV_ECC_SBE_AGG_TOTAL", "corrected", "aggregate"),
-                                         ("NVML_FI_DEV_ECC_DBE_AGG_TOTAL", "uncorrected", "aggregate")):
+            for field, kind, counter in (
+                ("NVML_FI_DEV_ECC_SBE_VOL_TOTAL", "corrected", "volatile"),
+                ("NVML_FI_DEV_ECC_DBE_VOL_TOTAL", "uncorrected", "volatile"),
+                ("NVML_FI_DEV_ECC_SBE_AGG_TOTAL", "corrected", "aggregate"),
+                ("NVML_FI_DEV_ECC_DBE_AGG_TOTAL", "uncorrected", "aggregate"),
+            ):
                 if (x := get(field)) is not None:
                     out.add("hpc_gpu_ecc_errors_total", dev + (kind, counter), x)
-        for field, cause in (("NVML_FI_DEV_RETIRED_SBE", "single_bit"), ("NVML_FI_DEV_RETIRED_DBE", "double_bit")):
+        for field, cause in (
+            ("NVML_FI_DEV_RETIRED_SBE", "single_bit"),
+            ("NVML_FI_DEV_RETIRED_DBE", "double_bit"),
+        ):
             if (x := get(field)) is not None:
                 out.add("hpc_gpu_retired_pages", dev + (cause,), x)
-        for field, state in (("NVML_FI_DEV_REMAPPED_COR", "corrected"), ("NVML_FI_DEV_REMAPPED_UNC", "uncorrected"),
-                             ("NVML_FI_DEV_REMAPPED_PENDING", "pending"), ("NVML_FI_DEV_REMAPPED_FAILURE", "failure")):
+        for field, state in (
+            ("NVML_FI_DEV_REMAPPED_COR", "corrected"),
+            ("NVML_FI_DEV_REMAPPED_UNC", "uncorrected"),
+            ("NVML_FI_DEV_REMAPPED_PENDING", "pending"),
+            ("NVML_FI_DEV_REMAPPED_FAILURE", "failure"),
+        ):
             if (x := get(field)) is not None:
                 out.add("hpc_gpu_remapped_rows", dev + (state,), x)
         for link in range(gpu.link_count):
@@ -305,9 +341,11 @@ class GpuCollector(Collector):
                 # A link in low-power sleep is up; only an inactive link is down.
                 up = x in (lib.NVML_NVLINK_STATE_ACTIVE, lib.NVML_NVLINK_STATE_SLEEP)
                 out.add("hpc_gpu_nvlink_up", ln, 1 if up else 0)
-            for field, kind in (("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", "replay"),
-                                ("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", "recovery"),
-                                ("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "crc")):
+            for field, kind in (
+                ("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", "replay"),
+                ("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", "recovery"),
+                ("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "crc"),
+            ):
                 if (x := get(field, link)) is not None:
                     out.add("hpc_gpu_nvlink_errors_total", ln + (kind,), x)
             # Throughput fields count KiB.
@@ -317,9 +355,17 @@ class GpuCollector(Collector):
                 out.add("hpc_gpu_nvlink_receive_bytes_total", ln, x * 1024)
 
     def _memory(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
-        mem = self._call(label, "nvmlDeviceGetMemoryInfo", h, version=self.lib.nvmlMemory_v2,
-                         quiet=(self.lib.NVML_ERROR_FUNCTION_NOT_FOUND, self.lib.NVML_ERROR_NOT_SUPPORTED,
-                                self.lib.NVML_ERROR_ARGUMENT_VERSION_MISMATCH))
+        mem = self._call(
+            label,
+            "nvmlDeviceGetMemoryInfo",
+            h,
+            version=self.lib.nvmlMemory_v2,
+            quiet=(
+                self.lib.NVML_ERROR_FUNCTION_NOT_FOUND,
+                self.lib.NVML_ERROR_NOT_SUPPORTED,
+                self.lib.NVML_ERROR_ARGUMENT_VERSION_MISMATCH,
+            ),
+        )
         if mem is None:  # drivers before R510 have no v2 (and no reserved figure)
             mem = self._call(label, "nvmlDeviceGetMemoryInfo", h)
         if mem is None:
@@ -331,21 +377,31 @@ class GpuCollector(Collector):
 
     def _clock_reasons(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
         lib = self.lib
-        mask = self._call(label, "nvmlDeviceGetCurrentClocksEventReasons", h,
-                          quiet=(lib.NVML_ERROR_FUNCTION_NOT_FOUND,))
+        mask = self._call(
+            label, "nvmlDeviceGetCurrentClocksEventReasons", h, quiet=(lib.NVML_ERROR_FUNCTION_NOT_FOUND,)
+        )
         if mask is None:  # drivers before R535 only know the older name
             mask = self._call(label, "nvmlDeviceGetCurrentClocksThrottleReasons", h)
         if mask is None:
             return
         for reason, const in CLOCK_REASONS:
-            out.add("hpc_gpu_clock_event_reason_active", dev + (reason,), 1 if int(mask) & getattr(lib, const) else 0)
+            out.add(
+                "hpc_gpu_clock_event_reason_active",
+                dev + (reason,),
+                1 if int(mask) & getattr(lib, const) else 0,
+            )
 
     def _mig_devices(self, gpu: Gpu, out: FamilyBuilder, job_map: dict[str, set[str]]) -> None:
         lib = self.lib
         count = self._call(gpu.label, "nvmlDeviceGetMaxMigDeviceCount", gpu.handle) or 0
         for i in range(count):
-            mh = self._call(gpu.label, "nvmlDeviceGetMigDeviceHandleByIndex", gpu.handle, i,
-                            quiet=(lib.NVML_ERROR_NOT_FOUND, lib.NVML_ERROR_INVALID_ARGUMENT))
+            mh = self._call(
+                gpu.label,
+                "nvmlDeviceGetMigDeviceHandleByIndex",
+                gpu.handle,
+                i,
+                quiet=(lib.NVML_ERROR_NOT_FOUND, lib.NVML_ERROR_INVALID_ARGUMENT),
+            )
             if mh is None:
                 continue
             uuid = nvml.text(self._call(gpu.label, "nvmlDeviceGetUUID", mh) or "")
@@ -379,8 +435,9 @@ class GpuCollector(Collector):
         for jobid, used in sorted(per_job.items()):
             out.add("hpc_gpu_job_memory_used_bytes", dev + (jobid,), used)
 
-    def _mapped_jobs(self, job_map: dict[str, set[str]], keys: tuple[str, ...], dev: tuple[str, str],
-                     out: FamilyBuilder) -> None:
+    def _mapped_jobs(
+        self, job_map: dict[str, set[str]], keys: tuple[str, ...], dev: tuple[str, str], out: FamilyBuilder
+    ) -> None:
         for key in keys:
             for jobid in sorted(job_map.get(key, ())) if key else ():
                 out.add("hpc_gpu_job_info", dev + (jobid,), 1)

@@ -12,66 +12,151 @@ DEVICE = ("gpu", "uuid")
 
 # name -> (type, help, labels). Counter names carry `_total`, stripped for CounterMetricFamily.
 SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "hpc_gpu_info": ("gauge", ("Always 1: a GPU or MIG device NVML reports, with its name, driver and CUDA "
-                     "versions, PCI bus id and MIG mode (enabled, disabled, unsupported, or instance for a "
-                     "MIG device)."),
-                     DEVICE + ("name", "driver_version", "cuda_version", "pci_bus_id", "mig_mode")),
-    "hpc_gpu_mig_info": ("gauge", ("Always 1: a MIG device and the physical GPU, GPU instance and compute "
-                         "instance it belongs to."),
-                         DEVICE + ("parent_gpu", "parent_uuid", "gpu_instance_id", "compute_instance_id")),
-    "hpc_gpu_up": ("gauge", ("1 when NVML answered for the GPU in this scrape, 0 when the GPU is lost (fell "
-                   "off the bus) or could not be read."), DEVICE),
-    "hpc_gpu_utilization_ratio": ("gauge", ("Fraction of the last sample period in which a kernel ran on "
-                                  "the GPU."), DEVICE),
-    "hpc_gpu_memory_utilization_ratio": ("gauge", ("Fraction of the last sample period in which device "
-                                         "memory was being read or written."), DEVICE),
+    "hpc_gpu_info": (
+        "gauge",
+        (
+            "Always 1: a GPU or MIG device NVML reports, with its name, driver and CUDA "
+            "versions, PCI bus id and MIG mode (enabled, disabled, unsupported, instance for a MIG device, "
+            "or unknown while the GPU is lost)."
+        ),
+        DEVICE + ("name", "driver_version", "cuda_version", "pci_bus_id", "mig_mode"),
+    ),
+    "hpc_gpu_mig_info": (
+        "gauge",
+        ("Always 1: a MIG device and the physical GPU, GPU instance and compute instance it belongs to."),
+        DEVICE + ("parent_gpu", "parent_uuid", "gpu_instance_id", "compute_instance_id"),
+    ),
+    "hpc_gpu_up": (
+        "gauge",
+        (
+            "1 when NVML answered for the GPU in this scrape, 0 when the GPU is lost (fell "
+            "off the bus) or could not be read."
+        ),
+        DEVICE,
+    ),
+    "hpc_gpu_utilization_ratio": (
+        "gauge",
+        ("Fraction of the last sample period in which a kernel ran on the GPU."),
+        DEVICE,
+    ),
+    "hpc_gpu_memory_utilization_ratio": (
+        "gauge",
+        ("Fraction of the last sample period in which device memory was being read or written."),
+        DEVICE,
+    ),
     "hpc_gpu_memory_used_bytes": ("gauge", "Device memory allocated by processes and the driver.", DEVICE),
     "hpc_gpu_memory_total_bytes": ("gauge", "Device memory installed (or given to the MIG device).", DEVICE),
-    "hpc_gpu_memory_reserved_bytes": ("gauge", ("Device memory the driver and firmware reserve for "
-                                      "themselves."), DEVICE),
+    "hpc_gpu_memory_reserved_bytes": (
+        "gauge",
+        ("Device memory the driver and firmware reserve for themselves."),
+        DEVICE,
+    ),
     "hpc_gpu_power_watts": ("gauge", "Power the board draws now.", DEVICE),
-    "hpc_gpu_energy_joules_total": ("counter", "Energy the GPU consumed since the driver was loaded.", DEVICE),
+    "hpc_gpu_energy_joules_total": (
+        "counter",
+        "Energy the GPU consumed since the driver was loaded.",
+        DEVICE,
+    ),
     "hpc_gpu_temperature_celsius": ("gauge", "GPU core temperature.", DEVICE),
     "hpc_gpu_memory_temperature_celsius": ("gauge", "Device memory (HBM) temperature.", DEVICE),
     "hpc_gpu_sm_clock_hertz": ("gauge", "Current streaming-multiprocessor clock.", DEVICE),
     "hpc_gpu_memory_clock_hertz": ("gauge", "Current memory clock.", DEVICE),
-    "hpc_gpu_clock_event_reason_active": ("gauge", ("1 while the reason holds the GPU's clocks below "
-                                          "maximum (idle, power cap, thermal or hardware slowdown, ...)."),
-                                          DEVICE + ("reason",)),
-    "hpc_gpu_pcie_replays_total": ("counter", "PCIe packets the GPU had to replay (link-level retries).",
-                                   DEVICE),
+    "hpc_gpu_clock_event_reason_active": (
+        "gauge",
+        (
+            "1 while the reason holds the GPU's clocks below "
+            "maximum (idle, power cap, thermal or hardware slowdown, ...)."
+        ),
+        DEVICE + ("reason",),
+    ),
+    "hpc_gpu_pcie_replays_total": (
+        "counter",
+        "PCIe packets the GPU had to replay (link-level retries).",
+        DEVICE,
+    ),
     "hpc_gpu_pcie_transmit_bytes_total": ("counter", "Bytes the GPU sent over PCIe.", DEVICE),
     "hpc_gpu_pcie_receive_bytes_total": ("counter", "Bytes the GPU received over PCIe.", DEVICE),
     "hpc_gpu_ecc_enabled": ("gauge", "1 when ECC is active on the GPU's memory, 0 when it is off.", DEVICE),
-    "hpc_gpu_ecc_errors_total": ("counter", ("ECC errors by type; counter=volatile counts since the driver "
-                                 "loaded, counter=aggregate over the GPU's life (select one, never sum "
-                                 "both). Only exported where ECC is enabled."),
-                                 DEVICE + ("type", "counter")),
-    "hpc_gpu_retired_pages": ("gauge", ("Memory pages retired (blacklisted) for single- or double-bit "
-                              "errors (pre-Ampere page retirement)."), DEVICE + ("cause",)),
-    "hpc_gpu_retired_pages_pending": ("gauge", "1 when page retirements wait for the next driver reload.",
-                                      DEVICE),
-    "hpc_gpu_remapped_rows": ("gauge", ("Row remapper state: rows remapped for corrected or uncorrected "
-                              "errors, and 1/0 flags for a pending remap (needs a GPU reset) and a failed "
-                              "remap (GPU needs replacing)."), DEVICE + ("state",)),
-    "hpc_gpu_nvlink_up": ("gauge", "1 when the NVLink link is active, 0 when it is down.", DEVICE + ("link",)),
-    "hpc_gpu_nvlink_errors_total": ("counter", "NVLink data-link errors by type (replay, recovery, crc).",
-                                    DEVICE + ("link", "type")),
-    "hpc_gpu_nvlink_transmit_bytes_total": ("counter", "Payload bytes sent over the NVLink link.",
-                                            DEVICE + ("link",)),
-    "hpc_gpu_nvlink_receive_bytes_total": ("counter", "Payload bytes received over the NVLink link.",
-                                           DEVICE + ("link",)),
-    "hpc_gpu_xid_errors_total": ("counter", ("Critical XID errors the driver reported for the GPU, by XID "
-                                 "number, counted since the exporter started."), DEVICE + ("xid",)),
-    "hpc_gpu_xid_watch_up": ("gauge", ("1 when XID events of the GPU are being watched (so no XID means "
-                             "none happened), 0 when NVML cannot deliver them."), DEVICE),
+    "hpc_gpu_ecc_errors_total": (
+        "counter",
+        (
+            "ECC errors by type; counter=volatile counts since the driver "
+            "loaded, counter=aggregate over the GPU's life (select one, never sum "
+            "both). Only exported where ECC is enabled."
+        ),
+        DEVICE + ("type", "counter"),
+    ),
+    "hpc_gpu_retired_pages": (
+        "gauge",
+        ("Memory pages retired (blacklisted) for single- or double-bit errors (pre-Ampere page retirement)."),
+        DEVICE + ("cause",),
+    ),
+    "hpc_gpu_retired_pages_pending": (
+        "gauge",
+        "1 when page retirements wait for the next driver reload.",
+        DEVICE,
+    ),
+    "hpc_gpu_remapped_rows": (
+        "gauge",
+        (
+            "Row remapper state: rows remapped for corrected or uncorrected "
+            "errors, and 1/0 flags for a pending remap (needs a GPU reset) and a failed "
+            "remap (GPU needs replacing)."
+        ),
+        DEVICE + ("state",),
+    ),
+    "hpc_gpu_nvlink_up": (
+        "gauge",
+        "1 when the NVLink link is active (or in low-power sleep), 0 when inactive.",
+        DEVICE + ("link",),
+    ),
+    "hpc_gpu_nvlink_errors_total": (
+        "counter",
+        "NVLink data-link errors by type (replay, recovery, crc).",
+        DEVICE + ("link", "type"),
+    ),
+    "hpc_gpu_nvlink_transmit_bytes_total": (
+        "counter",
+        "Payload bytes sent over the NVLink link.",
+        DEVICE + ("link",),
+    ),
+    "hpc_gpu_nvlink_receive_bytes_total": (
+        "counter",
+        "Payload bytes received over the NVLink link.",
+        DEVICE + ("link",),
+    ),
+    "hpc_gpu_xid_errors_total": (
+        "counter",
+        (
+            "Critical XID errors the driver reported for the GPU, by XID "
+            "number, counted since the exporter started."
+        ),
+        DEVICE + ("xid",),
+    ),
+    "hpc_gpu_xid_watch_up": (
+        "gauge",
+        (
+            "1 when XID events of the GPU are being watched (so no XID means "
+            "none happened), 0 when NVML cannot deliver them."
+        ),
+        DEVICE,
+    ),
     "hpc_gpu_processes": ("gauge", "Compute processes running on the GPU or MIG device.", DEVICE),
-    "hpc_gpu_job_info": ("gauge", "Always 1: the Slurm job runs on (or was given) the GPU or MIG device.",
-                         DEVICE + ("jobid",)),
-    "hpc_gpu_job_memory_used_bytes": ("gauge", "Device memory the job's processes hold on the GPU.",
-                                      DEVICE + ("jobid",)),
-    "hpc_gpu_process_memory_used_bytes": ("gauge", ("Device memory one process holds (opt-in: "
-                                          "--collector.gpu.per-process)."), DEVICE + ("pid", "jobid")),
+    "hpc_gpu_job_info": (
+        "gauge",
+        "Always 1: the Slurm job runs on (or was given) the GPU or MIG device.",
+        DEVICE + ("jobid",),
+    ),
+    "hpc_gpu_job_memory_used_bytes": (
+        "gauge",
+        "Device memory the job's processes hold on the GPU.",
+        DEVICE + ("jobid",),
+    ),
+    "hpc_gpu_process_memory_used_bytes": (
+        "gauge",
+        ("Device memory one process holds (opt-in: --collector.gpu.per-process)."),
+        DEVICE + ("pid", "jobid"),
+    ),
 }
 
 # Label values from NVML and from files are capped; names and versions are far shorter in practice.

@@ -47,15 +47,23 @@ LINK_FIELDS: dict[str, int] = {
     "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX": 139,
 }
 
-FIELD_NAMES: dict[int, str] = {v: k for k, v in (*DEVICE_FIELDS.items(), NVLINK_LINK_COUNT, *LINK_FIELDS.items())}
+FIELD_NAMES: dict[int, str] = {
+    v: k for k, v in (*DEVICE_FIELDS.items(), NVLINK_LINK_COUNT, *LINK_FIELDS.items())
+}
 
 NVML_SUCCESS = 0
 
 # nvmlValueType_t -> the member of the nvmlValue_t union that holds the value.
 _VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
 # "Not available" markers NVML puts in a field that otherwise reports success (all bits set).
-_SENTINELS = {"uiVal": 0xFFFFFFFF, "ulVal": 0xFFFFFFFFFFFFFFFF, "ullVal": 0xFFFFFFFFFFFFFFFF, "usVal": 0xFFFF,
-              "siVal": -1, "sllVal": -1}
+_SENTINELS = {
+    "uiVal": 0xFFFFFFFF,
+    "ulVal": 0xFFFFFFFFFFFFFFFF,
+    "ullVal": 0xFFFFFFFFFFFFFFFF,
+    "usVal": 0xFFFF,
+    "siVal": -1,
+    "sllVal": -1,
+}
 _ULONG_32_SENTINEL = 0xFFFFFFFF  # unsigned long is 32 bits on some platforms
 
 

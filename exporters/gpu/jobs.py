@@ -76,6 +76,11 @@ def read_job_map(directory: str) -> dict[str, set[str]]:
     mapping, bad = parse_job_map(files)
     if bad:
         record_parse_error("gpu_job_map", bad)
-        log_once(log, f"jobmap-bad:{directory}", "%s: skipped %d GPU entries that are neither an index nor "
-                 "a GPU-/MIG- UUID", directory, bad)
+        log_once(
+            log,
+            f"jobmap-bad:{directory}",
+            "%s: skipped %d GPU entries that are neither an index nor a GPU-/MIG- UUID",
+            directory,
+            bad,
+        )
     return mapping

@@ -53,9 +53,18 @@ class XidWatcher:
             try:
                 lib.nvmlDeviceRegisterEvents(gpu.handle, lib.nvmlEventTypeXidCriticalError, self._event_set)
             except lib.NVMLError as exc:
-                level = logging.DEBUG if nvml.error_code(exc) == lib.NVML_ERROR_NOT_SUPPORTED else logging.WARNING
-                log_once(log, f"xid-register:{gpu.uuid}", "gpu %s (%s): XID events not watched: %s",
-                         gpu.gpu, gpu.uuid, exc, level=level)
+                level = (
+                    logging.DEBUG if nvml.error_code(exc) == lib.NVML_ERROR_NOT_SUPPORTED else logging.WARNING
+                )
+                log_once(
+                    log,
+                    f"xid-register:{gpu.uuid}",
+                    "gpu %s (%s): XID events not watched: %s",
+                    gpu.gpu,
+                    gpu.uuid,
+                    exc,
+                    level=level,
+                )
                 continue
             self.registered.append(gpu)
             self._by_handle[nvml.handle_key(gpu.handle)] = gpu

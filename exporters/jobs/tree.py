@@ -135,21 +135,19 @@ def read_job_v1(job: JobCgroup, ticks_per_second: int) -> JobReading:
         kv = cg.parse_keyed(text)
         r.bad_lines += kv.bad_lines
         r.memory_rss, r.memory_cache = kv.get("total_rss"), kv.get("total_cache")
-    # Slurm sets the limit on the job and on each step, so the kernel records an OOM kill on whichever
-    # level's limit was hit: sum the job and its steps. Tasks likewise live in step and task directories.
-    oom, tasks = _oom_kills_v1(mem), 0
-    r.oom_kills = oom
-    steps = [s for s in list_dir(mem) if s.startswith("step_")]
-    for path in [mem] + [os.path.join(mem, s) for s in steps]:
-        n = cg.count_lines(read_text(os.path.join(path, "tasks")))
-        tasks += n or 0
-    for s in steps:
-        for t in list_dir(os.path.join(mem, s)):
-            if t.startswith("task_"):
-                tasks += cg.count_lines(read_text(os.path.join(mem, s, t, "tasks"))) or 0
-        step_oom = _oom_kills_v1(os.path.join(mem, s))
-        if step_oom is not None:
-            r.oom_kills = (r.oom_kills or 0) + step_oom
+    # cgroup v1 counts an OOM kill only in the memcg of the killed process (no propagation to parents),
+    # i.e. usually a task_<n> directory: sum the job, its steps and their tasks. Tasks likewise.
+    r.oom_kills = _oom_kills_v1(mem)
+    tasks = cg.count_lines(read_text(os.path.join(mem, "tasks"))) or 0
+    for step in list_dir(mem):
+        if not step.startswith("step_"):
+            continue
+        for path in [os.path.join(mem, step)] + [os.path.join(mem, step, t) for t in
+                                                 list_dir(os.path.join(mem, step)) if t.startswith("task_")]:
+            tasks += cg.count_lines(read_text(os.path.join(path, "tasks"))) or 0
+            oom = _oom_kills_v1(path)
+            if oom is not None:
+                r.oom_kills = (r.oom_kills or 0) + oom
     r.tasks = tasks if os.path.isdir(mem) else None
     return r
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.command import CommandError
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files
 from hpcwatch.exporters.lustre.stats import fold_counters, param_device, parse_stats, split_get_param
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.lustre")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from hpcwatch.exporters.lustre.jobstats import JobStatsRecord
 from hpcwatch.exporters.lustre.stats import fold_counters
@@ -78,7 +78,7 @@ class JobIdFormat:
             else:
                 raise JobIdFormatError(f"jobid format {fmt!r}: unknown code %{code}")
             i += 2
-        return re.compile("".join(out), re.S)
+        return re.compile("".join(out), re.DOTALL)
 
     def split(self, job_id: str) -> JobKey:
         for pat in self.patterns:
@@ -151,24 +151,23 @@ def aggregate_jobs(records: Iterable[JobStatsRecord], fmt: JobIdFormat,
 
 def cap_jobs(target: str, jobs: dict[JobKey, JobTotals], top_bytes: int, top_metadata: int) -> TargetJobs:
     """Keep the union of the top N by bytes and top N by metadata ops; sum everything else."""
+    # Scores once per job; ties broken by key so the kept set is stable between scrapes.
+    scored = [(t.total_bytes, t.metadata_ops, k.jobid, k.uid, k.host, k) for k, t in jobs.items()]
     keep: set[JobKey] = set()
     if top_bytes > 0:
-        keep.update(k for k, t in _top(jobs, top_bytes, lambda t: t.total_bytes) if t.total_bytes > 0)
+        keep.update(s[5] for s in heapq.nsmallest(top_bytes, (s for s in scored if s[0] > 0),
+                                                  key=lambda s: (-s[0], s[2], s[3], s[4])))
     if top_metadata > 0:
-        keep.update(k for k, t in _top(jobs, top_metadata, lambda t: t.metadata_ops) if t.metadata_ops > 0)
+        keep.update(s[5] for s in heapq.nsmallest(top_metadata, (s for s in scored if s[1] > 0),
+                                                  key=lambda s: (-s[1], s[2], s[3], s[4])))
+    keep.discard(REMAINDER_KEY)  # a real job named like the remainder is folded into it: never two series
     remainder: JobTotals | None = None
     kept: dict[JobKey, JobTotals] = {}
     for k, t in jobs.items():
-        # A real job literally named like the remainder series is folded into it: never two series.
-        if k in keep and k != REMAINDER_KEY:
+        if k in keep:
             kept[k] = t
         else:
             if remainder is None:
                 remainder = JobTotals()
             remainder.add(t)
     return TargetJobs(target, kept, remainder, len(jobs))
-
-
-def _top(jobs: dict[JobKey, JobTotals], n: int, score) -> Sequence[tuple[JobKey, JobTotals]]:
-    # Ties broken by key so the kept set is stable between scrapes.
-    return heapq.nsmallest(n, jobs.items(), key=lambda kv: (-score(kv[1]), kv[0].jobid, kv[0].uid, kv[0].host))

@@ -23,13 +23,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 ErrorCallback = Callable[[str], None]
 
 BLOCK_CHARS = 256 * 1024          # process the buffer in blocks of about this size
 MAX_RECORD_CHARS = 1 << 20        # a "record" larger than this is garbage, not a job
 
-# A counter line; matched in full only for counters with samples > 0 (most are zero).
+# A whole counter line; matched in full only for counters with samples > 0 (most are zero).
 _COUNTER = re.compile(
     r"[ \t]+([A-Za-z_]\w*):[ \t]*\{[ \t]*samples:[ \t]*(\d+)(?:,[ \t]*unit:[ \t]*(\w+))?"
     r"(?:,[ \t]*min:[ \t]*\d+,[ \t]*max:[ \t]*\d+,[ \t]*sum:[ \t]*(\d+))?"
@@ -37,7 +38,11 @@ _COUNTER = re.compile(
 )
 # Starts with a literal, so the engine jumps from counter to counter and stops only at non-zero ones.
 _NONZERO = re.compile(r"\{[ \t]*samples:[ \t]*0*[1-9]")
-_SAMPLES = "{ samples:"
+# Every version prints counters as `{ samples: %11llu`; a zero counter is validated no further than
+# its sample count (the fast path counts the kernel's exact zero spelling, the slow path any spelling).
+_COUNTER_MARK = "{ samples:"
+_ZERO_MARK = "{ samples:           0,"
+_SAMPLES = re.compile(r"\{ samples:[ \t]*\d+(?:,|[ \t]*\})")
 _HEADER_MARK = "_time:"  # snapshot_time:, start_time:, elapsed_time:
 # The first line of a record's piece that starts at column 0 ends the record (a header or garbage).
 _TOP = re.compile(r"\n(?=[^ \t\r\n])")
@@ -47,8 +52,7 @@ _ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
 _RECORD_SEP = "\n- job_id:"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobCounter:
+class JobCounter(NamedTuple):
     """One counter with samples > 0; `total` is the sum column (bytes or usecs), 0 when absent."""
 
     name: str
@@ -75,10 +79,11 @@ def decode_job_id(raw: str) -> str:
     if raw.startswith('"'):
         if len(raw) < 2 or not raw.endswith('"'):
             raise JobIdError(f"unterminated quoted job_id {raw[:40]!r}")
-        inner = raw[1:-1]
-        if "\\" in _ESCAPE.sub("", inner):
-            raise JobIdError(f"bad escape in job_id {raw[:40]!r}")
-        raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), inner)
+        raw = raw[1:-1]
+        if "\\" in raw:
+            if "\\" in _ESCAPE.sub("", raw):
+                raise JobIdError(f"bad escape in job_id {raw[:40]!r}")
+            raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), raw)
     if not raw:
         raise JobIdError("empty job_id")
     return raw
@@ -181,14 +186,19 @@ class _StreamState:
             self.error(str(exc))
             return None
         # Every line must be a counter or a time header: count both against the newlines (all in C).
-        if piece.count(_SAMPLES, nl) + piece.count(_HEADER_MARK, nl) != piece.count("\n", nl):
+        n_counters = piece.count(_COUNTER_MARK, nl)
+        if n_counters + piece.count(_HEADER_MARK, nl) != piece.count("\n", nl):
             self.error(f"unreadable lines in job {job_id[:40]!r}")
             return None
+        nonzero = list(_NONZERO.finditer(piece, nl))
+        if len(nonzero) + piece.count(_ZERO_MARK, nl) != n_counters \
+                and len(_SAMPLES.findall(piece, nl)) != n_counters:
+            self.error(f"unreadable sample count in job {job_id[:40]!r}")
+            return None
         counters = []
-        for z in _NONZERO.finditer(piece, nl):
-            start = piece.rfind("\n", nl, z.start()) + 1
+        for z in nonzero:
             end = piece.find("\n", z.end())
-            c = _COUNTER.fullmatch(piece, start, len(piece) if end < 0 else end)
+            c = _COUNTER.fullmatch(piece, piece.rfind("\n", nl, z.start()) + 1, len(piece) if end < 0 else end)
             if c is None:
                 self.error(f"unreadable counter in job {job_id[:40]!r}")
                 return None

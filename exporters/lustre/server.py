@@ -12,15 +12,18 @@ import logging
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.command import CommandError
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_jobs
 from hpcwatch.exporters.lustre.jobstats import parse_job_stats, parse_job_stats_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files, read_blocks
-from hpcwatch.exporters.lustre.stats import StatsCounter, fold_counters, param_device, parse_stats, split_get_param
+from hpcwatch.exporters.lustre.stats import (
+    StatsCounter,
+    fold_counters,
+    param_device,
+    parse_stats,
+    split_get_param,
+)
 from hpcwatch.exporters.lustre.target import (
     RECOVERY_STATES,
     RecoveryStatus,
@@ -31,6 +34,8 @@ from hpcwatch.exporters.lustre.target import (
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import SnapshotSource
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.lustre_server")
 

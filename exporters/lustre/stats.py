@@ -106,7 +106,7 @@ def fold_counters(counters, ops: dict[str, int], byte_totals: dict[str, int],
     for c in counters:
         unit = c.unit
         if unit in BYTE_UNITS:
-            op = c.name[:-6] if c.name.endswith("_bytes") else c.name
+            op = c.name.removesuffix("_bytes")
             byte_totals[op] = byte_totals.get(op, 0) + (c.total or 0)
             if names is None:
                 names = {x.name for x in counters}

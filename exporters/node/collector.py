@@ -13,10 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
-from hpcwatch.exporters.files import log_once, read_text
+from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.node import diskstats as ds
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import read_edac
@@ -27,10 +24,13 @@ from hpcwatch.exporters.node.meminfo import parse_meminfo
 from hpcwatch.exporters.node.mountstat import MountStatter
 from hpcwatch.exporters.node.netdev import parse_netdev
 from hpcwatch.exporters.node.pressure import RESOURCES, parse_pressure
+from hpcwatch.exporters.node.procfile import read_proc_text
 from hpcwatch.exporters.node.stat import CPU_MODES, parse_stat
 from hpcwatch.exporters.node.vmstat import parse_vmstat
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.node")
 
@@ -54,6 +54,16 @@ VMSTAT_COUNTERS = {
     "pswpout": ("hpc_node_swap_out_pages", "Pages swapped out to swap space since boot."),
 }
 _VMSTAT_WANTED = frozenset(VMSTAT_COUNTERS)
+
+# KernelStats field -> (family class, name (counters without _total), HELP)
+KERNEL_SCALARS = (
+    ("context_switches", CounterMetricFamily, "hpc_node_context_switches", "Context switches since boot."),
+    ("interrupts", CounterMetricFamily, "hpc_node_interrupts", "Interrupts serviced since boot."),
+    ("forks", CounterMetricFamily, "hpc_node_forks", "Processes and threads created since boot."),
+    ("boot_time", GaugeMetricFamily, "hpc_node_boot_time_seconds", "Unix time the node booted."),
+    ("procs_running", GaugeMetricFamily, "hpc_node_procs_running", "Tasks runnable right now."),
+    ("procs_blocked", GaugeMetricFamily, "hpc_node_procs_blocked", "Tasks blocked waiting for I/O right now."),
+)
 
 MEMINFO_HELP = {
     "MemTotal": "Usable RAM: physical memory less reserved memory and the kernel image.",
@@ -147,6 +157,16 @@ class NodeCollector(Collector):
             ("edac", self._edac),
         ]
 
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The kernel 6 fixture tree with every optional family on, and fixed statvfs answers."""
+        root = os.path.join(repo, "tests", "fixtures", "node", "real")
+        opts = {o.name: o.default for o in cls.options} | {"pressure-avg10": True, "edac-csrows": True}
+        ctx = CollectorContext(paths=Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys")),
+                               options=opts)
+        example = os.statvfs_result((4096, 4096, 1 << 20, 1 << 19, 1 << 18, 1 << 16, 1 << 15, 1 << 15, 0, 255))
+        return [cls(ctx, stat=lambda _path: example)]
+
     def available(self) -> str | None:
         procfs = self.paths.procfs
         return None if os.path.isdir(procfs) else f"{procfs} not found"
@@ -168,7 +188,7 @@ class NodeCollector(Collector):
     # --- helpers -------------------------------------------------------------------------------------
 
     def _read(self, path: str, source: str) -> str | None:
-        text = read_text(path)
+        text = read_proc_text(path)
         if text is None:
             log_once(log, f"missing:{path}", "%s is missing or unreadable; node source %s skipped", path, source,
                      level=logging.INFO)
@@ -199,20 +219,10 @@ class NodeCollector(Collector):
             for mode, t in zip(CPU_MODES, ticks):
                 cpu.add_metric([num, mode], t / hz)
         out.append(cpu)
-        for value, fam in (
-            (st.context_switches, lambda: _counter("hpc_node_context_switches",
-                                                   "Context switches since boot.", [])),
-            (st.interrupts, lambda: _counter("hpc_node_interrupts", "Interrupts serviced since boot.", [])),
-            (st.forks, lambda: _counter("hpc_node_forks", "Processes and threads created since boot.", [])),
-            (st.boot_time, lambda: _gauge("hpc_node_boot_time_seconds", "Unix time the node booted.")),
-            (st.procs_running, lambda: _gauge("hpc_node_procs_running", "Tasks runnable right now.")),
-            (st.procs_blocked, lambda: _gauge("hpc_node_procs_blocked",
-                                              "Tasks blocked waiting for I/O right now.")),
-        ):
+        for attr, family, name, doc in KERNEL_SCALARS:
+            value = getattr(st, attr)
             if value is not None:
-                f = fam()
-                f.add_metric([], value)
-                out.append(f)
+                out.append(family(name, doc, value=value))
         return out
 
     def _loadavg(self) -> list[Metric]:
@@ -370,7 +380,7 @@ class NodeCollector(Collector):
 
     def _mounts(self) -> list:
         for path in (self.paths.proc("1", "mounts"), self.paths.proc("mounts")):
-            text = read_text(path)
+            text = read_proc_text(path)
             if text is not None:
                 mounts, errors = parse_mounts(text)
                 self._bad(path, "filesystem", errors)
@@ -385,7 +395,7 @@ class NodeCollector(Collector):
             if not self.fstype_excluded(m.fstype) and not self.mountpoint_excluded(m.mountpoint):
                 wanted[self.paths.root(m.mountpoint)] = m
         if not wanted:
-            return []
+            return [self._timeouts_family()] if self._stat_timeouts else []
         outcome = self.statter.stat_all(list(wanted))
         size = _gauge("hpc_node_filesystem_size_bytes", "Filesystem size in bytes.", _FS_LABELS)
         free = _gauge("hpc_node_filesystem_free_bytes", "Free bytes, including those reserved for root.",
@@ -422,11 +432,14 @@ class NodeCollector(Collector):
             avail.add_metric(lv, fs.avail_bytes)
             files.add_metric(lv, fs.files)
             files_free.add_metric(lv, fs.files_free)
+        return [size, free, avail, files, files_free, readonly, error, self._timeouts_family()]
+
+    def _timeouts_family(self) -> Metric:
         timeouts = _counter("hpc_node_filesystem_stat_timeouts",
                             "Times statvfs on the mount did not return within the mount timeout.", _FS_LABELS)
         for key, n in self._stat_timeouts.items():
             timeouts.add_metric(list(key), n)
-        return [size, free, avail, files, files_free, readonly, error, timeouts]
+        return timeouts
 
     def _hwmon(self) -> list[Metric]:
         if not self.hwmon.present():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def parse_loadavg(text: str) -> tuple[float, float, float] | None:
     """(load1, load5, load15), or None when the text does not start with three numbers."""
@@ -13,6 +15,6 @@ def parse_loadavg(text: str) -> tuple[float, float, float] | None:
     except ValueError:
         return None
     # float() accepts "nan" and "inf"; the kernel never writes them, so such text is not a loadavg.
-    if any(v != v or v in (float("inf"), float("-inf")) for v in loads):
+    if not all(math.isfinite(v) for v in loads):
         return None
     return loads

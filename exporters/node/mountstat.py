@@ -20,7 +20,7 @@ log = logging.getLogger("hpcwatch.collector.node")
 class StatOutcome:
     """What one batch of stat calls gave: results (value or the exception raised) and hung paths."""
 
-    __slots__ = ("results", "timed_out", "still_hung")
+    __slots__ = ("results", "still_hung", "timed_out")
 
     def __init__(self) -> None:
         self.results: dict[str, Any] = {}
@@ -29,7 +29,7 @@ class StatOutcome:
 
 
 class _Batch:
-    __slots__ = ("results", "pending", "closed")
+    __slots__ = ("closed", "pending", "results")
 
     def __init__(self) -> None:
         self.results: dict[str, Any] = {}
@@ -49,6 +49,12 @@ class MountStatter:
         self._threads = 0
         self._hung: set[str] = set()
         self._closed = False
+
+    @property
+    def workers(self) -> int:
+        """Worker threads started so far (idle, busy or stuck)."""
+        with self._cond:
+            return self._threads
 
     @property
     def hung(self) -> frozenset[str]:

@@ -81,16 +81,19 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
                alive: Callable[[], str | None] | None = None) -> None:
     """Poll `check` until it returns True; DaemonError after `timeout` or when `alive` reports a death."""
     deadline = time.monotonic() + timeout
+    last_error = ""
     while True:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return
+        except Exception as exc:  # not ready yet; the last reason goes into the timeout message
+            last_error = f" (last check raised {type(exc).__name__}: {exc})"
         if alive is not None:
             dead = alive()
             if dead:
                 raise DaemonError(f"{what}: {dead}")
         if time.monotonic() > deadline:
-            raise DaemonError(f"{what}: not ready after {timeout:g}s")
+            raise DaemonError(f"{what}: not ready after {timeout:g}s{last_error}")
         time.sleep(interval)
         interval = min(interval * 1.5, 0.5)
 

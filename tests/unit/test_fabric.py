@@ -7,9 +7,6 @@ import shutil
 
 import helpers
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from hpcwatch.exporters.fabric import FabricCollector
 from hpcwatch.exporters.fabric.collector import HeldFiles
 from hpcwatch.exporters.fabric.pma import PORT_COUNTERS_WIDTH, is_saturated
@@ -22,6 +19,8 @@ from hpcwatch.exporters.fabric.sysfs import (
     split_hw_counters,
 )
 from hpcwatch.exporters.registry import collectors
+from hypothesis import given
+from hypothesis import strategies as st
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "fabric", "sysfs")
 SCENARIOS = ("cx6_hdr", "cx6dx_roce", "hfi1_opa", "legacy_counters_ext", "saturated", "nopma")
@@ -68,8 +67,8 @@ def test_connectx6_hdr_two_ports_one_down():
                               "firmware_version": "20.31.1014", "board_id": "MT_0000000223",
                               "node_guid": "b8ce:f603:00a1:2b3c", "link_layer": "InfiniBand", "netdev": "ib0"}
     assert info["mlx5_1"]["netdev"] == "ib1"
-    up = dict(device="mlx5_0", port="1")
-    down = dict(device="mlx5_1", port="1")
+    up = {"device": "mlx5_0", "port": "1"}
+    down = {"device": "mlx5_1", "port": "1"}
     assert one(text, "hpc_fabric_port_up", **up) == 1
     assert one(text, "hpc_fabric_port_state_id", **up) == 4
     assert one(text, "hpc_fabric_port_rate_bytes_per_second", **up) == 200e9 / 8
@@ -95,7 +94,7 @@ def test_connectx6_hdr_two_ports_one_down():
 
 def test_connectx6dx_roce_port():
     text = scrape(fixture("cx6dx_roce"))
-    port = dict(device="mlx5_2", port="1")
+    port = {"device": "mlx5_2", "port": "1"}
     (info,) = helpers.series_labels(text, "hpc_fabric_port_info")
     assert info["link_layer"] == "Ethernet" and info["netdev"] == "ens1f0np0" and info["hca_type"] == "MT4125"
     expected = {"np_cnp_sent": 18235, "np_ecn_marked_roce_packets": 18502, "rp_cnp_handled": 9120,
@@ -120,7 +119,7 @@ def test_omnipath_hfi1():
 
 def test_pre_4_5_counters_ext_wins_over_32_bit_counters():
     text = scrape(fixture("legacy_counters_ext"))
-    p1 = dict(device="mlx4_0", port="1")
+    p1 = {"device": "mlx4_0", "port": "1"}
     # counters/port_xmit_data is pinned at 2^32-1; counters_ext/port_xmit_data_64 is the truth.
     assert one(text, "hpc_fabric_port_transmit_bytes_total", **p1) == 77_000_000_000_001 * 4
     assert one(text, "hpc_fabric_port_transmit_packets_total", **p1) == 55_000_000_003
@@ -136,13 +135,13 @@ def test_pre_4_5_counters_ext_wins_over_32_bit_counters():
 
 def test_saturated_counters_are_flagged_by_width():
     text = scrape(fixture("saturated"))
-    old = dict(device="mlx4_1", port="1")
+    old = {"device": "mlx4_1", "port": "1"}
     flagged = {d["counter"] for d in helpers.series_labels(text, "hpc_fabric_port_pma_saturated")
                if d["device"] == "mlx4_1"}
     assert flagged == set(PORT_COUNTERS_WIDTH)  # a 32-bit-only PMA: every counter has a width
     assert set(helpers.values(text, "hpc_fabric_port_pma_saturated", **old)) == {1.0}
     assert one(text, "hpc_fabric_port_transmit_bytes_total", **old) == 4294967295 * 4
-    new = dict(device="mlx5_4", port="1")
+    new = {"device": "mlx5_4", "port": "1"}
     assert one(text, "hpc_fabric_port_pma_saturated", counter="symbol_error", **new) == 1
     assert not helpers.values(text, "hpc_fabric_port_pma_saturated", counter="link_downed", **new)  # 254
     # On an extended PMA 2^32-1 bytes/4 is just a number, not a pinned 32-bit counter.
@@ -151,7 +150,7 @@ def test_saturated_counters_are_flagged_by_width():
 
 def test_no_pma_unreadable_and_vanished_are_skipped_per_counter():
     text = scrape(fixture("nopma"))
-    port = dict(device="bnxt_re0", port="1")
+    port = {"device": "bnxt_re0", "port": "1"}
     assert not helpers.values(text, "hpc_fabric_port_errors_total")  # all N/A or unreadable
     assert not helpers.values(text, "hpc_fabric_port_transmit_bytes_total")
     assert one(text, "hpc_fabric_port_up", **port) == 1

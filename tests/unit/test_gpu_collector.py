@@ -55,8 +55,16 @@ def test_h100_node_exports_every_family_with_units_converted(start):
     assert len(values(text, "hpc_gpu_up")) == 8 and set(values(text, "hpc_gpu_up")) == {1}
     g0 = {"gpu": "0", "uuid": uuid(0)}
     info = [labels for labels in series_labels(text, "hpc_gpu_info") if labels["gpu"] == "0"]
-    assert info == [{**g0, "name": "NVIDIA H100 80GB HBM3", "driver_version": "570.124.06", "cuda_version": "12.8",
-                     "pci_bus_id": "00000000:18:00.0", "mig_mode": "disabled"}]
+    assert info == [
+        {
+            **g0,
+            "name": "NVIDIA H100 80GB HBM3",
+            "driver_version": "570.124.06",
+            "cuda_version": "12.8",
+            "pci_bus_id": "00000000:18:00.0",
+            "mig_mode": "disabled",
+        }
+    ]
     assert values(text, "hpc_gpu_utilization_ratio", **g0) == [0.87]
     assert values(text, "hpc_gpu_memory_utilization_ratio", **g0) == [0.41]
     assert values(text, "hpc_gpu_memory_total_bytes", **g0) == [85520809984]
@@ -99,12 +107,18 @@ def test_one_batched_field_call_per_gpu_and_per_scrape_call_budget(start):
     assert calls.count("nvmlDeviceGetFieldValues") == 8
     field_call = next(args for name, args, _ in fake.calls[before:] if name == "nvmlDeviceGetFieldValues")
     assert len(field_call[1]) == 18 + 18 * 6  # device fields + 6 per NVLink, one call
-    assert len(calls) <= 8 * 9  # fields, utilisation, memory, temperature, 2 clocks, reasons, processes, MIG mode
+    assert (
+        len(calls) <= 8 * 9
+    )  # fields, utilisation, memory, temperature, 2 clocks, reasons, processes, MIG mode
 
 
 def test_processes_are_tied_to_slurm_jobs_through_cgroups_v1_and_v2(start):
-    fake = fk.h100_node({0: [(1001, 30 << 30), (1004, 1 << 30)],
-                         1: [(1002, 5 << 30), (1003, 6 << 30), (9999, 1 << 20), (1003, 1 << 30)]})
+    fake = fk.h100_node(
+        {
+            0: [(1001, 30 << 30), (1004, 1 << 30)],
+            1: [(1002, 5 << 30), (1003, 6 << 30), (9999, 1 << 20), (1003, 1 << 30)],
+        }
+    )
     text = render(start(fake))
     g0, g1 = {"gpu": "0", "uuid": uuid(0)}, {"gpu": "1", "uuid": uuid(1)}
     assert values(text, "hpc_gpu_processes", **g0) == [2]
@@ -116,7 +130,10 @@ def test_processes_are_tied_to_slurm_jobs_through_cgroups_v1_and_v2(start):
     # Two processes of one job on one GPU add up; PID 1004 (no job) and 9999 (gone) are in no job.
     assert values(text, "hpc_gpu_job_memory_used_bytes", jobid="4242003", **g1) == [7 << 30]
     assert {labels["jobid"] for labels in series_labels(text, "hpc_gpu_job_memory_used_bytes")} == {
-        "4242001", "4242002", "4242003"}
+        "4242001",
+        "4242002",
+        "4242003",
+    }
     assert series_labels(text, "hpc_gpu_process_memory_used_bytes") == []  # opt-in
 
 
@@ -167,9 +184,17 @@ def test_mig_devices_are_devices_of_their_own(start):
     assert values(text, "hpc_gpu_info", mig_mode="enabled", **parent) == [1]
     mig1_info = [labels for labels in series_labels(text, "hpc_gpu_info") if labels["gpu"] == "0/1/0"]
     assert [(i["uuid"], i["name"], i["mig_mode"]) for i in mig1_info] == [
-        (mig1["uuid"], "NVIDIA A100-SXM4-40GB MIG 3g.20gb", "instance")]
-    assert values(text, "hpc_gpu_mig_info", parent_gpu="0", parent_uuid=parent["uuid"], gpu_instance_id="1",
-                  compute_instance_id="0", **mig1) == [1]
+        (mig1["uuid"], "NVIDIA A100-SXM4-40GB MIG 3g.20gb", "instance")
+    ]
+    assert values(
+        text,
+        "hpc_gpu_mig_info",
+        parent_gpu="0",
+        parent_uuid=parent["uuid"],
+        gpu_instance_id="1",
+        compute_instance_id="0",
+        **mig1,
+    ) == [1]
     assert values(text, "hpc_gpu_up", **mig1) == [1] and values(text, "hpc_gpu_up", **mig5) == [1]
     assert values(text, "hpc_gpu_memory_total_bytes", **mig1) == [20 << 30]
     assert values(text, "hpc_gpu_memory_used_bytes", **mig5) == [0]
@@ -197,10 +222,18 @@ def test_consumer_gpu_unsupported_fields_left_out_and_logged_once_at_debug(start
     assert collector_success(text) == {"gpu": 1}
     g0 = {"gpu": "0", "uuid": fake.gpus[0].uuid}
     assert values(text, "hpc_gpu_up", **g0) == [1]
-    assert values(text, "hpc_gpu_info", mig_mode="unsupported", driver_version="470.256.02", cuda_version="11.4",
-                  **g0) == [1]
-    for absent in ("hpc_gpu_ecc_enabled", "hpc_gpu_ecc_errors_total", "hpc_gpu_remapped_rows", "hpc_gpu_nvlink_up",
-                   "hpc_gpu_pcie_transmit_bytes_total", "hpc_gpu_mig_info", "hpc_gpu_memory_reserved_bytes"):
+    assert values(
+        text, "hpc_gpu_info", mig_mode="unsupported", driver_version="470.256.02", cuda_version="11.4", **g0
+    ) == [1]
+    for absent in (
+        "hpc_gpu_ecc_enabled",
+        "hpc_gpu_ecc_errors_total",
+        "hpc_gpu_remapped_rows",
+        "hpc_gpu_nvlink_up",
+        "hpc_gpu_pcie_transmit_bytes_total",
+        "hpc_gpu_mig_info",
+        "hpc_gpu_memory_reserved_bytes",
+    ):
         assert values(text, absent) == [], absent
     # Sentinels (all bits set) are dropped, not exported as 1.8e19 J or 4294967295 °C.
     assert values(text, "hpc_gpu_energy_joules_total") == []
@@ -243,8 +276,13 @@ def test_gpu_lost_mid_scrape_shows_down_and_the_rest_is_served(start):
     assert values(text, "hpc_gpu_up", gpu="2", uuid=uuid(2)) == [0]
     assert values(text, "hpc_gpu_info", gpu="2", uuid=uuid(2)) == [1]
     # Its partial readings are dropped, not half a GPU's worth of series.
-    for name in ("hpc_gpu_power_watts", "hpc_gpu_utilization_ratio", "hpc_gpu_memory_used_bytes",
-                 "hpc_gpu_nvlink_up", "hpc_gpu_temperature_celsius"):
+    for name in (
+        "hpc_gpu_power_watts",
+        "hpc_gpu_utilization_ratio",
+        "hpc_gpu_memory_used_bytes",
+        "hpc_gpu_nvlink_up",
+        "hpc_gpu_temperature_celsius",
+    ):
         assert values(text, name, gpu="2") == [], name
     assert sorted(values(text, "hpc_gpu_up")) == [0] + [1] * 7
     assert len(values(text, "hpc_gpu_utilization_ratio")) == 7

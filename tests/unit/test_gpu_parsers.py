@@ -22,22 +22,32 @@ def record(fid, vtype, member, raw, status=pynvml.NVML_SUCCESS, scope=0):
 
 
 def test_decode_reads_each_value_type_and_keeps_the_scope():
-    recs = [record(82, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal", 61),
-            record(83, pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, "ullVal", 2 ** 40),
-            record(165, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal", 1, scope=17),
-            record(186, pynvml.NVML_VALUE_TYPE_DOUBLE, "dVal", 12.5),
-            record(190, pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG, "sllVal", -5),
-            record(191, pynvml.NVML_VALUE_TYPE_UNSIGNED_SHORT, "usVal", 7)]
-    assert fields.by_key(fields.decode(recs)) == {(82, 0): 61, (83, 0): 2 ** 40, (165, 17): 1, (186, 0): 12.5,
-                                                  (190, 0): -5, (191, 0): 7}
+    recs = [
+        record(82, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal", 61),
+        record(83, pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, "ullVal", 2**40),
+        record(165, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal", 1, scope=17),
+        record(186, pynvml.NVML_VALUE_TYPE_DOUBLE, "dVal", 12.5),
+        record(190, pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG, "sllVal", -5),
+        record(191, pynvml.NVML_VALUE_TYPE_UNSIGNED_SHORT, "usVal", 7),
+    ]
+    assert fields.by_key(fields.decode(recs)) == {
+        (82, 0): 61,
+        (83, 0): 2**40,
+        (165, 17): 1,
+        (186, 0): 12.5,
+        (190, 0): -5,
+        (191, 0): 7,
+    }
 
 
 def test_decode_drops_failed_fields_sentinels_and_unknown_types():
-    recs = [record(1, 1, "uiVal", 1, status=pynvml.NVML_ERROR_NOT_SUPPORTED),
-            record(83, 3, "ullVal", 0xFFFFFFFFFFFFFFFF),
-            record(82, 1, "uiVal", 0xFFFFFFFF),
-            record(186, 0, "dVal", float("nan")),
-            record(94, 42, "uiVal", 3)]
+    recs = [
+        record(1, 1, "uiVal", 1, status=pynvml.NVML_ERROR_NOT_SUPPORTED),
+        record(83, 3, "ullVal", 0xFFFFFFFFFFFFFFFF),
+        record(82, 1, "uiVal", 0xFFFFFFFF),
+        record(186, 0, "dVal", float("nan")),
+        record(94, 42, "uiVal", 3),
+    ]
     out = fields.decode(recs)
     assert fields.by_key(out) == {}
     assert out[0].status == pynvml.NVML_ERROR_NOT_SUPPORTED and not out[0].sentinel
@@ -53,15 +63,29 @@ def test_request_asks_device_fields_once_and_link_fields_per_link():
     assert fields.request(0) == fields.request(-3)
 
 
-@given(st.lists(st.fixed_dictionaries({
-    "fieldId": st.integers(-5, 2 ** 33), "scopeId": st.integers(-5, 2 ** 33),
-    "nvmlReturn": st.one_of(st.integers(-3, 1000), st.none(), st.text(max_size=3)),
-    "valueType": st.one_of(st.integers(-3, 12), st.none()),
-    "value": st.builds(SimpleNamespace, dVal=st.floats(allow_nan=True), uiVal=st.integers(-1, 2 ** 64),
-                       ulVal=st.integers(-1, 2 ** 64), ullVal=st.integers(-1, 2 ** 65),
-                       sllVal=st.integers(-(2 ** 63), 2 ** 63), siVal=st.integers(-(2 ** 31), 2 ** 31),
-                       usVal=st.one_of(st.integers(0, 2 ** 16), st.text(max_size=2))),
-}), max_size=20))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "fieldId": st.integers(-5, 2**33),
+                "scopeId": st.integers(-5, 2**33),
+                "nvmlReturn": st.one_of(st.integers(-3, 1000), st.none(), st.text(max_size=3)),
+                "valueType": st.one_of(st.integers(-3, 12), st.none()),
+                "value": st.builds(
+                    SimpleNamespace,
+                    dVal=st.floats(allow_nan=True),
+                    uiVal=st.integers(-1, 2**64),
+                    ulVal=st.integers(-1, 2**64),
+                    ullVal=st.integers(-1, 2**65),
+                    sllVal=st.integers(-(2**63), 2**63),
+                    siVal=st.integers(-(2**31), 2**31),
+                    usVal=st.one_of(st.integers(0, 2**16), st.text(max_size=2)),
+                ),
+            }
+        ),
+        max_size=20,
+    )
+)
 def test_decode_never_raises(records):
     out = fields.decode([SimpleNamespace(**r) for r in records])
     for reading in out:
@@ -103,16 +127,22 @@ def test_cgroup_parser_never_raises(text):
 
 # --- mapping directory --------------------------------------------------------------------------------------
 def test_job_map_keys_by_index_and_uuid_and_ignores_non_job_files():
-    mapping, bad = parse_job_map({
-        "101": "0,1\n",
-        "102": "GPU-5c8e2a3f-1111-2222-3333-444455556666 MIG-aaaa-bbbb\n",
-        "103": "1",
-        ".104.tmp": "7",
-        "README": "3",
-        "105": "not-a-gpu ; rm -rf /",
-    })
-    assert mapping == {"0": {"101"}, "1": {"101", "103"}, "GPU-5c8e2a3f-1111-2222-3333-444455556666": {"102"},
-                       "MIG-aaaa-bbbb": {"102"}}
+    mapping, bad = parse_job_map(
+        {
+            "101": "0,1\n",
+            "102": "GPU-5c8e2a3f-1111-2222-3333-444455556666 MIG-aaaa-bbbb\n",
+            "103": "1",
+            ".104.tmp": "7",
+            "README": "3",
+            "105": "not-a-gpu ; rm -rf /",
+        }
+    )
+    assert mapping == {
+        "0": {"101"},
+        "1": {"101", "103"},
+        "GPU-5c8e2a3f-1111-2222-3333-444455556666": {"102"},
+        "MIG-aaaa-bbbb": {"102"},
+    }
     assert bad == 5  # "not-a-gpu", ";", "rm", "-rf", "/"
     assert "7" not in mapping and "3" not in mapping
 

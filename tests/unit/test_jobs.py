@@ -8,7 +8,6 @@ import shutil
 
 import helpers
 import pytest
-
 from hpcwatch.exporters.jobs import JobsCollector
 from hpcwatch.exporters.selfmetrics import parse_errors
 
@@ -45,7 +44,7 @@ def tree(tmp_path):
 
 def test_cgroup_v1_layout():
     text = scrape(os.path.join(FIXTURES, "v1"))
-    v = lambda name, **l: helpers.values(text, name, **l)  # noqa: E731
+    v = lambda name, **l: helpers.values(text, name, **l)
     assert helpers.series_labels(text, "hpc_job_info") == [
         {"jobid": "5", "user": user(0), "uid": "0"}, {"jobid": "7", "user": user(1000), "uid": "1000"}]
     ticks = os.sysconf("SC_CLK_TCK")
@@ -58,7 +57,7 @@ def test_cgroup_v1_layout():
     assert v("hpc_job_memory_rss_bytes", jobid="7") == [400000000]
     assert v("hpc_job_memory_cache_bytes", jobid="7") == [24288000]
     assert v("hpc_job_memory_limit_hits_total", jobid="7") == [12]
-    assert v("hpc_job_oom_kills_total", jobid="7") == [3]  # job 1 + step_0 2
+    assert v("hpc_job_oom_kills_total", jobid="7") == [4]  # job 1 + step_0 2 + step_0/task_1 1
     assert v("hpc_job_tasks", jobid="5") == [3]  # slurmstepd + 2 processes of task_0
     assert v("hpc_job_tasks", jobid="7") == [6]  # 2 slurmstepd + 4 task processes
     assert v("hpc_job_oom_events_total") == []  # v1 has no such counter
@@ -67,7 +66,7 @@ def test_cgroup_v1_layout():
 
 def test_cgroup_v2_layout():
     text = scrape(os.path.join(FIXTURES, "v2"))
-    v = lambda name, **l: helpers.values(text, name, **l)  # noqa: E731
+    v = lambda name, **l: helpers.values(text, name, **l)
     assert helpers.series_labels(text, "hpc_job_info") == [
         {"jobid": "77", "user": user(1000), "uid": "1000"}, {"jobid": "78", "user": user(0), "uid": "0"}]
     assert v("hpc_job_cpu_seconds_total", jobid="77", mode="user") == [4.5]

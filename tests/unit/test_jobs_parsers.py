@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from hpcwatch.exporters.jobs import cgroupfs as cg
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hpcwatch.exporters.jobs import cgroupfs as cg
 
 
 def test_keyed_values():

@@ -10,14 +10,13 @@ import tempfile
 
 import helpers
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
-
 from hpcwatch.exporters.node import NodeCollector
 from hpcwatch.exporters.registry import load_all
 from hpcwatch.exporters.selfmetrics import parse_errors
 from hpcwatch.exporters.serve import add_serve_arguments, collector_options
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
 REAL = os.path.join(FIX, "real")

@@ -7,7 +7,6 @@ import threading
 import time
 
 import helpers
-
 from hpcwatch.exporters.node import NodeCollector
 from hpcwatch.exporters.node.mountstat import MountStatter
 
@@ -83,7 +82,7 @@ def test_statter_reuses_idle_workers() -> None:
     statter = MountStatter(lambda p: GOOD, timeout=5)
     for _ in range(20):
         statter.stat_all(["/a", "/b"])
-    assert statter._threads <= 2
+    assert statter.workers <= 2
     statter.close()
 
 

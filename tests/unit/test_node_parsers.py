@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import numbered
@@ -18,6 +16,8 @@ from hpcwatch.exporters.node.netdev import parse_netdev
 from hpcwatch.exporters.node.pressure import parse_pressure
 from hpcwatch.exporters.node.stat import parse_stat
 from hpcwatch.exporters.node.vmstat import parse_vmstat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
 METRIC_NAME_PART = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
@@ -82,7 +82,7 @@ def test_loadavg() -> None:
 @given(proc_text)
 def test_loadavg_fuzz(text: str) -> None:
     loads = parse_loadavg(text)
-    assert loads is None or (len(loads) == 3 and all(v == v for v in loads))
+    assert loads is None or (len(loads) == 3 and all(math.isfinite(v) for v in loads))
 
 
 # --- /proc/meminfo ---------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ def fake(tmp_path):
 
 def collector(fake: FakeSlurm, tmp_path, **opts) -> SlurmCollector:
     opts.setdefault("state_file", str(tmp_path / "state.json"))
+    # The stand-in sacct ignores -S/-E; reach back far enough that the fixture's fixed dates are inside.
+    opts.setdefault("accounting_overlap", 1e10)
     options = {k.replace("_", "-"): v for k, v in opts.items()}
     ctx = helpers.make_context(agent="cluster", cls=SlurmCollector, **{"bin-dir": fake.bin, **options})
     return SlurmCollector(ctx)

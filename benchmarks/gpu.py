@@ -1,0 +1,165 @@
+"""GPU collector cost: NVML calls and wall time per scrape.
+
+    .venv/bin/python benchmarks/gpu.py                 # fake 8 x H100 node (calls counted, no driver)
+    .venv/bin/python benchmarks/gpu.py --real          # the real NVML of this host
+    .venv/bin/python benchmarks/gpu.py --real --exposition out.prom --json out.json
+
+Prints a short table: NVML calls per scrape by function, field values fetched per batched call, and
+the median / p90 wall time of a scrape (the collector alone, and the full rendered exposition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import inspect
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import pynvml
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures", "gpu"))
+
+from hpcwatch.exporters.gpu import GpuCollector, fields, nvml
+from hpcwatch.exporters.registry import CollectorContext
+from hpcwatch.exporters.scrape import ScrapeCollector
+
+
+class CountingNvml:
+    """Wraps a pynvml-like module and counts every function call by name (the XID thread's waits apart)."""
+
+    def __init__(self, lib: Any) -> None:
+        self._lib = lib
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.fields_requested = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._lib, name)
+        if not (callable(attr) and not inspect.isclass(attr)) or name == "nvmlEventSetWait_v2":
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            if name == "nvmlDeviceGetFieldValues":
+                self.fields_requested += len(args[1])
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def scrape_once(collector: GpuCollector) -> tuple[float, float, str]:
+    t0 = time.perf_counter()
+    list(collector.collect())
+    collect_s = time.perf_counter() - t0
+    scrape = ScrapeCollector([collector])
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(scrape)
+    t1 = time.perf_counter()
+    text = generate_latest(reg).decode()
+    render_s = time.perf_counter() - t1
+    scrape.close()
+    return collect_s, render_s, text
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", action="store_true", help="use the host's NVML instead of the fake 8 x H100")
+    ap.add_argument("--scrapes", type=int, default=50)
+    ap.add_argument("--exposition", help="write the last exposition to this file")
+    ap.add_argument("--json", help="write the figures to this file")
+    args = ap.parse_args()
+
+    if args.real:
+        base: Any = pynvml
+        label = "real NVML"
+    else:
+        import fake_pynvml
+
+        base = fake_pynvml.h100_node({i: [(1001, 20 << 30)] for i in range(8)})
+        label = "fake 8 x H100 (NVML calls counted; time is Python overhead only)"
+    counting = CountingNvml(base)
+    previous = nvml.use(counting)
+    try:
+        c = GpuCollector(
+            CollectorContext(options={"job-map-dir": "", "per-process": False, "xid-events": True})
+        )
+        reason = c.available()
+        if reason is not None:
+            print(f"gpu collector skipped: {reason}")
+            return 2
+        startup = dict(counting.counts)
+        scrape_once(c)  # warm-up
+        counting.counts.clear()
+        counting.fields_requested = 0
+        collect_times, render_times, text = [], [], ""
+        for _ in range(args.scrapes):
+            a, b, text = scrape_once(c)
+            collect_times.append(a)
+            render_times.append(b)
+        per_scrape = {
+            k: v / (2 * args.scrapes) for k, v in sorted(counting.counts.items())
+        }  # collect + render
+        fields_per_scrape = counting.fields_requested / (2 * args.scrapes)
+        ngpu = len(c.gpus)
+        c.close()
+    finally:
+        nvml.use(previous)
+
+    def q(xs: list[float], p: float) -> float:
+        return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))]
+
+    total_calls = sum(per_scrape.values())
+    print(f"# {label}: {ngpu} GPUs, {args.scrapes} scrapes, driver {c.driver_version} CUDA {c.cuda_version}")
+    print(f"{'NVML function':48} {'calls/scrape':>12}")
+    for name, n in per_scrape.items():
+        print(f"{name:48} {n:12.1f}")
+    print(f"{'total':48} {total_calls:12.1f}   ({total_calls / max(ngpu, 1):.1f} per GPU)")
+    print(
+        f"field values per scrape: {fields_per_scrape:.0f} in {per_scrape.get('nvmlDeviceGetFieldValues', 0):.0f} "
+        f"batched calls (one call per value would be {fields_per_scrape:.0f} calls)"
+    )
+    print(
+        f"collect wall time: median {statistics.median(collect_times) * 1e3:.2f} ms, "
+        f"p90 {q(collect_times, 0.9) * 1e3:.2f} ms"
+    )
+    print(
+        f"full scrape (collect + health + exposition text): median {statistics.median(render_times) * 1e3:.2f} ms, "
+        f"p90 {q(render_times, 0.9) * 1e3:.2f} ms, {len(text.splitlines())} lines"
+    )
+    print(
+        f"start-up calls: {sum(startup.values())} ({', '.join(f'{k} {v}' for k, v in sorted(startup.items()))})"
+    )
+    if args.exposition:
+        with open(args.exposition, "w") as fh:
+            fh.write(text)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(
+                {
+                    "label": label,
+                    "gpus": ngpu,
+                    "driver": c.driver_version,
+                    "cuda": c.cuda_version,
+                    "calls_per_scrape": per_scrape,
+                    "fields_per_scrape": fields_per_scrape,
+                    "collect_ms_median": statistics.median(collect_times) * 1e3,
+                    "collect_ms_p90": q(collect_times, 0.9) * 1e3,
+                    "scrape_ms_median": statistics.median(render_times) * 1e3,
+                    "startup_calls": startup,
+                    "field_count_per_gpu": len(fields.request(0)),
+                },
+                fh,
+                indent=1,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""`nfs`: NFS client statistics per mount and per operation from /proc/<pid>/mountstats (live)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from hpcwatch.exporters.files import log_once, read_text
+from hpcwatch.exporters.nfs.mountstats import NfsMount, parse_mountstats
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.selfmetrics import record_parse_error
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+log = logging.getLogger("hpcwatch.collector.nfs")
+
+# (family suffix, mountstats op field, help, scale) for the per-operation counters.
+OP_FAMILIES = (
+    ("requests", "requests", "RPC requests the NFS client completed, by operation.", 1),
+    ("transmissions", "transmissions", "RPC transmissions (first sends plus retransmissions), by operation.", 1),
+    ("major_timeouts", "major_timeouts", ("RPC major timeouts (the client gave up waiting and retried), "
+                                         "by operation."), 1),
+    ("sent_bytes", "bytes_sent", "Bytes the NFS client sent in RPC requests, headers included, by operation.", 1),
+    ("received_bytes", "bytes_received", "Bytes the NFS client received in RPC replies, by operation.", 1),
+    ("queue_time_seconds", "queue_ms", ("Time RPC requests waited in the client's queue before sending, "
+                                       "by operation."), 1e-3),
+    ("rtt_seconds", "rtt_ms", ("Round-trip time from sending an RPC to receiving its reply, summed, "
+                              "by operation."), 1e-3),
+    ("execute_time_seconds", "execute_ms", ("Time from RPC submission to completion (queue plus RTT plus "
+                                           "client overhead), summed, by operation."), 1e-3),
+    ("errors", "errors", "RPCs that completed with an error status, by operation (kernel 5.x and later).", 1),
+)
+XPRT_FAMILIES = (
+    ("sends", "RPC messages the client sent on the transport."),
+    ("receives", "RPC replies the client received on the transport."),
+    ("bad_xids", "Replies whose XID matched no outstanding request."),
+    ("connect_count", "Times the transport connected (tcp, rdma)."),
+)
+IO_BYTES = ("normal_read", "normal_write", "direct_read", "direct_write", "server_read", "server_write")
+
+
+@register
+class NfsCollector(Collector):
+    name = "nfs"
+    help = "NFS client per-mount, per-operation RPC statistics and transports from mountstats"
+    kind = "live"
+    default_agents = frozenset({"node"})
+    options = (
+        Option("pid", "self", "read /proc/<pid>/mountstats (use 1 for the host's mounts when the exporter "
+                              "runs in a container with the host PID namespace)"),
+        Option("ignored-mountpoints", "", "regexp of mount points to skip"),
+    )
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        super().__init__(ctx)
+        self.path = ctx.paths.proc(str(ctx.options.get("pid") or "self"), "mountstats")
+        pattern = ctx.options.get("ignored-mountpoints") or ""
+        self.ignored = re.compile(pattern) if pattern else None
+
+    def available(self) -> str | None:
+        text = read_text(self.path)
+        if text is None:
+            return f"{self.path} not readable"
+        if not parse_mountstats(text):
+            return f"no NFS mounts in {self.path}"
+        return None
+
+    def collect(self) -> Iterator[Metric]:
+        text = read_text(self.path)
+        if text is None:
+            raise RuntimeError(f"{self.path} not readable")
+        mounts: dict[tuple[str, str], NfsMount] = {}
+        for m in parse_mountstats(text, on_error=_parse_error):
+            if self.ignored is not None and self.ignored.search(m.mountpoint):
+                continue
+            # Bind mounts repeat a superblock under one (export, mountpoint): keep one.
+            mounts.setdefault((m.export, m.mountpoint), m)
+        yield from families(list(mounts.values()))
+
+
+def _parse_error(reason: str) -> None:
+    record_parse_error("nfs_mountstats")
+    log_once(log, "parse", "skipped a mountstats line: %s", reason)
+
+
+def families(mounts: list[NfsMount]) -> Iterator[Metric]:
+    ml = ["export", "mountpoint"]
+    info = GaugeMetricFamily("hpc_nfs_mount_info", "NFS mounts on this node: 1 per mount, with protocol "
+                             "version and transport.", labels=ml + ["fstype", "version", "protocol"])
+    age = GaugeMetricFamily("hpc_nfs_mount_age_seconds", "Seconds since the NFS mount was made.", labels=ml)
+    op_fams = [(field, scale, CounterMetricFamily(f"hpc_nfs_{suffix}", doc, labels=ml + ["operation"]))
+               for suffix, field, doc, scale in OP_FAMILIES]
+    xprt_fams = [(field, CounterMetricFamily(f"hpc_nfs_transport_{field}", doc, labels=ml + ["protocol"]))
+                 for field, doc in XPRT_FAMILIES]
+    io = CounterMetricFamily("hpc_nfs_io_bytes", "Bytes moved through the NFS client, by kind (normal/direct "
+                             "read and write by applications, server read and write on the wire).",
+                             labels=ml + ["kind"])
+    events = CounterMetricFamily("hpc_nfs_events", "NFS client VFS and cache events (revalidations, "
+                                 "invalidations, short reads, jukebox delays...).", labels=ml + ["event"])
+    for m in sorted(mounts, key=lambda m: (m.export, m.mountpoint)):
+        base = [m.export, m.mountpoint]
+        protocols = sorted({t.protocol for t in m.transports})
+        info.add_metric(base + [m.fstype, m.version, ",".join(protocols)], 1)
+        if m.age_seconds is not None:
+            age.add_metric(base, m.age_seconds)
+        for op, values in sorted(m.ops.items()):
+            for field, scale, fam in op_fams:
+                if field in values:
+                    fam.add_metric(base + [op], values[field] * scale)
+        for proto in protocols:
+            for field, fam in xprt_fams:
+                vals = [t.counters[field] for t in m.transports if t.protocol == proto and field in t.counters]
+                if vals:  # nconnect opens several connections per mount: sum them
+                    fam.add_metric(base + [proto], sum(vals))
+        for kind in IO_BYTES:
+            if kind in m.bytes:
+                io.add_metric(base + [kind], m.bytes[kind])
+        for event, n in m.events.items():
+            events.add_metric(base + [event], n)
+    yield from (info, age)
+    yield from (fam for _, _, fam in op_fams)
+    yield from (fam for _, fam in xprt_fams)
+    yield from (io, events)

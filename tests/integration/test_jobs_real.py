@@ -1,0 +1,103 @@
+"""The jobs collector against real Slurm job cgroups: jobs submitted to the harness cluster show up
+with the limits Slurm was asked for, and their series go away when the jobs end."""
+
+from __future__ import annotations
+
+import helpers
+import pytest
+from hpcwatch.exporters.jobs import JobsCollector
+
+from hpcwatch.harness.slurm import cgroup_v1_memory
+from hpcwatch.harness.util import wait_until
+
+pytestmark = pytest.mark.daemons
+
+MiB = 1 << 20
+
+
+def jobs_scrape(slurm) -> str:
+    # Only this cluster's slurmd: other clusters on the same host have their own slurm_<node> roots.
+    c = JobsCollector(helpers.make_context(cls=JobsCollector, nodes=slurm.node_name))
+    assert c.available() is None
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    assert helpers.collector_success(text) == {"jobs": 1.0}
+    return text
+
+
+def requested_mem_bytes(slurm, jobid: int) -> int:
+    """MinMemoryNode from `scontrol show job` (e.g. 64M) in bytes."""
+    fields = dict(f.split("=", 1) for f in slurm.run(["scontrol", "-o", "show", "job", str(jobid)]).stdout.split()
+                  if "=" in f)
+    value = fields["MinMemoryNode"]
+    return int(value[:-1]) * {"K": 1 << 10, "M": MiB, "G": 1 << 30}[value[-1]]
+
+
+@pytest.fixture
+def cgroup_slurm(slurm):
+    if not cgroup_v1_memory():
+        pytest.skip("cgroup v1 memory controller not mounted: the harness runs Slurm without job cgroups")
+    return slurm
+
+
+def squeue_ids(slurm) -> set[str]:
+    return set(slurm.run(["squeue", "-h", "-w", slurm.node_name, "-o", "%A"]).stdout.split())
+
+
+def test_running_jobs_match_slurm(cgroup_slurm):
+    slurm = cgroup_slurm
+    # Allocates 48 MiB and holds it, within its 100 MiB limit. (The harness node has as many CPUs as
+    # the host, 2 here, and each job takes one: two jobs at once.)
+    hog = slurm.sbatch(None, "--mem=100M", wrap="python3 -c \"b = bytearray(48 << 20); b[::4096] = b'x' * "
+                       "len(b[::4096]); import time; time.sleep(300)\"")
+    # A child exceeds the 40 MiB limit and is OOM-killed; the job itself goes on, burns some CPU, sleeps.
+    oom = slurm.sbatch(None, "--mem=40M", wrap="python3 -c \"b = bytearray(200 << 20); b[::4096] = b'x' * "
+                       "len(b[::4096])\"; python3 -c 'sum(range(20_000_000))'; sleep 300")
+    jobs = [hog, oom]
+    try:
+        for j in jobs:
+            slurm.wait_job(j, states=["RUNNING"])
+        text = ""
+
+        def ready() -> bool:
+            nonlocal text
+            text = jobs_scrape(slurm)
+            return (all(helpers.values(text, "hpc_job_info", jobid=str(j)) for j in jobs)
+                    and helpers.values(text, "hpc_job_memory_rss_bytes", jobid=str(hog))[0] >= 48 * MiB
+                    and helpers.values(text, "hpc_job_oom_kills_total", jobid=str(oom))[0] >= 1
+                    and helpers.values(text, "hpc_job_cpu_seconds_total", jobid=str(oom), mode="user")[0] > 0.1)
+
+        before = squeue_ids(slurm)
+        wait_until(ready, 60, "jobs, their memory, OOM kill and CPU time visible in cgroups", interval=0.5)
+        info = helpers.series_labels(text, "hpc_job_info")
+        # Every job the collector reports is one Slurm has on this node (other tests' jobs included).
+        assert {str(j) for j in jobs} <= {i["jobid"] for i in info} <= before | squeue_ids(slurm)
+        for i in info:
+            assert (i["uid"], i["user"]) == ("0", "root")
+        for j in jobs:
+            assert helpers.values(text, "hpc_job_memory_limit_bytes", jobid=str(j)) == [requested_mem_bytes(slurm, j)]
+            assert helpers.values(text, "hpc_job_tasks", jobid=str(j))[0] >= 2  # slurmstepd + the batch shell
+            assert len(helpers.values(text, "hpc_job_cpu_seconds_total", jobid=str(j))) == 2
+        hog_usage = helpers.values(text, "hpc_job_memory_usage_bytes", jobid=str(hog))[0]
+        assert 48 * MiB <= hog_usage <= 100 * MiB
+        assert helpers.values(text, "hpc_job_memory_max_usage_bytes", jobid=str(hog))[0] >= hog_usage
+        assert helpers.values(text, "hpc_job_memory_limit_hits_total", jobid=str(oom))[0] >= 1
+        assert helpers.values(text, "hpc_job_oom_kills_total", jobid=str(hog)) == [0]
+    finally:
+        slurm.run(["scancel", *map(str, jobs)], check=False)
+    for j in jobs:
+        assert slurm.wait_job(j) == "CANCELLED"
+
+    def gone() -> bool:
+        return not any(("jobid", str(j)) in labels for j in jobs
+                       for (_n, labels) in helpers.samples(jobs_scrape(slurm)))
+
+    wait_until(gone, 60, "series of ended jobs gone", interval=0.5)
+
+
+def test_completed_job_leaves_no_series(cgroup_slurm):
+    slurm = cgroup_slurm
+    jobid = slurm.sbatch(wrap="true")
+    assert slurm.wait_job(jobid) == "COMPLETED"
+    wait_until(lambda: not helpers.values(jobs_scrape(slurm), "hpc_job_info", jobid=str(jobid)), 60,
+               "completed job's cgroup removed", interval=0.5)
