@@ -9,7 +9,7 @@ import heapq
 import re
 from collections.abc import Iterable
 
-from hpcwatch.exporters.lustre.jobstats import JobStatsRecord
+from hpcwatch.exporters.lustre.jobstats import JobCounter, JobStatsRecord
 from hpcwatch.exporters.lustre.stats import fold_counters
 
 REMAINDER_JOBID = "__other__"  # same remainder label value as the slurm collector
@@ -130,10 +130,27 @@ class TargetJobs:
     total_jobs: int
 
 
+@dataclasses.dataclass(slots=True)
+class JobEntry:
+    """A job's ranking scores and its raw counters (one tuple per record), folded only once ranked."""
+
+    total_bytes: int = 0
+    metadata_ops: int = 0
+    records: list[tuple[JobCounter, ...]] = dataclasses.field(default_factory=list)
+
+    def add(self, counters: tuple[JobCounter, ...]) -> None:
+        for name, samples, unit, total in counters:
+            if unit == "bytes":
+                self.total_bytes += total
+            elif name not in DATA_OPS:
+                self.metadata_ops += samples
+        self.records.append(counters)
+
+
 def aggregate_jobs(records: Iterable[JobStatsRecord], fmt: JobIdFormat,
                    top_bytes: int, top_metadata: int) -> list[TargetJobs]:
     """Group records by target, merge those whose split keys collide, and cap each target's jobs."""
-    per_target: dict[str, dict[JobKey, JobTotals]] = {}
+    per_target: dict[str, dict[JobKey, JobEntry]] = {}
     split_cache: dict[str, JobKey] = {}
     for rec in records:
         key = split_cache.get(rec.job_id)
@@ -141,33 +158,38 @@ def aggregate_jobs(records: Iterable[JobStatsRecord], fmt: JobIdFormat,
             key = fmt.split(rec.job_id)
             if len(split_cache) < 200_000:
                 split_cache[rec.job_id] = key
-        jobs = per_target.setdefault(rec.target, {})
-        totals = jobs.get(key)
-        if totals is None:
-            totals = jobs[key] = JobTotals()
-        totals.add_record(rec)
+        jobs = per_target.get(rec.target)
+        if jobs is None:
+            jobs = per_target[rec.target] = {}
+        entry = jobs.get(key)
+        if entry is None:
+            entry = jobs[key] = JobEntry()
+        entry.add(rec.counters)
     return [cap_jobs(t, jobs, top_bytes, top_metadata) for t, jobs in sorted(per_target.items())]
 
 
-def cap_jobs(target: str, jobs: dict[JobKey, JobTotals], top_bytes: int, top_metadata: int) -> TargetJobs:
+def cap_jobs(target: str, jobs: dict[JobKey, JobEntry], top_bytes: int, top_metadata: int) -> TargetJobs:
     """Keep the union of the top N by bytes and top N by metadata ops; sum everything else."""
-    # Scores once per job; ties broken by key so the kept set is stable between scrapes.
-    scored = [(t.total_bytes, t.metadata_ops, k.jobid, k.uid, k.host, k) for k, t in jobs.items()]
+    # Ties broken by key so the kept set is stable between scrapes.
     keep: set[JobKey] = set()
     if top_bytes > 0:
-        keep.update(s[5] for s in heapq.nsmallest(top_bytes, (s for s in scored if s[0] > 0),
-                                                  key=lambda s: (-s[0], s[2], s[3], s[4])))
+        keep.update(k for k, _ in heapq.nsmallest(
+            top_bytes, ((k, e) for k, e in jobs.items() if e.total_bytes > 0),
+            key=lambda ke: (-ke[1].total_bytes, ke[0].jobid, ke[0].uid, ke[0].host)))
     if top_metadata > 0:
-        keep.update(s[5] for s in heapq.nsmallest(top_metadata, (s for s in scored if s[1] > 0),
-                                                  key=lambda s: (-s[1], s[2], s[3], s[4])))
+        keep.update(k for k, _ in heapq.nsmallest(
+            top_metadata, ((k, e) for k, e in jobs.items() if e.metadata_ops > 0),
+            key=lambda ke: (-ke[1].metadata_ops, ke[0].jobid, ke[0].uid, ke[0].host)))
     keep.discard(REMAINDER_KEY)  # a real job named like the remainder is folded into it: never two series
-    remainder: JobTotals | None = None
     kept: dict[JobKey, JobTotals] = {}
-    for k, t in jobs.items():
+    remainder: JobTotals | None = None
+    for k, e in jobs.items():
         if k in keep:
-            kept[k] = t
+            t = kept[k] = JobTotals()
         else:
             if remainder is None:
                 remainder = JobTotals()
-            remainder.add(t)
+            t = remainder
+        for counters in e.records:
+            fold_counters(counters, t.ops, t.bytes, t.seconds)
     return TargetJobs(target, kept, remainder, len(jobs))

@@ -37,7 +37,7 @@ _COUNTER = re.compile(
     r"(?:,[ \t]*sumsq:[ \t]*\d+)?(?:,[ \t]*hist:[ \t]*\{[^{}\n]*\})?[ \t]*\}[ \t]*\r?"
 )
 # Starts with a literal, so the engine jumps from counter to counter and stops only at non-zero ones.
-_NONZERO = re.compile(r"\{[ \t]*samples:[ \t]*0*[1-9]")
+_NONZERO = re.compile(r"\{ samples:[ \t]*0*[1-9]")
 # Every version prints counters as `{ samples: %11llu`; a zero counter is validated no further than
 # its sample count (the fast path counts the kernel's exact zero spelling, the slow path any spelling).
 _COUNTER_MARK = "{ samples:"

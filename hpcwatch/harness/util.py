@@ -86,7 +86,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         try:
             if check():
                 return
-        except Exception as exc:  # not ready yet; the last reason goes into the timeout message
+        except Exception as exc:  # noqa: BLE001 - not ready yet; the reason goes into the timeout message
             last_error = f" (last check raised {type(exc).__name__}: {exc})"
         if alive is not None:
             dead = alive()

@@ -343,3 +343,19 @@ def test_real_proc_and_sys_of_this_machine() -> None:
         assert family in names, family
     assert one(text, "hpc_node_cpu_seconds_total", cpu="0", mode="idle") > 0
     assert one(text, "hpc_node_memory_mem_total_bytes") > 0
+
+
+# --- the file reader --------------------------------------------------------------------------------
+
+def test_read_proc_text_reads_past_one_chunk_and_answers_none_for_non_files(tmp_path) -> None:
+    from hpcwatch.exporters.node.procfile import CHUNK, read_proc_text
+
+    big = "x" * (CHUNK * 2 + 17)
+    helpers.write_tree(str(tmp_path), {"big": big, "dir/inside": "1"})
+    assert read_proc_text(str(tmp_path / "big")) == big
+    assert read_proc_text(str(tmp_path / "big"), limit=10) == "x" * 10
+    assert read_proc_text(str(tmp_path / "dir")) is None
+    assert read_proc_text(str(tmp_path / "missing")) is None
+    assert read_proc_text("bad\0path") is None
+    os.symlink(str(tmp_path / "gone"), str(tmp_path / "dangling"))
+    assert read_proc_text(str(tmp_path / "dangling")) is None
