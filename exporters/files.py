@@ -21,14 +21,25 @@ def log_once(logger: logging.Logger, key: str, msg: str, *args: object, level: i
 
 def read_text(path: str, limit: int = 8 << 20) -> str | None:
     """The file's text, or None if it is missing, vanished, unreadable or not a file."""
+    # os.read in 64 KiB chunks: a buffered read(limit) allocates `limit` bytes up front on every call.
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ProcessLookupError):
-        return None
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    return data.decode("utf-8", "replace")
+    try:
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(65536, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:  # EISDIR, a vanished /proc entry, EIO from a driver
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def read_int(path: str) -> int | None:

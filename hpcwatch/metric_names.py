@@ -7,6 +7,8 @@ Names marked "assumed" were not yet exported by a collector when this module was
 
 from __future__ import annotations
 
+import re
+
 # --- exporter health (exporters/scrape.py, exporters/selfmetrics.py) -------------------------------
 UP = "up"  # Prometheus' own per-target series
 COLLECTOR_SUCCESS = "hpcwatch_collector_success"
@@ -166,4 +168,5 @@ BURN_THRESHOLDS = (
 def all_metric_names() -> list[str]:
     """Every name above (metric families and recording rules), for docs and the report."""
     return sorted({v for k, v in globals().items()
-                   if k.isupper() and isinstance(v, str) and (v.startswith(("hpc", "slo:", "sloth_")) or v in ("up", "ALERTS"))})
+                   if k.isupper() and isinstance(v, str) and re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", v)
+                   and (v.startswith(("hpc_", "hpcwatch_", "slo:", "sloth_")) or v in ("up", "ALERTS"))})

@@ -11,15 +11,17 @@ from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, frozen_map
 from hpcwatch.slo.validate import Fields
 from hpcwatch.slo.windows import WindowsCatalogue
 
+from hpcwatch import metric_names
+
 __all__ = ["DEFAULT_WAIT_BUCKETS", "SLI_TYPES", "load_catalogue"]
 
 CATALOGUE_API = "hpcwatch/v1"
-FINISHED = "hpc_scheduler_jobs_finished_total"
-WAIT = "hpc_scheduler_queue_wait_seconds"
-# Assumed from ARCHITECTURE.md: a gauge histogram of how long the still-pending jobs have waited.
-PENDING_WAIT = "hpc_scheduler_pending_wait_seconds"
-NODES = "hpc_scheduler_nodes"
-UP = "hpc_scheduler_up"
+FINISHED = metric_names.SCHED_JOBS_FINISHED
+WAIT = metric_names.SCHED_QUEUE_WAIT
+# A histogram of how long the jobs pending now have waited (gauge buckets): `_bucket{le}` and `_count`.
+PENDING_WAIT = metric_names.SCHED_PENDING_WAIT
+NODES = metric_names.SCHED_NODES
+UP = metric_names.SCHED_UP
 
 SLI_TYPES = ("job-success", "queue-wait", "node-availability", "scheduler-availability")
 JOB_SLIS = frozenset({"job-success", "queue-wait"})
@@ -49,8 +51,8 @@ def _job_success(f: Fields, s: dict, field: str, cluster: str, queue: str | None
     ignored = _choices(f, s, "ignore_outcomes", field, OUTCOMES, ())
     user_cancels = f.boolean(s, "count_user_cancels", field + ".count_user_cancels")
     skip = "!" + "|".join(ignored) if ignored else None
-    base = dict(cluster=cluster, queue=queue, outcome=skip)
-    err_sel = dict(base, cause="~" + "|".join(causes))
+    base = {"cluster": cluster, "queue": queue, "outcome": skip}
+    err_sel = {**base, "cause": "~" + "|".join(causes)}
     if set(outcomes) != set(OUTCOMES):
         err_sel["outcome"] = "~" + "|".join(o for o in outcomes if o not in ignored)
     error = f"(sum(increase({FINISHED}{_sel(**err_sel)}[{W}])) or vector(0))"

@@ -12,6 +12,7 @@ from hpcwatch.slo import conventions as c
 from hpcwatch.slo.goformat import go_float, go_float_f, go_hours, label_filter, prom_duration
 from hpcwatch.slo.model import SLO, EventsSLI
 from hpcwatch.slo.validate import render_window
+
 from hpcwatch.version import __version__
 
 SLOTH_VERSION = f"hpcwatch-{__version__}"

@@ -8,6 +8,7 @@ Matching these byte for byte is what keeps our rule files diff-clean against Slo
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 _MS = {"y": 365 * 86400_000, "w": 7 * 86400_000, "d": 86400_000, "h": 3600_000, "m": 60_000, "s": 1000,
@@ -16,7 +17,7 @@ _MS = {"y": 365 * 86400_000, "w": 7 * 86400_000, "d": 86400_000, "h": 3600_000, 
 
 def _digits(x: float) -> tuple[str, int]:
     """Shortest round-trip decimal digits of |x| and the decimal point position (Go's digs.d, digs.dp)."""
-    sign, digits, exp = Decimal(repr(abs(x))).as_tuple()
+    _, digits, exp = Decimal(repr(abs(x))).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
     dp = len(digits) + exp
     if text == "0":
@@ -27,7 +28,7 @@ def _digits(x: float) -> tuple[str, int]:
 def go_float(x: float) -> str:
     """strconv.FormatFloat(x, 'g', -1, 64), which is what fmt's %v and %g print for a float64."""
     x = float(x)
-    if x != x:
+    if math.isnan(x):
         return "NaN"
     if x in (float("inf"), float("-inf")):
         return "+Inf" if x > 0 else "-Inf"

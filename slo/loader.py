@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterable
 
 import yaml
-
 from hpcwatch.slo.errors import SpecError
 from hpcwatch.slo.goformat import parse_duration
 from hpcwatch.slo.model import SLO, EventsSLI

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -61,7 +62,7 @@ class Fields:
         value = obj.get(key)
         if value is None and not required:
             return default
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
         if ok:
             ok = (value > lo if lo_open else value >= lo) and value <= hi
         if not ok:
@@ -147,9 +148,8 @@ def check_query(query: str, fields: Fields, field: str) -> None:
             i = len(rest) if nl < 0 else nl
         elif ch in "([{":
             stack.append(ch)
-        elif ch in ")]}":
-            if not stack or stack.pop() != pairs[ch]:
-                raise fields.fail(field, "a PromQL query with balanced brackets", query)
+        elif ch in ")]}" and (not stack or stack.pop() != pairs[ch]):
+            raise fields.fail(field, "a PromQL query with balanced brackets", query)
         i += 1
     if stack or quote:
         raise fields.fail(field, "a PromQL query with balanced brackets and quotes", query)

@@ -7,7 +7,6 @@ import dataclasses
 import os
 
 import yaml
-
 from hpcwatch.slo.errors import SpecError
 from hpcwatch.slo.goformat import go_hours, parse_duration
 

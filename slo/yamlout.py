@@ -18,7 +18,7 @@ _NON_STRING = re.compile(r"""^(?:
    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
    |y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
    |~|null|Null|NULL|<<|=
-)$""", re.X)
+)$""", re.VERBOSE)
 
 
 # libyaml's C emitter when PyYAML has it: it is the emitter yaml.v2 was ported from, and 20x faster.

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hpcwatch.exporters.exposition import render_text
 from hpcwatch.exporters.registry import Collector, CollectorContext, Paths
 from hpcwatch.exporters.scrape import ScrapeCollector
 
@@ -49,7 +49,7 @@ def render(collectors: Collector | Sequence[Collector], timeout: float = 10.0) -
     reg = CollectorRegistry(auto_describe=False)
     reg.register(scrape)
     try:
-        return generate_latest(reg).decode()
+        return render_text(reg.collect()).decode()
     finally:
         scrape.close()
 

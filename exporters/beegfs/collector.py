@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 
@@ -41,6 +42,18 @@ class BeegfsCollector(Collector):
         self.timeout = float(o.get("timeout", 30.0))
         interval = float(o.get("refresh-interval", 30.0))
         self.stats = {t: SnapshotSource(f"beegfs_{t}", self._refresher(t), interval) for t in NODE_TYPES}
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The meta and storage clientstats fixtures."""
+        fix = os.path.join(repo, "tests", "fixtures", "beegfs")
+        c = cls(CollectorContext(options={o.name: o.default for o in cls.options}, agent="cluster"))
+        for node_type in NODE_TYPES:
+            with open(os.path.join(fix, f"clientstats_{node_type}.txt")) as fh:
+                out = fh.read()
+            c.stats[node_type] = SnapshotSource(f"beegfs_{node_type}", lambda out=out: parse_clientstats(out), 30.0)
+            c.stats[node_type].refresh_now()
+        return [c]
 
     def available(self) -> str | None:
         return None if shutil.which(self.ctl) else f"{self.ctl} not found (no BeeGFS tools here)"

@@ -80,6 +80,23 @@ class GpfsCollector(Collector):
             self.usage = SnapshotSource("gpfs_mmdf", self.refresh_usage, mmdf_interval)
             self._sources.append(self.usage)
 
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """mmpmon, mmdf and mmhealth fixtures, as the cluster agent would hold them."""
+        fix = os.path.join(repo, "tests", "fixtures", "gpfs")
+
+        def text(name: str) -> str:
+            with open(os.path.join(fix, name)) as fh:
+                return fh.read()
+        c = cls(CollectorContext(options={o.name: o.default for o in cls.options}, agent="cluster"))
+        c.io = SnapshotSource("gpfs_mmpmon", lambda: parse_fs_io_s(text("mmpmon_fs_io_s.txt")), 30.0)
+        c.usage = SnapshotSource("gpfs_mmdf", lambda: {"scratch": parse_mmdf(text("mmdf_scratch_Y.txt"))}, 600.0)
+        c.health = SnapshotSource("gpfs_mmhealth", lambda: parse_mmhealth(text("mmhealth_5.0.txt")), 60.0)
+        c._sources = [c.io, c.health, c.usage]
+        for s in c._sources:
+            s.refresh_now()
+        return [c]
+
     def _bin(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
 

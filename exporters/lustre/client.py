@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 from hpcwatch.exporters.command import CommandError
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files
 from hpcwatch.exporters.lustre.stats import fold_counters, param_device, parse_stats, split_get_param
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -46,6 +47,14 @@ class LustreCollector(Collector):
         self.paths = ctx.paths
         self.lctl = Lctl(o.get("lctl") or "lctl", float(o.get("timeout", 5.0)))
         self.per_target = bool(o.get("per-target", True))
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The 2.15 debugfs layout fixture (llite, mdc, osc)."""
+        root = os.path.join(repo, "tests", "fixtures", "lustre", "client_tree")
+        opts = {o.name: o.default for o in cls.options} | {"lctl": "/nonexistent/lctl"}
+        return [cls(CollectorContext(paths=Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys")),
+                                     options=opts))]
 
     def available(self) -> str | None:
         if find_files(self.paths, "llite", "stats"):

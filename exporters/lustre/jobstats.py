@@ -38,6 +38,13 @@ _COUNTER = re.compile(
 )
 # Starts with a literal, so the engine jumps from counter to counter and stops only at non-zero ones.
 _NONZERO = re.compile(r"\{ samples:[ \t]*0*[1-9]")
+# Non-zero counter lines in one pass, all in C: possessive quantifiers make a zero counter fail after
+# its sample count (no backtracking), so only non-zero lines produce (name, samples, unit, sum) tuples.
+_FAST = re.compile(
+    r"\n[ \t]++([A-Za-z_]\w*+):[ \t]*+\{ samples:[ \t]*+0*+([1-9]\d*+)(?:,[ \t]*+unit:[ \t]*+(\w++))?"
+    r"(?:,[ \t]*+min:[ \t]*+\d++,[ \t]*+max:[ \t]*+\d++,[ \t]*+sum:[ \t]*+(\d++))?"
+    r"(?:,[ \t]*+sumsq:[ \t]*+\d++)?(?:,[ \t]*+hist:[ \t]*+\{[^{}\n]*+\})?[ \t]*+\}[ \t]*+\r?(?=\n|\Z)"
+)
 # Every version prints counters as `{ samples: %11llu`; a zero counter is validated no further than
 # its sample count (the fast path counts the kernel's exact zero spelling, the slow path any spelling).
 _COUNTER_MARK = "{ samples:"
@@ -190,11 +197,15 @@ class _StreamState:
         if n_counters + piece.count(_HEADER_MARK, nl) != piece.count("\n", nl):
             self.error(f"unreadable lines in job {job_id[:40]!r}")
             return None
-        nonzero = list(_NONZERO.finditer(piece, nl))
-        if len(nonzero) + piece.count(_ZERO_MARK, nl) != n_counters \
-                and len(_SAMPLES.findall(piece, nl)) != n_counters:
+        fast = _FAST.findall(piece, nl)
+        if len(fast) + piece.count(_ZERO_MARK, nl) == n_counters:
+            return JobStatsRecord(self.target, job_id, tuple(
+                [JobCounter(name, int(n), unit, int(total) if total else 0) for name, n, unit, total in fast]))
+        # Slow path: zeros spelled another way, or a counter line that does not parse.
+        if len(_SAMPLES.findall(piece, nl)) != n_counters:
             self.error(f"unreadable sample count in job {job_id[:40]!r}")
             return None
+        nonzero = list(_NONZERO.finditer(piece, nl))
         counters = []
         for z in nonzero:
             end = piece.find("\n", z.end())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Iterator
 
@@ -92,6 +93,30 @@ class LustreServerCollector(Collector):
         self.lctl = Lctl(o.get("lctl") or "lctl", float(o.get("timeout", 30.0)))
         self.source: SnapshotSource[ServerSnapshot] = SnapshotSource(
             "lustre_server", self.refresh, float(o.get("refresh-interval", 30.0)))
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The OST (2.15) and MDT job_stats fixtures, target stats and recovery, as one snapshot."""
+        fix = os.path.join(repo, "tests", "fixtures", "lustre")
+
+        def text(name: str) -> str:
+            with open(os.path.join(fix, name)) as fh:
+                return fh.read()
+        opts = {o.name: o.default for o in cls.options} | {"jobid-format": "%j:%u:%H,%j.%u"}
+        c = cls(CollectorContext(options=opts, agent="cluster"))
+        records = [*parse_job_stats_text(text("job_stats_ost_2.15.txt"), "scratch-OST0000"),
+                   *parse_job_stats_text(text("job_stats_mdt_2.15.txt"), "scratch-MDT0000")]
+        snap = ServerSnapshot(
+            jobs=aggregate_jobs(records, c.jobid_format, 1, 1),
+            counters={"scratch-OST0000": _fold(parse_stats(text("obdfilter_stats_2.15.txt"))),
+                      "scratch-MDT0000": _fold(parse_stats(text("mdt_md_stats_2.15.txt")))},
+            capacity={"scratch-OST0000": {"kbytestotal": 1000000, "kbytesfree": 400000, "kbytesavail": 350000,
+                                          "filestotal": 65536, "filesfree": 60000}},
+            recovery={"scratch-OST0000": parse_recovery_status(text("recovery_status_complete.txt"))},
+            taken_at=0.0)
+        c.source = SnapshotSource("lustre_server", lambda: snap, 30.0)
+        c.source.refresh_now()
+        return [c]
 
     # ------------------------------------------------------------------ start-up
     def _has_files(self) -> bool:

@@ -7,9 +7,9 @@ counter per line: `name N samples [unit] [min max sum [sumsq]]`, after a header 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 ErrorCallback = Callable[[str], None]
 
@@ -26,8 +26,7 @@ TIME_UNITS = frozenset({"usec", "usecs"})
 BYTE_UNITS = frozenset({"bytes"})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StatsCounter:
+class StatsCounter(NamedTuple):
     """One counter line of a stats file; `total` is the sum column (None when the counter has none)."""
 
     name: str
@@ -96,23 +95,22 @@ def param_device(param: str) -> tuple[str, str]:
 
 def fold_counters(counters, ops: dict[str, int], byte_totals: dict[str, int],
                   seconds: dict[str, float]) -> None:
-    """Add counters (objects with name, samples, unit, total) into operation, byte and time totals.
+    """Add counters ((name, samples, unit, total) tuples) into operation, byte and time totals.
 
     A bytes counter `read_bytes` adds its sum to bytes["read"]; its samples count reads only when the
     same stats have no `read` counter of their own (2.12+ targets and 2.14+ llite have both), so an
     operation is never counted twice.
     """
-    names = None
-    for c in counters:
-        unit = c.unit
+    for name, samples, unit, total in counters:
         if unit in BYTE_UNITS:
-            op = c.name.removesuffix("_bytes")
-            byte_totals[op] = byte_totals.get(op, 0) + (c.total or 0)
-            if names is None:
-                names = {x.name for x in counters}
-            if op not in names:
-                ops[op] = ops.get(op, 0) + c.samples
+            op = name.removesuffix("_bytes")
+            byte_totals[op] = byte_totals.get(op, 0) + (total or 0)
+            for other in counters:
+                if other[0] == op:
+                    break
+            else:
+                ops[op] = ops.get(op, 0) + samples
             continue
-        ops[c.name] = ops.get(c.name, 0) + c.samples
-        if unit in TIME_UNITS and c.total is not None:
-            seconds[c.name] = seconds.get(c.name, 0.0) + c.total / 1e6
+        ops[name] = ops.get(name, 0) + samples
+        if total is not None and unit in TIME_UNITS:
+            seconds[name] = seconds.get(name, 0.0) + total / 1e6

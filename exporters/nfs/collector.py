@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.nfs.mountstats import NfsMount, parse_mountstats
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -31,11 +32,11 @@ OP_FAMILIES = (
                                            "client overhead), summed, by operation."), 1e-3),
     ("errors", "errors", "RPCs that completed with an error status, by operation (kernel 5.x and later).", 1),
 )
-XPRT_FAMILIES = (
-    ("sends", "RPC messages the client sent on the transport."),
-    ("receives", "RPC replies the client received on the transport."),
-    ("bad_xids", "Replies whose XID matched no outstanding request."),
-    ("connect_count", "Times the transport connected (tcp, rdma)."),
+XPRT_FAMILIES = (  # (mountstats xprt field, family suffix, help)
+    ("sends", "sends", "RPC messages the client sent on the transport."),
+    ("receives", "receives", "RPC replies the client received on the transport."),
+    ("bad_xids", "bad_xids", "Replies whose XID matched no outstanding request."),
+    ("connect_count", "connects", "Times the transport connected (tcp, rdma)."),
 )
 IO_BYTES = ("normal_read", "normal_write", "direct_read", "direct_write", "server_read", "server_write")
 
@@ -57,6 +58,13 @@ class NfsCollector(Collector):
         self.path = ctx.paths.proc(str(ctx.options.get("pid") or "self"), "mountstats")
         pattern = ctx.options.get("ignored-mountpoints") or ""
         self.ignored = re.compile(pattern) if pattern else None
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The kernel 5.15 mountstats fixture (NFSv4.2 over tcp with nconnect, and over RDMA)."""
+        procfs = os.path.join(repo, "tests", "fixtures", "nfs", "proc")
+        opts = {o.name: o.default for o in cls.options}
+        return [cls(CollectorContext(paths=Paths(procfs=procfs), options=opts))]
 
     def available(self) -> str | None:
         text = read_text(self.path)
@@ -91,8 +99,8 @@ def families(mounts: list[NfsMount]) -> Iterator[Metric]:
     age = GaugeMetricFamily("hpc_nfs_mount_age_seconds", "Seconds since the NFS mount was made.", labels=ml)
     op_fams = [(field, scale, CounterMetricFamily(f"hpc_nfs_{suffix}", doc, labels=ml + ["operation"]))
                for suffix, field, doc, scale in OP_FAMILIES]
-    xprt_fams = [(field, CounterMetricFamily(f"hpc_nfs_transport_{field}", doc, labels=ml + ["protocol"]))
-                 for field, doc in XPRT_FAMILIES]
+    xprt_fams = [(field, CounterMetricFamily(f"hpc_nfs_transport_{suffix}", doc, labels=ml + ["protocol"]))
+                 for field, suffix, doc in XPRT_FAMILIES]
     io = CounterMetricFamily("hpc_nfs_io_bytes", "Bytes moved through the NFS client, by kind (normal/direct "
                              "read and write by applications, server read and write on the wire).",
                              labels=ml + ["kind"])

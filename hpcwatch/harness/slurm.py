@@ -77,6 +77,8 @@ class SlurmCluster(Daemon):
         self.env = dict(os.environ, SLURM_CONF=self.conf_path, LC_ALL="C", SLURM_TIME_FORMAT="standard")
         self._procs: dict[str, Process] = {}
         self.startup_seconds: float | None = None
+        self.startup_phases: dict[str, float] = {}  # seconds each start-up phase took
+        self._phase_began = 0.0
 
     # -- public helpers --
     def bin(self, name: str) -> str:
@@ -130,8 +132,13 @@ class SlurmCluster(Daemon):
         return seen[0].split()[0].rstrip("+")
 
     # -- lifecycle --
+    def _mark(self, phase: str) -> None:
+        now = time.monotonic()
+        self.startup_phases[phase] = now - self._phase_began
+        self._phase_began = now
+
     def start(self) -> SlurmCluster:
-        began = time.monotonic()
+        began = self._phase_began = time.monotonic()
         try:
             for d in (self.conf_dir, self.log_dir, self.jobs_dir, os.path.dirname(self.munge_socket),
                       os.path.dirname(self.mysql_socket), os.path.join(self.workdir, "state"),
@@ -141,15 +148,21 @@ class SlurmCluster(Daemon):
             install = self._mariadb_install()
             self._start_munge()
             self._write_confs()
+            self._mark("munge")
             if install.wait(60) != 0:
                 raise DaemonError(f"mariadb-install-db failed:\n{tail(self._log('mariadb-install'))}")
+            self._mark("mariadb-install-db")
             self._start_mysql()
+            self._mark("mysqld")
             self.start_dbd()
             self.run(["sacctmgr", "-i", "add", "cluster", self.cluster_name])
+            self._mark("slurmdbd")
             self.start_ctld()
+            self._mark("slurmctld")
             for name, port in zip(self.node_names, self.slurmd_ports):
                 self._start_slurmd(name, port)
             wait_until(self._nodes_idle, 60, "slurmd nodes idle", interval=0.1, alive=self._any_dead)
+            self._mark("slurmd")
         except BaseException:
             self.stop()
             raise
@@ -206,11 +219,17 @@ class SlurmCluster(Daemon):
                 return dead + "\n" + tail(self._log(proc.name))
         return None
 
+    def _mysql_tmp(self) -> str:
+        # Our own tmpdir: bootstraps running at once in a shared /tmp trip over each other's temp tables.
+        path = os.path.join(self.workdir, "mysql", "tmp")
+        os.makedirs(path, exist_ok=True)
+        return path
+
     def _mariadb_install(self) -> subprocess.Popen:
         datadir = os.path.join(self.workdir, "mysql", "data")
         argv = [which("mariadb-install-db", "mysql_install_db"), "--no-defaults", f"--datadir={datadir}",
                 "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
-                "--skip-name-resolve"]
+                "--skip-name-resolve", f"--tmpdir={self._mysql_tmp()}"]
         with open(self._log("mariadb-install"), "ab") as log:
             return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
@@ -222,7 +241,8 @@ class SlurmCluster(Daemon):
             which("mariadbd", "mysqld"), "--no-defaults", f"--datadir={datadir}", "--user=root",
             f"--socket={self.mysql_socket}", f"--port={self.ports['mysql']}", "--bind-address=127.0.0.1",
             f"--pid-file={self.workdir}/mysql/mysqld.pid", f"--log-error={self._log('mysqld')}",
-            "--skip-grant-tables", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+            "--skip-grant-tables", "--skip-name-resolve", f"--tmpdir={self._mysql_tmp()}",
+            "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin"])
         wait_port(self.ports["mysql"], 60, alive=proc.dead)
 

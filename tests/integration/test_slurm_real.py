@@ -59,7 +59,7 @@ def resume(cluster) -> None:
     deadline = time.monotonic() + 60
     while True:
         r = cluster.run(["scontrol", "update", f"nodename={cluster.node_name}", "state=resume"], check=False)
-        idle = cluster.run(["sinfo", "-h", "-N", "-o", "%T"], check=False).stdout.strip().rstrip("*")
+        idle = cluster.run(["sinfo", "-h", "-N", "-o", "%T"], check=False).stdout.split()[0].rstrip("*")
         if idle in ("idle", "mixed", "allocated"):
             return
         assert time.monotonic() < deadline, f"node did not resume: {r.stderr.strip()} (state {idle})"

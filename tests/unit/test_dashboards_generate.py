@@ -43,7 +43,8 @@ def test_check_lists_stale_and_orphaned_files_and_writes_nothing(tmp_path, capsy
     assert _run(out, check=True) == 1
     err = capsys.readouterr().err
     assert "prometheus/rules/hpcwatch-infrastructure.rules.yml" in err and "hpcwatch-gone.json" in err
-    assert open(rules).read().endswith("# hand edit\n") and os.path.exists(orphan)  # --check wrote nothing
+    with open(rules) as fh:
+        assert fh.read().endswith("# hand edit\n") and os.path.exists(orphan)  # --check wrote nothing
     _run(out, check=False)
     assert not os.path.exists(orphan) and _run(out, check=True) == 0
 

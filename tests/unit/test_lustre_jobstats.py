@@ -7,6 +7,7 @@ import os
 import pytest
 from hpcwatch.exporters.lustre.jobs import (
     REMAINDER_JOBID,
+    JobEntry,
     JobIdFormat,
     JobIdFormatError,
     JobKey,
@@ -15,6 +16,7 @@ from hpcwatch.exporters.lustre.jobs import (
     cap_jobs,
 )
 from hpcwatch.exporters.lustre.jobstats import (
+    JobCounter,
     JobIdError,
     decode_job_id,
     parse_job_stats,
@@ -235,28 +237,26 @@ def test_bytes_samples_count_as_operations_only_without_own_counter():
     assert old.jobs[JobKey("1234567", "", "")].ops["read"] == 10  # 2.10: read_bytes samples are the reads
 
 
-def _totals(bytes_: int, md: int) -> JobTotals:
-    t = JobTotals()
-    t.bytes["write"] = bytes_
-    t.ops["write"] = 1
-    t.ops["getattr"] = md
-    return t
+def _entry(bytes_: int, md: int) -> JobEntry:
+    e = JobEntry()
+    e.add((JobCounter("write_bytes", 1, "bytes", bytes_), JobCounter("getattr", md, "usecs", 0)))
+    return e
 
 
 def test_cap_keeps_top_by_bytes_and_by_metadata_and_sums_the_rest():
-    jobs = {JobKey(f"j{i}", "", ""): _totals(bytes_=i * 10, md=(100 - i)) for i in range(100)}
+    jobs = {JobKey(f"j{i}", "", ""): _entry(bytes_=i * 10, md=(100 - i)) for i in range(100)}
     capped = cap_jobs("OST0", jobs, top_bytes=3, top_metadata=2)
     assert {k.jobid for k in capped.jobs} == {"j99", "j98", "j97", "j0", "j1"}
     assert capped.total_jobs == 100
     # Nothing lost: kept plus remainder equals the total.
-    all_bytes = sum(t.total_bytes for t in jobs.values())
+    all_bytes = sum(e.total_bytes for e in jobs.values())
     assert sum(t.total_bytes for t in capped.jobs.values()) + capped.remainder.total_bytes == all_bytes
     assert capped.remainder.ops["getattr"] + sum(t.ops["getattr"] for t in capped.jobs.values()) == \
-        sum(t.ops["getattr"] for t in jobs.values())
+        sum(e.metadata_ops for e in jobs.values())
 
 
 def test_job_named_like_the_remainder_is_folded_into_it():
-    jobs = {JobKey(REMAINDER_JOBID, "", ""): _totals(1000, 1000), JobKey("a", "", ""): _totals(1, 1)}
+    jobs = {JobKey(REMAINDER_JOBID, "", ""): _entry(1000, 1000), JobKey("a", "", ""): _entry(1, 1)}
     capped = cap_jobs("OST0", jobs, 5, 5)
     assert list(capped.jobs) == [JobKey("a", "", "")]
     assert capped.remainder.total_bytes == 1000
@@ -266,12 +266,13 @@ def test_job_named_like_the_remainder_is_folded_into_it():
        st.integers(0, 10), st.integers(0, 10))
 @settings(max_examples=150, deadline=None)
 def test_cap_conserves_totals(spec, nb, nm):
-    jobs: dict[JobKey, JobTotals] = {}
+    jobs: dict[JobKey, JobEntry] = {}
     for jid, b, m in spec:
-        jobs.setdefault(JobKey(str(jid), "", ""), JobTotals()).add(_totals(b, m))
+        e = jobs.setdefault(JobKey(str(jid), "", ""), JobEntry())
+        e.add(_entry(b, m).records[0])
     capped = cap_jobs("T", jobs, nb, nm)
     assert len(capped.jobs) <= nb + nm
     rem = capped.remainder or JobTotals()
     assert sum(t.total_bytes for t in capped.jobs.values()) + rem.total_bytes == \
-        sum(t.total_bytes for t in jobs.values())
+        sum(e.total_bytes for e in jobs.values())
     assert REMAINDER_JOBID not in {k.jobid for k in capped.jobs}

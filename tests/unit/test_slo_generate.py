@@ -7,7 +7,6 @@ import re
 
 import pytest
 import yaml
-
 from hpcwatch.slo import alert_conditions, check_slos, generate_rules, load_specs
 from hpcwatch.slo.cli import render_outputs
 from hpcwatch.slo.windows import WindowsCatalogue, default_windows
@@ -116,7 +115,7 @@ slos:
 
 def test_api_model_is_immutable():
     slo = load_specs([os.path.join(FIX, "inputs", "sloth-k8s.yaml")])[0]
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         slo.objective = 50
     with pytest.raises(TypeError):
         slo.labels["x"] = "y"

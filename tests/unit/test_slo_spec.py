@@ -6,13 +6,13 @@ import os
 
 import pytest
 import yaml
+from hpcwatch.slo import SpecError, load_specs
+from hpcwatch.slo.goformat import go_float, go_float_f, label_filter, parse_duration, prom_duration
+from hpcwatch.slo.loader import load_documents
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpcwatch.cli import main
-from hpcwatch.slo import SpecError, load_specs
-from hpcwatch.slo.goformat import go_float, go_float_f, label_filter, parse_duration, prom_duration
-from hpcwatch.slo.loader import load_documents
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slo")
 GOOD = """version: prometheus/v1

@@ -1,0 +1,97 @@
+"""`--prometheus URL`: the SLI series from Prometheus range queries, for the same replay as job records.
+
+Two ways in: `sli` (default) range-queries the SLO's own error and total queries over each alert
+window, so it works before any rule is deployed (the neutral families or any Sloth/OpenSLO query);
+`rules` reads the recorded `slo:sli_error:ratio_rate<window>` and `slo:sli_events:count<window>`
+series of deployed rules, selected by `sloth_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+
+from hpcwatch.slo import conventions as c
+from hpcwatch.slo.goformat import prom_duration
+from hpcwatch.slo.history.compute import SLIData, error_ratio
+from hpcwatch.slo.history.events import Grid
+from hpcwatch.slo.model import SLO, EventsSLI
+from hpcwatch.slo.validate import render_window
+
+MAX_POINTS = 10000   # Prometheus refuses more than 11,000 points per series in one query_range
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus unreachable or a query refused (the message names the query)."""
+
+
+class PrometheusClient:
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _get(self, path: str, params: dict[str, str]) -> dict:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                doc = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            body = exc.read()[:300].decode("utf-8", "replace")
+            raise PrometheusError(f"{params.get('query', path)!r}: HTTP {exc.code}: {body}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PrometheusError(f"{self.url}: {getattr(exc, 'reason', exc)}") from None
+        if doc.get("status") != "success":
+            raise PrometheusError(f"{params.get('query', path)!r}: {doc.get('error', doc)}")
+        return doc["data"]
+
+    def range_sum(self, query: str, grid: Grid) -> np.ndarray:
+        """sum over the returned series at each grid time; NaN where no series had a sample."""
+        out = np.full(grid.n, np.nan)
+        per = MAX_POINTS
+        for first in range(0, grid.n, per):
+            last = min(grid.n, first + per) - 1
+            data = self._get("/api/v1/query_range", {
+                "query": query, "start": str(grid.start + first * grid.step),
+                "end": str(grid.start + last * grid.step), "step": str(grid.step)})
+            for series in data.get("result", []):
+                for ts, val in series.get("values", []):
+                    i = int(round((float(ts) - grid.start) / grid.step))
+                    v = float(val)
+                    if 0 <= i < grid.n and not math.isnan(v):
+                        out[i] = v if np.isnan(out[i]) else out[i] + v
+        return out
+
+
+def sli_from_prometheus(slo: SLO, client: PrometheusClient, grid: Grid, mode: str = "sli") -> SLIData:
+    ratio, events = {}, {}
+    windows = slo.windows.windows()
+    longs = set(slo.windows.long_windows())
+    if mode == "rules":
+        flt = '{%s="%s"}' % (c.LABEL_ID, slo.id)
+        for w in windows:
+            ratio[w] = client.range_sum(f"{c.sli_error_metric(w)}{flt}", grid)
+            if w in longs and slo.min_events:
+                events[w] = np.nan_to_num(client.range_sum(f"{c.sli_events_metric(w)}{flt}", grid), nan=-1)
+        return SLIData(grid.times(), ratio, events)
+    if not isinstance(slo.sli, EventsSLI):
+        for w in windows:
+            ratio[w] = client.range_sum(render_window(slo.sli.error_ratio_query, prom_duration(w)), grid)
+        return SLIData(grid.times(), ratio, events)
+
+    def pair(w: int) -> tuple[np.ndarray, np.ndarray]:
+        err = np.nan_to_num(client.range_sum(render_window(slo.sli.error_query, prom_duration(w)), grid))
+        tot = np.nan_to_num(client.range_sum(render_window(slo.sli.total_query, prom_duration(w)), grid))
+        return err, tot
+
+    for w in windows:
+        err, tot = pair(w)
+        ratio[w] = error_ratio(err, tot)
+        if w in longs:
+            events[w] = tot * w if slo.events_per_second else tot
+    step_err, step_tot = pair(grid.step)
+    return SLIData(grid.times(), ratio, events, step_err, step_tot)
