@@ -23,11 +23,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
-from hpcwatch.harness.util import Daemon, MissingDaemon, Process, free_port, http_get, wait_http, which
+from hpcwatch.harness.util import (
+    Daemon,
+    DaemonError,
+    MissingDaemon,
+    Process,
+    free_port,
+    http_get,
+    wait_http,
+    which,
+)
 
 # A 1-day SLO period with alert windows of seconds to minutes: a burn pages while you watch.
 # Burn-rate factor = errorBudgetPercent% x 24h / longWindow: page 2.88 and 2.16, tickets 1.44.
@@ -131,7 +140,7 @@ class Agent(Daemon):
         self.process = Process(f"hpcwatch-{self.agent}", argv, self.log_path, cwd=self.dir).start()
         try:
             wait_http(self.url + "/metrics", 60, alive=self.process.dead)
-        except Exception as exc:
+        except DaemonError as exc:
             raise self.process.failure(str(exc)) from None
         return self
 
@@ -154,7 +163,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     doc = json.loads(body)
@@ -174,7 +183,7 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True)
 
-    def __enter__(self) -> WebhookReceiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -28,7 +28,7 @@ UNITS = (("_seconds", "seconds"), ("_bytes", "bytes"), ("_ratio", "ratio (0..1)"
 
 
 def _unit(name: str) -> str:
-    base = name[:-6] if name.endswith("_total") else name
+    base = name.removesuffix("_total")
     for suffix, unit in UNITS:
         if base.endswith(suffix):
             return unit
@@ -36,13 +36,19 @@ def _unit(name: str) -> str:
 
 
 def _render(collectors: Iterable[Collector]) -> str:
-    scrape = ScrapeCollector(list(collectors))
+    collectors = list(collectors)
+    for c in collectors:
+        for source in c.sources():  # snapshot collectors: one refresh, as the background loop would
+            source.refresh_now()
+    scrape = ScrapeCollector(collectors)
     reg = CollectorRegistry(auto_describe=False)
     reg.register(scrape)
     try:
         return generate_latest(reg).decode()
     finally:
         scrape.close()
+        for c in collectors:
+            c.close()
 
 
 def families_of(text: str) -> dict[str, tuple[str, str, set[str]]]:

@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = ssub.add_parser("validate", help="check specs; exit 2 on the first error")
     _common(v)
     v.set_defaults(func=run_validate)
+    from hpcwatch.slo.history.cli import register_report  # `slo report`: hpcwatch.slo.history
+
+    register_report(ssub)
     slo.set_defaults(func=lambda a: slo.print_help() or 2)
 
 

@@ -31,7 +31,7 @@ from hpcwatch.exporters.fabric.sysfs import (
     split_hw_counters,
 )
 from hpcwatch.exporters.files import list_dir, log_once
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -303,6 +303,14 @@ class FabricCollector(Collector):
                "-1: a quarter of the open-files soft limit, at most 4096; 0: open and close every time",
                type=int),
     )
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The ConnectX-6 HDR, RoCE and saturated-counter fixture sysfs trees."""
+        opts = {o.name: o.default for o in cls.options}
+        base = os.path.join(repo, "tests", "fixtures", "fabric", "sysfs")
+        return [cls(CollectorContext(paths=Paths(sysfs=os.path.join(base, tree)), options=opts))
+                for tree in ("cx6_hdr", "cx6dx_roce", "saturated")]
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)

@@ -110,6 +110,25 @@ class FabricSwitchesCollector(Collector):
         Option("perfquery", "perfquery", "perfquery binary"),
     )
 
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The two-tier HDR fabric fixture, replayed by stand-in ibnetdiscover/perfquery scripts."""
+        import os
+        import sys
+        import tempfile
+
+        fixtures = os.path.join(repo, "tests", "fixtures", "fabric")
+        bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-ibdiags-")
+        opts = {o.name: o.default for o in cls.options}
+        for tool in ("ibnetdiscover", "perfquery"):
+            path = os.path.join(bindir, tool)
+            with open(path, "w") as fh:
+                fh.write(f'#!/bin/sh\nFAKE_IBDIAGS_DIR="{fixtures}/ibdiags" exec "{sys.executable}" '
+                         f'"{fixtures}/fake_ibdiags.py" {tool} "$@"\n')
+            os.chmod(path, 0o755)
+            opts[tool] = path
+        return [cls(CollectorContext(options=opts, agent="cluster"))]
+
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         o = ctx.option

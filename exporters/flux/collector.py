@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from hpcwatch.exporters.command import run_command
+from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.flux import parse
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
@@ -138,7 +139,7 @@ class FluxCollector(Collector):
         with self._lock:
             for key, q, wait in running:
                 self.ledger.observe_start(key, q, wait, now)
-            self.ledger.count(runs)
+            new = self.ledger.count(runs)
             self.ledger.advance(now)
             self.ledger.prune_started(now)
             try:
@@ -146,6 +147,8 @@ class FluxCollector(Collector):
             except StateFileError as exc:
                 log_once(log, "state-save", "%s", exc)
             self._published = self.ledger.view()
+        for job in new:
+            publish_finished_job(job)
         return FluxSnapshot(queue=snap, pending_by_state=pending, taken_at=now)
 
     def collect(self) -> Iterator[Metric]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +21,7 @@ from hpcwatch.exporters.gpu import fields, nvml
 from hpcwatch.exporters.gpu.families import FamilyBuilder
 from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
 from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.gpu")
@@ -86,6 +87,32 @@ class GpuCollector(Collector):
         Option("per-process", False, "also export GPU memory per process (one series per PID)", type=_flag),
         Option("xid-events", True, "count XID errors from NVML events in a background thread", type=_flag),
     )
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """An 8-GPU H100 node through the test suite's fake NVML (no GPU needed to document)."""
+        import importlib.util
+        import sys
+
+        spec = importlib.util.spec_from_file_location(
+            "hpcwatch_doc_fake_pynvml", os.path.join(repo, "tests", "fixtures", "gpu", "fake_pynvml.py"))
+        fake = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = fake  # dataclasses look their module up while the file executes
+        spec.loader.exec_module(fake)  # type: ignore[union-attr]
+        previous = nvml.use(fake.h100_node())
+        opts = {o.name: o.default for o in cls.options}
+        opts["job-map-dir"] = os.path.join(repo, "tests", "fixtures", "gpu", "gpu-jobs")
+        collector = cls(CollectorContext(paths=Paths(procfs=os.path.join(repo, "tests", "fixtures", "gpu", "proc")),
+                                         options=opts))
+        collector.available()
+        original_close = collector.close
+
+        def close() -> None:  # restore the real NVML binding once the example is rendered
+            original_close()
+            nvml.use(previous)
+
+        collector.close = close  # type: ignore[method-assign]
+        return [collector]
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)

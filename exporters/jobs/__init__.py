@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.jobs import tree
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -48,6 +48,17 @@ class JobsCollector(Collector):
         Option("nodes", "", "regexp of slurmd node names whose job cgroups are read (multiple-slurmd hosts); "
                "empty reads all", type=str),
     )
+
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """The cgroup v1 (Debian 12, Slurm 22.05) and v2 fixture trees."""
+        opts = {o.name: o.default for o in cls.options}
+        out: list[Collector] = []
+        for layout in ("v1", "v2"):
+            root = os.path.join(repo, "tests", "fixtures", "jobs", layout)
+            out.append(cls(CollectorContext(paths=Paths(procfs=os.path.join(root, "proc"),
+                                                        sysfs=os.path.join(root, "sys")), options=opts)))
+        return out
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
@@ -125,6 +136,9 @@ class JobsCollector(Collector):
                 "hpc_job_memory_max_usage_bytes", "Highest memory usage of the job's cgroup since it "
                 "started (memory.max_usage_in_bytes in v1, memory.peak in v2 on kernels >= 5.19).",
                 labels=["jobid"]),
+            "cpus": GaugeMetricFamily(
+                "hpc_job_cpus", "CPUs allocated to the job on this node (size of its cpuset: cpuset.cpus in "
+                "v1, cpuset.cpus.effective in v2); the denominator of CPU efficiency.", labels=["jobid"]),
             "tasks": GaugeMetricFamily(
                 "hpc_job_tasks", "Kernel tasks (processes and threads) in the job's cgroup, slurmstepd "
                 "included.", labels=["jobid"]),

@@ -158,3 +158,24 @@ def count_lines(text: str | None) -> int | None:
     if text is None:
         return None
     return sum(1 for line in text.splitlines() if line.strip())
+
+
+def parse_cpu_list(text: str | None) -> int | None:
+    """Number of CPUs in a cpuset list like "0-3,8,10-11"; None when empty or malformed."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    total = 0
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            return None
+        if b < a or a < 0:
+            return None
+        total += b - a + 1
+    return total

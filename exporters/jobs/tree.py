@@ -33,6 +33,7 @@ class JobCgroupRoot:
     node: str  # slurmd node name from a multiple-slurmd root, "" for the plain `slurm` / `slurmstepd.scope`
     memory: str | None = None  # v1
     cpuacct: str | None = None  # v1
+    cpuset: str | None = None  # v1
     unified: str | None = None  # v2
 
 
@@ -63,6 +64,7 @@ class JobReading:
     oom_events: int | None = None
     oom_kills: int | None = None
     tasks: int | None = None
+    cpus: int | None = None
     bad_lines: int = 0
 
     def empty(self) -> bool:
@@ -77,14 +79,15 @@ def find_roots(cgroup_mount: str, node: re.Pattern[str] | None = None) -> list[J
     """Every Slurm job hierarchy under the mount, v1 and v2; `node` keeps only matching slurmd names."""
     roots: list[JobCgroupRoot] = []
     v1: dict[str, dict[str, str]] = {}
-    for controller in ("memory", "cpuacct"):
+    for controller in ("memory", "cpuacct", "cpuset"):
         base = os.path.join(cgroup_mount, controller)
         for entry in list_dir(base):
             if entry == "slurm" or entry.startswith("slurm_"):
                 v1.setdefault(entry, {})[controller] = os.path.join(base, entry)
     for entry, dirs in sorted(v1.items()):
         name = entry[len("slurm_"):] if entry.startswith("slurm_") else ""
-        roots.append(JobCgroupRoot(1, name, memory=dirs.get("memory"), cpuacct=dirs.get("cpuacct")))
+        roots.append(JobCgroupRoot(1, name, memory=dirs.get("memory"), cpuacct=dirs.get("cpuacct"),
+                                   cpuset=dirs.get("cpuset")))
     base = os.path.join(cgroup_mount, "system.slice")
     for entry in list_dir(base):
         m = _V2_SCOPE.fullmatch(entry)
@@ -123,6 +126,8 @@ def read_job_v1(job: JobCgroup, ticks_per_second: int) -> JobReading:
         text = read_text(os.path.join(job.root.cpuacct, job.rel, "cpuacct.stat"))
         if text is not None:
             r.cpu = cg.parse_cpuacct_stat(text, ticks_per_second)
+    if job.root.cpuset:
+        r.cpus = cg.parse_cpu_list(read_text(os.path.join(job.root.cpuset, job.rel, "cpuset.cpus")))
     if not job.root.memory:
         return r
     mem = os.path.join(job.root.memory, job.rel)
@@ -177,6 +182,7 @@ def read_job_v2(job: JobCgroup) -> JobReading:
         r.bad_lines += kv.bad_lines
         r.memory_rss, r.memory_cache = kv.get("anon"), kv.get("file")
     r.tasks = cg.parse_int(read_text(os.path.join(path, "pids.current")))
+    r.cpus = cg.parse_cpu_list(read_text(os.path.join(path, "cpuset.cpus.effective")))
     return r
 
 

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from hpcwatch.exporters.command import CommandError, run_command
+from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.scheduler.families import ledger_families, snapshot_families, up_family
@@ -310,12 +311,14 @@ class SlurmCollector(Collector):
         record_parse_error("slurm_sacct", bad + unknown)
         queued = sdiag.get("top:DBD Agent queue size") if sdiag is not None else None
         with self._lock:
-            self.ledger.count(runs)
+            new = self.ledger.count(runs)
             # Only when slurmctld has nothing queued for slurmdbd is every job that ended before the
             # sdiag call in accounting; otherwise keep the window open so late records are caught.
             if queued == 0:
                 self.ledger.advance(min(end, now))
             self._persist()
+        for job in new:        # after the state is saved, so subscribers see each job once
+            publish_finished_job(job)
         return True
 
     def _persist(self) -> None:

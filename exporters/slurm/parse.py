@@ -6,8 +6,9 @@ lines are skipped and counted in the returned `skipped` so callers can record pa
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
+import datetime
+import functools
 import re
 import time
 
@@ -40,13 +41,17 @@ def format_option(fields: tuple[str, ...]) -> str:
 _NO_TIME = frozenset({"", "Unknown", "N/A", "None", "(null)", "0"})
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_time(text: str) -> float | None:
-    """'2024-01-02T03:04:05' (SLURM_TIME_FORMAT=standard, TZ=UTC) -> Unix seconds; None for Unknown/N/A."""
+    """'2024-01-02T03:04:05' (SLURM_TIME_FORMAT=standard, TZ=UTC) -> Unix seconds; None for Unknown/N/A.
+
+    Cached: a queue of many jobs repeats the same few thousand timestamps.
+    """
     text = text.strip()
-    if text in _NO_TIME:
+    if text in _NO_TIME or len(text) != 19 or text[10] != "T":
         return None
     try:
-        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S")))
+        return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc).timestamp()
     except ValueError:
         return None
 

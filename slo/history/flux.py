@@ -60,7 +60,8 @@ def load_flux(text: str, source: str, cluster: str) -> JobRecords:
                 got, skipped = parse_flux_jobs(line)
             except FluxParseError:
                 report.records += 1
-                report.drop("malformed", 1, f"line {n}: {line}")
+                cut = n == len(lines) and not text.endswith("\n")
+                report.drop("truncated" if cut else "malformed", 1, f"line {n}: {line}")
                 continue
             jobs.extend(got)
             report.records += len(got) + skipped

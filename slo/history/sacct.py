@@ -52,6 +52,7 @@ def load_sacct(lines: Iterable[str], source: str, cluster: str, progress=None) -
     idx = {f: header.index(f) for f in header}
     by_cluster: dict[str, list[str]] = {}
     ids: Counter = Counter()
+    seen: set[int] = set()
     lineno = 1
 
     def take(line: str) -> None:
@@ -63,7 +64,7 @@ def load_sacct(lines: Iterable[str], source: str, cluster: str, progress=None) -
         report.records += 1
         p = text.split("|")
         if len(p) != len(header):
-            kind = "truncated" if len(p) < len(header) else "malformed"
+            kind = "truncated" if 1 < len(p) < len(header) else "malformed"
             report.drop(kind, 1, f"line {lineno}: {text}")
             return
         jobid = p[idx["JobID"]].strip()
@@ -72,7 +73,10 @@ def load_sacct(lines: Iterable[str], source: str, cluster: str, progress=None) -
             return
         if any(p[idx[f]].strip() == "Unknown" for f in TIME_FIELDS if f in idx):
             report.flag("unknown_time", 1, f"line {lineno}: {text}")
-        ids[jobid] += 1
+        key = hash(text)
+        if key not in seen:             # an exact repeat is a duplicate, not a requeue
+            seen.add(key)
+            ids[jobid] += 1
         row = []
         for f in SACCT_FIELDS:
             if f in idx:

@@ -70,6 +70,15 @@ def _path(xs: np.ndarray, ys: np.ndarray) -> str:
     return " ".join(parts)
 
 
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick values (1, 2, 2.5, 5 x 10^k apart) covering [lo, hi]."""
+    raw = (hi - lo) / max(1, n - 1) or 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
 def _time_ticks(t0: float, t1: float) -> list[tuple[float, str]]:
     span = max(1.0, t1 - t0)
     for step, fmt in ((3600, "%H:%M"), (6 * 3600, "%d %b %H:%M"), (86400, "%d %b"), (2 * 86400, "%d %b"),
@@ -116,7 +125,7 @@ def line_chart(title: str, times: np.ndarray, lines: list[Line], hlines: list[HL
         out.append(f'<rect class="band" x="{x0:.1f}" y="{TOP}" width="{max(1.0, x1 - x0):.1f}" height="{ph}" '
                    f'fill="{color}" opacity="0.13"/>')
     yticks = ([10 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)] if log
-              else list(np.linspace(lo, hi, 5)))
+              else nice_ticks(lo, hi))
     for v in yticks:
         if not lo <= v <= hi:
             continue

@@ -42,6 +42,12 @@ def read_table(path: str, fmt: str) -> tuple[pd.DataFrame, int]:
     return df, max(0, lines - 1 - len(df) - blank)
 
 
+def _epoch(ts: pd.Series) -> np.ndarray:
+    """Datetimes (any resolution) -> Unix seconds, NaN for NaT."""
+    secs = (ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return secs.to_numpy(dtype="float64", na_value=np.nan)
+
+
 def _times(col: pd.Series | None, n: int, report: InputReport, name: str) -> np.ndarray:
     if col is None:
         return np.full(n, np.nan)
@@ -49,15 +55,13 @@ def _times(col: pd.Series | None, n: int, report: InputReport, name: str) -> np.
         out = col.to_numpy(dtype="float64", na_value=np.nan)
         return np.where(out > 0, out, np.nan)
     if pd.api.types.is_datetime64_any_dtype(col):
-        ts = pd.to_datetime(col, utc=True)
-        return np.where(ts.isna(), np.nan, ts.astype("int64") / 1e9)
+        return _epoch(pd.to_datetime(col, utc=True))
     s = col.astype(str).str.strip()
     num = pd.to_numeric(s, errors="coerce")
     txt = s[num.isna()]
-    out = num.to_numpy(dtype="float64", na_value=np.nan)
+    out = num.to_numpy(dtype="float64", na_value=np.nan).copy()
     if len(txt):
-        ts = pd.to_datetime(txt, utc=True, errors="coerce", format="ISO8601")
-        out[num.isna().to_numpy()] = np.where(ts.isna(), np.nan, ts.astype("int64") / 1e9)
+        out[num.isna().to_numpy()] = _epoch(pd.to_datetime(txt, utc=True, errors="coerce", format="ISO8601"))
     unknown = s.str.lower().isin(("unknown",))
     if unknown.any():
         report.flag("unknown_time", int(unknown.sum()), f"{name}: Unknown")

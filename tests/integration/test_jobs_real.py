@@ -33,6 +33,12 @@ def requested_mem_bytes(slurm, jobid: int) -> int:
     return int(value[:-1]) * {"K": 1 << 10, "M": MiB, "G": 1 << 30}[value[-1]]
 
 
+def allocated_cpus(slurm, jobid: int) -> int:
+    """NumCPUs Slurm allocated to the job (one node here), from `scontrol show job`."""
+    out = slurm.run(["scontrol", "-o", "show", "job", str(jobid)]).stdout
+    return int(dict(f.split("=", 1) for f in out.split() if "=" in f)["NumCPUs"])
+
+
 @pytest.fixture
 def cgroup_slurm(slurm):
     if not cgroup_v1_memory():
@@ -78,6 +84,7 @@ def test_running_jobs_match_slurm(cgroup_slurm):
             assert helpers.values(text, "hpc_job_memory_limit_bytes", jobid=str(j)) == [requested_mem_bytes(slurm, j)]
             assert helpers.values(text, "hpc_job_tasks", jobid=str(j))[0] >= 2  # slurmstepd + the batch shell
             assert len(helpers.values(text, "hpc_job_cpu_seconds_total", jobid=str(j))) == 2
+            assert helpers.values(text, "hpc_job_cpus", jobid=str(j)) == [allocated_cpus(slurm, j)]
         hog_usage = helpers.values(text, "hpc_job_memory_usage_bytes", jobid=str(hog))[0]
         assert 48 * MiB <= hog_usage <= 100 * MiB
         assert helpers.values(text, "hpc_job_memory_max_usage_bytes", jobid=str(hog))[0] >= hog_usage

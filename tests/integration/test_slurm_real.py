@@ -169,8 +169,12 @@ def test_slurmdbd_outage_catches_up_finished_jobs(cluster, tmp_path):
     cluster.stop_dbd()
     try:
         jobs = [cluster.sbatch(None, *MEM, wrap="true"), cluster.sbatch(None, *MEM, wrap="exit 1")]
-        for j in jobs:
-            cluster.wait_job(j, timeout=60)
+        # Without slurmdbd, wait_job cannot ask accounting: wait until squeue no longer has them active.
+        deadline = time.monotonic() + 60
+        while cluster.run(["squeue", "-h", "-t", "PD,R,CG", "-j", ",".join(map(str, jobs)), "-o", "%A"],
+                          check=False).stdout.strip():
+            assert time.monotonic() < deadline, "jobs did not finish while slurmdbd was down"
+            time.sleep(0.5)
         assert c.source.refresh_now()
         text = helpers.render(c)
         assert helpers.values(text, "hpc_slurm_accounting_up") == [0]

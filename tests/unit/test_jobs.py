@@ -61,6 +61,8 @@ def test_cgroup_v1_layout():
     assert v("hpc_job_tasks", jobid="5") == [3]  # slurmstepd + 2 processes of task_0
     assert v("hpc_job_tasks", jobid="7") == [6]  # 2 slurmstepd + 4 task processes
     assert v("hpc_job_oom_events_total") == []  # v1 has no such counter
+    assert v("hpc_job_cpus", jobid="7") == [5]  # cpuset.cpus "0-3,8"
+    assert v("hpc_job_cpus", jobid="5") == [1]
     assert not [s for s in helpers.series_labels(text, "hpc_job_info") if s["jobid"] == "99"]
 
 
@@ -79,6 +81,8 @@ def test_cgroup_v2_layout():
     assert v("hpc_job_oom_kills_total", jobid="77") == [1]
     assert v("hpc_job_tasks", jobid="77") == [4]
     assert v("hpc_job_memory_rss_bytes", jobid="77") == [40000000]
+    assert v("hpc_job_cpus", jobid="77") == [2]  # cpuset.cpus.effective "0-1"
+    assert v("hpc_job_cpus", jobid="78") == []  # no cpuset controller delegated
 
 
 def test_sluid_layout_resolves_numeric_jobid_from_a_task():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hpcwatch.exporters.jobs import cgroupfs as cg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,3 +93,11 @@ def test_parsers_never_raise(data, ticks):
 def test_environ_parser_never_raises(data):
     jobid = cg.parse_environ_jobid(data)
     assert jobid is None or jobid.isdigit()
+
+
+@pytest.mark.parametrize(("text", "want"), [("0-3,8\n", 5), ("7", 1), ("0-63", 64), ("", None), (None, None),
+                                            ("3-1", None), ("a-b", None), ("1,,2", None)])
+def test_parse_cpu_list(text, want):
+    from hpcwatch.exporters.jobs.cgroupfs import parse_cpu_list
+
+    assert parse_cpu_list(text) == want

@@ -1,0 +1,199 @@
+"""Scheduler exporter benchmark against a real slurmctld (the harness) with 50,000 pending array tasks.
+
+Prints: refresh time split into Slurm command time and our parse/aggregate time; scrape p50/p99 with
+20 concurrent scrapers for ours and for a per-scrape-squeue collector (what the common Slurm
+exporters do); calls to slurmctld per interval for both; parser throughput on 200,000 squeue lines.
+Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from prometheus_client.core import GaugeMetricFamily
+
+from hpcwatch.exporters.command import run_command
+from hpcwatch.exporters.registry import Collector, CollectorContext
+from hpcwatch.exporters.serve import Exporter
+from hpcwatch.exporters.slurm import parse
+from hpcwatch.exporters.slurm.collector import SlurmCollector, build_queue
+from hpcwatch.harness.slurm import SlurmCluster
+
+SCRAPERS = 20
+
+
+class PerScrapeSqueue(Collector):
+    """The common exporter shape: every scrape runs `squeue -a -r -h -o %A,%T,%r` and counts lines."""
+
+    name = "per_scrape_squeue"
+    help = "baseline"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(CollectorContext(agent="cluster"))
+        self.env = env
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def collect(self):
+        with self._lock:
+            self.calls += 1
+        out = run_command(["squeue", "-a", "-r", "-h", "-o", "%A,%T,%r"], timeout=60, env=self.env)
+        counts: dict[str, int] = {}
+        for line in out.splitlines():
+            state = line.split(",", 2)[1] if line.count(",") >= 2 else "?"
+            counts[state] = counts.get(state, 0) + 1
+        fam = GaugeMetricFamily("slurm_jobs", "jobs by state", labels=["state"])
+        for s, n in counts.items():
+            fam.add_metric([s], n)
+        yield fam
+
+
+def hammer(port: int, seconds: float) -> list[float]:
+    """SCRAPERS threads scraping back to back for `seconds`; returns every scrape's latency."""
+    lat: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker():
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as r:
+                r.read()
+            with lock:
+                lat.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker) for _ in range(SCRAPERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000
+
+
+def timed_commands(collector: SlurmCollector) -> dict[str, float]:
+    """Wrap the reader so each command's wall time is recorded."""
+    spent: dict[str, float] = {}
+    real = collector.commands.run
+
+    def run(name, *args):
+        t0 = time.perf_counter()
+        try:
+            return real(name, *args)
+        finally:
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+
+    collector.commands.run = run
+    return spent
+
+
+def synthetic_squeue(lines: int) -> str:
+    row = ("{i}|{i}|N/A|N/A|part{p}|{st}|user{u}|acct{a}|2026-11-21T15:09:43|2026-11-21T15:09:43|{start}|1|4|"
+           "cpu=4,mem=8G,node=1,billing=4,gres/gpu=1|{reason}")
+    out = []
+    for i in range(1, lines + 1):
+        running = i % 3 == 0
+        out.append(row.format(i=i, p=i % 8, st="RUNNING" if running else "PENDING", u=i % 500, a=i % 50,
+                              start="2026-11-21T15:19:43" if running else "N/A",
+                              reason="None" if running else ("Priority", "Resources", "Dependency")[i % 3]))
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=50_000)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--lines", type=int, default=200_000)
+    args = ap.parse_args()
+    rows: list[tuple[str, str]] = []
+
+    text = synthetic_squeue(args.lines)
+    t0 = time.perf_counter()
+    jobs, _ = parse.parse_squeue(text)
+    t1 = time.perf_counter()
+    build_queue("c", jobs, time.time(), (60.0, 3600.0))
+    t2 = time.perf_counter()
+    rows.append((f"parse {args.lines:,} squeue lines", f"{t1 - t0:.3f} s ({args.lines / (t1 - t0):,.0f} lines/s)"))
+    rows.append((f"aggregate {args.lines:,} jobs", f"{t2 - t1:.3f} s ({args.lines / (t2 - t1):,.0f} jobs/s)"))
+
+    if os.geteuid() != 0:
+        print("the real-Slurm part needs root (the harness starts daemons); parser figures only", file=sys.stderr)
+    else:
+        work = tempfile.mkdtemp(prefix="hpcwatch-bench-")
+        extra = f"MaxJobCount={args.tasks + 10000}\nMaxArraySize={args.tasks + 1}\n"
+        with SlurmCluster(work, cluster_name="bench", extra_conf=extra) as cluster:
+            env = {"SLURM_CONF": cluster.env["SLURM_CONF"]}
+            t0 = time.perf_counter()
+            cluster.sbatch(None, f"--array=0-{args.tasks - 1}", "--hold", wrap="true")
+            rows.append((f"submit {args.tasks:,}-task array", f"{time.perf_counter() - t0:.2f} s"))
+            count = len(cluster.run(["squeue", "-a", "-r", "-h", "-o", "%A"], timeout=300).stdout.split())
+            rows.append(("pending array tasks in squeue -r", f"{count:,}"))
+            ctx = CollectorContext(agent="cluster", options={
+                **{o.name: o.default for o in SlurmCollector.options},
+                "conf": env["SLURM_CONF"], "state-file": os.path.join(work, "state.json"),
+                "refresh-interval": args.interval, "timeout": 120.0})
+            ours = SlurmCollector(ctx)
+            spent = timed_commands(ours)
+            refresh_times = []
+            for _ in range(3):
+                spent.clear()
+                t0 = time.perf_counter()
+                assert ours.source.refresh_now(), ours.source.last_error
+                refresh_times.append((time.perf_counter() - t0, dict(spent)))
+            total, cmds = min(refresh_times, key=lambda r: r[0])
+            cmd_time = sum(cmds.values())
+            rows.append(("ours: refresh total (best of 3)", f"{total * 1000:.1f} ms"))
+            rows.append(("ours: command time", ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(cmds.items()))))
+            rows.append(("ours: parse/aggregate/persist", f"{(total - cmd_time) * 1000:.1f} ms"))
+            ours.commands.calls.clear()
+            ex = Exporter([ours], ("127.0.0.1", 0), agent="cluster", max_requests=0)
+            ex.start()
+            try:
+                began = time.monotonic()
+                lat = hammer(ex.port, args.seconds)
+                elapsed = time.monotonic() - began
+            finally:
+                ex.stop()
+            intervals = elapsed / args.interval
+            rows.append((f"ours: scrapes by {SCRAPERS} scrapers in {elapsed:.0f} s", f"{len(lat):,}"))
+            rows.append(("ours: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
+            rows.append(("ours: slurmctld calls per interval",
+                         ", ".join(f"{k} {v / intervals:.2f}" for k, v in sorted(ours.commands.calls.items())
+                                   if k != "sacct") + f" (interval {args.interval:g} s)"))
+            base = PerScrapeSqueue(env)
+            ex = Exporter([base], ("127.0.0.1", 0), agent="cluster", max_requests=0, scrape_timeout=120)
+            ex.start()
+            try:
+                began = time.monotonic()
+                lat = hammer(ex.port, args.seconds)
+                elapsed = time.monotonic() - began
+            finally:
+                ex.stop()
+            rows.append((f"per-scrape squeue: scrapes in {elapsed:.0f} s", f"{len(lat):,}"))
+            rows.append(("per-scrape squeue: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
+            rows.append(("per-scrape squeue: squeue calls per interval",
+                         f"{base.calls / (elapsed / args.interval):.1f} (interval {args.interval:g} s)"))
+            t0 = time.perf_counter()
+            out = run_command(["squeue", "-a", "-r", "-h", "-o", "%A,%T,%r"], timeout=120, env=env)
+            rows.append(("one squeue -r call (50k lines)", f"{(time.perf_counter() - t0) * 1000:.1f} ms, "
+                         f"{len(out.splitlines()):,} lines"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The end-to-end alert path, run once per session (conftest.alert_run) and recorded for the tests to judge.
+
+Real Slurm (hpcwatch.harness, 4 slurmd), the cluster agent (refresh 2 s) and the node agent as
+`hpcwatch serve` children, Prometheus scraping both every second with the SLO rules that
+`hpcwatch slo generate --windows` writes for tests/fixtures/e2e/hpc-catalogue.yaml (plus the
+infrastructure rules), remote-writing raw samples to VictoriaMetrics, where vmalert evaluates the
+same rule files. Each rule engine notifies its own Alertmanager, configured by
+`hpcwatch alerts alertmanager`, whose webhooks land in this process.
+
+The scenario: healthy jobs; user failures alone (must not page); nodes set down under running jobs
+(must page); nodes resumed while user failures go on (the page must resolve). Every wait has a
+deadline; what was (or was not) seen is recorded in `AlertRun`, the stack is torn down, and the
+tests in test_alert_path.py and test_vmalert_path.py assert on the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from helpers import IN_CI
+
+from hpcwatch import demo
+from hpcwatch.harness.util import MissingDaemon, which
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "e2e")
+CATALOGUE = os.path.join(FIXTURES, "hpc-catalogue.yaml")
+WINDOWS = os.path.join(FIXTURES, "alert-windows-1d.yaml")
+CLUSTER, QUEUE = "e2e", "debug"
+SLO = f"job-success-{CLUSTER}-{QUEUE}"
+ALERT = "JobSuccessSLO"
+MIN_EVENTS = 5
+
+# Deadlines (not assertions on speed: they bound how long a broken path makes the suite wait).
+PAGE_WITHIN = 60.0
+RESOLVE_WITHIN = 150.0
+SEEN_WITHIN = 60.0
+
+BINARIES = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "prometheus",
+            "prometheus-alertmanager", "victoria-metrics", "vmalert")
+HOW_TO = ("the end-to-end tests need root and the Debian 12 packages slurm-wlm slurmdbd mariadb-server munge "
+          "prometheus prometheus-alertmanager victoria-metrics: run `make test` as root on Debian 12")
+
+
+def unavailable(msg: str) -> None:
+    """Skip with how to run it on a laptop; fail in CI, where everything must be there."""
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def require_e2e() -> None:
+    if os.geteuid() != 0:
+        unavailable(f"not root: {HOW_TO}")
+    for name in BINARIES:
+        try:
+            which(name)
+        except MissingDaemon as exc:
+            unavailable(f"{exc} ({HOW_TO})")
+
+
+def value(daemon, expr: str) -> float | None:
+    """The single value of an instant query (sum of all series), None when it returns nothing."""
+    result = daemon.query(expr)
+    return sum(float(r["value"][1]) for r in result) if result else None
+
+
+def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll until check() is truthy; its value, or None at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got or None
+        time.sleep(interval)
+
+
+@dataclasses.dataclass
+class Notification:
+    at: float          # wall-clock time it reached the webhook
+    after: float       # seconds after the phase began (burn or recovery)
+    doc: dict          # the Alertmanager webhook payload
+
+
+@dataclasses.dataclass
+class AlertRun:
+    """What the scenario saw, per rule engine ("prom" or "vm")."""
+
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    user_phase: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    burn_began: float = 0.0
+    recovery_began: float = 0.0
+    page: dict[str, Notification | None] = dataclasses.field(default_factory=dict)
+    resolved: dict[str, Notification | None] = dataclasses.field(default_factory=dict)
+    vmalert_alerts: list[dict] = dataclasses.field(default_factory=list)
+    at_resolve: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    notifications: list[tuple[float, str, dict]] = dataclasses.field(default_factory=list)
+    diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def pages(self, engine: str, status: str | None = None) -> list[tuple[float, dict]]:
+        """(time, alert) of every JobSuccessSLO page alert that engine's Alertmanager sent on-call."""
+        out = []
+        for at, path, doc in self.notifications:
+            if path != f"/{engine}/oncall":
+                continue
+            for a in doc.get("alerts", []):
+                lab = a.get("labels", {})
+                if lab.get("alertname") == ALERT and lab.get("sloth_severity") == "page" and \
+                        (status is None or a.get("status") == status):
+                    out.append((at, a))
+        return out
+
+
+class Scenario:
+    """Drives Slurm and records what Prometheus, vmalert and the webhooks did."""
+
+    def __init__(self, slurm, prom, vm, vmalert, hook: demo.WebhookReceiver) -> None:
+        self.slurm, self.prom, self.vm, self.vmalert, self.hook = slurm, prom, vm, vmalert, hook
+        self.run = AlertRun()
+        self.engines = {"prom": prom, "vm": vm}
+
+    def submit(self, n: int, wrap: str, *args: str) -> list[int]:
+        return [self.slurm.sbatch(None, "--mem=32M", "--no-requeue", f"--partition={QUEUE}", *args, wrap=wrap)
+                for _ in range(n)]
+
+    def finish(self, jobs: list[int]) -> None:
+        for j in jobs:
+            self.slurm.wait_job(j, timeout=60)
+
+    def counted(self, engine: str, outcome: str, n: int) -> bool:
+        """The engine holds at least n finished jobs of this outcome (scraped through the agent)."""
+        got = value(self.engines[engine], f'sum(hpc_scheduler_jobs_finished_total{{cluster="{CLUSTER}",'
+                                          f'queue="{QUEUE}",outcome="{outcome}"}})')
+        return got is not None and got >= n
+
+    def sli(self, engine: str, record: str) -> float | None:
+        return value(self.engines[engine], f'{record}{{sloth_slo="{SLO}"}}')
+
+    def phase(self, name: str, began: float) -> None:
+        self.run.timings[name] = round(time.monotonic() - began, 1)
+
+    # -- phases --
+    def healthy(self) -> None:
+        t = time.monotonic()
+        jobs = self.submit(5, "true")
+        self.finish(jobs)
+        for engine in self.engines:
+            wait_for(lambda e=engine: self.counted(e, "success", 5), SEEN_WITHIN)
+        self.phase("healthy jobs seen by both engines", t)
+
+    def user_failures_alone(self) -> None:
+        """Six user failures after five successes: 0.55 of the window, far above the page's 0.144
+        threshold were they counted as errors. Wait until both engines' SLI recordings cover them."""
+        t, since = time.monotonic(), time.time()
+        jobs = self.submit(6, "exit 3")
+        self.finish(jobs)
+        for engine in self.engines:
+            seen = wait_for(lambda e=engine: self.counted(e, "failed", 6)
+                            and (self.sli(e, "slo:sli_events:count1m") or 0) >= 11
+                            and self.sli(e, "slo:sli_error:ratio_rate1m") is not None, SEEN_WITHIN)
+            user_1m = value(self.engines[engine], f'sum(increase(hpc_scheduler_jobs_finished_total'
+                                                  f'{{cluster="{CLUSTER}",cause="user"}}[1m]))')
+            # A few more evaluations with the user failures inside every page window.
+            time.sleep(3)
+            span = max(5, int(time.time() - since) + 1)
+            self.run.user_phase[engine] = {
+                "seen": bool(seen), "events_1m": self.sli(engine, "slo:sli_events:count1m"),
+                "user_failures_1m": user_1m, "error_ratio_1m": self.sli(engine, "slo:sli_error:ratio_rate1m"),
+                "error_ratio_15s": self.sli(engine, "slo:sli_error:ratio_rate15s"),
+                "alerts_during": self.engines[engine].query(
+                    f'count_over_time(ALERTS{{alertname="{ALERT}",sloth_slo="{SLO}"}}[{span}s])'),
+                "pages_before_burn": len(self.refresh().pages(engine)),
+            }
+        self.phase("user failures alone, recorded by both engines", t)
+
+    def refresh(self) -> AlertRun:
+        """The record with every notification the webhooks got so far."""
+        self.run.notifications = self.hook.received()
+        return self.run
+
+    def first(self, engine: str, status: str, since: float) -> Notification | None:
+        """The first on-call notification of the page with `status` from that engine since `since`."""
+        for at, alert in self.refresh().pages(engine, status):
+            if at >= since:
+                doc = next(d for a, p, d in self.run.notifications if a == at and p == f"/{engine}/oncall")
+                return Notification(at, round(at - since, 1), doc)
+        return None
+
+    def system_failures(self) -> None:
+        """Two jobs on each of three nodes, then the nodes go down under them: six NODE_FAIL."""
+        victims_nodes = self.slurm.node_names[:3]
+        jobs = []
+        for node in victims_nodes:
+            jobs += self.submit(2, "sleep 600", f"--nodelist={node}")
+        for j in jobs:
+            self.slurm.wait_job(j, states=("RUNNING",), timeout=60)
+        t = time.monotonic()
+        self.run.burn_began = time.time()
+        self.slurm.run(["scontrol", "update", f"nodename={','.join(victims_nodes)}", "state=down", "reason=e2e"])
+        self.finish(jobs)
+        deadline = time.monotonic() + PAGE_WITHIN
+        while time.monotonic() < deadline:
+            for engine in set(self.engines) - set(self.run.page):
+                got = self.first(engine, "firing", self.run.burn_began)
+                if got:
+                    self.run.page[engine] = got
+                    if engine == "vm":
+                        self.run.vmalert_alerts = self.vmalert.alerts()
+            if len(self.run.page) == len(self.engines):
+                break
+            time.sleep(0.25)
+        for engine in set(self.engines) - set(self.run.page):
+            self.run.page[engine] = None
+            self.run.diagnostics[f"{engine} at page deadline"] = self.snapshot(engine)
+        self.phase("burn to page on-call (both engines)", t)
+        self.victims = victims_nodes
+
+    def recovery(self) -> None:
+        """Resume the nodes; user failures and successes go on until the Prometheus page resolves."""
+        t = time.monotonic()
+        deadline = time.monotonic() + 60
+        while True:
+            self.slurm.run(["scontrol", "update", f"nodename={','.join(self.victims)}", "state=resume"], check=False)
+            states = self.slurm.run(["sinfo", "-h", "-N", "-n", ",".join(self.victims), "-o", "%T"],
+                                    check=False).stdout.split()
+            if states and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states):
+                break
+            if time.monotonic() > deadline:
+                self.run.diagnostics["nodes not resumed"] = states
+                break
+            time.sleep(1)
+        self.run.recovery_began = time.time()
+        deadline = time.monotonic() + RESOLVE_WITHIN
+        while time.monotonic() < deadline:
+            self.submit(1, "exit 3")
+            self.submit(1, "true")
+            for engine in set(self.engines) - set(self.run.resolved):
+                got = self.first(engine, "resolved", self.run.recovery_began)
+                if got:
+                    self.run.resolved[engine] = got
+                    if engine == "prom":
+                        self.run.at_resolve = {
+                            "user_failures_30s": value(self.prom, 'sum(increase(hpc_scheduler_jobs_finished_total'
+                                                                  f'{{cluster="{CLUSTER}",cause="user"}}[30s]))'),
+                            "error_ratio_30s": self.sli("prom", "slo:sli_error:ratio_rate30s"),
+                            "error_ratio_2m": self.sli("prom", "slo:sli_error:ratio_rate2m")}
+            if len(self.run.resolved) == len(self.engines) or (
+                    "prom" in self.run.resolved and time.monotonic() - t > 20 + RESOLVE_WITHIN / 2):
+                break  # vmalert's resolve is reported when seen, not waited for past this
+            time.sleep(2)
+        for engine in set(self.engines) - set(self.run.resolved):
+            self.run.resolved[engine] = None
+            self.run.diagnostics[f"{engine} at resolve deadline"] = self.snapshot(engine)
+        # Two more seconds of notifications: nothing may page again after the resolve.
+        time.sleep(2)
+        self.refresh()
+        self.phase("recovery to page resolved", t)
+
+    def snapshot(self, engine: str) -> dict[str, Any]:
+        d = self.engines[engine]
+        out: dict[str, Any] = {}
+        for expr in ('sum by (outcome, cause) (hpc_scheduler_jobs_finished_total)',
+                     f'{{__name__=~"slo:sli_error:ratio_rate.*|slo:sli_events:count.*",sloth_slo="{SLO}"}}',
+                     f'ALERTS{{alertname="{ALERT}"}}'):
+            try:
+                out[expr] = [(r["metric"], r["value"][1]) for r in d.query(expr)]
+            except Exception as exc:  # noqa: BLE001 - diagnostics only
+                out[expr] = repr(exc)
+        return out
+
+

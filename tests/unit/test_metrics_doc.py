@@ -1,0 +1,47 @@
+"""docs/metrics.md is generated from the code and kept fresh; every documented family follows the
+naming conventions and every collector's fixture exposition passes promtool."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import assert_promtool_clean
+
+from hpcwatch.exporters.registry import load_all
+from hpcwatch.metricsdoc import _render, document, families_of
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PREFIXES = ("hpc_node_", "hpc_job_", "hpc_gpu_", "hpc_fabric_", "hpc_lustre_", "hpc_gpfs_", "hpc_nfs_",
+            "hpc_beegfs_", "hpc_scheduler_", "hpc_slurm_", "hpc_flux_", "hpcwatch_")
+
+
+def test_metrics_reference_is_fresh():
+    with open(os.path.join(ROOT, "docs", "metrics.md"), encoding="utf-8") as fh:
+        committed = fh.read()
+    assert committed == document(ROOT), "docs/metrics.md is stale: run `hpcwatch docs metrics`"
+
+
+def test_check_flag_reports_stale(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "metrics.md").write_text("old\n")
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "hpcwatch"), "docs", "metrics",
+                           "--repo", str(tmp_path), "--check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "stale" in proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(load_all()))
+def test_every_collector_documents_conventional_families(name):
+    cls = load_all()[name]
+    examples = list(cls.doc_examples(ROOT))
+    assert examples, f"collector {name} has no doc_examples: its families would be undocumented"
+    fams = {}
+    for example in examples:  # one scrape per example, as one exporter would serve it
+        text = _render([example])
+        assert_promtool_clean(text)
+        fams.update(families_of(text))
+    own = [f for f in fams if not f.startswith("hpcwatch_")]
+    assert own, f"collector {name} rendered no families of its own on its fixtures"
+    for fam, (_typ, help_text, _labels) in fams.items():
+        assert fam.startswith(PREFIXES), f"{fam}: unknown prefix"
+        assert len(help_text) >= 10, f"{fam}: HELP too short: {help_text!r}"

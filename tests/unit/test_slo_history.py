@@ -1,0 +1,232 @@
+"""SLO history: loaders and their account of bad input, the query subset, the vectorised replay
+against a row-by-row oracle, and the `hpcwatch slo report` command in its three formats."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpcwatch.cli import main
+from hpcwatch.slo import alert_conditions, load_specs
+from hpcwatch.slo.history import from_jobs, load_jobs, render
+from hpcwatch.slo.history.events import Grid
+from hpcwatch.slo.history.flux import load_flux
+from hpcwatch.slo.history.query import UnsupportedQuery, parse_sli_query
+from hpcwatch.slo.history.reference import reference_replay
+from hpcwatch.slo.history.sacct import load_sacct
+from hpcwatch.slo.history.synthetic import Incident, synthetic_jobs, to_sacct
+
+FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slo_history")
+SPEC = os.path.join(FIX, "catalogue.yaml")
+T0 = 1767225600  # 2026-01-01T00:00:00Z
+
+
+def fixture(name: str) -> str:
+    return os.path.join(FIX, name)
+
+
+@pytest.fixture(scope="module")
+def slos():
+    return load_specs([SPEC])
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    df = synthetic_jobs(4000, T0, 6, seed=3, incidents=(Incident(2 * 86400, 4 * 3600, node_fail=0.3),))
+    path = tmp_path_factory.mktemp("hist") / "sacct.txt"
+    path.write_text(to_sacct(df))
+    return str(path)
+
+
+# ------------------------------------------------------------------ bad input: counted, never raised
+def test_sacct_bad_input_is_counted_not_dropped():
+    r = load_jobs([fixture("sacct-bad-input.txt")], cluster="alpha")
+    rep = r.report
+    assert rep.records == 16
+    assert rep.used + sum(rep.dropped.values()) == rep.records
+    assert rep.dropped == {"duplicate": 1, "malformed": 2, "no_end_time": 1, "not_finished": 2, "step": 1,
+                           "truncated": 1, "unknown_state": 1}
+    assert rep.flagged["requeued"] == 1          # job 101: a REQUEUED run then a NODE_FAIL run
+    assert rep.flagged["array_tasks"] == 2
+    assert rep.flagged["array_collapsed"] == 1   # 102_[3-6]: four tasks cancelled before they ran
+    assert rep.flagged["never_started"] == 2
+    assert rep.flagged["unknown_time"] == 2
+    f = r.frame.set_index("jobid")
+    assert f.loc["101@1767225900@1767225960", ["outcome", "cause"]].tolist() == ["node_fail", "system"]
+    assert int(r.frame["count"].sum()) == 7 - 1 + 4   # the collapsed array record stands for 4 jobs
+    # The mapping is the exporter's: a cancel by root is the system's doing, by the owner nobody's.
+    causes = dict(zip(r.frame["jobid"].str.split("@").str[0], r.frame["cause"]))
+    assert causes["105"] == "system" and causes["102"] == "none"
+
+
+def test_flux_bad_lines_and_truncated_document():
+    r = load_jobs([fixture("flux-jobs-bad.jsonl")], cluster="alpha")
+    assert r.report.records == 7 and r.report.used == 3
+    assert r.report.dropped == {"malformed": 1, "truncated": 1, "not_finished": 1, "unknown_state": 1}
+    outcomes = sorted(r.frame["outcome"].astype(str))
+    assert outcomes == ["cancelled", "node_fail", "success"]   # exec + "lost contact" = node failure
+    doc = open(os.path.join(FIX, "..", "flux", "flux-jobs-json-0.60.json")).read()
+    cut = load_flux(doc[: len(doc) // 2], "cut", "alpha")
+    assert cut.report.dropped["truncated"] == 1 and cut.report.used > 0
+
+
+def test_csv_bad_rows():
+    r = load_jobs([fixture("jobs-bad.csv")], cluster="alpha")
+    assert r.report.records == 7 and r.report.used == 3
+    assert r.report.dropped == {"duplicate": 1, "malformed": 1, "no_end_time": 1, "unknown_state": 1}
+    assert sorted(r.frame["end"].tolist()) == [1767226200.0, 1767226300.0, 1767227400.0]
+
+
+def test_parquet_and_csv_equal_sacct(history, tmp_path):
+    import pandas as pd
+
+    df = synthetic_jobs(500, T0, 1, seed=5)
+    df.to_parquet(tmp_path / "j.parquet")
+    df.to_csv(tmp_path / "j.csv", index=False)
+    (tmp_path / "j.txt").write_text(to_sacct(df))
+    frames = [load_jobs([str(tmp_path / n)], cluster="alpha").frame for n in ("j.parquet", "j.csv", "j.txt")]
+    for f in frames[1:]:
+        assert len(f) == len(frames[0]) == 500
+        pd.testing.assert_series_equal(f["outcome"].astype(str).reset_index(drop=True),
+                                       frames[0]["outcome"].astype(str).reset_index(drop=True))
+    # sacct prints whole seconds
+    assert np.allclose(frames[2]["end"], np.floor(frames[0]["end"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789|_[]-+.abcNUKwonT:CMPLED \n", max_size=120), max_size=12))
+def test_sacct_loader_never_raises(lines):
+    r = load_sacct(["JobID|JobIDRaw|Partition|State|ExitCode|Submit|Eligible|Start|End\n", *lines], "fuzz", "a")
+    assert r.report.used + sum(r.report.dropped.values()) >= r.report.used
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_flux_loader_never_raises(text):
+    r = load_flux(text, "fuzz", "a")
+    assert r.report.used <= r.report.records or r.report.records == 0
+
+
+# ------------------------------------------------------------------ the query subset
+def test_catalogue_queries_parse(slos):
+    kinds = {}
+    for s in slos:
+        try:
+            parse_sli_query(s.sli.error_query)
+            kinds[s.name] = "ok"
+        except UnsupportedQuery as exc:
+            kinds[s.name] = str(exc)
+    assert kinds["job-success-alpha-batch"] == kinds["queue-wait-alpha-batch"] == "ok"
+    assert "sum_over_time" in kinds["node-availability-alpha"]
+
+
+def test_query_subset():
+    q = parse_sli_query('sum(rate(x_total{a=~"b|c"}[{{.window}}])) * 2 - (sum(increase(y[1h])) or vector(0))')
+    (t1, c1), (t2, c2) = q.terms
+    assert (t1.func, t1.window_s, c1) == ("rate", None, 2.0) and (t2.window_s, c2) == (3600, -1.0)
+    assert t1.matchers[0].matches("c") and not t1.matchers[0].matches("bc")
+    for bad in ("sum by (queue) (increase(x[5m]))", "histogram_quantile(0.9, x)", "sum(x) / sum(y)"):
+        with pytest.raises(UnsupportedQuery):
+            parse_sli_query(bad)
+
+
+# ------------------------------------------------------------------ replay = the rules, row by row
+def test_replay_matches_row_by_row_oracle(slos, history):
+    records = load_jobs([history], cluster="alpha")
+    job_slos = [s for s in slos if s.name.startswith("job-success")]
+    report = from_jobs(job_slos, records, None, None, 300)
+    rows = [{"cluster": r.cluster, "queue": r.queue, "outcome": r.outcome, "cause": r.cause, "end": r.end,
+             "count": r.count} for r in records.frame.itertuples()]
+    for h in report.histories:
+        grid_start = report.start - (h.slo.period_s + max(h.slo.windows.windows()))
+        n = (report.end - grid_start) // 300 + 1
+        ref = reference_replay(h.slo, rows, grid_start, 300, n)
+        keep = slice(n - len(h.frame), n)
+        for w in h.slo.windows.windows():
+            exp = np.array([np.nan if v is None else v for v in ref["ratio"][w][keep]])
+            np.testing.assert_allclose(h.frame[f"ratio_{w}"].to_numpy(), exp, rtol=1e-12, equal_nan=True)
+        exp_b = np.array([np.nan if v is None else v for v in ref["budget"][keep]])
+        np.testing.assert_allclose(h.frame["budget_remaining"].to_numpy(), exp_b, rtol=1e-9, atol=1e-12,
+                                   equal_nan=True)
+        assert h.frame["alert_page"].tolist() == ref["page"][keep]
+        assert h.frame["alert_ticket"].tolist() == ref["ticket"][keep]
+        assert h.summary["events"] == ref["total"]
+    # The incident pages on both queues, and nothing pages outside its 4 hours plus the slow 6h window.
+    for h in report.histories:
+        pages = [e for e in h.episodes if e.severity == "page"]
+        assert pages, h.slo.id
+        assert all(T0 + 2 * 86400 <= e.fired <= T0 + 2 * 86400 + 10 * 3600 for e in pages)
+
+
+def test_min_events_guard_blocks_alerts_on_few_jobs(slos):
+    """Two jobs, one failed by the system: a 50% error ratio, but below min_events nothing fires."""
+    import pandas as pd
+
+    from hpcwatch.slo.history.records import InputReport, JobRecords, frame_from_columns
+
+    frame = frame_from_columns({"jobid": ["1", "2"], "cluster": ["alpha"] * 2, "queue": ["batch"] * 2,
+                                "outcome": ["success", "node_fail"], "cause": ["none", "system"],
+                                "end": [T0 + 100.0, T0 + 200.0]})
+    slo = slos[0]
+    assert slo.min_events == 10
+    rep = from_jobs([slo], JobRecords(frame, InputReport("t", "t")), T0, T0 + 86400, 300)
+    h = rep.histories[0]
+    assert h.frame["ratio_3600"].max() == 0.5 and not h.episodes
+    assert isinstance(h.frame, pd.DataFrame)
+    assert all(c.min_events == 10 for c in alert_conditions(slo))
+
+
+def test_step_must_divide_windows(slos, history):
+    with pytest.raises(ValueError, match="multiple of the step"):
+        from_jobs(slos, load_jobs([history], cluster="alpha"), None, None, 420)
+
+
+def test_grid_alignment():
+    g = Grid.covering(1000.5, 2000, 300)
+    assert g.start == 900 and g.end == 2100
+    assert g.index_ge(np.array([900.0, 901.0, 1200.0])).tolist() == [0, 1, 1]
+
+
+# ------------------------------------------------------------------ the command
+def test_cli_text_json_html(history, tmp_path, capsys):
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history]) == 0
+    text = capsys.readouterr().out
+    assert "hpc-job-success-alpha-batch" in text and "would have fired" in text
+    assert "hpc-node-availability-alpha: skipped: not computable from job records" in text
+    out = tmp_path / "r.json"
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history, "--format", "json", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    first = doc["slos"][0]
+    assert first["id"] == "hpc-job-success-alpha-batch" and first["alerts"]
+    assert len(first["series"]["time"]) == len(first["series"]["budget_remaining"])
+    assert doc["input"]["used"] == 4000 and doc["skipped"][0]["id"] == "hpc-node-availability-alpha"
+    html_out = tmp_path / "r.html"
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history, "--format", "html", "-o", str(html_out)]) == 0
+    page = html_out.read_text()
+    assert page.count("<svg") == 12 and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", fixture("jobs-bad.csv"), "--from", "yesterday"]) == 2
+    assert "time 'yesterday'" in capsys.readouterr().err
+
+
+def test_progress_only_when_asked(history, capsys):
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history, "--progress"]) == 0
+    assert "replaying SLOs" in capsys.readouterr().err
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history]) == 0
+    assert "replaying" not in capsys.readouterr().err
+
+
+def test_render_is_deterministic_text(history):
+    records = load_jobs([history], cluster="alpha")
+    rep = from_jobs(load_specs([SPEC]), records, None, None, 300)
+    assert render(rep, "text") == render(rep, "text")
