@@ -129,3 +129,17 @@ def _run_metrics(args) -> int:
         fh.write(text)
     print(f"wrote {target}")
     return 0
+
+
+def stand_in_commands(outputs: dict[str, str]) -> str:
+    """A temporary bin dir whose commands print fixture files (for command-driven doc examples)."""
+    import shlex
+    import tempfile
+
+    bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-bin-")
+    for cmd, fixture in outputs.items():
+        path = os.path.join(bindir, cmd)
+        with open(path, "w") as fh:
+            fh.write(f"#!/bin/sh\ncat {shlex.quote(fixture)}\n")
+        os.chmod(path, 0o755)
+    return bindir

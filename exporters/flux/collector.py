@@ -23,7 +23,7 @@ from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.flux import parse
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
-from hpcwatch.exporters.scheduler.families import ledger_families, snapshot_families, up_family
+from hpcwatch.exporters.scheduler.families import lag_family, ledger_families, snapshot_families, up_family
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, StateFileError, load_ledger
 from hpcwatch.exporters.scheduler.model import (DEFAULT_WAIT_BUCKETS, Histogram, QueueSnapshot, cap_label,
                                                 parse_buckets, run_key)
@@ -91,6 +91,23 @@ class FluxCollector(Collector):
         Option("accounting-overlap", 600.0, "seconds each window reaches back before the watermark", type=float),
     )
 
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """`flux jobs --json` and `flux resource list` fixtures (Flux is not packaged for Debian 12)."""
+        import tempfile
+
+        fix = os.path.join(repo, "tests", "fixtures", "flux")
+        bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-flux-")
+        path = os.path.join(bindir, "flux")
+        with open(path, "w") as fh:
+            fh.write(f'#!/bin/sh\ncase "$1" in jobs) cat "{fix}/flux-jobs-json-0.60.json";; '
+                     f'resource) cat "{fix}/flux-resource-list.txt";; esac\n')
+        os.chmod(path, 0o755)
+        opts = {o.name: o.default for o in cls.options}
+        opts.update({"command": path, "accounting-overlap": 1e10,
+                     "state-file": os.path.join(bindir, "state.json")})
+        return [cls(CollectorContext(options=opts, agent="cluster"))]
+
     def __init__(self, ctx: CollectorContext, env: Mapping[str, str] | None = None) -> None:
         super().__init__(ctx)
         o = ctx.options
@@ -106,6 +123,7 @@ class FluxCollector(Collector):
         self._loaded = False
         self._published: FinishedJobLedger | None = None
         self._lock = threading.Lock()
+        self._cache: tuple[tuple, list[Metric]] = ((), [])
         self.source: SnapshotSource[FluxSnapshot] = SnapshotSource(
             "flux", self.refresh, float(o.get("refresh-interval", 30.0)))
 
@@ -152,21 +170,31 @@ class FluxCollector(Collector):
         return FluxSnapshot(queue=snap, pending_by_state=pending, taken_at=now)
 
     def collect(self) -> Iterator[Metric]:
-        yield up_family(self.cluster, self.source.ok)
         with self._lock:
             published = self._published
-        if published is not None:
-            yield from ledger_families(self.cluster, published)
         snap = self.source.value
-        if snap is None:
-            return
-        yield from snapshot_families(snap.queue)
+        yield up_family(self.cluster, self.source.ok)
+        if published is not None:
+            yield lag_family(self.cluster, published.watermark)
+        key = (snap, published)   # the objects themselves: ids could be reused
+        cached_key, families = self._cache
+        if len(cached_key) != len(key) or any(a is not b for a, b in zip(cached_key, key)):
+            families = []
+            if published is not None:
+                families.extend(ledger_families(self.cluster, published))
+            if snap is not None:
+                families.extend(snapshot_families(snap.queue))
+                families.append(self._pending_family(snap))
+            self._cache = (key, families)
+        yield from families
+
+    def _pending_family(self, snap: FluxSnapshot) -> GaugeMetricFamily:
         fam = GaugeMetricFamily("hpc_flux_pending_jobs", "Pending Flux jobs by queue and job state "
                                 "(DEPEND, PRIORITY, SCHED: only SCHED jobs are eligible to start).",
                                 labels=["cluster", "queue", "state"])
         for (q, s), n in sorted(snap.pending_by_state.items()):
             fam.add_metric([self.cluster, q, s], n)
-        yield fam
+        return fam
 
     def close(self) -> None:
         self.source.stop()

@@ -54,13 +54,17 @@ def ledger_families(cluster: str, ledger: FinishedJobLedger) -> Iterator[Metric]
     yield histogram_family("hpc_scheduler_queue_wait_seconds",
                            "Queue wait of each job run (start - eligible), observed once per run when it "
                            "starts, or from accounting when it finished unseen.", cluster, ledger.wait)
+
+
+def lag_family(cluster: str, watermark: float | None) -> GaugeMetricFamily:
+    """How far behind finished-job counting is; built per scrape because it grows with the clock."""
     lag = GaugeMetricFamily("hpc_scheduler_accounting_lag_seconds",
                             "Seconds between now and the accounting watermark: finished jobs newer than "
                             "this may not be counted yet (grows while accounting is unreachable).",
                             labels=["cluster"])
-    if ledger.watermark is not None:
-        lag.add_metric([cluster], max(0.0, time.time() - ledger.watermark))
-    yield lag
+    if watermark is not None:
+        lag.add_metric([cluster], max(0.0, time.time() - watermark))
+    return lag
 
 
 def histogram_family(name: str, doc: str, cluster: str, hists: dict[str, Histogram],

@@ -151,10 +151,11 @@ class StateFile:
             raise StateFileError(f"state file {self.path}: cannot read: {exc.strerror or exc}") from exc
         try:
             data = json.loads(text)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
         except ValueError as exc:
             self.quarantine(f"not valid JSON ({exc})")
+            return None
+        if not isinstance(data, dict):
+            self.quarantine("not a JSON object")
             return None
         return data
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
+import itertools
 import re
 
 # Queue-wait buckets, seconds: 1 minute to 2 days (SLO objectives sit on these edges).
@@ -14,6 +16,7 @@ LABEL_LIMIT = 128
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=8192)   # the same partitions, reasons and users repeat on every line
 def cap_label(value: object, limit: int = LABEL_LIMIT) -> str:
     """A label value from users: control characters replaced, at most `limit` characters.
 
@@ -31,7 +34,7 @@ def parse_buckets(text: str) -> tuple[float, ...]:
         edges = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
         raise ValueError(f"wait buckets {text!r}: not a comma-separated list of seconds") from exc
-    if not edges or any(e <= 0 for e in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
+    if not edges or any(e <= 0 for e in edges) or any(b <= a for a, b in itertools.pairwise(edges)):
         raise ValueError(f"wait buckets {text!r}: need positive, strictly increasing seconds")
     return edges
 
@@ -80,7 +83,7 @@ def run_key(jobid: str, submit: float | None, start: float | None) -> str:
 class Histogram:
     """Cumulative bucket counts with a sum, as Prometheus exposes them (buckets exclude +Inf)."""
 
-    __slots__ = ("edges", "counts", "total", "sum")
+    __slots__ = ("counts", "edges", "sum", "total")
 
     def __init__(self, edges: tuple[float, ...]) -> None:
         self.edges = edges

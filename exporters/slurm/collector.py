@@ -22,7 +22,7 @@ from hpcwatch.exporters.command import CommandError, run_command
 from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
-from hpcwatch.exporters.scheduler.families import ledger_families, snapshot_families, up_family
+from hpcwatch.exporters.scheduler.families import lag_family, ledger_families, snapshot_families, up_family
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, StateFileError, load_ledger
 from hpcwatch.exporters.scheduler.model import (DEFAULT_WAIT_BUCKETS, Histogram, QueueSnapshot, cap_label,
                                                 parse_buckets, run_key)
@@ -218,6 +218,23 @@ class SlurmCollector(Collector):
                type=int),
     )
 
+    @classmethod
+    def doc_examples(cls, repo: str) -> list[Collector]:
+        """Output captured from real Slurm 22.05 daemons (tests/fixtures/slurm), through stand-in commands."""
+        import tempfile
+
+        from hpcwatch.metricsdoc import stand_in_commands
+
+        fix = os.path.join(repo, "tests", "fixtures", "slurm")
+        bindir = stand_in_commands({
+            "squeue": f"{fix}/squeue-22.05.txt", "sinfo": f"{fix}/sinfo-22.05.txt",
+            "sdiag": f"{fix}/sdiag-22.05.txt", "sacct": f"{fix}/sacct-22.05.txt",
+            "scontrol": f"{fix}/scontrol-show-config-22.05.txt"})
+        opts = {o.name: o.default for o in cls.options}
+        opts.update({"bin-dir": bindir, "accounting-overlap": 1e10,
+                     "state-file": os.path.join(tempfile.mkdtemp(prefix="hpcwatch-doc-"), "state.json")})
+        return [cls(CollectorContext(options=opts, agent="cluster"))]
+
     def __init__(self, ctx: CollectorContext, env: Mapping[str, str] | None = None) -> None:
         super().__init__(ctx)
         o = ctx.options
@@ -236,6 +253,7 @@ class SlurmCollector(Collector):
         self._ledger_loaded = False
         self._published: FinishedJobLedger | None = None
         self._lock = threading.Lock()
+        self._cache: tuple[tuple, list[Metric]] = ((), [])
         self.source: SnapshotSource[SlurmSnapshot] = SnapshotSource(
             "slurm", self.refresh, float(o.get("refresh-interval", 30.0)))
 
@@ -333,15 +351,23 @@ class SlurmCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snap = self.source.value
         cluster = self.cluster or "unknown"
-        yield up_family(cluster, self.source.ok)
         with self._lock:
             published = self._published
+        yield up_family(cluster, self.source.ok)
         if published is not None:
-            yield from ledger_families(cluster, published)
-        if snap is None:
-            return
-        yield from snapshot_families(snap.queue)
-        yield from self._slurm_families(cluster, snap)
+            yield lag_family(cluster, published.watermark)
+        # Families change only when a refresh publishes; concurrent scrapes reuse the same objects.
+        key = (snap, published, cluster)   # the objects themselves: ids could be reused
+        cached_key, families = self._cache
+        if len(cached_key) != len(key) or any(a is not b for a, b in zip(cached_key, key)):
+            families = []
+            if published is not None:
+                families.extend(ledger_families(cluster, published))
+            if snap is not None:
+                families.extend(snapshot_families(snap.queue))
+                families.extend(self._slurm_families(cluster, snap))
+            self._cache = (key, families)
+        yield from families
 
     def _slurm_families(self, cluster: str, snap: SlurmSnapshot) -> Iterator[Metric]:
         acct = GaugeMetricFamily("hpc_slurm_accounting_up",

@@ -16,7 +16,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-
 from hpcwatch.slo.generate import AlertCondition, alert_conditions
 from hpcwatch.slo.model import SLO
 

@@ -14,7 +14,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-
 from hpcwatch.slo.history.query import Linear, Matcher, Term, UnsupportedQuery
 
 FINISHED = "hpc_scheduler_jobs_finished_total"
@@ -177,7 +176,7 @@ class RecordSeries:
     def validate(self, q: Linear) -> None:
         """Raise UnsupportedQuery now (not mid-report) for a query these records cannot answer."""
         for term, _ in q.terms:
-            fam, suffix = _family(term.metric)
+            fam, _ = _family(term.metric)
             if term.func == "gauge" and fam != PENDING:
                 raise UnsupportedQuery(f"{term.metric} as an instant gauge")
 

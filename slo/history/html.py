@@ -6,12 +6,12 @@ import html
 import time
 
 import numpy as np
-
 from hpcwatch.slo.goformat import prom_duration
 from hpcwatch.slo.history.compute import SLOHistory
 from hpcwatch.slo.history.report import Report
 from hpcwatch.slo.history.svg import HLine, Line, line_chart, timeline
 from hpcwatch.slo.history.text import dur, pct, ts
+
 from hpcwatch.version import __version__
 
 PAGE, TICKET = "#d64545", "#e59400"
@@ -103,8 +103,8 @@ def _slo_section(h: SLOHistory, report: Report) -> str:
         if meta is None:
             continue
         spans = [(e.fired, e.resolved or report.end,
-                  f"{sev} {e.alert}: fired {ts(e.fired)}, "
-                  f"{'resolved ' + ts(e.resolved) if e.resolved else 'still firing'} ({dur(e.duration(report.end))})")
+                  (f"{sev} {e.alert}: fired {ts(e.fired)}, "
+                   f"{'resolved ' + ts(e.resolved) if e.resolved else 'still firing'} ({dur(e.duration(report.end))})"))
                  for e in h.episodes if e.severity == sev]
         lanes.append((f"{sev}", color, spans))
     tl = timeline(f"{slo.id}: alert timeline", times[0], times[-1], lanes)

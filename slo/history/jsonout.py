@@ -6,6 +6,7 @@ import json
 import math
 
 from hpcwatch.slo.history.report import Report
+
 from hpcwatch.version import __version__
 
 

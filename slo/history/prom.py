@@ -15,7 +15,6 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
-
 from hpcwatch.slo import conventions as c
 from hpcwatch.slo.goformat import prom_duration
 from hpcwatch.slo.history.compute import SLIData, error_ratio
@@ -60,7 +59,7 @@ class PrometheusClient:
                 "end": str(grid.start + last * grid.step), "step": str(grid.step)})
             for series in data.get("result", []):
                 for ts, val in series.get("values", []):
-                    i = int(round((float(ts) - grid.start) / grid.step))
+                    i = round((float(ts) - grid.start) / grid.step)
                     v = float(val)
                     if 0 <= i < grid.n and not math.isnan(v):
                         out[i] = v if np.isnan(out[i]) else out[i] + v
@@ -72,7 +71,7 @@ def sli_from_prometheus(slo: SLO, client: PrometheusClient, grid: Grid, mode: st
     windows = slo.windows.windows()
     longs = set(slo.windows.long_windows())
     if mode == "rules":
-        flt = '{%s="%s"}' % (c.LABEL_ID, slo.id)
+        flt = f'{{{c.LABEL_ID}="{slo.id}"}}'
         for w in windows:
             ratio[w] = client.range_sum(f"{c.sli_error_metric(w)}{flt}", grid)
             if w in longs and slo.min_events:

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-
 from hpcwatch.exporters.scheduler.model import FinishedJob
 from hpcwatch.exporters.scheduler.outcomes import CAUSES, OUTCOMES
 
@@ -105,16 +104,28 @@ def frame_from_columns(cols: dict) -> pd.DataFrame:
     """A frame with the canonical dtypes: categorical labels, float64 times, int64 count."""
     n = len(cols["end"])
     df = pd.DataFrame({
-        "jobid": pd.Series(cols["jobid"] if "jobid" in cols else [None] * n, dtype=object),
-        "cluster": pd.Categorical(cols["cluster"]),
-        "queue": pd.Categorical(cols["queue"]),
-        "outcome": pd.Categorical(cols["outcome"], categories=OUTCOMES),
-        "cause": pd.Categorical(cols["cause"], categories=CAUSES),
+        "jobid": pd.Series(cols["jobid"]) if "jobid" in cols and len(cols["jobid"]) else pd.Series([None] * n,
+                                                                                                 dtype=object),
+        "cluster": _categorical(cols["cluster"]),
+        "queue": _categorical(cols["queue"]),
+        "outcome": _categorical(cols["outcome"], OUTCOMES),
+        "cause": _categorical(cols["cause"], CAUSES),
         **{t: pd.to_numeric(pd.Series(cols.get(t, [np.nan] * n)), errors="coerce").astype("float64")
            for t in TIMES},
         "count": pd.Series(cols.get("count", [1] * n)).astype("int64"),
     })
     return df
+
+
+def _categorical(values, categories=None) -> pd.Categorical:
+    if isinstance(values, (pd.Series, pd.Categorical)) and isinstance(values.dtype, pd.CategoricalDtype):
+        cat = pd.Categorical(values)
+        if categories is not None and list(cat.categories) != list(categories):
+            cat = cat.set_categories(categories)
+        if categories is None and not all(isinstance(c, str) for c in cat.categories):
+            cat = cat.rename_categories([str(c) for c in cat.categories])
+        return cat
+    return pd.Categorical(values, categories=categories)
 
 
 def frame_from_finished(runs: Iterable[FinishedJob]) -> pd.DataFrame:
@@ -136,7 +147,9 @@ def finish(frame: pd.DataFrame, report: InputReport, run_id: pd.Series | None = 
     ident = frame["jobid"] if run_id is None else run_id
     if len(frame):
         # Without a job id two runs cannot be told apart from two jobs: nothing is called a duplicate.
-        known = ident.notna().to_numpy() & (ident.astype(str) != "").to_numpy()
+        known = ident.notna().to_numpy()
+        if ident.dtype == object:
+            known &= (ident != "").to_numpy()
         dup = pd.DataFrame({"k": ident, "s": frame["submit"], "t": frame["start"]}).duplicated().to_numpy() & known
         if dup.any():
             report.drop("duplicate", int(dup.sum()), f"run {ident[dup].iloc[0]}")
@@ -159,6 +172,8 @@ def concat(parts: list[JobRecords], source: str, fmt: str) -> JobRecords:
         frames.append(p.frame)
     if not frames:
         return JobRecords(empty_frame(), report)
+    if len(frames) == 1:
+        return JobRecords(frames[0], report)
     frame = pd.concat(frames, ignore_index=True)
     for c in ("cluster", "queue"):
         frame[c] = frame[c].astype(str).astype("category")

@@ -6,7 +6,6 @@ import dataclasses
 import time
 
 import numpy as np
-
 from hpcwatch.slo.history.compute import SLOHistory, replay
 from hpcwatch.slo.history.events import Grid, RecordSeries, sli_from_records
 from hpcwatch.slo.history.progress import Progress

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import itertools
 import math
 import time
 
@@ -46,7 +47,7 @@ def reduce_minmax(t: np.ndarray, v: np.ndarray, columns: int) -> tuple[np.ndarra
         return t, v
     edges = np.linspace(0, n, columns + 1).astype(int)
     ts, vs = [], []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         seg = v[a:b]
         if np.isnan(seg).all():
             ts.append(t[a])
@@ -117,8 +118,8 @@ def line_chart(title: str, times: np.ndarray, lines: list[Line], hlines: list[HL
     def fx(t):
         return LEFT + (np.asarray(t, dtype=float) - t0) / ((t1 - t0) or 1) * pw
 
-    out = [f'<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
-           f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>',
+    out = [(f'<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>'),
            f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fbfcfe" stroke="#d9dee7"/>']
     for a, b, color in bands or ():
         x0, x1 = float(fx(a)), float(fx(b))
@@ -173,8 +174,8 @@ def timeline(title: str, t0: float, t1: float, lanes: list[tuple[str, str, list[
     def fx(t: float) -> float:
         return LEFT + (t - t0) / ((t1 - t0) or 1) * pw
 
-    out = [f'<svg class="chart timeline" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" '
-           f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>']
+    out = [(f'<svg class="chart timeline" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>')]
     for t, label in _time_ticks(t0, t1):
         x = fx(float(t))
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{height - BOTTOM}" stroke="#eef0f4"/>'

@@ -11,7 +11,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-
 from hpcwatch.exporters.slurm.parse import format_time
 
 

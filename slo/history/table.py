@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from hpcwatch.exporters.scheduler.outcomes import CAUSES, OUTCOMES, UnknownStateError, flux_outcome, slurm_outcome
+from hpcwatch.exporters.scheduler.outcomes import (
+    CAUSES,
+    OUTCOMES,
+    UnknownStateError,
+    flux_outcome,
+    slurm_outcome,
+)
 from hpcwatch.slo.history.records import TIMES, InputReport, JobRecords, finish, frame_from_columns
 
 ALIASES = {"partition": "queue", "jobidraw": "jobid_raw", "id": "jobid", "exitcode": "exit_code",
            "t_submit": "submit", "t_sched": "eligible", "t_run": "start", "t_inactive": "end",
            "returncode": "exit_code", "exception.type": "exception_type", "exception.note": "exception_note"}
+
+
+USED = frozenset({"jobid", "cluster", "queue", "outcome", "cause", "state", "exit_code", "uid", "result",
+                  "exception_type", "exception_note", "submit", "eligible", "start", "end", "count"})
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
@@ -31,7 +40,12 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
 def read_table(path: str, fmt: str) -> tuple[pd.DataFrame, int]:
     """(raw frame, data lines the parser could not read); CSV rows with extra fields are counted."""
     if fmt == "parquet":
-        return pd.read_parquet(path), 0
+        import pyarrow.parquet as pq
+
+        # Only the columns a job record uses: a 10-million-row table stays within memory.
+        names = pq.read_schema(path).names
+        wanted = [c for c in names if ALIASES.get(c.strip().lower(), c.strip().lower()) in USED]
+        return pd.read_parquet(path, columns=wanted or None), 0
     df = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip", engine="c")
     with open(path, "rb") as fh:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
@@ -79,8 +93,8 @@ def _map_unique(cols: list[pd.Series], fn) -> tuple[np.ndarray, np.ndarray, np.n
     for k, u in zip(codes[1:], uniques[1:]):
         combined = combined * len(u) + k
     keys, inverse = np.unique(combined, return_inverse=True)
-    outc = np.empty(len(keys), dtype=object)
-    cause = np.empty(len(keys), dtype=object)
+    outc = np.full(len(keys), -1, dtype="int8")      # codes into OUTCOMES / CAUSES
+    cause = np.full(len(keys), -1, dtype="int8")
     status = np.zeros(len(keys), dtype="int8")     # 0 ok, 1 not finished, 2 unknown
     for i, key in enumerate(keys):
         vals = []
@@ -95,8 +109,15 @@ def _map_unique(cols: list[pd.Series], fn) -> tuple[np.ndarray, np.ndarray, np.n
         if oc is None:
             status[i] = 1
         else:
-            outc[i], cause[i] = oc
-    return outc[inverse], cause[inverse], status[inverse]
+            outc[i], cause[i] = OUTCOMES.index(oc[0]), CAUSES.index(oc[1])
+    return (pd.Categorical.from_codes(outc[inverse], categories=OUTCOMES),
+            pd.Categorical.from_codes(cause[inverse], categories=CAUSES), status[inverse])
+
+
+def _take(v, ok: np.ndarray):
+    if isinstance(v, pd.Series):
+        return v[ok]
+    return v[ok] if isinstance(v, (np.ndarray, pd.Categorical)) else v
 
 
 def _slurm(state, exit_code, uid):
@@ -129,8 +150,7 @@ def load_table(path: str, fmt: str, cluster: str) -> JobRecords:
         ok &= ~bad
     else:
         if "state" in df.columns:
-            cols = [df["state"].astype(str), df.get("exit_code", pd.Series(["0:0"] * n)).astype(str),
-                    df.get("uid", pd.Series([""] * n)).astype(str)]
+            cols = [df["state"], df.get("exit_code", pd.Series(["0:0"] * n)), df.get("uid", pd.Series([""] * n))]
             outcome, cause, status = _map_unique(cols, _slurm)
         else:
             cols = [df["result"].astype(str), df.get("exception_type", pd.Series([""] * n)).astype(str),
@@ -141,16 +161,20 @@ def load_table(path: str, fmt: str, cluster: str) -> JobRecords:
         report.drop("unknown_state", int(unknown.sum()),
                     f"state {cols[0][unknown].iloc[0]!r}" if unknown.any() else None)
         ok &= status == 0
-    jobid = df["jobid"].astype(str).to_numpy(dtype=object) if "jobid" in df.columns else None
-    if jobid is not None and not pd.api.types.is_numeric_dtype(df["jobid"]):
+    numeric_ids = "jobid" in df.columns and pd.api.types.is_numeric_dtype(df["jobid"])
+    jobid = df["jobid"].to_numpy() if "jobid" in df.columns else None
+    if jobid is not None and not numeric_ids:
+        jobid = df["jobid"].astype(str).to_numpy(dtype=object)
         s = pd.Series(jobid)
         steps = s.str.contains(".", regex=False).to_numpy()
         report.drop("step", int((steps & ok).sum()), f"job {jobid[steps][0]}" if steps.any() else None)
         ok &= ~steps
         report.flag("array_tasks", int((s.str.contains("_", regex=False) & pd.Series(ok)).sum()))
     cols_out = {
-        "cluster": df["cluster"].astype(str).to_numpy() if "cluster" in df.columns else np.full(n, cluster),
-        "queue": df["queue"].astype(str).to_numpy() if "queue" in df.columns else np.full(n, ""),
+        "cluster": (df["cluster"].astype("category") if "cluster" in df.columns
+                    else pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[cluster])),
+        "queue": (df["queue"].astype("category") if "queue" in df.columns
+                  else pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[""])),
         "outcome": outcome, "cause": cause,
         "count": pd.to_numeric(df["count"], errors="coerce").fillna(1).to_numpy() if "count" in df.columns
         else np.ones(n, dtype="int64"),
@@ -158,8 +182,12 @@ def load_table(path: str, fmt: str, cluster: str) -> JobRecords:
     for t in TIMES:
         cols_out[t] = _times(df.get(t), n, report, t)
     if jobid is not None:
-        cols_out["jobid"] = df["jobid"].to_numpy()
+        cols_out["jobid"] = jobid
         ids = pd.Series(cols_out["jobid"])[ok]
         report.flag("requeued", int((ids.value_counts() > 1).sum()))
-    frame = frame_from_columns({k: v[ok] if isinstance(v, np.ndarray) else v for k, v in cols_out.items()})
+    del df, raw
+    if ok.all():
+        frame = frame_from_columns(cols_out)
+    else:
+        frame = frame_from_columns({k: _take(v, ok) for k, v in cols_out.items()})
     return finish(frame, report)

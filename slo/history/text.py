@@ -31,8 +31,8 @@ def _count(x: float | None) -> str:
 
 
 def render_text(report: Report) -> str:
-    out = [f"SLO history {ts(report.start)} .. {ts(report.end)} UTC, step {prom_duration(report.step)}, "
-           f"from {report.source}", ""]
+    out = [(f"SLO history {ts(report.start)} .. {ts(report.end)} UTC, step {prom_duration(report.step)}, "
+            f"from {report.source}"), ""]
     head = ("SLO", "objective", "attained", "events", "errors", "budget left", "min budget", "page", "ticket", "")
     rows = []
     for h in report.histories:

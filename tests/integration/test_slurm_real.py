@@ -90,7 +90,7 @@ def test_outcomes_pending_reasons_and_restart_match_sacct(cluster, tmp_path):
     slow = cluster.sbatch(None, *MEM, "--time=1", wrap="sleep 300")
     expected[slow] = ("timeout", "user")
     cluster.wait_job(slow, states=("RUNNING",), timeout=60)
-    blocker = cluster.sbatch(None, *MEM, "--cpus-per-task=%d" % max(1, cluster.cpus - 1), "--no-requeue",
+    blocker = cluster.sbatch(None, *MEM, f"--cpus-per-task={max(1, cluster.cpus - 1)}", "--no-requeue",
                              wrap="sleep 600")
     cluster.wait_job(blocker, states=("RUNNING",), timeout=60)
     first = cluster.sbatch(None, *MEM, wrap="true")

@@ -107,7 +107,7 @@ def test_flux_collector_scrape(fake_flux, tmp_path):
     c.source.refresh_now()           # the same inactive jobs again: counted once
     text = helpers.render(c)
     helpers.assert_promtool_clean(text)
-    v = lambda name, **kw: helpers.values(text, name, **kw)  # noqa: E731
+    v = lambda name, **kw: helpers.values(text, name, **kw)
     assert v("hpc_scheduler_up", cluster="fluxy") == [1]
     assert sum(v("hpc_scheduler_jobs_finished_total")) == 8
     assert v("hpc_scheduler_jobs_finished_total", queue="batch", outcome="node_fail", cause="system") == [1]

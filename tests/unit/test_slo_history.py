@@ -8,10 +8,6 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from hpcwatch.cli import main
 from hpcwatch.slo import alert_conditions, load_specs
 from hpcwatch.slo.history import from_jobs, load_jobs, render
 from hpcwatch.slo.history.events import Grid
@@ -20,6 +16,10 @@ from hpcwatch.slo.history.query import UnsupportedQuery, parse_sli_query
 from hpcwatch.slo.history.reference import reference_replay
 from hpcwatch.slo.history.sacct import load_sacct
 from hpcwatch.slo.history.synthetic import Incident, synthetic_jobs, to_sacct
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpcwatch.cli import main
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slo_history")
 SPEC = os.path.join(FIX, "catalogue.yaml")
@@ -70,7 +70,8 @@ def test_flux_bad_lines_and_truncated_document():
     assert r.report.dropped == {"malformed": 1, "truncated": 1, "not_finished": 1, "unknown_state": 1}
     outcomes = sorted(r.frame["outcome"].astype(str))
     assert outcomes == ["cancelled", "node_fail", "success"]   # exec + "lost contact" = node failure
-    doc = open(os.path.join(FIX, "..", "flux", "flux-jobs-json-0.60.json")).read()
+    with open(os.path.join(FIX, "..", "flux", "flux-jobs-json-0.60.json")) as fh:
+        doc = fh.read()
     cut = load_flux(doc[: len(doc) // 2], "cut", "alpha")
     assert cut.report.dropped["truncated"] == 1 and cut.report.used > 0
 
@@ -166,7 +167,6 @@ def test_replay_matches_row_by_row_oracle(slos, history):
 def test_min_events_guard_blocks_alerts_on_few_jobs(slos):
     """Two jobs, one failed by the system: a 50% error ratio, but below min_events nothing fires."""
     import pandas as pd
-
     from hpcwatch.slo.history.records import InputReport, JobRecords, frame_from_columns
 
     frame = frame_from_columns({"jobid": ["1", "2"], "cluster": ["alpha"] * 2, "queue": ["batch"] * 2,

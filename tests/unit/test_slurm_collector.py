@@ -68,7 +68,7 @@ def test_fixture_scrape_is_promtool_clean_with_neutral_families(fake, tmp_path):
     text = helpers.render(c)
     helpers.assert_promtool_clean(text)
     assert helpers.collector_success(text) == {"slurm": 1}
-    v = lambda name, **kw: helpers.values(text, name, **kw)  # noqa: E731
+    v = lambda name, **kw: helpers.values(text, name, **kw)
     assert v("hpc_scheduler_up", cluster="capt") == [1]
     # debug pending: 2,3,4,7,8 (het leader; 9 is its component) + 20 array tasks + 6 (held) + 15 (first partition)
     assert v("hpc_scheduler_jobs", queue="debug", state="pending") == [27]
