@@ -302,6 +302,11 @@ def sacct_to_finished(records: list[SacctJob], cluster: str) -> tuple[list[Finis
             continue
         if oc is None:
             continue
+        if not r.partition:
+            # For about a second after a job ends slurmdbd can return its record without Partition
+            # (and Eligible Unknown): incomplete, so not counted yet; the accounting overlap of the
+            # next window brings it back complete.
+            continue
         if "+" in r.jobid:
             het.setdefault(r.jobid.split("+", 1)[0], []).append((r, oc))
             continue
