@@ -25,6 +25,9 @@ log = logging.getLogger("hpcwatch.collector.jobs")
 PARSE_SOURCE = "jobs_cgroup"
 
 
+SLURMD_PATHS = ("/usr/sbin/slurmd", "/usr/bin/slurmd", "/usr/local/sbin/slurmd", "/opt/slurm/sbin/slurmd")
+
+
 @functools.lru_cache(maxsize=4096)
 def user_name(uid: int) -> str:
     """Login name of a uid (cached: jobs of one user come and go all day); the number when unknown."""
@@ -72,9 +75,15 @@ class JobsCollector(Collector):
     def available(self) -> str | None:
         if not os.path.isdir(self.mount):
             return f"{self.mount} not found (no cgroup filesystem)"
-        if not tree.find_roots(self.mount, self.nodes):
-            return f"no Slurm job cgroup hierarchy under {self.mount} (slurm*/ or system.slice/*slurmstepd.scope)"
-        return None
+        if tree.find_roots(self.mount, self.nodes):
+            return None
+        # slurmd creates its cgroup root lazily (cgroup v1: with the first job), so a compute node with
+        # slurmd installed but no job yet still gets the collector; it reports no jobs until one starts.
+        for path in SLURMD_PATHS:
+            if os.path.exists(self.ctx.paths.root(path)):
+                return None
+        return (f"no Slurm job cgroup hierarchy under {self.mount} (slurm*/ or system.slice/*slurmstepd.scope) "
+                "and no slurmd on this host")
 
     def _identify(self, job: tree.JobCgroup) -> tuple[str, int | None]:
         """The job's jobid label and uid: from the path when it says so, else from a task process (cached)."""

@@ -21,8 +21,8 @@ def user(uid: int) -> str:
         return str(uid)
 
 
-def collector(base: str, **options: object) -> JobsCollector:
-    ctx = helpers.make_context(procfs=os.path.join(base, "proc"), sysfs=os.path.join(base, "sys"),
+def collector(base: str, rootfs: str = "/", **options: object) -> JobsCollector:
+    ctx = helpers.make_context(procfs=os.path.join(base, "proc"), sysfs=os.path.join(base, "sys"), rootfs=rootfs,
                                cls=JobsCollector, **options)
     return JobsCollector(ctx)
 
@@ -96,14 +96,21 @@ def test_sluid_layout_resolves_numeric_jobid_from_a_task():
 
 def test_node_option_filters_roots():
     assert "hpc_job_info{" in scrape(os.path.join(FIXTURES, "sluid"), nodes="node07")
-    c = collector(os.path.join(FIXTURES, "sluid"), nodes="other")
+    c = collector(os.path.join(FIXTURES, "sluid"), rootfs=os.path.join(FIXTURES, "sluid"), nodes="other")
     assert "no Slurm job cgroup hierarchy" in c.available()
 
 
 def test_unavailable_without_slurm_hierarchy(tmp_path):
     helpers.write_tree(str(tmp_path), {"sys/fs/cgroup/memory/memory.limit_in_bytes": "1\n"})
-    assert "no Slurm job cgroup hierarchy" in collector(str(tmp_path)).available()
+    assert "no Slurm job cgroup hierarchy" in collector(str(tmp_path), rootfs=str(tmp_path)).available()
     assert "not found" in collector(str(tmp_path / "nothing")).available()
+    # A compute node whose slurmd has not run a job yet (no cgroup root): on, reporting no jobs.
+    helpers.write_tree(str(tmp_path), {"usr/sbin/slurmd": "#!/bin/sh\n"})
+    idle = collector(str(tmp_path), rootfs=str(tmp_path))
+    assert idle.available() is None
+    text = helpers.render(idle)
+    assert helpers.collector_success(text) == {"jobs": 1.0}
+    assert helpers.values(text, "hpc_job_info") == []
     for layout in ("v1", "v2", "sluid"):
         assert collector(os.path.join(FIXTURES, layout)).available() is None
 
