@@ -17,13 +17,13 @@ import threading
 import time
 import urllib.request
 
-from prometheus_client.core import GaugeMetricFamily
-
 from hpcwatch.exporters.command import run_command
 from hpcwatch.exporters.registry import Collector, CollectorContext
 from hpcwatch.exporters.serve import Exporter
 from hpcwatch.exporters.slurm import parse
 from hpcwatch.exporters.slurm.collector import SlurmCollector, build_queue
+from prometheus_client.core import GaugeMetricFamily
+
 from hpcwatch.harness.slurm import SlurmCluster
 
 SCRAPERS = 20

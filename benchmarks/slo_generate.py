@@ -22,7 +22,8 @@ def sloth_doc(i: int) -> dict:
             "slos": [{"name": "availability", "objective": 99.9,
                       "sli": {"events": {"error_query": f'sum(rate(http_requests_total{{job="j{i}",code=~"5.."}}'
                                                         "[{{.window}}]))",
-                                         "total_query": f'sum(rate(http_requests_total{{job="j{i}"}}[{{{{.window}}}}]))'}},
+                                         "total_query":
+                                             f'sum(rate(http_requests_total{{job="j{i}"}}[{{{{.window}}}}]))'}},
                       "alerting": {"name": "Availability", "page_alert": {"labels": {"severity": "critical"}},
                                    "ticket_alert": {"labels": {"severity": "warning"}}}}]}
 

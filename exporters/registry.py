@@ -106,7 +106,7 @@ class Collector:
         """Release what the collector holds (threads, handles); called once at shutdown."""
 
     @classmethod
-    def doc_examples(cls, repo: str) -> Sequence["Collector"]:
+    def doc_examples(cls, repo: str) -> Sequence[Collector]:
         """Instances on the repository's fixture trees, rendered to generate docs/metrics.md."""
         return ()
 

@@ -13,12 +13,11 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.registry import Collector
 from hpcwatch.exporters.selfmetrics import collect_parse_errors
 from hpcwatch.exporters.snapshot import SnapshotSource
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.scrape")
 

@@ -10,12 +10,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from hpcwatch.exporters.registry import AGENTS, Collector, CollectorContext, Paths, load_all
 from hpcwatch.exporters.scrape import ScrapeCollector
 from hpcwatch.exporters.server import LANDING, ExporterHTTPServer
 from hpcwatch.exporters.webconfig import WebConfig, WebConfigError, load_web_config
+from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("hpcwatch.serve")
 
@@ -177,18 +176,16 @@ def _otel_outputs(args: argparse.Namespace):
     """The OTLP trace emitter (subscribed to finished jobs) and a factory for the metrics pusher."""
     tracer = pusher_factory = None
     if getattr(args, "otel_traces", False):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
         from hpcwatch.exporters.events import subscribe_finished_jobs
         from hpcwatch.exporters.otel.traces import JobTracer
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         tracer = JobTracer(OTLPSpanExporter())
         subscribe_finished_jobs(tracer.emit)
         log.info("OTLP job traces on (endpoint from OTEL_EXPORTER_OTLP_* environment)")
     if getattr(args, "otel_metrics", False):
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
         from hpcwatch.exporters.otel.metrics import OTLPMetricsPusher
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
         def pusher_factory(collect):
             return OTLPMetricsPusher(collect, OTLPMetricExporter(), interval=args.otel_metrics_interval)

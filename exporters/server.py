@@ -16,12 +16,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import bcrypt
+from hpcwatch.exporters.exposition import render_text
+from hpcwatch.exporters.webconfig import WebConfig
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from hpcwatch.exporters.exposition import render_text
-
-from hpcwatch.exporters.webconfig import WebConfig
 from hpcwatch.version import __version__
 
 log = logging.getLogger("hpcwatch.server")

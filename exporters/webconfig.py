@@ -117,7 +117,8 @@ def _load_tls(path: str, tls: object, cfg: WebConfig) -> ssl.SSLContext:
         raise _fail(path, "tls_server_config", "expected a mapping")
     for key in tls:
         if key not in TLS_FIELDS:
-            raise _fail(path, f"tls_server_config.{key}", f"unknown field; expected one of {', '.join(sorted(TLS_FIELDS))}")
+            raise _fail(path, f"tls_server_config.{key}",
+                        f"unknown field; expected one of {', '.join(sorted(TLS_FIELDS))}")
     for ignored in ("cipher_suites", "curve_preferences", "prefer_server_cipher_suites"):
         if tls.get(ignored) is not None:
             # Go cipher names do not map onto OpenSSL's; Python's defaults (TLS >= 1.2, AEAD) apply.

@@ -82,11 +82,6 @@ spec:
       min_events: 0
 """
 
-# Every (outcome, cause) a Slurm job can end with (exporters/scheduler/outcomes.py).
-SLURM_OUTCOMES = (("success", "none"), ("failed", "user"), ("oom", "user"), ("timeout", "user"),
-                  ("cancelled", "none"), ("cancelled", "system"), ("node_fail", "system"),
-                  ("boot_fail", "system"), ("preempted", "system"), ("deadline", "user"))
-
 NEEDS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "prometheus",
          "prometheus-alertmanager")
 
@@ -100,22 +95,6 @@ def cli(*argv: str) -> None:
         rc = main(list(argv))
     if rc:
         raise SystemExit(f"hpcwatch {' '.join(argv)} failed ({rc}): {err.getvalue().strip()}")
-
-
-def seed_scheduler_state(path: str, queues: Sequence[str]) -> None:
-    """Start the slurm collector with every outcome counter of `queues` at 0.
-
-    hpc_scheduler_jobs_finished_total series otherwise appear only when the first job of that
-    (queue, outcome, cause) ends, and Prometheus' increase() cannot see the step from no series to
-    the first value: a fresh exporter's first node failure would burn no budget. A long-running
-    exporter has them all in its state file; this writes that file (ledger format version 1).
-    """
-    rows = [[q, o, c, 0] for q in queues for o, c in SLURM_OUTCOMES]
-    doc = {"version": 1, "watermark": None, "overlap": 600.0, "counted": {}, "started": {},
-           "finished": rows, "wait": {}}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh)
 
 
 class Agent(Daemon):
@@ -263,6 +242,11 @@ def missing_requirements() -> str | None:
     return None
 
 
+def prometheus_ui(url: str) -> str:
+    """Where Prometheus' pages are: Debian's package serves only the classic UI, under /classic."""
+    return url if http_get(url + "/alerts")[0] == 200 else url + "/classic"
+
+
 # --------------------------------------------------------------------------------------------- the job mix
 
 class JobMix:
@@ -316,13 +300,28 @@ class JobMix:
 
 # --------------------------------------------------------------------------------------------- the command
 
+DEMO_HELP = """The whole stack on this machine (root, Debian 12 packages; `make deps` installs them).
+
+Slurm with accounting (3 slurmd), the cluster and node agents, Prometheus with every generated rule
+(plus SLOs for the demo cluster with windows of seconds to minutes), Alertmanager with the generated
+routing. A job mix runs: successes, user failures, pending jobs, and after --incident-after seconds
+a node fails under running jobs, so the job-success SLO pages. Pages are printed as they arrive.
+Everything listens on 127.0.0.1; Ctrl-C or SIGTERM stops it all and removes the work directory.
+
+examples:
+  hpcwatch demo                      # until Ctrl-C
+  hpcwatch demo --duration 300       # five minutes, then tear down
+  hpcwatch demo --keep               # keep logs and data (the directory is printed)
+"""
+
+
 class Stop(BaseException):
     """SIGTERM or SIGINT: unwind and tear down."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run Slurm, both agents, Prometheus and Alertmanager on this machine",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DEMO_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=0,
                    help="tear down after this many seconds (default: run until Ctrl-C or SIGTERM)")
     p.add_argument("--nodes", type=int, default=3, help="slurmd nodes to start (default: %(default)s)")
@@ -357,8 +356,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             _run(args, workdir, stack, say)
+        say("stopped; every daemon is gone")
     except Stop as stop:
-        say(f"{stop}: stopped, everything torn down")
+        say(f"{stop}: stopped; every daemon is gone")
     except Exception as exc:  # noqa: BLE001 - a daemon that did not start: say which and why, exit 1
         print(f"hpcwatch demo: {exc}", file=sys.stderr)
         return 1
@@ -396,7 +396,6 @@ def _run(args: argparse.Namespace, workdir: str, stack: contextlib.ExitStack, sa
     slurm = stack.enter_context(SlurmCluster(os.path.join(workdir, "slurm"), cluster_name="demo",
                                              nodes=args.nodes))
     state = os.path.join(workdir, "agent-cluster", "slurm-state.json")
-    seed_scheduler_state(state, ["debug", "gpu"])
     cluster = stack.enter_context(Agent(workdir, "cluster", [
         f"--collector.slurm.conf={slurm.conf_path}", "--collector.slurm.refresh-interval=2",
         f"--collector.slurm.state-file={state}"]))
@@ -408,9 +407,10 @@ def _run(args: argparse.Namespace, workdir: str, stack: contextlib.ExitStack, sa
     mix = JobMix(slurm, say, args.incident_after)
     mix.start()
     dashboards = os.path.join(deploy, "grafana", "dashboards")
+    ui = prometheus_ui(prom.url)
     print(f"""
-hpcwatch demo is up ({time.monotonic() - mix.began + 0:.0f}s to submit the first jobs). Open:
-  Prometheus      {prom.url}/alerts    (rules: {prom.url}/rules, targets: {prom.url}/targets)
+hpcwatch demo is up; jobs are running. Open:
+  Prometheus      {ui}/alerts    (rules: {ui}/rules, targets: {ui}/targets)
   Alertmanager    {am.url}/#/alerts
   cluster agent   {cluster.url}/metrics
   node agent      {node.url}/metrics

@@ -41,7 +41,7 @@ NODE_BOOT_TIME = "hpc_node_boot_time_seconds"
 # --- jobs collector (hpc_job_, exporters/jobs) -----------------------------------------------------
 JOB_INFO = "hpc_job_info"  # {jobid, user, uid}
 JOB_CPU_SECONDS = "hpc_job_cpu_seconds_total"  # {jobid, mode=user|system}
-JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node (assumed: not exported yet)
+JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node
 JOB_MEMORY_USAGE = "hpc_job_memory_usage_bytes"
 JOB_MEMORY_LIMIT = "hpc_job_memory_limit_bytes"
 JOB_MEMORY_MAX_USAGE = "hpc_job_memory_max_usage_bytes"
@@ -81,7 +81,7 @@ FABRIC_PORT_UP = "hpc_fabric_port_up"  # 1 when Active and LinkUp
 FABRIC_ERRORS = "hpc_fabric_port_errors_total"  # {device, port, counter=<sysfs counter name>}
 FABRIC_TRANSMIT_WAIT = "hpc_fabric_port_transmit_wait_total"  # ticks a port had data but no credits
 FABRIC_HW_EVENTS = "hpc_fabric_port_hw_events_total"  # {device, port, counter=<hw_counters name>}
-FABRIC_COUNTER_SATURATED = "hpc_fabric_port_counter_saturated"  # {device, port, counter}: 1 when pinned at max
+FABRIC_COUNTER_SATURATED = "hpc_fabric_port_pma_saturated"  # {device, port, counter}: 1 when pinned at max
 # `counter` label values of FABRIC_ERRORS and FABRIC_HW_EVENTS (the sysfs file names).
 FABRIC_SYMBOL_ERROR = "symbol_error"
 FABRIC_LINK_ERROR_RECOVERY = "link_error_recovery"

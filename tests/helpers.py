@@ -9,12 +9,11 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
-
 from hpcwatch.exporters.exposition import render_text
 from hpcwatch.exporters.registry import Collector, CollectorContext, Paths
 from hpcwatch.exporters.scrape import ScrapeCollector
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -86,7 +85,8 @@ def assert_promtool_clean(text: str) -> None:
 
 
 def collector_success(text: str) -> dict[str, float]:
-    return {dict(l)["collector"]: v for (n, l), v in samples(text).items() if n == "hpcwatch_collector_success"}
+    return {dict(labels)["collector"]: v for (n, labels), v in samples(text).items()
+            if n == "hpcwatch_collector_success"}
 
 
 def write_tree(root: str, files: dict[str, str | bytes]) -> str:

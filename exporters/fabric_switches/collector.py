@@ -202,7 +202,7 @@ class FabricSwitchesCollector(Collector):
                 basic = self._perfquery(switch.lid, extended=False) if needs_basic(ext) else {}
             except CommandError:
                 if ext_error is not None or not ext:
-                    raise ext_error or CommandError(f"perfquery -x of lid {switch.lid} reported no ports")
+                    raise ext_error or CommandError(f"perfquery -x of lid {switch.lid} reported no ports")  # noqa: B904
                 basic = {}
         except CommandError as exc:
             log_once(log, f"switch:{switch.guid}:{exc}", "perfquery of switch %s (%s, lid %d) failed: %s",

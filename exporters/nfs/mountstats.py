@@ -37,7 +37,8 @@ XPRT_FIELDS = {
              "failed_marshal", "bad_reply", "nomsg_call", "mrs_recycled", "mrs_orphaned", "mrs_allocated",
              "local_inv_needed", "empty_sendctx_q", "reply_waits_for_send"),
 }
-_DEVICE = re.compile(r"^device (?P<dev>\S+) mounted on (?P<mnt>\S+) with fstype (?P<fstype>\S+)(?: statvers=(?P<sv>\S+))?")
+_DEVICE = re.compile(
+    r"^device (?P<dev>\S+) mounted on (?P<mnt>\S+) with fstype (?P<fstype>\S+)(?: statvers=(?P<sv>\S+))?")
 _PV = re.compile(r"p/v:\s*(\d+)/(\d+)")
 _DIGITS = re.compile(r"^\d+$")
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.otel.metrics import OTLPMetricsPusher
 from hpcwatch.exporters.otel.traces import JobTracer
 from hpcwatch.exporters.registry import Collector, CollectorContext
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 
 class OTelSelfCollector(Collector):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.metrics_core import Metric
+from collections.abc import Iterable, Iterator
 
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger
 from hpcwatch.exporters.scheduler.model import Histogram, QueueSnapshot
+from hpcwatch.exporters.scheduler.outcomes import NEUTRAL_PAIRS
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 
 
 def up_family(cluster: str, up: bool) -> GaugeMetricFamily:
@@ -42,18 +42,34 @@ def snapshot_families(snap: QueueSnapshot) -> Iterator[Metric]:
         yield fam
 
 
-def ledger_families(cluster: str, ledger: FinishedJobLedger) -> Iterator[Metric]:
-    """Finished-job counters and the queue-wait histogram; both persist across restarts."""
+def ledger_families(cluster: str, ledger: FinishedJobLedger, queues: Iterable[str] = ()) -> Iterator[Metric]:
+    """Finished-job counters and the queue-wait histogram; both persist across restarts.
+
+    Every (outcome, cause) pair of every known queue (`queues` from the live snapshot, plus those
+    with counts) is exported, 0 until its first job, so rate() and increase() see the first one.
+    """
     fin = CounterMetricFamily("hpc_scheduler_jobs_finished",
                               "Job runs that reached a terminal state, each counted once, by outcome and "
                               "who is to blame (cause: user, system, none).",
                               labels=["cluster", "queue", "outcome", "cause"])
-    for (queue, outcome, cause), n in sorted(ledger.finished.items()):
+    counts = dict(ledger.finished)
+    for queue in set(queues) | {q for q, _, _ in counts}:
+        for outcome, cause in NEUTRAL_PAIRS:
+            counts.setdefault((queue, outcome, cause), 0)
+    for (queue, outcome, cause), n in sorted(counts.items()):
         fin.add_metric([cluster, queue, outcome, cause], n)
     yield fin
     yield histogram_family("hpc_scheduler_queue_wait_seconds",
                            "Queue wait of each job run (start - eligible), observed once per run when it "
                            "starts, or from accounting when it finished unseen.", cluster, ledger.wait)
+
+
+def known_queues(snap: object) -> set[str]:
+    """Queues the live snapshot knows (from jobs and capacity); empty before the first refresh."""
+    queue = getattr(snap, "queue", None)
+    if queue is None:
+        return set()
+    return ({q for q, _ in queue.jobs} | {q for q, _ in queue.nodes}) - {""}
 
 
 def lag_family(cluster: str, watermark: float | None) -> GaugeMetricFamily:

@@ -146,3 +146,17 @@ def flux_outcome(result: str, exception_type: str = "", exception_note: str = ""
 
 def flux_live_state(state: str) -> str | None:
     return FLUX_LIVE.get((state or "").upper())
+
+
+def _neutral_pairs() -> tuple[tuple[str, str], ...]:
+    """Every (outcome, cause) either adapter can produce; each queue exports all of them from the start."""
+    pairs = set(SLURM_TERMINAL.values()) | {("cancelled", "system"), ("failed", "user")}
+    pairs |= set(FLUX_EXCEPTIONS.values()) | {("success", "none"), ("timeout", "user"), ("node_fail", "system"),
+                                              ("cancelled", "none"), ("failed", "system"), ("failed", "user")}
+    return tuple(sorted(pairs))
+
+
+# Exported as 0 for every known queue before the first such job ends: Prometheus' increase() cannot
+# see a series' first sample, so without the zero the first node failure of a fresh agent would
+# burn no error budget (VictoriaMetrics would count it: the two engines would disagree).
+NEUTRAL_PAIRS = _neutral_pairs()

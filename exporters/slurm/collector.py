@@ -15,21 +15,34 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
 from hpcwatch.exporters.command import CommandError, run_command
 from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
-from hpcwatch.exporters.scheduler.families import lag_family, ledger_families, snapshot_families, up_family
+from hpcwatch.exporters.scheduler.families import (
+    known_queues as _queues,
+)
+from hpcwatch.exporters.scheduler.families import (
+    lag_family,
+    ledger_families,
+    snapshot_families,
+    up_family,
+)
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, StateFileError, load_ledger
-from hpcwatch.exporters.scheduler.model import (DEFAULT_WAIT_BUCKETS, Histogram, QueueSnapshot, cap_label,
-                                                parse_buckets, run_key)
+from hpcwatch.exporters.scheduler.model import (
+    DEFAULT_WAIT_BUCKETS,
+    Histogram,
+    QueueSnapshot,
+    cap_label,
+    parse_buckets,
+    run_key,
+)
 from hpcwatch.exporters.scheduler.outcomes import slurm_live_state
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.slurm import parse
 from hpcwatch.exporters.snapshot import SnapshotSource
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.slurm")
 
@@ -362,7 +375,7 @@ class SlurmCollector(Collector):
         if len(cached_key) != len(key) or any(a is not b for a, b in zip(cached_key, key)):
             families = []
             if published is not None:
-                families.extend(ledger_families(cluster, published))
+                families.extend(ledger_families(cluster, published, _queues(snap)))
             if snap is not None:
                 families.extend(snapshot_families(snap.queue))
                 families.extend(self._slurm_families(cluster, snap))

@@ -82,7 +82,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 def _time_ticks(t0: float, t1: float) -> list[tuple[float, str]]:
     span = max(1.0, t1 - t0)
-    for step, fmt in ((3600, "%H:%M"), (6 * 3600, "%d %b %H:%M"), (86400, "%d %b"), (2 * 86400, "%d %b"),
+    for step, fmt in ((3600, "%H:%M"),  # noqa: B007 - the loop picks `fmt`, used below (6 * 3600, "%d %b %H:%M"), (86400, "%d %b"), (2 * 86400, "%d %b"),
                       (7 * 86400, "%d %b"), (14 * 86400, "%d %b"), (30 * 86400, "%b %Y")):
         if span / step <= 9:
             break

@@ -100,6 +100,7 @@ class AlertRun:
     at_resolve: dict[str, float | None] = dataclasses.field(default_factory=dict)
     notifications: list[tuple[float, str, dict]] = dataclasses.field(default_factory=list)
     diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    agents: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def pages(self, engine: str, status: str | None = None) -> list[tuple[float, dict]]:
         """(time, alert) of every JobSuccessSLO page alert that engine's Alertmanager sent on-call."""
@@ -144,6 +145,15 @@ class Scenario:
         self.run.timings[name] = round(time.monotonic() - began, 1)
 
     # -- phases --
+    def scraping(self) -> None:
+        """Prometheus starts scraping static targets a few seconds after it is ready (its discovery
+        manager batches updates for 5 s); jobs that end before the first scrape would be no increase."""
+        t = time.monotonic()
+        for engine in self.engines:
+            for job in ("hpcwatch-cluster", "hpcwatch-node"):
+                wait_for(lambda e=engine, j=job: value(self.engines[e], f'up{{job="{j}"}}') == 1, SEEN_WITHIN)
+        self.phase("both agents scraped, samples in both engines", t)
+
     def healthy(self) -> None:
         t = time.monotonic()
         jobs = self.submit(5, "true")
@@ -192,7 +202,7 @@ class Scenario:
 
     def first(self, engine: str, status: str, since: float) -> Notification | None:
         """The first on-call notification of the page with `status` from that engine since `since`."""
-        for at, alert in self.refresh().pages(engine, status):
+        for at, _alert in self.refresh().pages(engine, status):
             if at >= since:
                 doc = next(d for a, p, d in self.run.notifications if a == at and p == f"/{engine}/oncall")
                 return Notification(at, round(at - since, 1), doc)

@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from alertpath import CATALOGUE, CLUSTER, QUEUE, WINDOWS, AlertRun, Scenario, require_e2e, value
+from alertpath import CATALOGUE, CLUSTER, WINDOWS, AlertRun, Scenario, require_e2e
 
 from hpcwatch import demo
 
@@ -28,7 +28,6 @@ def alert_run(tmp_path_factory, request) -> AlertRun:
         hook = stack.enter_context(demo.WebhookReceiver())
         slurm = stack.enter_context(SlurmCluster(os.path.join(work, "slurm"), cluster_name=CLUSTER, nodes=4))
         state = os.path.join(work, "slurm-state.json")
-        demo.seed_scheduler_state(state, [QUEUE])
         cluster = stack.enter_context(demo.Agent(work, "cluster", [
             f"--collector.slurm.conf={slurm.conf_path}", "--collector.slurm.refresh-interval=2",
             f"--collector.slurm.state-file={state}"]))
@@ -47,24 +46,41 @@ def alert_run(tmp_path_factory, request) -> AlertRun:
                                                           "-datasource.queryStep=5s"]))
         timings["stack up"] = round(time.monotonic() - t0, 1)
         scenario = Scenario(slurm, prom, vm, vmalert, hook)
+        scenario.scraping()
         scenario.healthy()
         scenario.user_failures_alone()
         scenario.system_failures()
         scenario.recovery()
         run = scenario.run
-        run.diagnostics["node agent up"] = value(prom, 'up{job="hpcwatch-node"}')
-        run.diagnostics["cluster agent up"] = value(prom, 'up{job="hpcwatch-cluster"}')
+        for what, expr in (("up", 'min by (job) (up{job=~"hpcwatch-.*"})'),
+                           ("collector_success", "min by (job) (min_over_time(hpcwatch_collector_success[5m]))")):
+            for r in prom.query(expr):
+                run.agents.setdefault(r["metric"]["job"], {})[what] = float(r["value"][1])
         t = time.monotonic()
     timings.update(run.timings)
     timings["teardown"] = round(time.monotonic() - t, 1)
     timings["total"] = round(time.monotonic() - t0, 1)
     run.timings = timings
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line("e2e alert path timings (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()))
-        for engine in ("prom", "vm"):
-            p, r = run.page.get(engine), run.resolved.get(engine)
-            reporter.write_line(f"  {engine}: page {p.after if p else 'none'}s after the burn, resolved "
-                                f"{r.after if r else 'not seen'}s after recovery")
+    report_timings(request.config, run)
     return run
+
+
+def report_timings(config, run: AlertRun) -> None:
+    """Timings on the terminal (outside output capture), so every run shows them."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    lines = ["", "e2e alert path timings (s): " + ", ".join(f"{k} {v}" for k, v in run.timings.items())]
+    for engine, name in (("prom", "Prometheus"), ("vm", "vmalert")):
+        p, r = run.page.get(engine), run.resolved.get(engine)
+        lines.append(f"  {name}: page on-call {p.after if p else 'NOT SEEN'}s after the nodes went down, "
+                     f"resolved {r.after if r else 'NOT SEEN'}s after they resumed")
+    paths: dict[str, int] = {}
+    for _at, path, doc in run.notifications:
+        key = f"{path} {doc.get('status')}"
+        paths[key] = paths.get(key, 0) + 1
+    lines.append("  notifications: " + ", ".join(f"{k} x{n}" for k, n in sorted(paths.items())))
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        for line in lines:
+            reporter.write_line(line)

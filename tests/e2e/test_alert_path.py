@@ -15,6 +15,12 @@ PAGE_LABELS = {"alertname": ALERT, "sloth_severity": "page", "severity": "critic
                "sloth_id": f"hpc-{SLO}", "team": "hpc-ops"}
 
 
+def test_both_agents_scraped_and_every_collector_healthy(alert_run):
+    # Over the whole run: both agents answered, and no collector ever reported success 0.
+    assert alert_run.agents == {"hpcwatch-cluster": {"up": 1, "collector_success": 1},
+                                "hpcwatch-node": {"up": 1, "collector_success": 1}}, alert_run.agents
+
+
 def test_user_failures_alone_do_not_page(alert_run):
     seen = alert_run.user_phase["prom"]
     assert seen["seen"], f"Prometheus never recorded the user failures: {seen}"

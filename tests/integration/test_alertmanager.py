@@ -26,7 +26,8 @@ def _config(tmp_path, oncall: str = RECEIVERS["pagerduty"]) -> str:
 
 
 def _amtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([helpers.require_binary("amtool"), *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run([helpers.require_binary("amtool"), *args], capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 @pytest.mark.parametrize("kind", sorted(RECEIVERS))

@@ -21,8 +21,8 @@ def _write(tmp_path, tests: dict | str | None = None) -> tuple[str, str]:
 
 
 def _promtool(*args: str, cwd: str) -> subprocess.CompletedProcess:
-    return subprocess.run([helpers.require_binary("promtool"), *args], capture_output=True, text=True, cwd=cwd, check=False,
-                          timeout=120)
+    return subprocess.run([helpers.require_binary("promtool"), *args], capture_output=True, text=True, cwd=cwd,
+                          check=False, timeout=120)
 
 
 def test_rules_pass_promtool_lint(tmp_path):
@@ -65,7 +65,8 @@ def test_deploy_rules_and_tests_pass_promtool():
 def test_vmalert_loads_the_rules(tmp_path):
     rules, _ = _write(tmp_path)
     vmalert = helpers.require_binary("vmalert")
-    proc = subprocess.run([vmalert, f"-rule={rules}", "-dryRun"], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run([vmalert, f"-rule={rules}", "-dryRun"], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     bad = proc.stdout.replace(rules, "x")  # a broken rule file makes vmalert log `error` and exit non-zero
     assert "cannot parse" not in bad

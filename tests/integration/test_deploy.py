@@ -41,7 +41,8 @@ def test_systemd_unit_verifies_and_is_hardened(unit, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "not safe" not in proc.stderr and "Unknown" not in proc.stderr, proc.stderr
     for directive in ("User=hpcwatch", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                      "PrivateTmp=yes", "CapabilityBoundingSet=\n", "ReadOnlyPaths=/", "EnvironmentFile=-/etc/default/"):
+                      "PrivateTmp=yes", "CapabilityBoundingSet=\n", "ReadOnlyPaths=/",
+                      "EnvironmentFile=-/etc/default/"):
         assert directive in text, f"{unit} lacks {directive.strip()}"
 
 

@@ -15,6 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from helpers import values
+from hpcwatch.exporters.events import publish_finished_job, subscribe_finished_jobs
+from hpcwatch.exporters.otel.collector import OTelSelfCollector
+from hpcwatch.exporters.otel.metrics import OTLPMetricsPusher, convert_families
+from hpcwatch.exporters.otel.traces import JobTracer
+from hpcwatch.exporters.registry import Collector
+from hpcwatch.exporters.serve import Exporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -23,13 +29,6 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-
-from hpcwatch.exporters.events import publish_finished_job, subscribe_finished_jobs
-from hpcwatch.exporters.otel.collector import OTelSelfCollector
-from hpcwatch.exporters.otel.metrics import OTLPMetricsPusher, convert_families
-from hpcwatch.exporters.otel.traces import JobTracer
-from hpcwatch.exporters.registry import Collector
-from hpcwatch.exporters.serve import Exporter
 
 VENV_BIN = os.path.dirname(sys.executable)
 T0 = 1_700_000_000.0

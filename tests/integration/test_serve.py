@@ -19,12 +19,11 @@ import urllib.request
 import bcrypt
 import pytest
 from helpers import assert_promtool_clean, collector_success, require_binary, values
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
 from hpcwatch.exporters.registry import Collector, load_all
 from hpcwatch.exporters.serve import Exporter, parse_listen_address
 from hpcwatch.exporters.snapshot import SnapshotSource
 from hpcwatch.exporters.webconfig import WebConfigError, load_web_config
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 VENV_BIN = os.path.dirname(sys.executable)
 

@@ -12,7 +12,6 @@ import time
 
 import helpers
 import pytest
-
 from hpcwatch.exporters.slurm.collector import SlurmCollector
 
 pytestmark = [pytest.mark.daemons, pytest.mark.slow]

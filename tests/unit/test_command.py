@@ -1,7 +1,6 @@
 """run_command: argument lists only, timeouts, pinned environment, failures named."""
 
 import pytest
-
 from hpcwatch.exporters.command import CommandError, run_command
 
 

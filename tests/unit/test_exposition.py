@@ -2,6 +2,7 @@
 
 import string
 
+from hpcwatch.exporters.exposition import render_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -13,8 +14,6 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 from prometheus_client.exposition import generate_latest
-
-from hpcwatch.exporters.exposition import render_text
 
 NAMES = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12).map(lambda s: "hpc_" + s)
 LABEL_NAMES = st.lists(st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=6), max_size=3, unique=True)

@@ -9,11 +9,10 @@ import stat
 
 import helpers
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from hpcwatch.exporters.flux import parse
 from hpcwatch.exporters.flux.collector import FluxCollector
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "flux")
 

@@ -138,7 +138,8 @@ def test_collector_node_agent_runs_no_mmdf_by_default(tmp_path):
 
 
 def test_collector_cluster_agent_runs_mmdf_for_the_filesystems_mmpmon_reports(tmp_path):
-    ctx = helpers.make_context(cls=GpfsCollector, agent="cluster", **{"bin-dir": fake_bin(tmp_path, "mmhealth_5.2.txt")})
+    ctx = helpers.make_context(cls=GpfsCollector, agent="cluster",
+                               **{"bin-dir": fake_bin(tmp_path, "mmhealth_5.2.txt")})
     c = GpfsCollector(ctx)
     names = [s.name for s in c.sources()]
     assert names == ["gpfs_mmpmon", "gpfs_mmhealth", "gpfs_mmdf"]

@@ -44,7 +44,7 @@ def tree(tmp_path):
 
 def test_cgroup_v1_layout():
     text = scrape(os.path.join(FIXTURES, "v1"))
-    v = lambda name, **l: helpers.values(text, name, **l)
+    v = lambda name, **labels: helpers.values(text, name, **labels)
     assert helpers.series_labels(text, "hpc_job_info") == [
         {"jobid": "5", "user": user(0), "uid": "0"}, {"jobid": "7", "user": user(1000), "uid": "1000"}]
     ticks = os.sysconf("SC_CLK_TCK")
@@ -68,7 +68,7 @@ def test_cgroup_v1_layout():
 
 def test_cgroup_v2_layout():
     text = scrape(os.path.join(FIXTURES, "v2"))
-    v = lambda name, **l: helpers.values(text, name, **l)
+    v = lambda name, **labels: helpers.values(text, name, **labels)
     assert helpers.series_labels(text, "hpc_job_info") == [
         {"jobid": "77", "user": user(1000), "uid": "1000"}, {"jobid": "78", "user": user(0), "uid": "0"}]
     assert v("hpc_job_cpu_seconds_total", jobid="77", mode="user") == [4.5]

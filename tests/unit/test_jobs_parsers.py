@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hpcwatch.exporters.jobs import cgroupfs as cg
 import pytest
+from hpcwatch.exporters.jobs import cgroupfs as cg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

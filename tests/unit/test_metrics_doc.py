@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from helpers import assert_promtool_clean
-
 from hpcwatch.exporters.registry import load_all
+
 from hpcwatch.metricsdoc import _render, document, families_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

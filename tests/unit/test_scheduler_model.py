@@ -6,12 +6,24 @@ import json
 import os
 
 import pytest
-
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, load_ledger
-from hpcwatch.exporters.scheduler.model import (DEFAULT_WAIT_BUCKETS, FinishedJob, Histogram, cap_label,
-                                                parse_buckets, run_key)
-from hpcwatch.exporters.scheduler.outcomes import (CAUSES, OUTCOMES, SLURM_TERMINAL, UnknownStateError,
-                                                   flux_outcome, slurm_live_state, slurm_outcome)
+from hpcwatch.exporters.scheduler.model import (
+    DEFAULT_WAIT_BUCKETS,
+    FinishedJob,
+    Histogram,
+    cap_label,
+    parse_buckets,
+    run_key,
+)
+from hpcwatch.exporters.scheduler.outcomes import (
+    CAUSES,
+    OUTCOMES,
+    SLURM_TERMINAL,
+    UnknownStateError,
+    flux_outcome,
+    slurm_live_state,
+    slurm_outcome,
+)
 
 
 @pytest.mark.parametrize("state,exit_code,uid,expected", [

@@ -9,7 +9,6 @@ import threading
 
 import helpers
 import pytest
-
 from hpcwatch.exporters.slurm.collector import SlurmCollector
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slurm")
@@ -195,7 +194,8 @@ def test_hostile_label_values_are_escaped_capped_and_promtool_clean(fake, tmp_pa
     reasons = {lab["reason"] for lab in helpers.series_labels(text, "hpc_slurm_pending_jobs")}
     assert all(len(r) == 128 for r in reasons) and next(iter(reasons)).startswith("Reason with | pipe \"")
     assert helpers.values(text, "hpc_slurm_account_jobs", account='acc"ount') == [1]
-    assert helpers.values(text, "hpc_scheduler_jobs_finished_total", outcome="failed") == [1]
+    finished = helpers.values(text, "hpc_scheduler_jobs_finished_total", outcome="failed")
+    assert sorted(finished)[-1:] == [1] and sum(finished) == 1  # the rest are the zero-initialised series
 
 
 def test_per_user_counts_are_capped(fake, tmp_path):
@@ -211,3 +211,25 @@ def test_per_user_counts_are_capped(fake, tmp_path):
 def test_absent_commands_skip_the_collector(tmp_path):
     ctx = helpers.make_context(agent="cluster", cls=SlurmCollector, **{"bin-dir": str(tmp_path)})
     assert "not found" in SlurmCollector(ctx).available()
+
+
+def test_every_outcome_of_every_known_queue_starts_at_zero(fake, tmp_path):
+    """increase() cannot see a series' first sample: the first node failure must find a 0 to rise from."""
+    from hpcwatch.exporters.scheduler.outcomes import NEUTRAL_PAIRS
+
+    fake.set("sacct", "")  # no job has finished yet
+    c = collector(fake, tmp_path)
+    assert c.available() is None
+    for source in c.sources():
+        assert source.refresh_now()
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    series = helpers.series_labels(text, "hpc_scheduler_jobs_finished_total")
+    queues = {s["queue"] for s in series}
+    assert queues and "" not in queues
+    assert queues >= {s["queue"] for s in helpers.series_labels(text, "hpc_scheduler_nodes")}
+    for q in queues:
+        pairs = {(s["outcome"], s["cause"]) for s in series if s["queue"] == q}
+        assert pairs == set(NEUTRAL_PAIRS)
+    assert set(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == {0.0}
+    assert ("node_fail", "system") in NEUTRAL_PAIRS and ("cancelled", "system") in NEUTRAL_PAIRS

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from hpcwatch.exporters.slurm import parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hpcwatch.exporters.slurm import parse
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slurm")
 
@@ -131,3 +130,16 @@ def test_fuzz_sdiag_raises_only_its_own_error(text):
         parse.parse_sdiag(text)
     except parse.SlurmParseError:
         pass
+
+
+def test_sacct_record_without_partition_waits_for_the_complete_one():
+    """Right after a job ends slurmdbd may return it with no Partition and Eligible Unknown: not counted
+    then (it would land under queue=""), counted once when the complete record comes back."""
+    times = "2026-11-21T15:09:45|2026-11-21T15:09:50|root|0|root|1\n"
+    incomplete = "41|41||FAILED|1:0|2026-11-21T15:09:43|Unknown|" + times
+    complete = "41|41|debug|FAILED|1:0|2026-11-21T15:09:43|2026-11-21T15:09:43|" + times
+    records, skipped = parse.parse_sacct(incomplete)
+    assert skipped == 0 and len(records) == 1
+    assert parse.sacct_to_finished(records, "c") == ([], 0)
+    runs, unknown = parse.sacct_to_finished(parse.parse_sacct(complete)[0], "c")
+    assert unknown == 0 and [(r.queue, r.outcome, r.cause) for r in runs] == [("debug", "failed", "user")]
