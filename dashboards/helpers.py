@@ -208,8 +208,10 @@ def query_variable(name: str, label: str, query: str, multi: bool = True, includ
 
 
 def cluster_variable() -> g.Template:
+    """Clusters as the scheduler families name them (from slurm.conf or the Flux option): the agents' own
+    health series carry no `cluster` label, since no shipped scrape config adds one."""
     from hpcwatch import metric_names as n
-    return query_variable("cluster", "Cluster", f"label_values({n.COLLECTOR_SUCCESS}, cluster)")
+    return query_variable("cluster", "Cluster", f"label_values({n.SCHED_UP}, cluster)")
 
 
 def instance_variable(metric: str, multi: bool = True) -> g.Template:
