@@ -28,8 +28,10 @@ def build() -> Dashboard:
     md = f'operation!~"{n.LUSTRE_DATA_OPS}",{c}'
     panels = [
         row("Lustre"),
-        timeseries("Lustre client throughput", "Bytes per second all clients read and wrote, per filesystem and operation.",
-                   [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_BYTES}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")], "Bps", min_=0),
+        timeseries("Lustre client throughput",
+                   "Bytes per second all clients read and wrote, per filesystem and operation.",
+                   [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_BYTES}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")],
+                   "Bps", min_=0),
         timeseries("Lustre client operations", "Operations per second from all clients, by operation "
                    "(open, close, getattr, ... are metadata).",
                    [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_OPS}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")],

@@ -64,7 +64,8 @@ def build() -> Dashboard:
                    [Q(f"sum by (jobid, operation) (rate({n.LUSTRE_JOB_BYTES}{{{J}}}[{RI}]))",
                       "{{jobid}} {{operation}}")], "Bps"),
         timeseries("Lustre metadata operations", "Metadata operations per second the job made on the MDTs.",
-                   [Q(f'sum by (jobid, operation) (rate({n.LUSTRE_JOB_OPS}{{operation!~"{n.LUSTRE_DATA_OPS}",{J}}}[{RI}]))',
+                   [Q(f'sum by (jobid, operation) '
+                      f'(rate({n.LUSTRE_JOB_OPS}{{operation!~"{n.LUSTRE_DATA_OPS}",{J}}}[{RI}]))',
                       "{{jobid}} {{operation}}")], "ops"),
     ]
     jobid = query_variable("jobid", "Job", f'label_values({n.JOB_INFO}{{{CLUSTER}}}, jobid)')
