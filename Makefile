@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEB_PKGS := munge:munged mariadb-server:mariadbd slurm-wlm:slurmctld slurmdbd:slurmdbd \
 	prometheus:prometheus prometheus-alertmanager:amtool prometheus-pushgateway:prometheus-pushgateway \
 	victoria-metrics:vmalert prometheus-node-exporter:prometheus-node-exporter chromium:chromium \
-	kubernetes-client:kubectl systemd:systemd-analyze
+	kubernetes-client:kubectl systemd:systemd-analyze openssl:openssl
 PYTEST_ARGS ?=
 
 .PHONY: run test deps venv generate check-generated demo lint bench clean
@@ -23,6 +23,7 @@ test: deps venv
 deps:
 	@missing=""; for pb in $(DEB_PKGS); do p=$${pb%%:*}; b=$${pb##*:}; \
 	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || [ -x /usr/bin/$$b ] || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "deps: installing$$missing"; \
