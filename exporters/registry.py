@@ -131,13 +131,7 @@ def register(cls: type[Collector]) -> type[Collector]:
 def load_all() -> dict[str, type[Collector]]:
     """Import every collector module and return the registry, sorted by name."""
     for module in COLLECTOR_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # Only tolerate the module itself being absent (not yet built), never a broken import inside it.
-            if exc.name != module:
-                raise
-            log.debug("collector module %s not present", module)
+        importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))
 
 

@@ -20,12 +20,15 @@ and Alertmanager routing as code.
 EPILOG = """common tasks:
   hpcwatch serve                        start the node agent on :19466
   hpcwatch serve --agent cluster        start the cluster agent (Slurm/Flux) on :19467
-  hpcwatch slo generate -i slos/ -o rules/   SLO specs to Prometheus rules
+  hpcwatch slo generate -i slos/ -o rules/   SLO specs to Prometheus rules, alerts and promtool tests
+  hpcwatch slo report --spec slos/ --jobs sacct.txt --format html -o report.html
+                                        replay SLOs over job history: budgets, burn, when alerts fire
   hpcwatch generate                     write the default artifacts under deploy/
+  hpcwatch demo                         (root, Debian 12) Slurm + agents + Prometheus + Alertmanager here
   hpcwatch <command> --help             details of one command
 """
 
-# (module, is-it-required). Modules for later capabilities register themselves once they exist.
+# Each module adds its subcommand(s) with register(subparsers).
 COMMAND_MODULES = (
     "hpcwatch.exporters.cli",
     "hpcwatch.slo.cli",
@@ -45,13 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda _a: print(f"hpcwatch {__version__}") or 0)
     for module in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(sub)
+        importlib.import_module(module).register(sub)
     return parser
 
 
