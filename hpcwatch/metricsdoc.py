@@ -8,9 +8,9 @@ import os
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hpcwatch.exporters.exposition import render_text
 from hpcwatch.exporters.registry import Collector, load_all
 from hpcwatch.exporters.scrape import ScrapeCollector
 
@@ -44,7 +44,7 @@ def _render(collectors: Iterable[Collector]) -> str:
     reg = CollectorRegistry(auto_describe=False)
     reg.register(scrape)
     try:
-        return generate_latest(reg).decode()
+        return render_text(reg.collect()).decode()
     finally:
         scrape.close()
         for c in collectors:

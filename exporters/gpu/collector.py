@@ -18,7 +18,7 @@ from typing import Any
 
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpu import fields, nvml
-from hpcwatch.exporters.gpu.families import FamilyBuilder
+from hpcwatch.exporters.gpu.families import FamilyBuilder, label_values
 from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
 from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
@@ -48,6 +48,86 @@ CLOCK_REASONS = (
 
 _F = fields.DEVICE_FIELDS
 _L = fields.LINK_FIELDS
+
+
+# One sample a field value becomes: (family, (fieldId, scopeId), checked label values, scale).
+Row = tuple[str, tuple[int, int], tuple[str, ...], float]
+
+
+def _row(family: str, field: str, scope: int, labels: tuple[str, ...], scale: float = 1) -> Row:
+    return (family, ((_F.get(field) or _L[field]), scope), label_values(family, labels), scale)
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldPlan:
+    """What one GPU's field values become, the same every scrape: the (fieldId, scopeId) request and,
+    per reading, its family, label values and scale. Built once per GPU (index, UUID and link count),
+    so a scrape only looks values up and appends samples."""
+
+    request: nvml.FieldRequest
+    dev: tuple[str, ...]
+    power: tuple[int, int]
+    ecc: tuple[int, int]
+    rows: tuple[Row, ...]  # exported whenever NVML gives a value
+    ecc_rows: tuple[Row, ...]  # only while ECC is enabled
+    link_state: tuple[tuple[tuple[int, int], tuple[str, ...]], ...]  # per link: state field, labels
+
+    @classmethod
+    def build(cls, label: str, uuid: str, link_count: int) -> FieldPlan:
+        dev = (label, uuid)
+        rows: list[Row] = [
+            _row("hpc_gpu_energy_joules_total", "NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 0, dev, 1e-3),
+            _row("hpc_gpu_memory_temperature_celsius", "NVML_FI_DEV_MEMORY_TEMP", 0, dev),
+            _row("hpc_gpu_pcie_replays_total", "NVML_FI_DEV_PCIE_REPLAY_COUNTER", 0, dev),
+            _row("hpc_gpu_pcie_transmit_bytes_total", "NVML_FI_DEV_PCIE_COUNT_TX_BYTES", 0, dev),
+            _row("hpc_gpu_pcie_receive_bytes_total", "NVML_FI_DEV_PCIE_COUNT_RX_BYTES", 0, dev),
+            _row("hpc_gpu_retired_pages_pending", "NVML_FI_DEV_RETIRED_PENDING", 0, dev),
+            _row("hpc_gpu_retired_pages", "NVML_FI_DEV_RETIRED_SBE", 0, dev + ("single_bit",)),
+            _row("hpc_gpu_retired_pages", "NVML_FI_DEV_RETIRED_DBE", 0, dev + ("double_bit",)),
+        ]
+        for field, state in (
+            ("NVML_FI_DEV_REMAPPED_COR", "corrected"),
+            ("NVML_FI_DEV_REMAPPED_UNC", "uncorrected"),
+            ("NVML_FI_DEV_REMAPPED_PENDING", "pending"),
+            ("NVML_FI_DEV_REMAPPED_FAILURE", "failure"),
+        ):
+            rows.append(_row("hpc_gpu_remapped_rows", field, 0, dev + (state,)))
+        ecc_rows = [
+            _row("hpc_gpu_ecc_errors_total", field, 0, dev + (kind, counter))
+            for field, kind, counter in (
+                ("NVML_FI_DEV_ECC_SBE_VOL_TOTAL", "corrected", "volatile"),
+                ("NVML_FI_DEV_ECC_DBE_VOL_TOTAL", "uncorrected", "volatile"),
+                ("NVML_FI_DEV_ECC_SBE_AGG_TOTAL", "corrected", "aggregate"),
+                ("NVML_FI_DEV_ECC_DBE_AGG_TOTAL", "uncorrected", "aggregate"),
+            )
+        ]
+        link_state = []
+        for link in range(link_count):
+            ln = dev + (str(link),)
+            link_state.append(
+                ((_L["NVML_FI_DEV_NVLINK_GET_STATE"], link), label_values("hpc_gpu_nvlink_up", ln))
+            )
+            for field, kind in (
+                ("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", "replay"),
+                ("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", "recovery"),
+                ("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "crc"),
+            ):
+                rows.append(_row("hpc_gpu_nvlink_errors_total", field, link, ln + (kind,)))
+            # Throughput fields count KiB.
+            for family, field in (
+                ("hpc_gpu_nvlink_transmit_bytes_total", "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX"),
+                ("hpc_gpu_nvlink_receive_bytes_total", "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX"),
+            ):
+                rows.append(_row(family, field, link, ln, 1024))
+        return cls(
+            request=nvml.FieldRequest(fields.request(link_count)),
+            dev=label_values("hpc_gpu_power_watts", dev),
+            power=(_F["NVML_FI_DEV_POWER_INSTANT"], 0),
+            ecc=(_F["NVML_FI_DEV_ECC_CURRENT"], 0),
+            rows=tuple(rows),
+            ecc_rows=tuple(ecc_rows),
+            link_state=tuple(link_state),
+        )
 
 
 class GpuLost(Exception):
@@ -128,6 +208,8 @@ class GpuCollector(Collector):
         self._initialised = False
         self._started = False
         self._noted: set[str] = set()
+        self._noted_fields: set[tuple[str, str, int, int, int]] = set()
+        self._plans: dict[tuple[str, str, int], FieldPlan] = {}
 
     # --- life cycle -------------------------------------------------------------------------------
     def available(self) -> str | None:
@@ -188,11 +270,20 @@ class GpuCollector(Collector):
         return ""
 
     def _call(
-        self, gpu_label: str, fn_name: str, *args: Any, quiet: Iterable[int] = (), **kwargs: Any
+        self,
+        gpu_label: str,
+        fn_name: str,
+        *args: Any,
+        quiet: Iterable[int] = (),
+        via: Any = None,
+        **kwargs: Any,
     ) -> Any:
-        """Call NVML; GPU lost raises GpuLost, any other NVML error is logged once and gives None."""
+        """Call NVML; GPU lost raises GpuLost, any other NVML error is logged once and gives None.
+        `via(lib, *args)` is a helper in `nvml` that makes the call `fn_name` names in its own way."""
         lib = self.lib
         try:
+            if via is not None:
+                return via(lib, *args, **kwargs)
             return getattr(lib, fn_name)(*args, **kwargs)
         except lib.NVMLError as exc:
             code = nvml.error_code(exc)
@@ -294,92 +385,59 @@ class GpuCollector(Collector):
         self._mapped_jobs(job_map, (gpu.label, gpu.uuid), dev, out)
         out.add("hpc_gpu_up", dev, 1)
 
+    def _plan(self, gpu: Gpu) -> FieldPlan:
+        key = (gpu.label, gpu.uuid, gpu.link_count)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = FieldPlan.build(gpu.label, gpu.uuid, gpu.link_count)
+        return plan
+
     def _fields(self, gpu: Gpu, out: FamilyBuilder) -> None:
-        lib, dev = self.lib, (gpu.label, gpu.uuid)
+        lib = self.lib
+        plan = self._plan(gpu)
         records = self._call(
-            gpu.label, "nvmlDeviceGetFieldValues", gpu.handle, fields.request(gpu.link_count)
+            gpu.label, "nvmlDeviceGetFieldValues", gpu.handle, plan.request, via=nvml.field_values
         )
-        readings = fields.decode(records or ())
-        for r in readings:
+        v, missing = fields.decode_values(records if records is not None else ())
+        for r in missing:
             if r.status == lib.NVML_ERROR_GPU_IS_LOST:
                 raise GpuLost(gpu.label)
-            if r.value is None:
-                name = fields.FIELD_NAMES.get(r.field_id, str(r.field_id))
-                why = "sentinel value" if r.sentinel else f"nvmlReturn {r.status}"
-                who = self._who(gpu.label)
-                self._debug_once(
-                    f"{who}:field:{r.field_id}:{r.scope_id}:{r.status}",
-                    "gpu %s: field %s (scope %d) left out: %s",
-                    who,
-                    name,
-                    r.scope_id,
-                    why,
-                )
-        v = fields.by_key(readings)
-
-        def get(name: str, scope: int = 0) -> float | None:
-            return v.get((_F.get(name) or _L[name], scope))
-
-        power = get("NVML_FI_DEV_POWER_INSTANT")
+            noted = (gpu.label, gpu.uuid, r.field_id, r.scope_id, r.status)
+            if noted in self._noted_fields:  # the usual case: the same fields are missing every scrape
+                continue
+            self._noted_fields.add(noted)
+            name = fields.FIELD_NAMES.get(r.field_id, str(r.field_id))
+            why = "sentinel value" if r.sentinel else f"nvmlReturn {r.status}"
+            who = self._who(gpu.label)
+            self._debug_once(
+                f"{who}:field:{r.field_id}:{r.scope_id}:{r.status}",
+                "gpu %s: field %s (scope %d) left out: %s",
+                who,
+                name,
+                r.scope_id,
+                why,
+            )
+        add = out.add_checked
+        power = v.get(plan.power)
         if power is None:
             power = self._call(gpu.label, "nvmlDeviceGetPowerUsage", gpu.handle)
         if power is not None:
-            out.add("hpc_gpu_power_watts", dev, power / 1000)
-        simple = (
-            ("NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "hpc_gpu_energy_joules_total", 1e-3),
-            ("NVML_FI_DEV_MEMORY_TEMP", "hpc_gpu_memory_temperature_celsius", 1),
-            ("NVML_FI_DEV_PCIE_REPLAY_COUNTER", "hpc_gpu_pcie_replays_total", 1),
-            ("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", "hpc_gpu_pcie_transmit_bytes_total", 1),
-            ("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", "hpc_gpu_pcie_receive_bytes_total", 1),
-            ("NVML_FI_DEV_RETIRED_PENDING", "hpc_gpu_retired_pages_pending", 1),
-        )
-        for field, family, scale in simple:
-            if (x := get(field)) is not None:
-                out.add(family, dev, x * scale)
-        ecc = get("NVML_FI_DEV_ECC_CURRENT")
+            add("hpc_gpu_power_watts", plan.dev, power / 1000)
+        for family, key, labels, scale in plan.rows:
+            if (x := v.get(key)) is not None:
+                add(family, labels, x * scale)
+        ecc = v.get(plan.ecc)
         if ecc is not None:
-            out.add("hpc_gpu_ecc_enabled", dev, 1 if ecc == 1 else 0)
+            add("hpc_gpu_ecc_enabled", plan.dev, 1 if ecc == 1 else 0)
         if ecc == 1:  # error counters of a GPU without ECC mean nothing
-            for field, kind, counter in (
-                ("NVML_FI_DEV_ECC_SBE_VOL_TOTAL", "corrected", "volatile"),
-                ("NVML_FI_DEV_ECC_DBE_VOL_TOTAL", "uncorrected", "volatile"),
-                ("NVML_FI_DEV_ECC_SBE_AGG_TOTAL", "corrected", "aggregate"),
-                ("NVML_FI_DEV_ECC_DBE_AGG_TOTAL", "uncorrected", "aggregate"),
-            ):
-                if (x := get(field)) is not None:
-                    out.add("hpc_gpu_ecc_errors_total", dev + (kind, counter), x)
-        for field, cause in (
-            ("NVML_FI_DEV_RETIRED_SBE", "single_bit"),
-            ("NVML_FI_DEV_RETIRED_DBE", "double_bit"),
-        ):
-            if (x := get(field)) is not None:
-                out.add("hpc_gpu_retired_pages", dev + (cause,), x)
-        for field, state in (
-            ("NVML_FI_DEV_REMAPPED_COR", "corrected"),
-            ("NVML_FI_DEV_REMAPPED_UNC", "uncorrected"),
-            ("NVML_FI_DEV_REMAPPED_PENDING", "pending"),
-            ("NVML_FI_DEV_REMAPPED_FAILURE", "failure"),
-        ):
-            if (x := get(field)) is not None:
-                out.add("hpc_gpu_remapped_rows", dev + (state,), x)
-        for link in range(gpu.link_count):
-            ln = dev + (str(link),)
-            if (x := get("NVML_FI_DEV_NVLINK_GET_STATE", link)) is not None:
-                # A link in low-power sleep is up; only an inactive link is down.
-                up = x in (lib.NVML_NVLINK_STATE_ACTIVE, lib.NVML_NVLINK_STATE_SLEEP)
-                out.add("hpc_gpu_nvlink_up", ln, 1 if up else 0)
-            for field, kind in (
-                ("NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY", "replay"),
-                ("NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY", "recovery"),
-                ("NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "crc"),
-            ):
-                if (x := get(field, link)) is not None:
-                    out.add("hpc_gpu_nvlink_errors_total", ln + (kind,), x)
-            # Throughput fields count KiB.
-            if (x := get("NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX", link)) is not None:
-                out.add("hpc_gpu_nvlink_transmit_bytes_total", ln, x * 1024)
-            if (x := get("NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX", link)) is not None:
-                out.add("hpc_gpu_nvlink_receive_bytes_total", ln, x * 1024)
+            for family, key, labels, scale in plan.ecc_rows:
+                if (x := v.get(key)) is not None:
+                    add(family, labels, x * scale)
+        # A link in low-power sleep is up; only an inactive link is down.
+        up_states = (lib.NVML_NVLINK_STATE_ACTIVE, lib.NVML_NVLINK_STATE_SLEEP)
+        for key, labels in plan.link_state:
+            if (x := v.get(key)) is not None:
+                add("hpc_gpu_nvlink_up", labels, 1 if x in up_states else 0)
 
     def _memory(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
         mem = self._call(

@@ -7,8 +7,10 @@ checks every one against the constant of the same name in the installed pynvml.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -122,3 +124,110 @@ def decode(records: Iterable[Any]) -> list[FieldReading]:
 def by_key(readings: Sequence[FieldReading]) -> dict[tuple[int, int], float]:
     """{(fieldId, scopeId): value} for the readings that carry a value."""
     return {(r.field_id, r.scope_id): r.value for r in readings if r.value is not None}
+
+
+# --- the per-scrape fast path ----------------------------------------------------------------------
+# Reading 126 records a GPU through ctypes attribute access (and pynvml's Python-level
+# _PrintableStructure.__getattribute__ on every member) dominated the collector's own time. A ctypes
+# array of field-value records is one contiguous buffer, so it is unpacked with `struct` instead, in a
+# layout derived from the record type's own ctypes description (offsets, sizes, type codes): whatever
+# pynvml's c_nvmlFieldValue_t looks like, the fast path reads it as ctypes would, or is not used.
+_HEAD = ("fieldId", "scopeId", "valueType", "nvmlReturn")
+_INT_CODES = frozenset("bBhHiIlLqQ")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    record: struct.Struct  # one record -> (fieldId, scopeId, valueType, nvmlReturn, value union bytes)
+    values: dict[int, tuple[struct.Struct, str]]  # valueType -> (union member unpacker, member name)
+
+
+_LAYOUTS: dict[type, _Layout | None] = {}
+
+
+def _layout_of(record_type: type) -> _Layout | None:
+    """The struct layout of a field-value record type, or None where it cannot be derived safely."""
+    try:
+        types = dict(record_type._fields_)
+        members = [(getattr(record_type, n).offset, getattr(record_type, n).size, n) for n in (*_HEAD, "value")]
+        union = types["value"]
+        union_types = dict(union._fields_)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if [n for _, _, n in sorted(members)] != [*_HEAD, "value"]:
+        return None
+    fmt, pos = "@", 0
+    for offset, size, name in members:
+        if offset < pos:
+            return None
+        fmt += f"{offset - pos}x" if offset > pos else ""
+        if name == "value":
+            fmt += f"{size}s"
+        else:
+            code = getattr(types[name], "_type_", None)
+            if not isinstance(code, str) or code not in _INT_CODES or struct.calcsize("@" + code) != size:
+                return None
+            fmt += code
+        pos = offset + size
+    total = ctypes.sizeof(record_type)
+    fmt += f"{total - pos}x" if total > pos else ""
+    record = struct.Struct(fmt)
+    if record.size != total:  # packed or otherwise unusual: leave it to ctypes
+        return None
+    values: dict[int, tuple[struct.Struct, str]] = {}
+    for vtype, member in _VALUE_MEMBER.items():
+        ctype = union_types.get(member)
+        code = getattr(ctype, "_type_", None)
+        if ctype is None or getattr(union, member).offset != 0 or not isinstance(code, str):
+            return None
+        if code not in _INT_CODES and code != "d":
+            return None
+        unpack = struct.Struct("@" + code)
+        if unpack.size != ctypes.sizeof(ctype):
+            return None
+        values[vtype] = (unpack, member)
+    return _Layout(record, values)
+
+
+def _layout_for(records: Any) -> _Layout | None:
+    if not isinstance(records, ctypes.Array):
+        return None
+    record_type = records._type_
+    if record_type not in _LAYOUTS:
+        _LAYOUTS[record_type] = _layout_of(record_type)
+    return _LAYOUTS[record_type]
+
+
+def decode_values(records: Any) -> tuple[dict[tuple[int, int], float], list[FieldReading]]:
+    """({(fieldId, scopeId): value} of the fields that carry one, [readings of those that do not]).
+
+    The same outcome as `by_key(decode(records))` and the readings without a value, read straight from
+    the buffer of a ctypes array of records; any other sequence of records goes through `decode`.
+    """
+    layout = _layout_for(records)
+    if layout is None:
+        readings = decode(records or ())
+        return by_key(readings), [r for r in readings if r.value is None]
+    values: dict[tuple[int, int], float] = {}
+    missing: list[FieldReading] = []
+    unpackers = layout.values
+    isnan, isinf = math.isnan, math.isinf
+    for fid, scope, vtype, status, raw in layout.record.iter_unpack(bytes(records)):
+        if status != NVML_SUCCESS:
+            missing.append(FieldReading(fid, scope, None, status))
+            continue
+        how = unpackers.get(vtype)
+        if how is None:
+            missing.append(FieldReading(fid, scope, None, -1))
+            continue
+        unpack, member = how
+        x = unpack.unpack_from(raw)[0]
+        if member == "dVal":
+            if isnan(x) or isinf(x):
+                missing.append(FieldReading(fid, scope, None, status, True))
+                continue
+        elif x == _SENTINELS[member] or (member == "ulVal" and x == _ULONG_32_SENTINEL):
+            missing.append(FieldReading(fid, scope, None, status, True))
+            continue
+        values[(fid, scope)] = float(x)
+    return values, missing

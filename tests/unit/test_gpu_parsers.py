@@ -92,6 +92,60 @@ def test_decode_never_raises(records):
         assert reading.value is None or isinstance(reading.value, float)
 
 
+_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+_RANGES = {
+    "uiVal": (0, 2**32 - 1),
+    "ulVal": (0, 2**64 - 1),
+    "ullVal": (0, 2**64 - 1),
+    "sllVal": (-(2**63), 2**63 - 1),
+    "siVal": (-(2**31), 2**31 - 1),
+    "usVal": (0, 2**16 - 1),
+}
+
+
+@st.composite
+def field_record(draw):
+    vtype = draw(st.integers(0, 8))
+    member = _MEMBERS.get(vtype, "ullVal")
+    if member == "dVal":
+        raw = draw(st.floats(allow_nan=True, allow_infinity=True))
+    else:
+        lo, hi = _RANGES[member]
+        raw = draw(st.one_of(st.sampled_from([lo, hi, 0, 0xFFFFFFFF % (hi + 1), -1 if lo < 0 else hi]),
+                             st.integers(lo, hi)))
+    status = draw(st.sampled_from([pynvml.NVML_SUCCESS, pynvml.NVML_SUCCESS, pynvml.NVML_ERROR_NOT_SUPPORTED,
+                                   pynvml.NVML_ERROR_GPU_IS_LOST, 2**32 - 1]))
+    return (draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)), vtype, member, raw, status)
+
+
+@given(st.lists(field_record(), max_size=40))
+def test_decode_values_of_a_ctypes_array_matches_attribute_decoding(specs):
+    """The struct fast path reads pynvml's record array exactly as ctypes attribute access does."""
+    arr = (pynvml.c_nvmlFieldValue_t * len(specs))()
+    for rec, (fid, scope, vtype, member, raw, status) in zip(arr, specs):
+        rec.fieldId, rec.scopeId, rec.valueType, rec.nvmlReturn = fid, scope, vtype, status
+        setattr(rec.value, member, raw)
+    assert fields._layout_for(arr) is not None  # the fast path is taken, not the fallback
+    readings = fields.decode(list(arr))  # a list, so decode reads each record through ctypes
+    expected_values = fields.by_key(readings)
+    expected_missing = [r for r in readings if r.value is None]
+    got_values, got_missing = fields.decode_values(arr)
+    assert got_values == expected_values
+    assert list(got_values) == list(expected_values)  # same order too (last of a duplicate key wins)
+    assert got_missing == expected_missing
+
+
+def test_decode_values_falls_back_for_records_that_are_not_a_ctypes_array():
+    recs = [
+        record(82, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal", 61),
+        record(1, 1, "uiVal", 1, status=pynvml.NVML_ERROR_NOT_SUPPORTED),
+    ]
+    values, missing = fields.decode_values(recs)
+    assert values == {(82, 0): 61.0}
+    assert [(r.field_id, r.status) for r in missing] == [(1, pynvml.NVML_ERROR_NOT_SUPPORTED)]
+    assert fields.decode_values(()) == ({}, [])
+
+
 # --- cgroups --------------------------------------------------------------------------------------------
 def test_cgroup_v1_v2_and_node_suffixed_paths():
     assert parse_cgroup_jobid("4:memory:/slurm/uid_1000/job_17/step_0/task_0\n") == "17"

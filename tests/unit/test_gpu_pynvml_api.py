@@ -5,6 +5,7 @@ a typo or a wrong argument cannot hide behind the fake."""
 from __future__ import annotations
 
 import ast
+import ctypes
 import inspect
 import os
 import re
@@ -144,3 +145,73 @@ def test_every_recorded_call_binds_to_the_real_signature(calls):
     }
     untested = used_functions - seen - {"nvmlSystemGetCudaDriverVersion"}  # fallback when _v2 is missing
     assert untested == set()
+
+
+# --- the direct nvmlDeviceGetFieldValues call (nvml.field_values) ----------------------------------------
+def test_pynvml_has_what_the_direct_field_values_call_relies_on():
+    """nvml.field_values calls NVML's function the way pynvml's own wrapper does, through its private
+    lookup and return check; if a pynvml release drops them the collector falls back to the wrapper,
+    but this test says so. The record layout must be one the struct fast path can read."""
+    assert callable(pynvml._nvmlGetFunctionPointer) and callable(pynvml._nvmlCheckReturn)
+    wrapper = inspect.getsource(pynvml.nvmlDeviceGetFieldValues)
+    assert '_nvmlGetFunctionPointer("nvmlDeviceGetFieldValues")' in wrapper
+    assert "c_int32(len(fieldIds)), byref(values)" in wrapper and "_nvmlCheckReturn(ret)" in wrapper
+    assert nvml._direct(pynvml) is not None
+    assert fields._layout_of(pynvml.c_nvmlFieldValue_t) is not None
+
+
+@pytest.fixture
+def c_field_values(monkeypatch):
+    """A C-ABI stand-in for libnvidia-ml's nvmlDeviceGetFieldValues in pynvml's function-pointer cache:
+    it answers every requested (fieldId, scopeId) with fieldId * 1000 + scopeId, or fails with `ret`."""
+    state = {"ret": pynvml.NVML_SUCCESS, "requests": []}
+    # Untyped pointers, as libnvidia-ml's functions are to pynvml (it declares no argtypes).
+    proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p)
+
+    def impl(handle, count, address):
+        values = ctypes.cast(address, ctypes.POINTER(pynvml.c_nvmlFieldValue_t))
+        asked = []
+        for i in range(count):
+            rec = values[i]
+            asked.append((rec.fieldId, rec.scopeId))
+            rec.valueType, rec.nvmlReturn = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, pynvml.NVML_SUCCESS
+            rec.value.ullVal = rec.fieldId * 1000 + rec.scopeId
+        state["requests"].append((handle, asked))
+        return state["ret"]
+
+    state["fn"] = proto(impl)  # keep the callback alive while pynvml holds it
+    monkeypatch.setitem(pynvml._nvmlGetFunctionPointer_cache, "nvmlDeviceGetFieldValues", state["fn"])
+    return state
+
+
+def test_field_values_hands_nvml_a_fresh_copy_of_the_request_each_call(c_field_values):
+    request = nvml.FieldRequest(fields.request(2))
+    first = nvml.field_values(pynvml, ctypes.c_void_p(0x1234), request)
+    second = nvml.field_values(pynvml, ctypes.c_void_p(0x1234), request)
+    assert first is not second and ctypes.addressof(first) != ctypes.addressof(second)
+    assert [asked for _, asked in c_field_values["requests"]] == [request.ids, request.ids]
+    assert c_field_values["requests"][0][0] == 0x1234
+    values, missing = fields.decode_values(second)
+    assert missing == [] and values == {(f, s): float(f * 1000 + s) for f, s in request.ids}
+    first[0].fieldId = 999  # what NVML or a caller writes into one copy never reaches the next call
+    nvml.field_values(pynvml, ctypes.c_void_p(0x1234), request)
+    assert c_field_values["requests"][-1][1] == request.ids
+
+
+def test_field_values_raises_the_same_nvml_error_as_the_wrapper(c_field_values):
+    c_field_values["ret"] = pynvml.NVML_ERROR_GPU_IS_LOST
+    request = nvml.FieldRequest([(1, 0)])
+    with pytest.raises(pynvml.NVMLError) as direct:
+        nvml.field_values(pynvml, ctypes.c_void_p(1), request)
+    with pytest.raises(pynvml.NVMLError) as wrapper:
+        pynvml.nvmlDeviceGetFieldValues(ctypes.c_void_p(1), request.ids)
+    assert type(direct.value) is type(wrapper.value)
+    assert nvml.error_code(direct.value) == pynvml.NVML_ERROR_GPU_IS_LOST
+
+
+def test_field_values_goes_through_any_other_binding_by_its_public_name():
+    fake = fk.h100_node()
+    request = nvml.FieldRequest(fields.request(1))
+    records = nvml.field_values(fake, fake._handles[0], request)
+    assert fake.calls == [("nvmlDeviceGetFieldValues", (fake._handles[0], request.ids), {})]
+    assert len(records) == len(request.ids)
