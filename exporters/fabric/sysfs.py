@@ -20,7 +20,7 @@ from hpcwatch.exporters.fabric.pma import (
 _U64_MAX = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
 # PortCounters fields that PortCountersExtended widens to 64 bits when the PMA has extended counters.
-_WIDENED = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets")
+WIDENED = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets")
 
 STATE_ACTIVE = 4  # IB PortState: 1 Down, 2 Init, 3 Armed, 4 Active, 5 ActiveDefer
 PHYS_LINK_UP = 5  # PortPhysicalState: 1 Sleep, 2 Polling, 3 Disabled, 4 PortConfigurationTraining, 5 LinkUp
@@ -140,7 +140,7 @@ def port_counters(rec: PortRecord, counters: Mapping[str, str | None],
             rec.skipped += 1
             continue
         width = PORT_COUNTERS_WIDTH.get(name)
-        if name in _WIDENED and (extended or v > _U32_MAX):
+        if name in WIDENED and (extended or v > _U32_MAX):
             width = 64
         if name in TRAFFIC_COUNTERS:
             rec.traffic[name] = v

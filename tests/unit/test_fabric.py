@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 import helpers
 import pytest
 from hpcwatch.exporters.fabric import FabricCollector
 from hpcwatch.exporters.fabric.collector import HeldFiles
-from hpcwatch.exporters.fabric.pma import PORT_COUNTERS_WIDTH, is_saturated
+from hpcwatch.exporters.fabric.pma import LEGACY_EXT_NAMES, PORT_COUNTERS_WIDTH, TRAFFIC_COUNTERS, is_saturated
 from hpcwatch.exporters.fabric.sysfs import (
     PortRecord,
     parse_counter,
@@ -18,8 +19,9 @@ from hpcwatch.exporters.fabric.sysfs import (
     port_counters,
     split_hw_counters,
 )
+from hpcwatch.exporters.files import list_dir, read_text
 from hpcwatch.exporters.registry import collectors
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "fabric", "sysfs")
@@ -289,3 +291,93 @@ def test_fuzz_port_counters(counters, ext):
     assert set(rec.saturated) <= set(PORT_COUNTERS_WIDTH)
     hw, gauges, skipped = split_hw_counters(counters)
     assert "lifespan" not in hw and "lifespan" not in gauges and skipped >= 0
+
+
+# The collector compiles each port into a read plan and appends samples directly; the pure parsers
+# above (port_counters, split_hw_counters) are the reference it must agree with, value for value.
+COUNTER_FAMILIES = ("hpc_fabric_port_errors_total", "hpc_fabric_port_transmit_wait_total",
+                    "hpc_fabric_port_pma_saturated", "hpc_fabric_port_hw_events_total", "hpc_fabric_port_hw_level",
+                    "hpc_fabric_device_hw_events_total", "hpc_fabric_device_hw_level") + tuple(
+    f"hpc_fabric_port_{suffix}_total" for suffix, _ in TRAFFIC_COUNTERS.values())
+
+
+def reference_counter_samples(sysfs: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def texts(directory: str) -> dict[str, str | None]:
+        return {name: read_text(os.path.join(directory, name)) for name in list_dir(directory)}
+
+    def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return name, tuple(sorted(labels.items()))
+
+    out = {}
+    root = os.path.join(sysfs, "class", "infiniband")
+    for dev in list_dir(root):
+        hw, levels, _ = split_hw_counters(texts(os.path.join(root, dev, "hw_counters")))
+        out.update({key("hpc_fabric_device_hw_events_total", device=dev, counter=n): v for n, v in hw.items()})
+        out.update({key("hpc_fabric_device_hw_level", device=dev, counter=n): v for n, v in levels.items()})
+        for port in list_dir(os.path.join(root, dev, "ports")):
+            base, dp = os.path.join(root, dev, "ports", port), {"device": dev, "port": port}
+            rec = PortRecord(device=dev, port=port)
+            port_counters(rec, texts(os.path.join(base, "counters")), texts(os.path.join(base, "counters_ext")))
+            for n, v in rec.traffic.items():
+                out[key(f"hpc_fabric_port_{TRAFFIC_COUNTERS[n][0]}_total", **dp)] = v
+            out.update({key("hpc_fabric_port_errors_total", counter=n, **dp): v for n, v in rec.errors.items()})
+            if rec.xmit_wait is not None:
+                out[key("hpc_fabric_port_transmit_wait_total", **dp)] = rec.xmit_wait
+            out.update({key("hpc_fabric_port_pma_saturated", counter=n, **dp): 1
+                        for n, pinned in rec.saturated.items() if pinned})
+            hw, levels, _ = split_hw_counters(texts(os.path.join(base, "hw_counters")))
+            out.update({key("hpc_fabric_port_hw_events_total", counter=n, **dp): v for n, v in hw.items()})
+            out.update({key("hpc_fabric_port_hw_level", counter=n, **dp): v for n, v in levels.items()})
+    return out
+
+
+def collected_counter_samples(sysfs: str, scrapes: int = 2) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    collector = FabricCollector(helpers.make_context(sysfs=sysfs, cls=FabricCollector))
+    try:
+        for _ in range(scrapes):  # the first scrape lists and opens, later ones re-read held files
+            out = {}
+            for fam in collector.collect():
+                for s in fam.samples:
+                    if s.name in COUNTER_FAMILIES:
+                        assert (s.name, tuple(sorted(s.labels.items()))) not in out
+                        out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    finally:
+        collector.close()
+    return out
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_collector_agrees_with_the_reference_parsers(scenario):
+    expected = reference_counter_samples(fixture(scenario))
+    assert expected
+    assert collected_counter_samples(fixture(scenario)) == expected
+
+
+counter_texts = st.one_of(
+    st.sampled_from(["0\n", "15\n", "255", "65535\n", "4294967295\n", "4294967296\n", "18446744073709551615\n",
+                     "18446744073709551616\n", "N/A (no PMA)\n", "", " 7 \n", "+5\n", "-1\n", "1_0\n", "１２\n",
+                     "\x1c12\x1c", "12\x85"]),
+    st.integers(min_value=0, max_value=(1 << 65)).map(lambda v: f"{v}\n"),
+    st.text(max_size=12),
+    st.binary(max_size=12))
+counter_names = st.sampled_from(sorted(PORT_COUNTERS_WIDTH) + sorted(k for k in TRAFFIC_COUNTERS if k not in
+                                                                      PORT_COUNTERS_WIDTH) + ["port_rcv_other"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(counter_names, counter_texts, max_size=22),
+       st.dictionaries(st.sampled_from(sorted(LEGACY_EXT_NAMES) + ["port_other_64"]), counter_texts, max_size=9),
+       st.dictionaries(st.sampled_from(["lifespan", "out_of_sequence", "active_qps", "watermark_qps", "np_cnp_sent"]),
+                       counter_texts, max_size=5))
+def test_fuzz_collector_agrees_with_the_reference_parsers(counters, ext, hw):
+    with tempfile.TemporaryDirectory() as sysfs:
+        port = "class/infiniband/mlx5_0/ports/1"
+        helpers.write_tree(sysfs, {
+            "class/infiniband/mlx5_0/hca_type": "MT4123\n", f"{port}/state": "4: ACTIVE\n",
+            f"{port}/phys_state": "5: LinkUp\n", f"{port}/rate": "200 Gb/sec (4X HDR)\n",
+            **{f"{port}/counters/{n}": t for n, t in counters.items()},
+            **{f"{port}/counters_ext/{n}": t for n, t in ext.items()},
+            **{f"{port}/hw_counters/{n}": t for n, t in hw.items()},
+            **{f"class/infiniband/mlx5_0/hw_counters/{n}": t for n, t in hw.items()},
+        })
+        assert collected_counter_samples(sysfs) == reference_counter_samples(sysfs)
