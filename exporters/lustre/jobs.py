@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-from hpcwatch.exporters.lustre.jobstats import JobCounter, JobStatsRecord
+from hpcwatch.exporters.lustre.jobstats import JobStatsRecord, RawCounter, RawJobStats
 from hpcwatch.exporters.lustre.stats import fold_counters
 
 REMAINDER_JOBID = "__other__"  # same remainder label value as the slurm collector
@@ -33,8 +34,9 @@ class JobIdFormatError(ValueError):
     """A jobid format that is not a Lustre jobid_name pattern."""
 
 
-@dataclasses.dataclass(frozen=True)
-class JobKey:
+class JobKey(NamedTuple):
+    """A job's labels. A tuple: hashed and ordered in C, and its order is the cap's tie-break."""
+
     jobid: str
     uid: str
     host: str
@@ -136,9 +138,9 @@ class JobEntry:
 
     total_bytes: int = 0
     metadata_ops: int = 0
-    records: list[tuple[JobCounter, ...]] = dataclasses.field(default_factory=list)
+    records: list[Sequence[RawCounter]] = dataclasses.field(default_factory=list)
 
-    def add(self, counters: tuple[JobCounter, ...]) -> None:
+    def add(self, counters: Sequence[RawCounter]) -> None:
         for name, samples, unit, total in counters:
             if unit == "bytes":
                 self.total_bytes += total
@@ -150,22 +152,52 @@ class JobEntry:
 def aggregate_jobs(records: Iterable[JobStatsRecord], fmt: JobIdFormat,
                    top_bytes: int, top_metadata: int) -> list[TargetJobs]:
     """Group records by target, merge those whose split keys collide, and cap each target's jobs."""
+    return aggregate_raw(((r.target, r.job_id, r.counters) for r in records), fmt, top_bytes, top_metadata)
+
+
+def aggregate_raw(records: Iterable[RawJobStats], fmt: JobIdFormat,
+                  top_bytes: int, top_metadata: int) -> list[TargetJobs]:
+    """aggregate_jobs over (target, job_id, counters) tuples, as `iter_job_stats` yields them."""
     per_target: dict[str, dict[JobKey, JobEntry]] = {}
     split_cache: dict[str, JobKey] = {}
-    for rec in records:
-        key = split_cache.get(rec.job_id)
+    split = fmt.split
+    data_ops = DATA_OPS
+    cur_target, jobs = None, {}
+    for target, job_id, counters in records:
+        if target != cur_target:
+            cur_target = target
+            jobs = per_target.setdefault(target, {})
+        key = split_cache.get(job_id)
         if key is None:
-            key = fmt.split(rec.job_id)
+            key = split(job_id)
             if len(split_cache) < 200_000:
-                split_cache[rec.job_id] = key
-        jobs = per_target.get(rec.target)
-        if jobs is None:
-            jobs = per_target[rec.target] = {}
+                split_cache[job_id] = key
         entry = jobs.get(key)
         if entry is None:
             entry = jobs[key] = JobEntry()
-        entry.add(rec.counters)
+        # JobEntry.add, inlined: this loop runs once per record on an OSS with tens of thousands of jobs.
+        nbytes = nmeta = 0
+        for name, samples, unit, total in counters:
+            if unit == "bytes":
+                nbytes += total
+            elif name not in data_ops:
+                nmeta += samples
+        entry.total_bytes += nbytes
+        entry.metadata_ops += nmeta
+        entry.records.append(counters)
     return [cap_jobs(t, jobs, top_bytes, top_metadata) for t, jobs in sorted(per_target.items())]
+
+
+def _top(scored: list[tuple[int, JobKey]], n: int) -> list[JobKey]:
+    """Keys of the n highest scores, ties broken by the smaller key (what a full sort would keep)."""
+    if n <= 0:
+        return []
+    if len(scored) <= n:
+        return [k for _, k in scored]
+    threshold = heapq.nlargest(n, [s for s, _ in scored])[-1]
+    above = [k for s, k in scored if s > threshold]
+    ties = sorted(k for s, k in scored if s == threshold)
+    return above + ties[:n - len(above)]
 
 
 def cap_jobs(target: str, jobs: dict[JobKey, JobEntry], top_bytes: int, top_metadata: int) -> TargetJobs:
@@ -173,13 +205,9 @@ def cap_jobs(target: str, jobs: dict[JobKey, JobEntry], top_bytes: int, top_meta
     # Ties broken by key so the kept set is stable between scrapes.
     keep: set[JobKey] = set()
     if top_bytes > 0:
-        keep.update(k for k, _ in heapq.nsmallest(
-            top_bytes, ((k, e) for k, e in jobs.items() if e.total_bytes > 0),
-            key=lambda ke: (-ke[1].total_bytes, ke[0].jobid, ke[0].uid, ke[0].host)))
+        keep.update(_top([(e.total_bytes, k) for k, e in jobs.items() if e.total_bytes > 0], top_bytes))
     if top_metadata > 0:
-        keep.update(k for k, _ in heapq.nsmallest(
-            top_metadata, ((k, e) for k, e in jobs.items() if e.metadata_ops > 0),
-            key=lambda ke: (-ke[1].metadata_ops, ke[0].jobid, ke[0].uid, ke[0].host)))
+        keep.update(_top([(e.metadata_ops, k) for k, e in jobs.items() if e.metadata_ops > 0], top_metadata))
     keep.discard(REMAINDER_KEY)  # a real job named like the remainder is folded into it: never two series
     kept: dict[JobKey, JobTotals] = {}
     remainder: JobTotals | None = None
@@ -190,6 +218,7 @@ def cap_jobs(target: str, jobs: dict[JobKey, JobEntry], top_bytes: int, top_meta
             if remainder is None:
                 remainder = JobTotals()
             t = remainder
+        ops, byts, secs = t.ops, t.bytes, t.seconds
         for counters in e.records:
-            fold_counters(counters, t.ops, t.bytes, t.seconds)
+            fold_counters(counters, ops, byts, secs)
     return TargetJobs(target, kept, remainder, len(jobs))

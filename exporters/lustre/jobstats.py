@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from sys import intern
 from typing import NamedTuple
 
 ErrorCallback = Callable[[str], None]
@@ -38,12 +39,14 @@ _COUNTER = re.compile(
 )
 # Starts with a literal, so the engine jumps from counter to counter and stops only at non-zero ones.
 _NONZERO = re.compile(r"\{ samples:[ \t]*0*[1-9]")
-# Non-zero counter lines in one pass, all in C: possessive quantifiers make a zero counter fail after
-# its sample count (no backtracking), so only non-zero lines produce (name, samples, unit, sum) tuples.
+# Non-zero counter lines in one pass, all in C, in the layout every version's kernel prints (two-space
+# indent, `, ` separators, ASCII): possessive quantifiers make a zero counter fail at its sample count
+# (no backtracking), so only non-zero lines produce (name, samples, unit, sum) tuples. A line in any other
+# spelling is not matched here; the record then takes the slow path, which accepts what _COUNTER accepts
+# (a superset of this pattern, with the same groups).
 _FAST = re.compile(
-    r"\n[ \t]++([A-Za-z_]\w*+):[ \t]*+\{ samples:[ \t]*+0*+([1-9]\d*+)(?:,[ \t]*+unit:[ \t]*+(\w++))?"
-    r"(?:,[ \t]*+min:[ \t]*+\d++,[ \t]*+max:[ \t]*+\d++,[ \t]*+sum:[ \t]*+(\d++))?"
-    r"(?:,[ \t]*+sumsq:[ \t]*+\d++)?(?:,[ \t]*+hist:[ \t]*+\{[^{}\n]*+\})?[ \t]*+\}[ \t]*+\r?(?=\n|\Z)"
+    r"(?a)\n  ([A-Za-z_]\w*+): *+\{ samples: *+([1-9]\d*+)(?:, unit: *+(\w++))?"
+    r"(?:, min: *+\d++, max: *+\d++, sum: *+(\d++))?(?:, sumsq: *+\d++)?(?:, hist: \{[^{}\n]*+\})? \}(?=\n|\Z)"
 )
 # Every version prints counters as `{ samples: %11llu`; a zero counter is validated no further than
 # its sample count (the fast path counts the kernel's exact zero spelling, the slow path any spelling).
@@ -53,10 +56,32 @@ _SAMPLES = re.compile(r"\{ samples:[ \t]*\d+(?:,|[ \t]*\})")
 _HEADER_MARK = "_time:"  # snapshot_time:, start_time:, elapsed_time:
 # The first line of a record's piece that starts at column 0 ends the record (a header or garbage).
 _TOP = re.compile(r"\n(?=[^ \t\r\n])")
-_JOB_ID = re.compile(r"[ \t]*(.*?)[ \t]*\r?")
 _PARAM_HEADER = re.compile(r"(?:[\w\-]+\.)?([\w\-]+)\.job_stats=[ \t]*\r?")
 _ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
 _RECORD_SEP = "\n- job_id:"
+
+# The block fast path: a block whose every line is in the kernel's exact layout is split by one regex
+# into its job_id lines and non-zero counter lines, with no per-record counting or splitting. Every
+# line is either plain (a time header or a zero counter, consumed) or interesting (a job_id or a
+# non-zero counter, captured), so a split whose between-texts are all empty proves the block clean.
+# Names may not end in `_time` and histograms hold only `<size>: <count>` items, so no line carries a
+# second mark: a clean block passes the per-record checks below record by record, and gives the same
+# records. Anything else (lctl headers, CRLF, other spacing, garbage) takes the per-record path.
+_TILE_NAME = r"[A-Za-z_]\w*+(?<!_time)"
+_TILE_HIST = r"(?:, hist: \{(?: \d++[KMG]?: \d++,?)*+ \})?"
+_TILE_PLAIN = (
+    r"\n  (?:(?:snapshot|start|elapsed)_time: *+\d++(?:\.\d++)?(?: secs\.nsecs)?(?=\n|\Z)"
+    r"|" + _TILE_NAME + r": *+\{ samples:           0, unit: *+\w++(?:, min: *+\d++, max: *+\d++, sum: *+\d++)?"
+    r"(?:, sumsq: *+\d++)?" + _TILE_HIST + r" \}(?=\n|\Z))"
+)
+# Groups: job_id line | name, samples, unit, sum (None when absent) of a non-zero counter.
+_TILE = re.compile(
+    r"(?a)(?:" + _TILE_PLAIN + r")*+\n(?:- job_id:([^\n]*+)|  (" + _TILE_NAME + r"): *+\{ samples: *+([1-9]\d*+)"
+    r"(?:, unit: *+(\w++))?(?:, min: *+\d++, max: *+\d++, sum: *+(\d++))?(?:, sumsq: *+\d++)?" + _TILE_HIST
+    + r" \}(?=\n|\Z))"
+)
+_TILE_GROUPS = 5
+_TILE_TAIL = re.compile(r"(?a)(?:" + _TILE_PLAIN + r")*+")
 
 
 class JobCounter(NamedTuple):
@@ -75,6 +100,12 @@ class JobStatsRecord:
     target: str
     job_id: str
     counters: tuple[JobCounter, ...]
+
+
+# (name, samples, unit, total): a JobCounter's fields as a plain tuple (no NamedTuple __new__ per counter).
+RawCounter = tuple[str, int, str, int]
+# (target, job_id, counters): a JobStatsRecord's fields, as iter_job_stats yields them.
+RawJobStats = tuple[str, str, Sequence[RawCounter]]
 
 
 class JobIdError(ValueError):
@@ -102,6 +133,17 @@ def parse_job_stats(pieces: Iterable[str], target: str = "",
 
     `target` names the target when the text is one file; `lctl get_param` headers override it.
     A record that does not parse is skipped and reported through `on_error`; parsing goes on.
+    """
+    make = JobCounter._make
+    for tgt, job_id, counters in iter_job_stats(pieces, target, on_error):
+        yield JobStatsRecord(tgt, job_id, tuple(map(make, counters)))
+
+
+def iter_job_stats(pieces: Iterable[str], target: str = "",
+                   on_error: ErrorCallback | None = None) -> Iterator[RawJobStats]:
+    """parse_job_stats without the record objects: (target, job_id, [RawCounter, ...]) per job.
+
+    The refresh path uses this to skip building a dataclass and a NamedTuple per counter.
     """
     state = _StreamState(target, on_error)
     buf: list[str] = ["\n"]  # a leading newline lets the first record split like every other
@@ -143,25 +185,55 @@ class _StreamState:
         if self.on_error is not None:
             self.on_error(reason)
 
-    def parse_block(self, text: str) -> Iterator[JobStatsRecord]:
+    def parse_block(self, text: str) -> Iterator[RawJobStats]:
         """Records of a block that starts with a newline and holds only complete records."""
+        records = self._parse_clean_block(text)
+        if records is not None:
+            yield from records
+            return
         pieces = text.split(_RECORD_SEP)
         self._top_lines(pieces[0])
         last = len(pieces) - 1
-        for i, piece in enumerate(pieces):
-            if i == 0:
-                continue
+        record = self._record
+        for i in range(1, last + 1):
+            piece = pieces[i]
             if i == last:
                 piece = piece.rstrip()
             # Top-level lines (the next target's header, garbage) can only follow a record's counters.
             m = _TOP.search(piece) if ("=" in piece or ":\n" in piece or i == last) else None
             if m is None:
-                rec = self._record(piece)
+                counters = record(piece)
             else:
-                rec = self._record(piece[:m.start()])
+                counters = record(piece[:m.start()])
                 self._top_lines(piece[m.start():])
-            if rec is not None:
-                yield rec
+            if counters is not None:
+                yield counters
+
+    def _parse_clean_block(self, text: str) -> list[RawJobStats] | None:
+        """The records of a block in the kernel's exact layout, or None to parse it record by record."""
+        start = text.find(_RECORD_SEP)
+        if start < 0:
+            return None
+        parts = _TILE.split(text.rstrip()[start:])  # rstrip: what parse_block does to the last record
+        n = _TILE_GROUPS + 1
+        if any(parts[0:-1:n]) or _TILE_TAIL.fullmatch(parts[-1]) is None:
+            return None
+        self._top_lines(text[:start])
+        target = self.target
+        out: list[RawJobStats] = []
+        counters: list[RawCounter] | None = None
+        for raw, name, samples, unit, total in zip(parts[1::n], parts[2::n], parts[3::n], parts[4::n],
+                                                   parts[5::n]):
+            if raw is None:
+                if counters is not None:
+                    counters.append((intern(name), int(samples), intern(unit) if unit else "",
+                                     int(total) if total else 0))
+                continue
+            job_id = self._job_id(raw)
+            counters = None if job_id is None else []
+            if counters is not None:
+                out.append((target, job_id, counters))
+        return out
 
     def _top_lines(self, text: str) -> None:
         """Lines outside records: `job_stats:`, `<type>.<target>.job_stats=` headers, blanks."""
@@ -182,15 +254,27 @@ class _StreamState:
                 self.error(f"unexpected line {line[:60]!r}")
                 in_garbage = True
 
-    def _record(self, piece: str) -> JobStatsRecord | None:
+    def _job_id(self, line: str) -> str | None:
+        """The decoded job_id from the rest of its `- job_id:` line; None (reported) when it is bad."""
+        # Without padding and \r: what `[ \t]*(.*?)[ \t]*\r?` captures.
+        raw = line[:-1] if line[-1:] == "\r" else line
+        raw = raw.strip(" \t")
+        if len(raw) > 2 and raw[0] == '"' and raw[-1] == '"' and "\\" not in raw:
+            return raw[1:-1]  # the common 2.15 spelling, without decode_job_id's call
+        if raw and raw[0] != '"':
+            return raw
+        try:
+            return decode_job_id(raw)
+        except JobIdError as exc:
+            self.error(str(exc))
+            return None
+
+    def _record(self, piece: str) -> RawJobStats | None:
         nl = piece.find("\n")
         if nl < 0:
             nl = len(piece)
-        m = _JOB_ID.fullmatch(piece, 0, nl)
-        try:
-            job_id = decode_job_id(m.group(1) if m else "")
-        except JobIdError as exc:
-            self.error(str(exc))
+        job_id = self._job_id(piece[:nl])
+        if job_id is None:
             return None
         # Every line must be a counter or a time header: count both against the newlines (all in C).
         n_counters = piece.count(_COUNTER_MARK, nl)
@@ -199,8 +283,8 @@ class _StreamState:
             return None
         fast = _FAST.findall(piece, nl)
         if len(fast) + piece.count(_ZERO_MARK, nl) == n_counters:
-            return JobStatsRecord(self.target, job_id, tuple(
-                [JobCounter(name, int(n), unit, int(total) if total else 0) for name, n, unit, total in fast]))
+            return self.target, job_id, [(intern(name), int(n), intern(unit), int(total) if total else 0)
+                                         for name, n, unit, total in fast]
         # Slow path: zeros spelled another way, or a counter line that does not parse.
         if len(_SAMPLES.findall(piece, nl)) != n_counters:
             self.error(f"unreadable sample count in job {job_id[:40]!r}")
@@ -214,5 +298,5 @@ class _StreamState:
                 self.error(f"unreadable counter in job {job_id[:40]!r}")
                 return None
             name, n, unit, total = c.groups()
-            counters.append(JobCounter(name, int(n), unit or "", int(total) if total else 0))
-        return JobStatsRecord(self.target, job_id, tuple(counters))
+            counters.append((name, int(n), unit or "", int(total) if total else 0))
+        return self.target, job_id, counters

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from hpcwatch.exporters.command import CommandError
 from hpcwatch.exporters.files import log_once, read_text
-from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_jobs
-from hpcwatch.exporters.lustre.jobstats import parse_job_stats, parse_job_stats_text
+from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_jobs, aggregate_raw
+from hpcwatch.exporters.lustre.jobstats import iter_job_stats, parse_job_stats_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files, read_blocks
 from hpcwatch.exporters.lustre.stats import (
     StatsCounter,
@@ -146,8 +146,8 @@ class LustreServerCollector(Collector):
             for dev, name in JOB_STATS_DEVICES:
                 for target, path in sorted(find_files(self.paths, dev, name).items()):
                     try:
-                        records = parse_job_stats(read_blocks(path), target, on_error=self._job_error)
-                        jobs.extend(aggregate_jobs(records, self.jobid_format, self.top_bytes, self.top_metadata))
+                        records = iter_job_stats(read_blocks(path), target, on_error=self._job_error)
+                        jobs.extend(aggregate_raw(records, self.jobid_format, self.top_bytes, self.top_metadata))
                     except OSError as exc:  # the target went away mid-read: skip it, keep the others
                         log_once(log, f"read:{path}", "cannot read %s: %s", path, exc)
         counters: dict[str, TargetCounters] = {}
@@ -181,8 +181,8 @@ class LustreServerCollector(Collector):
             for param in self._lctl_targets():
                 _, target = param_device(param)
                 text = self.lctl.get_param(param, values_only=True)
-                records = parse_job_stats_text(text, target, on_error=self._job_error)
-                jobs.extend(aggregate_jobs(records, self.jobid_format, self.top_bytes, self.top_metadata))
+                records = iter_job_stats((text,), target, on_error=self._job_error)
+                jobs.extend(aggregate_raw(records, self.jobid_format, self.top_bytes, self.top_metadata))
         counters: dict[str, TargetCounters] = {}
         capacity: dict[str, dict[str, int]] = {}
         recovery: dict[str, RecoveryStatus] = {}

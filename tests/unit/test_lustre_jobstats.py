@@ -130,6 +130,41 @@ def test_any_chunking_gives_the_same_records(sizes):
     assert len(e1) == len(e2)
 
 
+@st.composite
+def kernel_job(draw) -> str:
+    """One job record in the kernel's layout, with the corners the clean-block fast path must refuse:
+    counter names ending in `_time`, odd histograms, escaped, empty and repeated job_ids."""
+    job_id = draw(st.sampled_from(['"4242:1000:cn001"', "4242.1000", '"my\\x20job.1"', "dup.1", '""', '"bad', "cp.0"]))
+    lines = [f"- job_id:          {job_id}\n"]
+    lines += draw(st.lists(st.sampled_from(["  snapshot_time:   1700000000.123456789 secs.nsecs\n",
+                                            "  start_time:      1699990000\n", "  elapsed_time:    92.5\n"]),
+                           max_size=3))
+    for _ in range(draw(st.integers(0, 6))):
+        name = draw(st.sampled_from(["read_bytes", "write_bytes", "read", "getattr", "open", "x_time", "a1"]))
+        samples = draw(st.sampled_from([0, 0, 1, 37]))
+        unit = draw(st.sampled_from(["bytes", "usecs", " reqs"]))
+        line = f"  {name + ':':<17}{{ samples: {samples:>11}, unit: {unit:>5}"
+        if unit != " reqs":
+            line += f", min: {samples:>8}, max: {samples:>8}, sum: {samples * 4096:>16}, sumsq: {samples:>18}"
+            line += draw(st.sampled_from(["", ", hist: { 4K: 1 }", ", hist: { 4K: 1, 8K: 2, }",
+                                          ", hist: { a_time: 1 }"]))
+        lines.append(line + " }\n")
+    return "".join(lines)
+
+
+@given(st.lists(kernel_job(), min_size=1, max_size=12))
+@settings(max_examples=150, deadline=None)
+def test_clean_block_fast_path_matches_record_by_record_path(jobs):
+    # Clean kernel-layout blocks are parsed by one split; CRLF line ends send the same text record by record.
+    text = "job_stats:\n" + "".join(jobs)
+    e1: list[str] = []
+    e2: list[str] = []
+    fast = list(parse_job_stats_text(text, "T", e1.append))
+    slow = list(parse_job_stats_text(text.replace("\n", "\r\n"), "T", e2.append))
+    assert fast == slow
+    assert len(e1) == len(e2)
+
+
 def test_streaming_uses_small_blocks(monkeypatch):
     # Many records in many small pieces: each yielded before the input is exhausted.
     rec = fixture("job_stats_ost_2.15.txt").split("job_stats:\n", 1)[1]
