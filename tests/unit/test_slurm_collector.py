@@ -233,3 +233,33 @@ def test_every_outcome_of_every_known_queue_starts_at_zero(fake, tmp_path):
         assert pairs == set(NEUTRAL_PAIRS)
     assert set(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == {0.0}
     assert ("node_fail", "system") in NEUTRAL_PAIRS and ("cancelled", "system") in NEUTRAL_PAIRS
+
+
+def test_each_finished_job_becomes_one_trace_across_repeated_windows_and_a_restart(fake, tmp_path):
+    """--otel.traces rides on the same watermark as the counters: a job is traced once, never twice."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from hpcwatch.exporters.events import subscribe_finished_jobs
+    from hpcwatch.exporters.otel.traces import JobTracer
+
+    spans = InMemorySpanExporter()
+    tracer = JobTracer(spans, batch=False)
+    unsubscribe = subscribe_finished_jobs(tracer.emit)
+    try:
+        a = collector(fake, tmp_path)
+        a.source.refresh_now()
+        a.source.refresh_now()             # the same sacct records again
+        b = collector(fake, tmp_path)      # a restart on the same state file
+        b.source.refresh_now()
+    finally:
+        unsubscribe()
+    roots = [s for s in spans.get_finished_spans() if s.parent is None]
+    # Every run that reached an end and has an end time is one trace; the 18 never-started array
+    # tasks counted from one collapsed record share one record, so they are one trace too.
+    counted = sum(helpers.values(helpers.render(b), "hpc_scheduler_jobs_finished_total"))
+    assert len(roots) == tracer.jobs_emitted
+    assert counted - 17 == len(roots)
+    keys = [(s.attributes["hpc.job.id"], s.start_time) for s in roots]
+    assert len(keys) == len(set(keys))
+    outcomes = {s.attributes["hpc.job.outcome"] for s in roots}
+    assert {"success", "node_fail", "oom", "timeout"} <= outcomes
