@@ -237,10 +237,9 @@ def test_every_outcome_of_every_known_queue_starts_at_zero(fake, tmp_path):
 
 def test_each_finished_job_becomes_one_trace_across_repeated_windows_and_a_restart(fake, tmp_path):
     """--otel.traces rides on the same watermark as the counters: a job is traced once, never twice."""
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     from hpcwatch.exporters.events import subscribe_finished_jobs
     from hpcwatch.exporters.otel.traces import JobTracer
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     spans = InMemorySpanExporter()
     tracer = JobTracer(spans, batch=False)
