@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 
 from hpcwatch.exporters.command import CommandError, run_command
 from hpcwatch.exporters.events import publish_finished_job
-from hpcwatch.exporters.files import log_once
+from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.scheduler.families import (
     known_queues as _queues,
@@ -205,6 +205,19 @@ SDIAG_COUNTERS = (
 DEFAULT_BUCKETS_TEXT = ",".join(str(int(b)) for b in DEFAULT_WAIT_BUCKETS)
 
 
+SLURM_CONF_PATHS = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/usr/local/etc/slurm.conf")
+
+
+def cluster_from_conf(conf: str | None) -> str:
+    """ClusterName from slurm.conf: the given file only, else the usual paths; "" when none is readable."""
+    for path in [conf] if conf else SLURM_CONF_PATHS:
+        text = read_text(path, limit=4 << 20)
+        if text is not None:
+            name = parse.cluster_name_from_slurm_conf(text)
+            return cap_label(name) if name else ""
+    return ""
+
+
 @register
 class SlurmCollector(Collector):
     name = "slurm"
@@ -256,7 +269,9 @@ class SlurmCollector(Collector):
             full_env["SLURM_CONF"] = o["conf"]
         self.commands = SlurmCommands(o.get("bin-dir", ""), full_env, float(o.get("timeout", 20.0)))
         self.buckets = parse_buckets(o.get("wait-buckets") or DEFAULT_BUCKETS_TEXT)
-        self.cluster = o.get("cluster") or ""
+        # The cluster label, known before the first refresh where slurm.conf is readable, so even a
+        # slurmctld that is down from the start shows as hpc_scheduler_up{cluster="<name>"} 0.
+        self.cluster = o.get("cluster") or cluster_from_conf(full_env.get("SLURM_CONF") or os.environ.get("SLURM_CONF"))
         self.per_user = bool(o.get("per-user"))
         self.per_account = bool(o.get("per-account"))
         self.fairshare = bool(o.get("fairshare"))
@@ -287,7 +302,7 @@ class SlurmCollector(Collector):
         if not self._ledger_loaded:
             load_ledger(self.ledger, self.state)
             self._ledger_loaded = True
-        if not self.cluster:
+        if not self.cluster:  # no readable slurm.conf: ask slurmctld
             cfg = parse.parse_scontrol_config(self.commands.config())
             self.cluster = cap_label(cfg.get("ClusterName") or "unknown")
         sdiag_err: Exception | None = None

@@ -413,3 +413,13 @@ def parse_sshare(text: str) -> tuple[list[FairShare], int]:
             continue
         out.append(FairShare(account=p[0].strip(), user=p[1].strip(), fairshare=fs))
     return out, skipped
+
+
+def cluster_name_from_slurm_conf(text: str) -> str:
+    """The ClusterName= value of a slurm.conf text (case-insensitive key, comments ignored); "" if absent."""
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "clustername":
+            return value.strip().split()[0] if value.strip() else ""
+    return ""

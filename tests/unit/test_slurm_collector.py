@@ -55,6 +55,8 @@ def collector(fake: FakeSlurm, tmp_path, **opts) -> SlurmCollector:
     opts.setdefault("state_file", str(tmp_path / "state.json"))
     # The stand-in sacct ignores -S/-E; reach back far enough that the fixture's fixed dates are inside.
     opts.setdefault("accounting_overlap", 1e10)
+    # An absent slurm.conf: the cluster name then comes from the stand-in `scontrol show config`.
+    opts.setdefault("conf", str(tmp_path / "absent-slurm.conf"))
     options = {k.replace("_", "-"): v for k, v in opts.items()}
     ctx = helpers.make_context(agent="cluster", cls=SlurmCollector, **{"bin-dir": fake.bin, **options})
     return SlurmCollector(ctx)
@@ -262,3 +264,24 @@ def test_each_finished_job_becomes_one_trace_across_repeated_windows_and_a_resta
     assert len(keys) == len(set(keys))
     outcomes = {s.attributes["hpc.job.outcome"] for s in roots}
     assert {"success", "node_fail", "oom", "timeout"} <= outcomes
+
+
+def test_cluster_label_comes_from_slurm_conf_before_the_first_refresh(fake, tmp_path):
+    """A slurmctld down from the start still shows as hpc_scheduler_up{cluster="<name>"} 0."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("# site config\nSlurmctldHost=head01\nclustername=orion  # the machine room\n")
+    for cmd in ("squeue", "sdiag", "sinfo", "scontrol", "sacct"):
+        fake.set(cmd, "", rc=1)
+    c = collector(fake, tmp_path, conf=str(conf))
+    assert not c.source.refresh_now()
+    text = helpers.render(c)
+    assert helpers.series_labels(text, "hpc_scheduler_up") == [{"cluster": "orion"}]
+    assert helpers.values(text, "hpc_scheduler_up") == [0]
+
+
+@pytest.mark.parametrize(("text", "want"), [("ClusterName=alpha\n", "alpha"), ("CLUSTERNAME = beta # x\n", "beta"),
+                                            ("#ClusterName=no\n", ""), ("", ""), ("ClusterName=\n", "")])
+def test_cluster_name_from_slurm_conf(text, want):
+    from hpcwatch.exporters.slurm.parse import cluster_name_from_slurm_conf
+
+    assert cluster_name_from_slurm_conf(text) == want
