@@ -21,9 +21,7 @@ from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.flux import parse
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.scheduler.families import (
-    known_queues as _queues,
-)
-from hpcwatch.exporters.scheduler.families import (
+    known_queues,
     lag_family,
     ledger_families,
     snapshot_families,
@@ -194,7 +192,7 @@ class FluxCollector(Collector):
         if len(cached_key) != len(key) or any(a is not b for a, b in zip(cached_key, key)):
             families = []
             if published is not None:
-                families.extend(ledger_families(self.cluster, published, _queues(snap)))
+                families.extend(ledger_families(self.cluster, published, known_queues(snap)))
             if snap is not None:
                 families.extend(snapshot_families(snap.queue))
                 families.append(self._pending_family(snap))

@@ -20,9 +20,7 @@ from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.scheduler.families import (
-    known_queues as _queues,
-)
-from hpcwatch.exporters.scheduler.families import (
+    known_queues,
     lag_family,
     ledger_families,
     snapshot_families,
@@ -390,7 +388,7 @@ class SlurmCollector(Collector):
         if len(cached_key) != len(key) or any(a is not b for a, b in zip(cached_key, key)):
             families = []
             if published is not None:
-                families.extend(ledger_families(cluster, published, _queues(snap)))
+                families.extend(ledger_families(cluster, published, known_queues(snap)))
             if snap is not None:
                 families.extend(snapshot_families(snap.queue))
                 families.extend(self._slurm_families(cluster, snap))
