@@ -85,6 +85,12 @@ def _guid(text: str) -> str:
     return "0x" + text.lower().rjust(16, "0")
 
 
+def _name(quoted: str | None) -> str:
+    """A node description as a label: switches pad their 64-byte NodeDescription with spaces
+    (`'5FB0405-leaf-IB01 '`), which would split one switch into two names."""
+    return (quoted or "").strip()[:_NAME_LIMIT]
+
+
 def parse_port_line(line: str) -> PortLink | None:
     m = _PORT_LINE.match(line.strip())
     if m is None:
@@ -95,10 +101,9 @@ def parse_port_line(line: str) -> PortLink | None:
     except ValueError:  # pragma: no cover - the regex only admits digits
         return None
     if g["rguid"] is None:
-        return PortLink(g["type"], lid, port, _guid(g["guid"]), g["width"], g["speed"],
-                        (g["lname"] or "")[:_NAME_LIMIT])
-    return PortLink(g["type"], lid, port, _guid(g["guid"]), g["width"], g["speed"], g["name"][:_NAME_LIMIT],
-                    g["rtype"], int(g["rlid"]), int(g["rport"]), _guid(g["rguid"]), g["rname"][:_NAME_LIMIT])
+        return PortLink(g["type"], lid, port, _guid(g["guid"]), g["width"], g["speed"], _name(g["lname"]))
+    return PortLink(g["type"], lid, port, _guid(g["guid"]), g["width"], g["speed"], _name(g["name"]),
+                    g["rtype"], int(g["rlid"]), int(g["rport"]), _guid(g["rguid"]), _name(g["rname"]))
 
 
 def parse_ports_report(text: str) -> Topology:

@@ -20,6 +20,10 @@ log = logging.getLogger("hpcwatch.collector.lustre")
 # (device type, stats file) the client reads; llite is per mount, mdc/osc per target connection.
 CLIENT_FILES = (("llite", "stats"), ("mdc", "md_stats"), ("osc", "stats"))
 LCTL_PARAMS = ("llite.*.stats", "mdc.*.md_stats", "osc.*.stats")
+# llite counters (2.15+, LU-10948 open heat) that are not operations: `opencount` samples repeat every
+# `open` (its sum is a per-inode repeat-open score) and `openclosetime` times the gap between a close
+# and the next open of the same file, not an operation. Exported apart, or not at all (opencount).
+OPEN_TRACKING = frozenset({"opencount", "openclosetime"})
 
 
 def mount_fs(device: str) -> str:
@@ -110,19 +114,32 @@ class LustreCollector(Collector):
         rsec = CounterMetricFamily("hpc_lustre_client_target_time_seconds",
                                    "Time this Lustre client's requests to one MDT/OST took (usec counters).",
                                    labels=target_labels)
+        reopens = CounterMetricFamily("hpc_lustre_client_reopens",
+                                      "Opens of a file this Lustre client had opened and closed before "
+                                      "(llite openclosetime samples, 2.15+).", labels=["fs", "client"])
+        gap = CounterMetricFamily("hpc_lustre_client_reopen_interval_seconds",
+                                  "Time from closing a file to opening it again on this Lustre client, summed "
+                                  "over reopens (llite openclosetime, 2.15+).", labels=["fs", "client"])
         for (dev_type, device), text in sorted(self._read().items()):
             o: dict[str, int] = {}
             b: dict[str, int] = {}
             s: dict[str, float] = {}
-            fold_counters(parse_stats(text, on_error=_stats_error), o, b, s)
+            counters = parse_stats(text, on_error=_stats_error)
             if dev_type == "llite":
                 base, fams = [mount_fs(device), device], (ops, byt, sec)
+                for c in counters:
+                    if c.name == "openclosetime":
+                        reopens.add_metric(base, c.samples)
+                        if c.seconds is not None:
+                            gap.add_metric(base, c.seconds)
+                counters = [c for c in counters if c.name not in OPEN_TRACKING]
             else:
                 base, fams = [dev_type, device], (rpcs, rbyt, rsec)
+            fold_counters(counters, o, b, s)
             for fam, values in zip(fams, (o, b, s)):
                 for op, v in sorted(values.items()):
                     fam.add_metric(base + [op], v)
-        yield from (ops, byt, sec)
+        yield from (ops, byt, sec, reopens, gap)
         if self.per_target:
             yield from (rpcs, rbyt, rsec)
 

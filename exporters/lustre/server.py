@@ -309,15 +309,30 @@ def target_families(snap: ServerSnapshot) -> Iterator[Metric]:
     state = GaugeMetricFamily("hpc_lustre_target_recovery_status",
                               "1 for the recovery state a Lustre target is in (recovery_status), 0 for the others.",
                               labels=["target", "status"])
-    done = GaugeMetricFamily("hpc_lustre_target_recovery_completed_clients",
-                             "Clients that completed recovery with a Lustre target.", labels=["target"])
-    expected = GaugeMetricFamily("hpc_lustre_target_recovery_expected_clients",
-                                 "Clients a Lustre target expects to reconnect during recovery.", labels=["target"])
     for target, r in sorted(snap.recovery.items()):
         for s in sorted(set(RECOVERY_STATES) | {r.status}):
             state.add_metric([target, s], 1 if s == r.status else 0)
-        if r.completed_clients is not None:
-            done.add_metric([target], r.completed_clients)
-            expected.add_metric([target], r.expected_clients or 0)
-    yield from (state, done, expected)
+    yield state
+    for name, attr, doc in RECOVERY_GAUGES:
+        fam = GaugeMetricFamily(name, doc, labels=["target"])
+        for target, r in sorted(snap.recovery.items()):
+            value = getattr(r, attr)
+            if value is not None:
+                fam.add_metric([target], value)
+        yield fam
 
+
+# (family, RecoveryStatus attribute, help): a target exports those its current state prints.
+RECOVERY_GAUGES = (
+    ("hpc_lustre_target_recovery_completed_clients", "completed_clients",
+     "Clients that completed recovery with a Lustre target (COMPLETE and RECOVERING)."),
+    ("hpc_lustre_target_recovery_expected_clients", "expected_clients",
+     "Clients a Lustre target expects to reconnect during recovery (COMPLETE and RECOVERING)."),
+    ("hpc_lustre_target_recovery_connected_clients", "connected_clients",
+     "Clients that have reconnected to a Lustre target in recovery (RECOVERING only)."),
+    ("hpc_lustre_target_recovery_time_remaining_seconds", "time_remaining_seconds",
+     "Seconds until a recovering Lustre target's recovery window closes and it evicts the clients "
+     "still missing (RECOVERING only)."),
+    ("hpc_lustre_target_recovery_duration_seconds", "duration_seconds",
+     "How long a Lustre target's last recovery took (COMPLETE only)."),
+)

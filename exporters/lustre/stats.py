@@ -48,8 +48,15 @@ class StatsCounter(NamedTuple):
 
 def parse_stats(text: str, on_error: ErrorCallback | None = None) -> list[StatsCounter]:
     """Counters of one stats file; lines that fit neither the header nor the counter shape are skipped
-    and reported through `on_error`."""
+    and reported through `on_error`.
+
+    A name printed twice keeps its first line. Lustre 2.10 OSTs register two counter sets in one
+    `stats` file: the OFD request counters first (`statfs` counts OST_STATFS RPCs from clients), then
+    the generic obd-method counters, whose `statfs` local calls also bump (each read of kbytesfree is
+    one); the sum of the two is neither number. The request counter is the one 2.12+ keeps.
+    """
     out: list[StatsCounter] = []
+    seen: set[str] = set()
     for raw in text.splitlines():
         line = raw.strip()
         if not line or _HEADER.match(line):
@@ -59,8 +66,12 @@ def parse_stats(text: str, on_error: ErrorCallback | None = None) -> list[StatsC
             if on_error is not None:
                 on_error(f"unreadable stats line: {line[:80]!r}")
             continue
+        name = m.group("name")
+        if name in seen:
+            continue
+        seen.add(name)
         total = m.group("sum")
-        out.append(StatsCounter(m.group("name"), int(m.group("n")), m.group("unit"),
+        out.append(StatsCounter(name, int(m.group("n")), m.group("unit"),
                                 int(total) if total is not None else None))
     return out
 

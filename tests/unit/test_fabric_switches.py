@@ -99,6 +99,24 @@ def test_port_line_with_quotes_and_unknown_speed():
     assert rate_bytes("4x", "HDR") == 25e9 and rate_bytes("4x", "NDR") == 50e9 and lanes("12x") == 12
 
 
+def test_padded_node_descriptions_are_trimmed():
+    # Switch firmware pads the 64-byte NodeDescription with spaces; ibnetdiscover quotes it as is.
+    report = (
+        "CA    78  1 0x946dae0300630bfe 4x HDR - SW    51 81 0x946dae0300630bf6 "
+        "( 'Mellanox Technologies Aggregation Node' - '5FB0405-leaf-IB01 ' )\n"
+        "SW    51 81 0x946dae0300630bf6 4x HDR - CA    78  1 0x946dae0300630bfe "
+        "( '5FB0405-leaf-IB01 ' - 'Mellanox Technologies Aggregation Node' )\n"
+        "SW    51 82 0x946dae0300630bf6 4x SDR                                    '5FB0405-leaf-IB01 '\n"
+        "SW    25  1 0x946dae0300618c83 4x SDR                                    ' 5FB0406-spine-IB02 '\n"
+    )
+    topo = parse_ports_report(report)
+    assert topo.skipped == 0
+    assert topo.switches["0x946dae0300630bf6"].name == "5FB0405-leaf-IB01"
+    assert topo.switches["0x946dae0300618c83"].name == "5FB0406-spine-IB02"
+    assert {link.name for link in topo.links} >= {"5FB0405-leaf-IB01", "Mellanox Technologies Aggregation Node"}
+    assert topo.links[0].remote_name == "5FB0405-leaf-IB01"
+
+
 def test_perfquery_extended_and_basic_blocks():
     ext, skipped = parse_perfquery(read("perfquery-x-lid3.txt"))
     assert skipped == 0 and sorted(ext) == list(range(1, 41))

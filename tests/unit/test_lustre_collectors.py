@@ -62,14 +62,26 @@ def test_fuzz_stats_and_get_param_never_raise(text):
         param_device(param)
 
 
-@pytest.mark.parametrize("name,status,done,expected", [
-    ("recovery_status_complete.txt", "COMPLETE", 3, 3),
-    ("recovery_status_recovering.txt", "RECOVERING", 2, 5),
-    ("recovery_status_inactive.txt", "INACTIVE", None, None),
+def test_stats_2_10_oss_keeps_the_request_counter_of_a_name_printed_twice():
+    # 2.10 OSTs print the OFD request counters, then the obd-method counters: statfs, get_info and
+    # create appear twice. The first is what clients asked for; summing them is neither number.
+    cs = {c.name: c for c in parse_stats(fixture("obdfilter_stats_2.10_oss.txt"))}
+    assert (cs["statfs"].samples, cs["get_info"].samples, cs["create"].samples) == (300, 2, 4)
+    assert cs["ping"].samples == 10000
+
+
+@pytest.mark.parametrize("name,status,done,expected,connected,remaining,duration", [
+    ("recovery_status_complete.txt", "COMPLETE", 3, 3, None, None, 28),
+    # RECOVERING prints `connected_clients: 3/7` and a bare `completed_clients: 3` (no total).
+    ("recovery_status_recovering.txt", "RECOVERING", 3, 7, 3, 119, None),
+    ("recovery_status_inactive.txt", "INACTIVE", None, None, None, None, None),
+    ("recovery_status_waiting_for_clients.txt", "WAITING_FOR_CLIENTS", None, None, None, None, None),
+    ("recovery_status_waiting_dne.txt", "WAITING", None, None, None, None, None),
 ])
-def test_recovery_status(name, status, done, expected):
+def test_recovery_status(name, status, done, expected, connected, remaining, duration):
     r = parse_recovery_status(fixture(name))
-    assert (r.status, r.completed_clients, r.expected_clients) == (status, done, expected)
+    assert (r.status, r.completed_clients, r.expected_clients, r.connected_clients, r.time_remaining_seconds,
+            r.duration_seconds) == (status, done, expected, connected, remaining, duration)
 
 
 @given(st.text(max_size=200))
@@ -125,6 +137,26 @@ def test_client_collector_on_files(tmp_path, layout):
                           operation="req_waittime") == [pytest.approx(0.04)]
 
 
+def test_client_open_tracking_counters_are_not_operations(tmp_path):
+    # 2.14+ llite: opencount repeats every open (5000) and openclosetime sums close-to-reopen gaps
+    # (4185 s); as operations they doubled opens and dwarfed the real operation time.
+    llite = "scratch-ffff88003ad5c000"
+    helpers.write_tree(str(tmp_path), {f"sys/kernel/debug/lustre/llite/{llite}/stats": fixture("llite_stats_2.14.txt")})
+    ctx = helpers.make_context(procfs=str(tmp_path / "proc"), sysfs=str(tmp_path / "sys"), cls=LustreCollector,
+                               lctl=str(tmp_path / "no-lctl"))
+    text = helpers.render(LustreCollector(ctx))
+    helpers.assert_promtool_clean(text)
+    ops = {d["operation"] for d in helpers.series_labels(text, "hpc_lustre_client_operations_total")}
+    assert "opencount" not in ops and "openclosetime" not in ops and "open" in ops
+    assert sum(helpers.values(text, "hpc_lustre_client_operations_total")) == 120 + 40 + 14 + 5000 + 5000 + 5010 \
+        + 2500 + 18 + 62930
+    assert sum(helpers.values(text, "hpc_lustre_client_operation_time_seconds_total")) == pytest.approx(
+        (240000 + 160000 + 339365 + 540209 + 231702 + 384629 + 10257 + 196719) / 1e6)
+    assert helpers.values(text, "hpc_lustre_client_reopens_total", fs="scratch") == [2500]
+    assert helpers.values(text, "hpc_lustre_client_reopen_interval_seconds_total", fs="scratch") == \
+        [pytest.approx(4185.265858)]
+
+
 def test_client_unavailable_without_lustre(tmp_path):
     ctx = helpers.make_context(procfs=str(tmp_path), sysfs=str(tmp_path), cls=LustreCollector,
                                lctl=str(tmp_path / "no-lctl"))
@@ -168,7 +200,7 @@ def server_tree(tmp_path, ost_job_stats: str = "job_stats_ost_2.15.txt"):
         "proc/fs/lustre/obdfilter/scratch-OST0000/stats": fixture("obdfilter_stats_2.15.txt"),
         "proc/fs/lustre/obdfilter/scratch-OST0000/recovery_status": fixture("recovery_status_complete.txt"),
         "proc/fs/lustre/obdfilter/scratch-OST0001/job_stats": fixture("job_stats_broken.txt"),
-        "proc/fs/lustre/obdfilter/scratch-OST0001/stats": fixture("obdfilter_stats_2.10.txt"),
+        "proc/fs/lustre/obdfilter/scratch-OST0001/stats": fixture("obdfilter_stats_2.10_oss.txt"),
         "proc/fs/lustre/obdfilter/scratch-OST0001/recovery_status": fixture("recovery_status_recovering.txt"),
         "proc/fs/lustre/mdt/scratch-MDT0000/job_stats": fixture("job_stats_mdt_2.15.txt"),
         "proc/fs/lustre/mdt/scratch-MDT0000/md_stats": fixture("mdt_md_stats_2.15.txt"),
@@ -235,8 +267,18 @@ def test_server_collector_families(tmp_path):
         == [1]
     assert helpers.values(text, "hpc_lustre_target_recovery_status", target="scratch-OST0001", status="COMPLETE") \
         == [0]
-    assert helpers.values(text, "hpc_lustre_target_recovery_completed_clients", target="scratch-OST0001") == [2]
-    assert helpers.values(text, "hpc_lustre_target_recovery_expected_clients", target="scratch-OST0001") == [5]
+    assert helpers.values(text, "hpc_lustre_target_recovery_completed_clients", target="scratch-OST0001") == [3]
+    assert helpers.values(text, "hpc_lustre_target_recovery_expected_clients", target="scratch-OST0001") == [7]
+    assert helpers.values(text, "hpc_lustre_target_recovery_connected_clients", target="scratch-OST0001") == [3]
+    assert helpers.values(text, "hpc_lustre_target_recovery_time_remaining_seconds",
+                          target="scratch-OST0001") == [119]
+    assert helpers.values(text, "hpc_lustre_target_recovery_duration_seconds", target="scratch-OST0000") == [28]
+    assert helpers.values(text, "hpc_lustre_target_recovery_time_remaining_seconds",
+                          target="scratch-OST0000") == []
+    assert helpers.values(text, "hpc_lustre_target_recovery_completed_clients", target="scratch-MDT0000") == []
+    # 2.10 OSS stats: statfs is the request counter (300), not 300 + the obd-method counter's 1254.
+    assert helpers.values(text, "hpc_lustre_target_operations_total", target="scratch-OST0001",
+                          operation="statfs") == [300]
 
 
 def test_server_cap_puts_the_rest_in_one_remainder(tmp_path):
