@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 
 from hpcwatch.exporters.files import log_once, read_text
+from hpcwatch.exporters.nfs.mounts import exported_mounts, parse_mountinfo
 from hpcwatch.exporters.nfs.mountstats import NfsMount, parse_mountstats
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
@@ -56,6 +57,7 @@ class NfsCollector(Collector):
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self.path = ctx.paths.proc(str(ctx.options.get("pid") or "self"), "mountstats")
+        self.mountinfo = ctx.paths.proc(str(ctx.options.get("pid") or "self"), "mountinfo")
         pattern = ctx.options.get("ignored-mountpoints") or ""
         self.ignored = re.compile(pattern) if pattern else None
 
@@ -78,13 +80,10 @@ class NfsCollector(Collector):
         text = read_text(self.path)
         if text is None:
             raise RuntimeError(f"{self.path} not readable")
-        mounts: dict[tuple[str, str], NfsMount] = {}
-        for m in parse_mountstats(text, on_error=_parse_error):
-            if self.ignored is not None and self.ignored.search(m.mountpoint):
-                continue
-            # Bind mounts repeat a superblock under one (export, mountpoint): keep one.
-            mounts.setdefault((m.export, m.mountpoint), m)
-        yield from families(list(mounts.values()))
+        mounts = [m for m in parse_mountstats(text, on_error=_parse_error)
+                  if self.ignored is None or not self.ignored.search(m.mountpoint)]
+        # Hidden mounts dropped, bind mounts of one superblock once (mounts.py says how).
+        yield from families(exported_mounts(mounts, parse_mountinfo(read_text(self.mountinfo) or "")))
 
 
 def _parse_error(reason: str) -> None:

@@ -4,7 +4,9 @@ Per mount: `device SERVER:/export mounted on /mnt with fstype nfs4 statvers=1.1`
 `bytes:`, `RPC iostats version: 1.1  p/v: 100003/4 (nfs)`, one `xprt:` line per transport
 (tcp, udp, rdma; field counts grow with the kernel), and `per-op statistics`: `OP: ops trans
 timeouts bytes_sent bytes_recv queue_ms rtt_ms execute_ms [errors]` (errors since kernel 5.x).
-Non-NFS mounts are skipped.
+Non-NFS mounts are skipped, but every `device` line counts for `position` (the mount's line in
+mountinfo, which the kernel lists in the same order) and for `covered` (a later mount at the same
+mount point sits on top of this one and hides it).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class NfsMount:
     bytes: dict[str, int] = dataclasses.field(default_factory=dict)
     transports: list[Transport] = dataclasses.field(default_factory=list)
     ops: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    opts: str = ""             # superblock options (`opts:`): the same for every bind mount of one superblock
+    position: int = 0          # index among all mounts of the file (NFS or not)
+    covered: bool = False      # a later mount at the same mount point hides this one
 
 
 def _ints(tokens: list[str]) -> list[int] | None:
@@ -74,6 +79,8 @@ def parse_mountstats(text: str, on_error: ErrorCallback | None = None) -> list[N
     mounts: list[NfsMount] = []
     cur: NfsMount | None = None
     in_ops = False
+    position = -1
+    at: dict[str, list[NfsMount]] = {}  # mount point -> NFS mounts there so far
 
     def bad(line: str) -> None:
         if on_error is not None:
@@ -84,9 +91,16 @@ def parse_mountstats(text: str, on_error: ErrorCallback | None = None) -> list[N
             m = _DEVICE.match(line)
             in_ops = False
             cur = None
-            if m and m.group("fstype") in ("nfs", "nfs4"):
-                cur = NfsMount(m.group("dev"), m.group("mnt"), m.group("fstype"), m.group("sv") or "")
+            position += 1
+            if m is None:
+                continue
+            for below in at.pop(m.group("mnt"), ()):
+                below.covered = True
+            if m.group("fstype") in ("nfs", "nfs4"):
+                cur = NfsMount(m.group("dev"), m.group("mnt"), m.group("fstype"), m.group("sv") or "",
+                               position=position)
                 mounts.append(cur)
+                at[cur.mountpoint] = [cur]
             continue
         if cur is None or not line.strip():
             continue
@@ -99,7 +113,9 @@ def parse_mountstats(text: str, on_error: ErrorCallback | None = None) -> list[N
                 continue
             cur.ops[key] = dict(zip(OP_FIELDS, vals))
             continue
-        if key == "age":
+        if key == "opts":
+            cur.opts = rest.strip()
+        elif key == "age":
             vals = _ints(tokens)
             cur.age_seconds = vals[0] if vals and len(vals) == 1 else None
         elif key in ("events", "bytes"):

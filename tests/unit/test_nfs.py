@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import helpers
 import pytest
 from hpcwatch.exporters.nfs.collector import NfsCollector
+from hpcwatch.exporters.nfs.mounts import exported_mounts, parse_mountinfo
 from hpcwatch.exporters.nfs.mountstats import XPRT_FIELDS, parse_mountstats
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +45,8 @@ def test_old_kernel_layout_v3_tcp_udp_rdma_without_errors_column():
 def test_new_kernel_layout_v4_errors_column_nconnect_and_long_rdma():
     mounts = parse_mountstats(fixture("mountstats_5.15.txt"))
     assert len(mounts) == 3  # autofs and sysfs skipped; the bind-mount duplicate is still listed here
+    assert [(m.position, m.covered) for m in mounts] == [(2, True), (3, False), (4, False)]
+    assert len(exported_mounts(mounts)) == 2  # the bind mount repeats the first superblock
     proj = mounts[0]
     assert proj.version == "4" and proj.fstype == "nfs4"
     assert proj.ops["GETATTR"]["errors"] == 3
@@ -50,6 +54,44 @@ def test_new_kernel_layout_v4_errors_column_nconnect_and_long_rdma():
     rdma = mounts[2].transports[0]
     assert rdma.counters["reply_waits_for_send"] == 0 and rdma.counters["mrs_allocated"] == 100
     assert len(rdma.counters) == 27
+
+
+def test_stacked_mount_the_later_one_at_a_mount_point_hides_the_earlier():
+    mounts = parse_mountstats(fixture("mountstats_stacked.txt"))
+    assert [(m.mountpoint, m.version, m.position, m.covered) for m in mounts] == [
+        ("/home", "4", 2, True), ("/home", "3", 3, False), ("/srv/home", "3", 4, False), ("/projects", "3", 5, False)]
+    info = parse_mountinfo(fixture("mountinfo_stacked.txt"))
+    assert [(i.device, i.mountpoint) for i in info[2:6]] == [("0:50", "/home"), ("0:53", "/home"),
+                                                              ("0:53", "/srv/home"), ("0:53", "/projects")]
+    # mountinfo: one superblock (0:53) behind /home, /srv/home and /projects; the v4 mount is hidden.
+    [only] = exported_mounts(mounts, info)
+    assert (only.mountpoint, only.version, only.ops["READ"]["requests"]) == ("/home", "3", 90000)
+    # Without mountinfo the bind mount still folds in (same export and options); the second path of
+    # the same server filesystem cannot be told apart from a superblock of its own.
+    assert [(m.mountpoint, m.export) for m in exported_mounts(mounts)] == [
+        ("/home", "fs01.example.org:/vol/home"), ("/projects", "fs01.example.org:/vol/home/projects")]
+
+
+def test_mountinfo_that_does_not_line_up_is_not_trusted():
+    mounts = parse_mountstats(fixture("mountstats_stacked.txt"))
+    shifted = parse_mountinfo("\n" + fixture("mountinfo_stacked.txt"))  # a mount appeared between the reads
+    assert [m.mountpoint for m in exported_mounts(mounts, shifted)] == ["/home", "/projects"]
+    nosharecache = [dataclasses.replace(m, opts=m.opts + ",nosharecache") for m in mounts]
+    assert [m.mountpoint for m in exported_mounts(nosharecache)] == ["/home", "/srv/home", "/projects"]
+
+
+def test_collector_exports_the_visible_stacked_mount(tmp_path):
+    # NFSv3/UDP mounted over NFSv4/TCP of the same export at /home: the v3 mount carries the traffic.
+    helpers.write_tree(str(tmp_path), {"proc/self/mountstats": fixture("mountstats_stacked.txt"),
+                                       "proc/self/mountinfo": fixture("mountinfo_stacked.txt")})
+    c = NfsCollector(helpers.make_context(procfs=str(tmp_path / "proc"), cls=NfsCollector))
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    assert helpers.series_labels(text, "hpc_nfs_mount_info") == [
+        {"export": "fs01.example.org:/vol/home", "mountpoint": "/home", "fstype": "nfs", "version": "3",
+         "protocol": "udp"}]
+    assert helpers.values(text, "hpc_nfs_requests_total", mountpoint="/home", operation="READ") == [90000]
+    assert helpers.values(text, "hpc_nfs_transport_sends_total", mountpoint="/home") == [401000]
 
 
 def test_bad_lines_are_skipped_and_reported():
@@ -63,7 +105,7 @@ def test_bad_lines_are_skipped_and_reported():
 @given(st.text(max_size=500))
 @settings(max_examples=300, deadline=None)
 def test_fuzz_arbitrary_text_never_raises(text):
-    parse_mountstats(text, lambda r: None)
+    exported_mounts(parse_mountstats(text, lambda r: None), parse_mountinfo(text))
     parse_mountstats("device a:/b mounted on /c with fstype nfs4 statvers=1.1\n" + text, lambda r: None)
 
 
