@@ -1,14 +1,17 @@
-"""`gpfs`: IBM Storage Scale per-filesystem I/O (mmpmon fs_io_s), usage (mmdf -Y), health (mmhealth).
+"""`gpfs`: IBM Storage Scale per-filesystem I/O (mmpmon fs_io_s), usage (mmdf -Y), health (mmhealth),
+daemon state (mmgetstate -Y) and waiters (mmdiag --waiters -Y).
 
 Each command has its own snapshot source and interval: mmpmon is cheap and local; mmhealth reads the
-local health monitor; mmdf asks the filesystem manager for cluster-wide usage, so it runs on a long
-interval and, by default, only in the cluster agent (one node asks for the whole cluster).
+local health monitor; mmgetstate and mmdiag ask the local daemon; mmdf asks the filesystem manager for
+cluster-wide usage, so it runs on a long interval and, by default, only in the cluster agent (one
+node asks for the whole cluster).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 
@@ -17,15 +20,18 @@ from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpfs.parse import (
     FsIo,
     FsUsage,
+    HealthEvent,
     HealthState,
     parse_fs_io_s,
     parse_mmdf,
     parse_mmhealth,
+    parse_mmhealth_events,
 )
+from hpcwatch.exporters.gpfs.state import GPFS_STATES, DaemonState, Waiter, parse_mmgetstate, parse_waiters
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import SnapshotSource
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.gpfs")
@@ -34,6 +40,7 @@ log = logging.getLogger("hpcwatch.collector.gpfs")
 HEALTH_STATES = ("HEALTHY", "DEGRADED", "FAILED", "DEPEND", "TIPS", "CHECKING", "STARTING", "STOPPED",
                  "SUSPENDED", "DISABLED", "UNKNOWN")
 MMDF_AUTO_CLUSTER_INTERVAL = 600.0
+HealthSnapshot = tuple[list[HealthState], list[HealthEvent]]
 
 
 def _error(source: str):
@@ -56,6 +63,11 @@ class GpfsCollector(Collector):
         Option("mmdf-interval", -1.0, "seconds between mmdf runs; 0 disables; -1: 600 in the cluster agent, "
                                       "off in the node agent (mmdf is cluster-wide and costly)", type=float),
         Option("filesystems", "", "comma-separated filesystems for mmdf (empty: those mmpmon reports)"),
+        Option("state-interval", 60.0, "seconds between mmgetstate runs; 0 disables", type=float),
+        Option("waiters-interval", 60.0, "seconds between mmdiag --waiters runs; 0 disables", type=float),
+        Option("waiters-exclude", "EventsExporterSenderThread|Fsck",
+               "regexp of waiter thread names to ignore (threads that wait by design)"),
+        Option("waiters-buckets", "1,5,15,60,300,3600", "upper bounds in seconds of the waiter histogram buckets"),
         Option("timeout", 60.0, "seconds each command may take", type=float),
     )
 
@@ -73,6 +85,18 @@ class GpfsCollector(Collector):
         if health_interval > 0:
             self.health = SnapshotSource("gpfs_mmhealth", self.refresh_health, health_interval)
             self._sources.append(self.health)
+        self.state: SnapshotSource | None = None
+        self.waiters: SnapshotSource | None = None
+        self.waiters_exclude = re.compile(o.get("waiters-exclude") or "^$")
+        self.waiter_buckets = parse_buckets(o.get("waiters-buckets") or "1,5,15,60,300,3600")
+        state_interval = float(o.get("state-interval", 60.0))
+        if state_interval > 0:
+            self.state = SnapshotSource("gpfs_mmgetstate", self.refresh_state, state_interval)
+            self._sources.append(self.state)
+        waiters_interval = float(o.get("waiters-interval", 60.0))
+        if waiters_interval > 0:
+            self.waiters = SnapshotSource("gpfs_waiters", self.refresh_waiters, waiters_interval)
+            self._sources.append(self.waiters)
         mmdf_interval = float(o.get("mmdf-interval", -1.0))
         if mmdf_interval < 0:
             mmdf_interval = MMDF_AUTO_CLUSTER_INTERVAL if ctx.agent == "cluster" else 0.0
@@ -91,8 +115,12 @@ class GpfsCollector(Collector):
         c = cls(CollectorContext(options={o.name: o.default for o in cls.options}, agent="cluster"))
         c.io = SnapshotSource("gpfs_mmpmon", lambda: parse_fs_io_s(text("mmpmon_fs_io_s.txt")), 30.0)
         c.usage = SnapshotSource("gpfs_mmdf", lambda: {"scratch": parse_mmdf(text("mmdf_scratch_Y.txt"))}, 600.0)
-        c.health = SnapshotSource("gpfs_mmhealth", lambda: parse_mmhealth(text("mmhealth_5.0.txt")), 60.0)
-        c._sources = [c.io, c.health, c.usage]
+        c.health = SnapshotSource("gpfs_mmhealth", lambda: (parse_mmhealth(text("mmhealth_5.2.txt")),
+                                                           parse_mmhealth_events(text("mmhealth_5.2.txt"))), 60.0)
+        c.state = SnapshotSource("gpfs_mmgetstate", lambda: parse_mmgetstate(text("mmgetstate_5.1.txt")), 60.0)
+        waiters = parse_waiters(text("mmdiag_waiters_5.1.txt"))
+        c.waiters = SnapshotSource("gpfs_waiters", lambda: c.keep_waiters(waiters), 60.0)
+        c._sources = [c.io, c.health, c.usage, c.state, c.waiters]
         for s in c._sources:
             s.refresh_now()
         return [c]
@@ -118,9 +146,23 @@ class GpfsCollector(Collector):
             out = run_command([self._bin("mmpmon"), "-p", "-s", "-i", cmd.name], self.timeout)
         return parse_fs_io_s(out, _error("gpfs_mmpmon"))
 
-    def refresh_health(self) -> list[HealthState]:
+    def refresh_health(self) -> HealthSnapshot:
         out = run_command([self._bin("mmhealth"), "node", "show", "-Y"], self.timeout)
-        return parse_mmhealth(out, _error("gpfs_mmhealth"))
+        return parse_mmhealth(out, _error("gpfs_mmhealth")), parse_mmhealth_events(out, _error("gpfs_mmhealth"))
+
+    def refresh_state(self) -> DaemonState:
+        out = run_command([self._bin("mmgetstate"), "-Y"], self.timeout)
+        state = parse_mmgetstate(out, _error("gpfs_mmgetstate"))
+        if state is None:
+            raise RuntimeError(f"mmgetstate -Y printed no state row: {out.strip()[:200]!r}")
+        return state
+
+    def refresh_waiters(self) -> list[Waiter]:
+        out = run_command([self._bin("mmdiag"), "--waiters", "-Y"], self.timeout)
+        return self.keep_waiters(parse_waiters(out, _error("gpfs_waiters")))
+
+    def keep_waiters(self, waiters: list[Waiter]) -> list[Waiter]:
+        return [w for w in waiters if not self.waiters_exclude.search(w.thread)]
 
     def refresh_usage(self) -> dict[str, FsUsage]:
         filesystems = self.filesystems
@@ -137,7 +179,11 @@ class GpfsCollector(Collector):
         if self.usage is not None and self.usage.value is not None:
             yield from usage_families(self.usage.value)
         if self.health is not None and self.health.value is not None:
-            yield from health_families(self.health.value)
+            yield from health_families(*self.health.value)
+        if self.state is not None and self.state.value is not None:
+            yield from state_families(self.state.value)
+        if self.waiters is not None and self.waiters.value is not None:
+            yield from waiter_families(self.waiters.value, self.waiter_buckets)
 
 
 def io_families(stats: list[FsIo]) -> Iterator[Metric]:
@@ -197,7 +243,19 @@ def usage_families(usage: dict[str, FsUsage]) -> Iterator[Metric]:
         yield fam
 
 
-def health_families(states: list[HealthState]) -> Iterator[Metric]:
+def parse_buckets(spec: str) -> list[float]:
+    """'1,5,15' -> [1.0, 5.0, 15.0]; a bad list is a ValueError naming the flag and value."""
+    try:
+        bounds = sorted(float(b) for b in spec.split(",") if b.strip())
+    except ValueError:
+        raise ValueError(f"--collector.gpfs.waiters-buckets: {spec!r} is not a comma-separated list of seconds") \
+            from None
+    if not bounds:
+        raise ValueError("--collector.gpfs.waiters-buckets: no bucket bounds given")
+    return bounds
+
+
+def health_families(states: list[HealthState], events: list[HealthEvent]) -> Iterator[Metric]:
     fam = GaugeMetricFamily("hpc_gpfs_health_status", "1 for the state a GPFS component or entity is in "
                             "(mmhealth node show), 0 for the other states.",
                             labels=["component", "entity", "entity_type", "status"])
@@ -210,3 +268,46 @@ def health_families(states: list[HealthState]) -> Iterator[Metric]:
         for state in sorted(set(HEALTH_STATES) | {s.status}):
             fam.add_metric(list(key) + [state], 1 if state == s.status else 0)
     yield fam
+    ev = GaugeMetricFamily("hpc_gpfs_health_event", "1 for each event mmhealth reports active on a GPFS component "
+                           "(hidden events left out); severity is TIP, INFO, WARNING or ERROR (Scale 5.1+).",
+                           labels=["component", "entity", "entity_type", "event", "severity"])
+    for e in sorted(set(events), key=lambda e: (e.component, e.entity, e.entity_type, e.event, e.severity)):
+        ev.add_metric([e.component, e.entity, e.entity_type, e.event, e.severity], 1)
+    yield ev
+
+
+def state_families(state: DaemonState) -> Iterator[Metric]:
+    fam = GaugeMetricFamily("hpc_gpfs_state", "1 for the state this node's GPFS daemon is in (mmgetstate: "
+                            "active, arbitrating, down, unknown), 0 for the others.", labels=["state"])
+    for s in sorted(set(GPFS_STATES) | {state.state}):
+        fam.add_metric([s], 1 if s == state.state else 0)
+    yield fam
+    for name, value, doc in (
+            ("hpc_gpfs_quorum_nodes", state.quorum, "Quorum nodes needed for quorum (mmgetstate quorum)."),
+            ("hpc_gpfs_cluster_nodes_up", state.nodes_up, "Nodes up in the GPFS cluster as this node's daemon "
+                                                          "sees it (mmgetstate nodesUp)."),
+            ("hpc_gpfs_cluster_nodes", state.total_nodes, "Nodes in the GPFS cluster (mmgetstate totalNodes).")):
+        fam = GaugeMetricFamily(name, doc)
+        if value is not None:
+            fam.add_metric([], value)
+        yield fam
+
+
+def waiter_families(waiters: list[Waiter], bounds: list[float]) -> Iterator[Metric]:
+    count = GaugeMetricFamily("hpc_gpfs_waiters", "Threads of this node's GPFS daemon waiting now, by thread "
+                              "name (mmdiag --waiters).", labels=["thread"])
+    by_thread: dict[str, int] = {}
+    for w in waiters:
+        by_thread[w.thread] = by_thread.get(w.thread, 0) + 1
+    for thread, n in sorted(by_thread.items()):
+        count.add_metric([thread], n)
+    yield count
+    hist = HistogramMetricFamily("hpc_gpfs_waiter_seconds", "How long the GPFS daemon's waiting threads have "
+                                 "waited so far: a distribution of now, rebuilt each refresh (never rate() it).")
+    buckets = [(repr(float(b)), sum(1 for w in waiters if w.seconds <= b)) for b in bounds]
+    hist.add_metric([], buckets + [("+Inf", len(waiters))], sum(w.seconds for w in waiters))
+    yield hist
+    longest = GaugeMetricFamily("hpc_gpfs_waiter_longest_seconds", "The longest current wait of a GPFS daemon "
+                                "thread on this node, 0 when none waits (mmdiag --waiters).")
+    longest.add_metric([], max((w.seconds for w in waiters), default=0.0))
+    yield longest

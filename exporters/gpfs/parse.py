@@ -86,8 +86,31 @@ def parse_y(text: str, on_error: ErrorCallback | None = None) -> dict[str, list[
             if on_error is not None:
                 on_error(f"-Y row before its HEADER: {line[:80]!r}")
             continue
+        if len(fields) > len(cols):
+            fields = _rejoin_times(fields)
         row = {c: unquote(v) for c, v in zip(cols, fields) if c and c not in ("reserved",)}
         out.setdefault(fields[1], []).append(row)
+    return out
+
+
+_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}[ _]\d{2}$")
+_MINUTE = re.compile(r"^\d{2}$")
+_SECOND = re.compile(r"^\d{2}(?:\.\d+)?(?:\s*[A-Za-z]+|[+-]\d{4})?$")
+
+
+def _rejoin_times(fields: list[str]) -> list[str]:
+    """Glue `2025-07-21 08`, `58`, `15` back into one field: Scale 5.2 mmhealth prints some timestamps
+    with raw colons instead of %3A, which shifts every later column of the row."""
+    out: list[str] = []
+    i = 0
+    while i < len(fields):
+        f = fields[i]
+        if _HOUR.match(f) and i + 2 < len(fields) and _MINUTE.match(fields[i + 1]) and _SECOND.match(fields[i + 2]):
+            out.append(":".join(fields[i:i + 3]))
+            i += 3
+            continue
+        out.append(f)
+        i += 1
     return out
 
 
@@ -152,4 +175,30 @@ def parse_mmhealth(text: str, on_error: ErrorCallback | None = None) -> list[Hea
             continue
         out.append(HealthState(row.get("node", ""), row.get("component", ""), row.get("entityname", ""),
                                row.get("entitytype", ""), status))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthEvent:
+    """An active event of `mmhealth node show -Y` (severity is printed from Scale 5.1 on; '' before)."""
+
+    component: str
+    entity: str
+    entity_type: str
+    event: str
+    severity: str
+
+
+def parse_mmhealth_events(text: str, on_error: ErrorCallback | None = None) -> list[HealthEvent]:
+    """The Event rows of `mmhealth node show -Y`, without events an administrator hid (`ishidden: yes`)."""
+    out: list[HealthEvent] = []
+    for row in parse_y(text, on_error).get("Event", []):
+        if not row.get("event"):
+            if on_error is not None:
+                on_error("mmhealth Event row without an event name")
+            continue
+        if row.get("ishidden", "").lower() == "yes":
+            continue
+        out.append(HealthEvent(row.get("component", ""), row.get("entityname", ""), row.get("entitytype", ""),
+                               row["event"], row.get("severity", "")))
     return out

@@ -13,8 +13,10 @@ from hpcwatch.exporters.gpfs.parse import (
     parse_key_values,
     parse_mmdf,
     parse_mmhealth,
+    parse_mmhealth_events,
     parse_y,
 )
+from hpcwatch.exporters.gpfs.state import parse_mmgetstate, parse_waiters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +82,55 @@ def test_mmhealth(name):
                                                              ("NATIVE_RAID", "CHECKING")]
 
 
+@pytest.mark.parametrize("name,events", [
+    ("mmhealth_5.0.txt", [("NETWORK", "ib0", "NIC", "network_ips_down", "")]),
+    # 5.2 adds message, eventtype and severity columns.
+    ("mmhealth_5.2.txt", [("GPFS", "ess01", "NODE", "quorum_even_nodes_no_tiebreaker", "TIP")]),
+])
+def test_mmhealth_events(name, events):
+    got = parse_mmhealth_events(fixture(name))
+    assert [(e.component, e.entity, e.entity_type, e.event, e.severity) for e in got] == events
+
+
+def test_mmhealth_hidden_events_are_left_out():
+    text = fixture("mmhealth_5.0.txt").replace("network_ips_down::2023-11-14 15%3A32%3A38.077722 UTC::no:",
+                                               "network_ips_down::2023-11-14 15%3A32%3A38.077722 UTC::yes:")
+    assert parse_mmhealth_events(text) == []
+
+
+@pytest.mark.parametrize("name,state,quorum,up,total", [
+    ("mmgetstate_5.1.txt", "active", 3, 412, 420),
+    ("mmgetstate_down.txt", "down", 0, 0, 420),
+    ("mmgetstate_arbitrating_quorum_node.txt", "arbitrating", 3, 2, 420),
+])
+def test_mmgetstate(name, state, quorum, up, total):
+    s = parse_mmgetstate(fixture(name))
+    assert (s.state, s.quorum, s.nodes_up, s.total_nodes) == (state, quorum, up, total)
+
+
+def test_mmgetstate_without_a_row_is_none_and_reported():
+    errors: list[str] = []
+    assert parse_mmgetstate("mmgetstate: The GPFS daemon is not running.\n", errors.append) is None
+    assert len(errors) == 1
+
+
+@pytest.mark.parametrize("name", ["mmdiag_waiters_5.1.txt", "mmdiag_waiters_4.2.txt"])
+def test_waiters_y_and_text_forms_agree(name):
+    errors: list[str] = []
+    got = [(w.thread, w.seconds) for w in parse_waiters(fixture(name), errors.append)]
+    assert errors == []
+    assert got == [("EventsExporterSenderThread", 3611.2201), ("SyncHandlerThread", 312.0457), ("NSDThread", 1.5012),
+                   ("NSDThread", 0.2719), ("FileBlockWriteFetchHandlerThread", 0.0093)]
+
+
+def test_waiters_none_and_garbage():
+    errors: list[str] = []
+    assert parse_waiters(fixture("mmdiag_waiters_none_5.1.txt"), errors.append) == []
+    assert parse_waiters("=== mmdiag: waiters ===\n", errors.append) == [] and errors == []
+    bad = fixture("mmdiag_waiters_5.1.txt").replace(":312.0457:", ":soon:")
+    assert len(parse_waiters(bad, errors.append)) == 4 and len(errors) == 1
+
+
 @given(st.text(max_size=400))
 @settings(max_examples=300, deadline=None)
 def test_fuzz_parsers_never_raise(text):
@@ -87,6 +138,10 @@ def test_fuzz_parsers_never_raise(text):
     parse_fs_io_s(text, ignore)
     parse_mmdf(text, ignore)
     parse_mmhealth(text, ignore)
+    parse_mmhealth_events(text, ignore)
+    parse_mmgetstate(text, ignore)
+    parse_waiters(text, ignore)
+    parse_waiters("mmdiag:waiters:HEADER:version:reserved:reserved:threadName:waitTime:\n" + text, ignore)
     parse_mmdf(fixture("mmdf_scratch_Y.txt").split("mmdf:nsd:0")[0] + text, ignore)
 
 
@@ -94,15 +149,18 @@ def test_fuzz_parsers_never_raise(text):
 @settings(max_examples=150, deadline=None)
 def test_fuzz_mutated_fixtures_never_raise(data):
     for name, fn in (("mmpmon_fs_io_s.txt", parse_fs_io_s), ("mmdf_scratch_Y.txt", parse_mmdf),
-                     ("mmhealth_5.0.txt", parse_mmhealth)):
+                     ("mmhealth_5.0.txt", parse_mmhealth), ("mmhealth_5.2.txt", parse_mmhealth_events),
+                     ("mmgetstate_5.1.txt", parse_mmgetstate), ("mmdiag_waiters_5.1.txt", parse_waiters),
+                     ("mmdiag_waiters_4.2.txt", parse_waiters)):
         text = fixture(name)
         pos = data.draw(st.integers(0, len(text) - 1))
         fn(text[:pos] + data.draw(st.text(max_size=10)) + text[pos + data.draw(st.integers(0, 10)):], lambda r: None)
 
 
 # ---------------------------------------------------------------- collector over stand-in binaries
-def fake_bin(tmp_path, health: str = "mmhealth_5.0.txt") -> str:
-    """mmpmon/mmdf/mmhealth stand-ins (external binaries, not our code) that print fixtures."""
+def fake_bin(tmp_path, health: str = "mmhealth_5.0.txt", state: str = "mmgetstate_5.1.txt",
+             waiters: str = "mmdiag_waiters_5.1.txt") -> str:
+    """mmpmon/mmdf/mmhealth/mmgetstate/mmdiag stand-ins (external binaries, not our code) that print fixtures."""
     d = tmp_path / "bin"
     d.mkdir()
     scripts = {
@@ -112,6 +170,8 @@ def fake_bin(tmp_path, health: str = "mmhealth_5.0.txt") -> str:
         "mmdf": f'[ "$2" = "-Y" ] || exit 1; case "$1" in scratch) cat "{FIX}/mmdf_scratch_Y.txt";; '
                 f'*) echo "mmdf: File system $1 is not known" >&2; exit 1;; esac',
         "mmhealth": f'[ "$*" = "node show -Y" ] && cat "{FIX}/{health}"',
+        "mmgetstate": f'[ "$*" = "-Y" ] && cat "{FIX}/{state}"',
+        "mmdiag": f'[ "$*" = "--waiters -Y" ] && cat "{FIX}/{waiters}"',
     }
     for name, body in scripts.items():
         p = d / name
@@ -124,7 +184,7 @@ def test_collector_node_agent_runs_no_mmdf_by_default(tmp_path):
     ctx = helpers.make_context(cls=GpfsCollector, **{"bin-dir": fake_bin(tmp_path)})
     c = GpfsCollector(ctx)
     assert c.available() is None
-    assert [s.name for s in c.sources()] == ["gpfs_mmpmon", "gpfs_mmhealth"]
+    assert [s.name for s in c.sources()] == ["gpfs_mmpmon", "gpfs_mmhealth", "gpfs_mmgetstate", "gpfs_waiters"]
     for s in c.sources():
         assert s.refresh_now(), s.last_error
     text = helpers.render(c)
@@ -135,6 +195,41 @@ def test_collector_node_agent_runs_no_mmdf_by_default(tmp_path):
     assert helpers.values(text, "hpc_gpfs_health_status", component="NETWORK", entity="ib0", status="FAILED") == [1]
     assert helpers.values(text, "hpc_gpfs_health_status", component="NETWORK", entity="ib0", status="HEALTHY") == [0]
     assert helpers.values(text, "hpc_gpfs_fs_size_bytes") == []
+    assert helpers.values(text, "hpc_gpfs_health_event", component="NETWORK", entity="ib0",
+                          event="network_ips_down") == [1]
+    assert helpers.values(text, "hpc_gpfs_state", state="active") == [1]
+    assert helpers.values(text, "hpc_gpfs_state", state="down") == [0]
+    assert helpers.values(text, "hpc_gpfs_cluster_nodes_up") == [412]
+    # EventsExporterSenderThread waits by design and is excluded by default.
+    assert helpers.values(text, "hpc_gpfs_waiters", thread="NSDThread") == [2]
+    assert helpers.values(text, "hpc_gpfs_waiters", thread="EventsExporterSenderThread") == []
+    assert helpers.values(text, "hpc_gpfs_waiter_longest_seconds") == [312.0457]
+    assert helpers.values(text, "hpc_gpfs_waiter_seconds_bucket", le="1.0") == [2]
+    assert helpers.values(text, "hpc_gpfs_waiter_seconds_bucket", le="300.0") == [3]
+    assert helpers.values(text, "hpc_gpfs_waiter_seconds_count") == [4]
+    assert helpers.values(text, "hpc_gpfs_waiter_seconds_sum") == [pytest.approx(312.0457 + 1.5012 + 0.2719 + 0.0093)]
+
+
+def test_collector_daemon_down_and_no_waiters(tmp_path):
+    ctx = helpers.make_context(cls=GpfsCollector, **{"bin-dir": fake_bin(tmp_path, state="mmgetstate_down.txt",
+                                                                         waiters="mmdiag_waiters_none_5.1.txt"),
+                                                     "waiters-buckets": "10,1"})
+    c = GpfsCollector(ctx)
+    for s in (c.state, c.waiters):
+        assert s.refresh_now(), s.last_error
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    assert helpers.values(text, "hpc_gpfs_state", state="down") == [1]
+    assert helpers.values(text, "hpc_gpfs_waiter_longest_seconds") == [0]
+    assert [d["le"] for d in helpers.series_labels(text, "hpc_gpfs_waiter_seconds_bucket")] == ["1.0", "10.0", "+Inf"]
+
+
+def test_collector_state_and_waiters_can_be_turned_off_and_bad_buckets_are_rejected(tmp_path):
+    ctx = helpers.make_context(cls=GpfsCollector, **{"bin-dir": fake_bin(tmp_path), "state-interval": 0,
+                                                     "waiters-interval": 0})
+    assert [s.name for s in GpfsCollector(ctx).sources()] == ["gpfs_mmpmon", "gpfs_mmhealth"]
+    with pytest.raises(ValueError, match="waiters-buckets"):
+        GpfsCollector(helpers.make_context(cls=GpfsCollector, **{"waiters-buckets": "1,soon"}))
 
 
 def test_collector_cluster_agent_runs_mmdf_for_the_filesystems_mmpmon_reports(tmp_path):
@@ -142,7 +237,7 @@ def test_collector_cluster_agent_runs_mmdf_for_the_filesystems_mmpmon_reports(tm
                                **{"bin-dir": fake_bin(tmp_path, "mmhealth_5.2.txt")})
     c = GpfsCollector(ctx)
     names = [s.name for s in c.sources()]
-    assert names == ["gpfs_mmpmon", "gpfs_mmhealth", "gpfs_mmdf"]
+    assert names == ["gpfs_mmpmon", "gpfs_mmhealth", "gpfs_mmgetstate", "gpfs_waiters", "gpfs_mmdf"]
     assert c.usage.interval == 600
     c.io.refresh_now()
     c.health.refresh_now()
