@@ -1,4 +1,5 @@
-"""`lustre_server`: OSS/MDS job_stats per job (capped), target stats, capacity and recovery (snapshot).
+"""`lustre_server`: OSS/MDS job_stats per job (capped), target stats, capacity, recovery and OSD brw_stats
+histograms (snapshot).
 
 job_stats on a busy OSS holds tens of thousands of jobs; the refresh streams each file through the
 parser in blocks, keeps one small totals object per job of the current target, and exports only the
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 from hpcwatch.exporters.command import CommandError
 from hpcwatch.exporters.files import log_once, read_text
+from hpcwatch.exporters.lustre.brw import BrwTable, brw_families, parse_brw_stats
 from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_jobs, aggregate_raw
 from hpcwatch.exporters.lustre.jobstats import iter_job_stats, parse_job_stats_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files, read_blocks
@@ -62,6 +64,7 @@ class ServerSnapshot:
     capacity: dict[str, dict[str, int]]
     recovery: dict[str, RecoveryStatus]
     taken_at: float
+    brw: dict[str, list[BrwTable]] = dataclasses.field(default_factory=dict)
 
 
 @register
@@ -78,6 +81,7 @@ class LustreServerCollector(Collector):
         Option("top-jobs-by-bytes", 100, "jobs per target kept by bytes read+written", type=int),
         Option("top-jobs-by-metadata", 100, "jobs per target kept by metadata operations", type=int),
         Option("job-stats", True, "export per-job series from job_stats", type=bool),
+        Option("brw-stats", True, "export the OSD brw_stats histograms (about 250 series per target)", type=bool),
         Option("lctl", "lctl", "lctl binary, used when the parameter files are not readable"),
         Option("timeout", 30.0, "seconds each lctl call may take", type=float),
     )
@@ -90,6 +94,7 @@ class LustreServerCollector(Collector):
         self.top_bytes = int(o.get("top-jobs-by-bytes", 100))
         self.top_metadata = int(o.get("top-jobs-by-metadata", 100))
         self.job_stats = bool(o.get("job-stats", True))
+        self.brw_stats = bool(o.get("brw-stats", True))
         self.lctl = Lctl(o.get("lctl") or "lctl", float(o.get("timeout", 30.0)))
         self.source: SnapshotSource[ServerSnapshot] = SnapshotSource(
             "lustre_server", self.refresh, float(o.get("refresh-interval", 30.0)))
@@ -112,8 +117,10 @@ class LustreServerCollector(Collector):
                       "scratch-MDT0000": _fold(parse_stats(text("mdt_md_stats_2.15.txt")))},
             capacity={"scratch-OST0000": {"kbytestotal": 1000000, "kbytesfree": 400000, "kbytesavail": 350000,
                                           "filestotal": 65536, "filesfree": 60000}},
-            recovery={"scratch-OST0000": parse_recovery_status(text("recovery_status_complete.txt"))},
-            taken_at=0.0)
+            recovery={"scratch-OST0000": parse_recovery_status(text("recovery_status_complete.txt")),
+                      "scratch-OST0001": parse_recovery_status(text("recovery_status_recovering.txt"))},
+            taken_at=0.0,
+            brw={"scratch-OST0000": parse_brw_stats(text("brw_stats_2.16.txt"))})
         c.source = SnapshotSource("lustre_server", lambda: snap, 30.0)
         c.source.refresh_now()
         return [c]
@@ -169,7 +176,15 @@ class LustreServerCollector(Collector):
                 text = read_text(path)
                 if text is not None:
                     self._add_recovery(recovery, target, text)
-        return ServerSnapshot(jobs, counters, capacity, recovery, time.time())
+        brw: dict[str, list[BrwTable]] = {}
+        if self.brw_stats:
+            # The OSD's file first: 2.10 also has obdfilter/<target>/brw_stats, empty on ZFS OSTs.
+            for dev in ("osd-*", "obdfilter", "mdt"):
+                for target, path in find_files(self.paths, dev, "brw_stats").items():
+                    text = read_text(path) if target not in brw else None
+                    if text and text.strip():
+                        brw[target] = parse_brw_stats(text, _brw_error)
+        return ServerSnapshot(jobs, counters, capacity, recovery, time.time(), brw)
 
     def _lctl_targets(self) -> list[str]:
         return [p for pattern in ("obdfilter.*.job_stats", "mdt.*.job_stats") for p in self.lctl.list_param(pattern)]
@@ -186,8 +201,12 @@ class LustreServerCollector(Collector):
         counters: dict[str, TargetCounters] = {}
         capacity: dict[str, dict[str, int]] = {}
         recovery: dict[str, RecoveryStatus] = {}
-        for pattern in ("obdfilter.*.stats", "mdt.*.md_stats", "obdfilter.*.recovery_status",
-                        "mdt.*.recovery_status", *(f"osd-*.*.{f}" for f in CAPACITY_FILES)):
+        brw: dict[str, list[BrwTable]] = {}
+        patterns = ["obdfilter.*.stats", "mdt.*.md_stats", "obdfilter.*.recovery_status", "mdt.*.recovery_status",
+                    *(f"osd-*.*.{f}" for f in CAPACITY_FILES)]
+        if self.brw_stats:
+            patterns.append("osd-*.*.brw_stats")
+        for pattern in patterns:
             try:
                 out = self.lctl.get_param(pattern)
             except CommandError as exc:
@@ -204,7 +223,9 @@ class LustreServerCollector(Collector):
                     v = parse_counter_value(value)
                     if v is not None:
                         capacity.setdefault(target, {}).setdefault(leaf, v)
-        return ServerSnapshot(jobs, counters, capacity, recovery, time.time())
+                elif leaf == "brw_stats" and value.strip():
+                    brw.setdefault(target, parse_brw_stats(value, _brw_error))
+        return ServerSnapshot(jobs, counters, capacity, recovery, time.time(), brw)
 
     @staticmethod
     def _job_error(reason: str) -> None:
@@ -226,6 +247,8 @@ class LustreServerCollector(Collector):
             return
         yield from job_families(snap.jobs)
         yield from target_families(snap)
+        if self.brw_stats:
+            yield from brw_families(snap.brw)
 
 
 def _fold(counters: list[StatsCounter]) -> TargetCounters:
@@ -237,6 +260,11 @@ def _fold(counters: list[StatsCounter]) -> TargetCounters:
 def _stats_error(reason: str) -> None:
     record_parse_error(STATS_SOURCE)
     log_once(log, "stats_parse", "skipped a Lustre stats line: %s", reason)
+
+
+def _brw_error(reason: str) -> None:
+    record_parse_error("lustre_brw_stats")
+    log_once(log, "brw_parse", "skipped a brw_stats line: %s", reason)
 
 
 JOB_LABELS = ["target", "jobid", "uid", "host", "operation"]
