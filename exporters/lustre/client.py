@@ -20,10 +20,12 @@ log = logging.getLogger("hpcwatch.collector.lustre")
 # (device type, stats file) the client reads; llite is per mount, mdc/osc per target connection.
 CLIENT_FILES = (("llite", "stats"), ("mdc", "md_stats"), ("osc", "stats"))
 LCTL_PARAMS = ("llite.*.stats", "mdc.*.md_stats", "osc.*.stats")
-# llite counters (2.15+, LU-10948 open heat) that are not operations: `opencount` samples repeat every
-# `open` (its sum is a per-inode repeat-open score) and `openclosetime` times the gap between a close
-# and the next open of the same file, not an operation. Exported apart, or not at all (opencount).
-OPEN_TRACKING = frozenset({"opencount", "openclosetime"})
+# llite counters that are not operations, so they stay out of the operation families:
+# `getxattr_hits` counts getxattr calls the xattr cache answered, each already a `getxattr`;
+# `opencount` (2.15+, LU-10948 open heat) repeats every `open` as a sample, its sum a per-inode
+# repeat-open score (not exported); `openclosetime` times the gap between a close and the next open
+# of the same file, not an operation.
+NOT_OPERATIONS = frozenset({"getxattr_hits", "opencount", "openclosetime"})
 
 
 def mount_fs(device: str) -> str:
@@ -120,6 +122,10 @@ class LustreCollector(Collector):
         gap = CounterMetricFamily("hpc_lustre_client_reopen_interval_seconds",
                                   "Time from closing a file to opening it again on this Lustre client, summed "
                                   "over reopens (llite openclosetime, 2.15+).", labels=["fs", "client"])
+        hits = CounterMetricFamily("hpc_lustre_client_xattr_cache_hits",
+                                   "getxattr calls this Lustre client answered from its xattr cache (llite "
+                                   "getxattr_hits; each is also counted as a getxattr operation).",
+                                   labels=["fs", "client"])
         for (dev_type, device), text in sorted(self._read().items()):
             o: dict[str, int] = {}
             b: dict[str, int] = {}
@@ -132,14 +138,16 @@ class LustreCollector(Collector):
                         reopens.add_metric(base, c.samples)
                         if c.seconds is not None:
                             gap.add_metric(base, c.seconds)
-                counters = [c for c in counters if c.name not in OPEN_TRACKING]
+                    elif c.name == "getxattr_hits":
+                        hits.add_metric(base, c.samples)
+                counters = [c for c in counters if c.name not in NOT_OPERATIONS]
             else:
                 base, fams = [dev_type, device], (rpcs, rbyt, rsec)
             fold_counters(counters, o, b, s)
             for fam, values in zip(fams, (o, b, s)):
                 for op, v in sorted(values.items()):
                     fam.add_metric(base + [op], v)
-        yield from (ops, byt, sec, reopens, gap)
+        yield from (ops, byt, sec, reopens, gap, hits)
         if self.per_target:
             yield from (rpcs, rbyt, rsec)
 

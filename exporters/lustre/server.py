@@ -48,6 +48,9 @@ STATS_SOURCE = "lustre_stats"
 JOB_STATS_DEVICES = (("obdfilter", "job_stats"), ("mdt", "job_stats"))
 TARGET_STATS_DEVICES = (("obdfilter", "stats"), ("mdt", "md_stats"))
 CAPACITY_FILES = ("kbytestotal", "kbytesfree", "kbytesavail", "filestotal", "filesfree")
+# An OST's obdfilter device answers statfs as clients see it (`lfs df`: grants and the precreate
+# reserve taken out of kbytesavail); its OSD device gives the raw backend. MDTs have only the OSD's.
+CAPACITY_DEVICES = ("obdfilter", "mdt", "osd-*")
 
 
 @dataclasses.dataclass
@@ -165,7 +168,7 @@ class LustreServerCollector(Collector):
                     counters[target] = _fold(parse_stats(text, on_error=_stats_error))
         capacity: dict[str, dict[str, int]] = {}
         for fname in CAPACITY_FILES:
-            for dev in ("osd-*", "obdfilter", "mdt"):
+            for dev in CAPACITY_DEVICES:
                 for target, path in find_files(self.paths, dev, fname).items():
                     value = parse_counter_value(read_text(path))
                     if value is not None:
@@ -203,7 +206,7 @@ class LustreServerCollector(Collector):
         recovery: dict[str, RecoveryStatus] = {}
         brw: dict[str, list[BrwTable]] = {}
         patterns = ["obdfilter.*.stats", "mdt.*.md_stats", "obdfilter.*.recovery_status", "mdt.*.recovery_status",
-                    *(f"osd-*.*.{f}" for f in CAPACITY_FILES)]
+                    *(f"obdfilter.*.{f}" for f in CAPACITY_FILES), *(f"osd-*.*.{f}" for f in CAPACITY_FILES)]
         if self.brw_stats:
             patterns.append("osd-*.*.brw_stats")
         for pattern in patterns:

@@ -123,6 +123,10 @@ def test_client_collector_on_files(tmp_path, layout):
         assert helpers.values(text, "hpc_lustre_client_operations_total", operation="read", **labels) == [3]
         assert helpers.values(text, "hpc_lustre_client_operations_total", operation="open", **labels) == [12]
         assert helpers.values(text, "hpc_lustre_client_operation_time_seconds_total", **labels) == []
+        # getxattr_hits are getxattr calls the cache answered: already counted as getxattr operations.
+        assert helpers.values(text, "hpc_lustre_client_operations_total", operation="getxattr_hits") == []
+        assert helpers.values(text, "hpc_lustre_client_operations_total", operation="getxattr", **labels) == [8]
+        assert helpers.values(text, "hpc_lustre_client_xattr_cache_hits_total", **labels) == [3]
     else:
         # 2.14+: `read` has its own usecs counter; read_bytes must not add its samples again.
         assert helpers.values(text, "hpc_lustre_client_operations_total", operation="read", **labels) == [4]
