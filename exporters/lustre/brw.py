@@ -39,7 +39,8 @@ class BrwSpec(NamedTuple):
     linear: bool
 
 
-# Table title as Lustre prints it -> family. 2.16 added `block maps msec`; unknown titles are skipped.
+# Table title as Lustre prints it -> family. 2.16 (and DDN 2.14) added `block maps msec`; unknown titles
+# are skipped.
 BRW_TABLES: dict[str, BrwSpec] = {
     "pages per bulk r/w": BrwSpec(
         "hpc_lustre_brw_pages_per_rpc", "Pages per bulk read or write RPC a Lustre target served (brw_stats).",
@@ -64,7 +65,7 @@ BRW_TABLES: dict[str, BrwSpec] = {
         1, False),
     "block maps msec": BrwSpec(
         "hpc_lustre_brw_block_map_time_seconds", "Time a Lustre target spent mapping blocks for one bulk I/O "
-        "(brw_stats block maps msec, 2.16+).", 1e-3, False),
+        "(brw_stats block maps msec, 2.16+ and DDN 2.14).", 1e-3, False),
 }
 CLAMP_INDEX = 31  # OBD_HIST_MAX - 1: the slot every larger value lands in
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20}
@@ -113,7 +114,7 @@ def _buckets(rows: list[tuple[int, int]], spec: BrwSpec) -> tuple[list[tuple[str
     running = 0
     for bound, n in sorted(rows):
         running += n
-        if bound < clamp:
+        if bound != clamp:
             out.append((_le(bound * spec.scale), running))
     out.append(("+Inf", running))
     return out, running

@@ -3,7 +3,8 @@ tests are built on, and every value they assert for a family we share is asserte
 names. Deliberate differences are listed in NOT_EXPORTED / docs/conformance.md.
 
 HPE/GSI `lustre_exporter` (Go, Lustre 2.10 on ZFS, /proc/fs/lustre): tests/fixtures/conformance/lustre_2.10,
-written by make_lustre_2_10_tree.py.
+written by make_lustre_2_10_tree.py. whamcloud `lustrefs-exporter` (Rust, 2.14 and DDN 2.14, lctl output):
+tests/fixtures/conformance/lustrefs_exporter, written by make_lustrefs_exporter_situations.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 from hpcwatch.exporters.lustre.client import LustreCollector
 from hpcwatch.exporters.lustre.host import LnetCollector, LustreHealthCollector
 from hpcwatch.exporters.lustre.server import LustreServerCollector
+from test_lustre_collectors import fake_lctl
+from test_lustre_host import fake_lnetctl
 
 CONF = os.path.join(os.path.dirname(__file__), "..", "fixtures", "conformance")
 
@@ -121,7 +124,7 @@ def test_lustre_exporter_2_10_every_shared_value(lustre_2_10):
 
 def brw_rows(text: str, family: str, target: str, op: str) -> tuple[dict[int, float], float]:
     """Per-row counts back from our cumulative buckets, and what lies past the last bucket (+Inf only)."""
-    scale = 1000 if family == "hpc_lustre_brw_io_time_seconds" else 1
+    scale = 1000 if family.endswith("_seconds") else 1  # millisecond rows
     buckets, inf = [], None
     for (name, labels), v in helpers.samples(text).items():
         d = dict(labels)
@@ -426,3 +429,153 @@ HPE_BRW_ROWS = {  # (our family, target, operation): {row: count}, one lustre_ex
     ('hpc_lustre_brw_pages_per_rpc', 'lustrefs-OST0006', 'write'):
         {1: 0, 2: 0},
 }
+
+
+# ---------------------------------------------------------------- whamcloud lustrefs-exporter (lustre-collector)
+WHAM = os.path.join(CONF, "lustrefs_exporter")
+
+
+def wham(name: str) -> str:
+    with open(os.path.join(WHAM, name)) as fh:
+        return fh.read()
+
+
+def lctl_server(tmp_path, situation: str) -> str:
+    """lustre_server through a stand-in lctl that prints the situation's recovery_status for each pattern."""
+    lctl = fake_lctl(tmp_path, {
+        "list_param obdfilter.*.job_stats": "obdfilter.fs-OST0000.job_stats\n",
+        "get_param obdfilter.fs-OST0000.job_stats": "job_stats:\n",
+        "get_param obdfilter.*.recovery_status": wham(f"recovery_{situation}.obdfilter.txt"),
+        "get_param mdt.*.recovery_status": wham(f"recovery_{situation}.mdt.txt"),
+    })
+    c = LustreServerCollector(helpers.make_context(procfs=str(tmp_path / "p"), sysfs=str(tmp_path / "s"),
+                                                   agent="cluster", cls=LustreServerCollector, lctl=lctl))
+    assert c.source.refresh_now(), c.source.last_error
+    text = helpers.render(c)
+    helpers.assert_promtool_clean(text)
+    return text
+
+
+# lustre-collector's recovery_status records (RecoveryStatus, Duration, CompletedClients, TimeRemaining,
+# ConnectedClients, TotalClients) per target, and the family each lands in here.
+WHAM_RECOVERY = {
+    "multiple_recovering": {
+        "fs-OST0000": {"status": "COMPLETE", "duration": 150, "completed": 4},
+        "fs-OST0001": {"status": "COMPLETE", "duration": 150, "completed": 4},
+        "fs-OST0004": {"status": "COMPLETE", "duration": 13, "completed": 8},
+        "fs-MDT0000": {"status": "COMPLETE", "duration": 1760, "completed": 3},
+        "fs-MDT0002": {"status": "RECOVERING", "time_remaining": 119, "connected": 3, "total": 7, "completed": 3},
+    },
+    "waiting_for_clients": {
+        "fs-MDT0000": {"status": "COMPLETE", "duration": 1760, "completed": 3},
+        "fs-MDT0002": {"status": "WAITING_FOR_CLIENTS"},
+        "fs-OST0000": {"status": "COMPLETE", "duration": 150, "completed": 4},
+        "fs-OST0001": {"status": "COMPLETE", "duration": 150, "completed": 4},
+        "fs-OST0004": {"status": "WAITING_FOR_CLIENTS"},
+    },
+}
+RECOVERY_FAMILY = {"duration": "hpc_lustre_target_recovery_duration_seconds",
+                   "completed": "hpc_lustre_target_recovery_completed_clients",
+                   "time_remaining": "hpc_lustre_target_recovery_time_remaining_seconds",
+                   "connected": "hpc_lustre_target_recovery_connected_clients",
+                   "total": "hpc_lustre_target_recovery_expected_clients"}
+
+
+@pytest.mark.parametrize("situation", sorted(WHAM_RECOVERY))
+def test_lustrefs_exporter_recovery(tmp_path, situation):
+    text = lctl_server(tmp_path, situation)
+    for target, expected in WHAM_RECOVERY[situation].items():
+        assert helpers.values(text, "hpc_lustre_target_recovery_status", target=target,
+                              status=expected["status"]) == [1], target
+        for key, family in RECOVERY_FAMILY.items():
+            if key in expected:
+                assert helpers.values(text, family, target=target) == [expected[key]], (target, key)
+    # Theirs gives COMPLETE targets no total; ours reads it from `completed_clients: N/M`.
+    assert helpers.values(text, "hpc_lustre_target_recovery_expected_clients", target="fs-OST0000") == [8]
+
+
+# lustre-collector's BrwStats buckets: {their table name: (our family, {bucket: (reads, writes)})}
+WHAM_BRW = {
+    "pages": ("hpc_lustre_brw_pages_per_rpc", {32: (0, 1), 64: (0, 0), 128: (0, 0), 256: (1, 0), 512: (0, 0),
+                                               1024: (0, 8)}),
+    "discont_pages": ("hpc_lustre_brw_discontiguous_pages", {0: (0, 6), 1: (0, 3)}),
+    "discont_blocks": ("hpc_lustre_brw_discontiguous_blocks", {0: (0, 9)}),
+    "dio_frags": ("hpc_lustre_brw_fragmented_ios", {1: (0, 1), 2: (0, 0), 3: (0, 0), 4: (0, 8)}),
+    "rpc_hist": ("hpc_lustre_brw_ios_in_flight", {1: (0, 2704), 2: (0, 3180), 4: (0, 7370), 8: (0, 17365),
+                                                  16: (0, 40726), 32: (0, 44513), 64: (0, 116)}),
+    "io_time": ("hpc_lustre_brw_io_time_seconds", {32: (0, 1), 64: (0, 0), 128: (0, 2), 256: (0, 6)}),
+    "disk_iosize": ("hpc_lustre_brw_io_size_bytes", {131072: (0, 1), 262144: (0, 0), 524288: (0, 0),
+                                                     1048576: (0, 32)}),
+    "block_maps_msec": ("hpc_lustre_brw_block_map_time_seconds", {1: (12689, 0)}),
+}
+
+
+def test_lustrefs_exporter_brw_stats(tmp_path):
+    text = helpers.render(brw_collector(tmp_path))
+    for family, buckets in WHAM_BRW.values():
+        for op, column in (("read", 0), ("write", 1)):
+            rows, _ = brw_rows(text, family, "fs-OST0000", op)
+            assert {b: rows.get(b) for b in buckets} == {b: v[column] for b, v in buckets.items()}, (family, op)
+
+
+def brw_collector(tmp_path) -> LustreServerCollector:
+    helpers.write_tree(str(tmp_path), {
+        "sys/kernel/debug/lustre/obdfilter/fs-OST0000/stats": wham("obdfilter_stats.txt"),
+        "sys/kernel/debug/lustre/osd-ldiskfs/fs-OST0000/brw_stats": wham("brw_stats_with_data.txt")})
+    c = LustreServerCollector(helpers.make_context(procfs=str(tmp_path / "proc"), sysfs=str(tmp_path / "sys"),
+                                                   agent="cluster", cls=LustreServerCollector,
+                                                   lctl="/nonexistent/lctl"))
+    assert c.source.refresh_now(), c.source.last_error
+    return c
+
+
+def test_lustrefs_exporter_ost_stats_first_statfs(tmp_path):
+    text = helpers.render(brw_collector(tmp_path))
+    ops = {d["operation"]: v for d, v in zip(helpers.series_labels(text, "hpc_lustre_target_operations_total"),
+                                            helpers.values(text, "hpc_lustre_target_operations_total"))}
+    # Their parser's records: every counter's samples; statfs twice (5634, then the obd method's 18).
+    assert ops == {"write": 9, "create": 4, "statfs": 5634, "get_info": 2, "connect": 4, "reconnect": 1,
+                   "disconnect": 3, "preprw": 9, "commitrw": 9, "ping": 1075, "get_page": 13, "cache_access": 4,
+                   "cache_hit": 4, "many_credits": 1}
+    assert helpers.values(text, "hpc_lustre_target_bytes_total", operation="write") == [33554431]
+
+
+def test_lustrefs_exporter_lnetctl_stats(tmp_path):
+    lnetctl = fake_lnetctl(tmp_path, wham("lnetctl_stats.txt"))
+    c = LnetCollector(helpers.make_context(procfs=str(tmp_path), sysfs=str(tmp_path), cls=LnetCollector,
+                                           lnetctl=lnetctl))
+    text = helpers.render(c)
+    # Theirs keeps send_length, recv_length and drop_length from this block.
+    assert helpers.values(text, "hpc_lustre_lnet_bytes_total", direction="sent") == [62502714567608]
+    assert helpers.values(text, "hpc_lustre_lnet_bytes_total", direction="received") == [17084716480056]
+    assert helpers.values(text, "hpc_lustre_lnet_dropped_bytes_total") == [568792]
+
+
+def test_lustrefs_exporter_unhealthy_host(tmp_path):
+    helpers.write_tree(str(tmp_path), {"proc/fs/lustre/health_check": wham("health_check_unhealthy.txt")})
+    c = LustreHealthCollector(helpers.make_context(procfs=str(tmp_path / "proc"), sysfs=str(tmp_path / "sys"),
+                                                   cls=LustreHealthCollector))
+    text = helpers.render(c)
+    # Theirs: lustre_health_healthy 0, and 0 per named target; ours: healthy 0, unhealthy_device 1 per target.
+    assert helpers.values(text, "hpc_lustre_healthy") == [0]
+    assert {d["device"] for d in helpers.series_labels(text, "hpc_lustre_unhealthy_device")} == {
+        "lustre-OST0012", "lustre-OST0014", "lustre-OST0016"}
+
+
+# Their client_stats for the DDN 2.14 client: every llite counter as an operation, opencount and
+# openclosetime included. Ours matches every operation and keeps those two out (see docs/conformance.md).
+WHAM_CLIENT = {"ioctl": 114, "open": 35955554, "close": 35955554, "readdir": 60, "getattr": 35955647,
+               "unlink": 17977752, "mkdir": 17987059, "rmdir": 17987079, "mknod": 17977752, "statfs": 17864,
+               "setxattr": 1, "inode_permission": 629305628, "opencount": 35955576, "openclosetime": 17977772}
+
+
+def test_lustrefs_exporter_llite_client(tmp_path):
+    helpers.write_tree(str(tmp_path), {"sys/kernel/debug/lustre/llite/ai400x2-ff47bce9ca35d800/stats":
+                                       wham("llite_stats_ddn_2.14.txt")})
+    c = LustreCollector(helpers.make_context(procfs=str(tmp_path / "proc"), sysfs=str(tmp_path / "sys"),
+                                             cls=LustreCollector, lctl="/nonexistent/lctl"))
+    text = helpers.render(c)
+    ops = {d["operation"]: v for d, v in zip(helpers.series_labels(text, "hpc_lustre_client_operations_total"),
+                                            helpers.values(text, "hpc_lustre_client_operations_total"))}
+    assert ops == {k: v for k, v in WHAM_CLIENT.items() if k not in ("opencount", "openclosetime")}
+    assert helpers.values(text, "hpc_lustre_client_reopens_total") == [WHAM_CLIENT["openclosetime"]]
