@@ -241,6 +241,59 @@ def _filesystems() -> list[AlertRule]:
             Case(((f"{n.LUSTRE_TARGET_FILES}{{{t}}}", "1000x40"), (f"{n.LUSTRE_TARGET_FILES_FREE}{{{t}}}", "900x40")),
                  "30m"), "15m"),
         AlertRule(
+            "HpcLustreTargetRecoveryStuck",
+            f'{n.LUSTRE_RECOVERY_STATUS}{{status=~"{n.LUSTRE_RECOVERY_STUCK_STATES}"}} == 1', "warning", "filesystem",
+            "Lustre target {{ $labels.target }} stuck in {{ $labels.status }}",
+            "{{ $labels.target }} has been in recovery ({{ $labels.status }}) for 20 minutes; clients that "
+            "reconnected wait on it, and clients still missing are evicted when the recovery window closes.",
+            Case(((f'{n.LUSTRE_RECOVERY_STATUS}{{target="scratch-OST0001",status="RECOVERING",{C1}}}', "1x30"),),
+                 "25m", {**C1L, "target": "scratch-OST0001", "status": "RECOVERING"}),
+            Case(((f'{n.LUSTRE_RECOVERY_STATUS}{{target="scratch-OST0001",status="RECOVERING",{C1}}}',
+                   "1x10 0x20"),), "25m"), "20m"),
+        AlertRule(
+            "HpcLustreUnhealthy", f"{n.LUSTRE_HEALTHY} == 0", "critical", "filesystem",
+            "Lustre reports NOT HEALTHY on {{ $labels.instance }}",
+            "Lustre's health_check on {{ $labels.instance }} has reported a device unhealthy for 5 minutes; "
+            "I/O to the devices it names hangs or fails, so jobs placed there fail.",
+            Case(((f"{n.LUSTRE_HEALTHY}{{{N1}}}", "0x10"),), "10m", N1L),
+            Case(((f"{n.LUSTRE_HEALTHY}{{{N1}}}", "1x10"),), "10m"), "5m"),
+        AlertRule(
+            "HpcLustreLBUG", f"{n.LUSTRE_LBUG} == 1", "critical", "filesystem",
+            "Lustre LBUG on {{ $labels.instance }}",
+            "A Lustre assertion failed (LBUG) on {{ $labels.instance }}: the Lustre modules are wedged until the "
+            "node reboots, and every process touching Lustre there hangs.",
+            Case(((f"{n.LUSTRE_LBUG}{{{N1}}}", "0 0 1 1 1"),), "4m", N1L),
+            Case(((f"{n.LUSTRE_LBUG}{{{N1}}}", "0x10"),), "10m")),
+        AlertRule(
+            "HpcGpfsDaemonDown",
+            f'{n.GPFS_STATE}{{state="active"}} == 0 or {n.SOURCE_UP}{{source="gpfs_mmgetstate"}} == 0',
+            "critical", "filesystem", "GPFS daemon not active on {{ $labels.instance }}",
+            "The GPFS daemon on {{ $labels.instance }} has not been active for 10 minutes (or mmgetstate "
+            "cannot say): its filesystems are unmounted or hung, so jobs placed there fail.",
+            Case(((f'{n.GPFS_STATE}{{state="active",{N1}}}', "0x20"),), "15m", {**N1L, "state": "active"}),
+            Case(((f'{n.GPFS_STATE}{{state="active",{N1}}}', "1x20"),), "15m"), "10m"),
+        AlertRule(
+            "HpcGpfsLongWaiters", f"{n.GPFS_WAITER_LONGEST} > 300", "warning", "filesystem",
+            "GPFS threads on {{ $labels.instance }} waiting {{ $value | humanizeDuration }}",
+            "A GPFS daemon thread on {{ $labels.instance }} has been waiting {{ $value | humanizeDuration }} "
+            "(mmdiag --waiters), longer than 5 minutes for 10 minutes: I/O to some disk, node or token "
+            "server is stuck.",
+            Case(((f"{n.GPFS_WAITER_LONGEST}{{{N1}}}", "400x20"),), "15m", N1L, "6m 40s"),
+            Case(((f"{n.GPFS_WAITER_LONGEST}{{{N1}}}", "2x20"),), "15m"), "10m"),
+        AlertRule(
+            "HpcGpfsComponentFailed",
+            # The alert's own `component` label (filesystem) would hide mmhealth's: keep it as gpfs_component.
+            f'label_replace({n.GPFS_HEALTH_STATUS}{{status="FAILED"}} == 1, "gpfs_component", "$1", "component", '
+            f'"(.*)")', "warning", "filesystem",
+            "GPFS {{ $labels.gpfs_component }} {{ $labels.entity }} FAILED on {{ $labels.instance }}",
+            "mmhealth on {{ $labels.instance }} has reported {{ $labels.gpfs_component }} entity {{ $labels.entity }} "
+            "({{ $labels.entity_type }}) FAILED for 10 minutes.",
+            Case(((f'{n.GPFS_HEALTH_STATUS}{{component="NETWORK",entity="ib0",entity_type="NIC",status="FAILED",'
+                   f'{N1}}}', "1x20"),), "15m",
+                 {**N1L, "gpfs_component": "NETWORK", "entity": "ib0", "entity_type": "NIC", "status": "FAILED"}),
+            Case(((f'{n.GPFS_HEALTH_STATUS}{{component="NETWORK",entity="ib0",entity_type="NIC",status="FAILED",'
+                   f'{N1}}}', "0x20"),), "15m"), "10m"),
+        AlertRule(
             "HpcNfsMajorTimeouts", f"increase({n.NFS_MAJOR_TIMEOUTS}[10m]) > 0", "warning", "filesystem",
             "NFS major timeouts on {{ $labels.mountpoint }} of {{ $labels.instance }}",
             "{{ $labels.operation }} RPCs to {{ $labels.mountpoint }} on {{ $labels.instance }} timed out "

@@ -102,6 +102,18 @@ LUSTRE_CLIENT_OPS = "hpc_lustre_client_operations_total"  # {fs, client, operati
 LUSTRE_JOB_BYTES = "hpc_lustre_job_bytes_total"  # {target, jobid, uid, host, operation=read|write}
 LUSTRE_JOB_OPS = "hpc_lustre_job_operations_total"  # {target, jobid, uid, host, operation}
 LUSTRE_DATA_OPS = "read|write"  # every other job_stats operation is metadata
+LUSTRE_RECOVERY_STATUS = "hpc_lustre_target_recovery_status"  # {target, status}: 1 for the current state
+LUSTRE_RECOVERY_STUCK_STATES = "RECOVERING|WAITING|WAITING_FOR_CLIENTS"
+LUSTRE_RECOVERY_CONNECTED = "hpc_lustre_target_recovery_connected_clients"  # {target}
+LUSTRE_RECOVERY_EXPECTED = "hpc_lustre_target_recovery_expected_clients"  # {target}
+LUSTRE_RECOVERY_REMAINING = "hpc_lustre_target_recovery_time_remaining_seconds"  # {target}
+LUSTRE_HEALTHY = "hpc_lustre_healthy"  # health_check verdict of a host, 1 healthy
+LUSTRE_LBUG = "hpc_lustre_lbug"  # 1 after an LBUG
+LUSTRE_BRW_IO_TIME = "hpc_lustre_brw_io_time_seconds"  # histogram {target, operation=read|write}
+LUSTRE_BRW_IO_SIZE = "hpc_lustre_brw_io_size_bytes"  # histogram {target, operation}
+LNET_MESSAGES = "hpc_lustre_lnet_messages_total"  # {direction=sent|received|routed}
+LNET_DROPPED = "hpc_lustre_lnet_dropped_messages_total"
+LNET_HEALTH_EVENTS = "hpc_lustre_lnet_health_events_total"  # {event}
 NFS_IO_BYTES = "hpc_nfs_io_bytes_total"  # {export, mountpoint, kind=normal_read|direct_read|...}
 NFS_REQUESTS = "hpc_nfs_requests_total"  # {export, mountpoint, operation}
 NFS_MAJOR_TIMEOUTS = "hpc_nfs_major_timeouts_total"  # {export, mountpoint, operation}
@@ -111,6 +123,11 @@ GPFS_READ = "hpc_gpfs_read_bytes_total"  # {cluster (the GPFS cluster), fs}
 GPFS_WRITE = "hpc_gpfs_write_bytes_total"
 GPFS_SIZE = "hpc_gpfs_fs_size_bytes"  # {fs}
 GPFS_FREE = "hpc_gpfs_fs_free_bytes"
+GPFS_STATE = "hpc_gpfs_state"  # {state}: 1 for the daemon's state (mmgetstate)
+GPFS_HEALTH_STATUS = "hpc_gpfs_health_status"  # {component, entity, entity_type, status}
+GPFS_HEALTH_EVENT = "hpc_gpfs_health_event"  # {component, entity, entity_type, event, severity}
+GPFS_WAITERS = "hpc_gpfs_waiters"  # {thread}
+GPFS_WAITER_LONGEST = "hpc_gpfs_waiter_longest_seconds"
 BEEGFS_OPERATIONS = "hpc_beegfs_operations_total"  # {nodetype, operation}
 
 # --- scheduler-neutral model (ARCHITECTURE.md, exporters/scheduler) ------------------------------------------------
