@@ -1,4 +1,5 @@
-"""Filesystems: Lustre, NFS, GPFS and BeeGFS throughput, metadata operations, fullness, top jobs by I/O."""
+"""Filesystems: Lustre, NFS, GPFS and BeeGFS throughput, metadata operations, fullness, top jobs by I/O; Lustre
+recovery, health, disk I/O histograms and LNet; GPFS daemon state, waiters and health events."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hpcwatch.dashboards.helpers import (
     Q,
     bargauge,
     cluster_variable,
+    heatmap,
     row,
     table,
     timeseries,
@@ -20,6 +22,7 @@ from hpcwatch import metric_names as n
 UID = "hpcwatch-filesystems"
 RI = "$__rate_interval"
 FULL = ((None, "green"), (0.8, "orange"), (0.9, "red"))
+LONG_WAIT = ((None, "green"), (60, "orange"), (300, "red"))  # seconds; HpcGpfsLongWaiters fires past 300
 
 
 def build() -> Dashboard:
@@ -47,6 +50,28 @@ def build() -> Dashboard:
         table("Top jobs by metadata operations", "The ten jobs making the most metadata operations now.",
               [Q(f"topk(10, sum by (jobid) (rate({n.LUSTRE_JOB_OPS}{{{md}}}[{RI}])))", "ops/s")], "ops",
               hide=("Time",), w=12, sort_by="ops/s"),
+        table("Lustre targets in recovery", "Targets recovering after a restart or failover: clients reconnected of "
+              "those expected, and the time left before the missing ones are evicted.",
+              [Q(f"max by (target) ({n.LUSTRE_RECOVERY_CONNECTED}{{{c}}})", "reconnected"),
+               Q(f"max by (target) ({n.LUSTRE_RECOVERY_EXPECTED}{{{c}}}) and on (target) "
+                 f"max by (target) ({n.LUSTRE_RECOVERY_CONNECTED}{{{c}}})", "expected"),
+               Q(f"max by (target) ({n.LUSTRE_RECOVERY_REMAINING}{{{c}}})", "seconds left")],
+              hide=("Time",), w=12),
+        timeseries("Lustre hosts unhealthy", "Hosts whose health_check says NOT HEALTHY, and hosts after an LBUG "
+                   "(reboot needed).",
+                   [Q(f"sum(1 - {n.LUSTRE_HEALTHY}{{{c}}})", "NOT HEALTHY"), Q(f"sum({n.LUSTRE_LBUG}{{{c}}})", "LBUG")],
+                   "none", ANY_BAD, 0),
+        heatmap("OST/MDT disk I/O time", "Disk I/Os per second by how long they took to complete (OSD brw_stats, "
+                "reads and writes); a shift right is a slow disk or an overloaded target.",
+                f"sum by (le) (rate({n.LUSTRE_BRW_IO_TIME}_bucket{{{c}}}[{RI}]))"),
+        heatmap("OST/MDT disk I/O size", "Disk I/Os per second by size (OSD brw_stats); small I/Os on OSTs mean "
+                "fragmented files or small-block writers.",
+                f"sum by (le) (rate({n.LUSTRE_BRW_IO_SIZE}_bucket{{{c}}}[{RI}]))", "bytes"),
+        timeseries("LNet drops and health events", "Messages LNet dropped, and resends and timeouts by cause "
+                   "(lnetctl health counters), per host: a bad link or router shows here first.",
+                   [Q(f"sum by (instance) (rate({n.LNET_DROPPED}{{{c}}}[{RI}]))", "{{instance}} dropped"),
+                    Q(f"sum by (instance, event) (rate({n.LNET_HEALTH_EVENTS}{{{c}}}[{RI}]))",
+                      "{{instance}} {{event}}")], "pps", ANY_BAD, 0, w=24),
         row("NFS"),
         timeseries("NFS throughput", "Bytes per second read and written per mount.",
                    [Q(f'sum by (mountpoint) (rate({n.NFS_IO_BYTES}{{kind=~"{n.NFS_READ_KINDS}",{c}}}[{RI}]))',
@@ -69,10 +94,20 @@ def build() -> Dashboard:
         bargauge("GPFS space used", "Share of each GPFS filesystem in use (mmdf).",
                  [Q(f"1 - max by (fs) ({n.GPFS_FREE}{{{c}}}) / max by (fs) ({n.GPFS_SIZE}{{{c}}})",
                     "{{fs}}", instant=True)], thresholds=HIGH_BAD_RATIO),
+        timeseries("GPFS daemon states", "Nodes by the state of their GPFS daemon (mmgetstate): anything but "
+                   "active means the node's GPFS filesystems are gone.",
+                   [Q(f"sum by (state) ({n.GPFS_STATE}{{{c}}})", "{{state}}")], "none", min_=0),
+        timeseries("GPFS longest waiter", "The longest wait of a GPFS daemon thread per node (mmdiag --waiters); "
+                   "minutes-long waiters mean stuck I/O, tokens or RPCs.",
+                   [Q(f"max by (instance) ({n.GPFS_WAITER_LONGEST}{{{c}}})", "{{instance}}")], "s", LONG_WAIT, 0),
+        table("GPFS health events", "Events mmhealth reports active now, per node and component.",
+              [Q(f"max by (instance, component, entity, event, severity) ({n.GPFS_HEALTH_EVENT}{{{c}}})", "active")],
+              hide=("Time", "active"), w=24),
         timeseries("BeeGFS operations", "Operations per second on BeeGFS metadata and storage servers.",
                    [Q(f"sum by (nodetype, operation) (rate({n.BEEGFS_OPERATIONS}{{{c}}}[{RI}]))",
                       "{{nodetype}} {{operation}}")], "ops", min_=0, w=24),
     ]
     return Dashboard(UID, "hpcwatch / Filesystems", "Parallel and network filesystems: throughput, metadata "
-                     "operations, fullness and the jobs doing the I/O.", "filesystems", panels,
+                     "operations, fullness, the jobs doing the I/O, Lustre recovery, health, disk I/O histograms "
+                     "and LNet, GPFS daemon state, waiters and health events.", "filesystems", panels,
                      [cluster_variable()], ("filesystems",))
