@@ -84,7 +84,7 @@ class LustreServerCollector(Collector):
         Option("top-jobs-by-bytes", 100, "jobs per target kept by bytes read+written", type=int),
         Option("top-jobs-by-metadata", 100, "jobs per target kept by metadata operations", type=int),
         Option("job-stats", True, "export per-job series from job_stats", type=bool),
-        Option("brw-stats", True, "export the OSD brw_stats histograms (about 250 series per target)", type=bool),
+        Option("brw-stats", True, "export the OSD brw_stats histograms (150 to 250 series per target)", type=bool),
         Option("lctl", "lctl", "lctl binary, used when the parameter files are not readable"),
         Option("timeout", 30.0, "seconds each lctl call may take", type=float),
     )
