@@ -161,11 +161,10 @@ class LnetCollector(Collector):
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        o = ctx.options
         self.paths = ctx.paths
-        self.source = o.get("source") or "auto"
-        self.lnetctl = o.get("lnetctl") or "lnetctl"
-        self.timeout = float(o.get("timeout", 5.0))
+        self.source = ctx.option("source")
+        self.lnetctl = ctx.option("lnetctl")
+        self.timeout = float(ctx.option("timeout"))
 
     @classmethod
     def doc_examples(cls, repo: str) -> list[Collector]:
