@@ -60,13 +60,12 @@ def _exporter() -> list[AlertRule]:
 def _node() -> list[AlertRule]:
     return [
         AlertRule(
-            "HpcNodeMemoryPressure", f'rate({n.NODE_PRESSURE_FULL}{{resource="memory"}}[5m]) > 0.1', "warning",
+            "HpcNodeMemoryPressure", f"rate({n.NODE_PRESSURE_MEMORY_STALLED}[5m]) > 0.1", "warning",
             "node", "Memory pressure on {{ $labels.instance }}",
             "All non-idle tasks on {{ $labels.instance }} stalled on memory {{ $value | humanizePercentage }} "
             "of the time over 5 minutes (PSI memory full): the node is thrashing or reclaiming hard.",
-            Case(((f'{n.NODE_PRESSURE_FULL}{{resource="memory",{N1}}}', "0+30x30"),), "20m",
-                 {**N1L, "resource": "memory"}, "50%"),
-            Case(((f'{n.NODE_PRESSURE_FULL}{{resource="memory",{N1}}}', "0+1x30"),), "20m"), "10m"),
+            Case(((f"{n.NODE_PRESSURE_MEMORY_STALLED}{{{N1}}}", "0+30x30"),), "20m", N1L, "50%"),
+            Case(((f"{n.NODE_PRESSURE_MEMORY_STALLED}{{{N1}}}", "0+1x30"),), "20m"), "10m"),
         AlertRule(
             "HpcNodeOOMKills", f"increase({n.NODE_OOM_KILLS}[10m]) > 0", "warning", "node",
             "OOM killer ran on {{ $labels.instance }}",

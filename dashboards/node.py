@@ -36,11 +36,12 @@ def build() -> Dashboard:
         timeseries("Memory used", "Memory in use (total minus available) against the total.",
                    [Q(mem_used, "{{instance}} used"), Q(f"{n.NODE_MEMORY_TOTAL}{{{s}}}", "{{instance}} total")],
                    "bytes", min_=0),
-        timeseries("Pressure stall", "Share of wall time tasks stalled on CPU (some), memory (full) and I/O "
-                   "(full), from /proc/pressure.",
-                   [Q(f'rate({n.NODE_PRESSURE_SOME}{{resource="cpu",{s}}}[{RI}])', "{{instance}} cpu some"),
-                    Q(f'rate({n.NODE_PRESSURE_FULL}{{resource=~"memory|io",{s}}}[{RI}])',
-                      "{{instance}} {{resource}} full")],
+        timeseries("Pressure stall", "Share of wall time tasks waited for a CPU (some), stalled on memory and "
+                   "I/O (full), and CPUs ran only interrupts (irq full, kernel 6.1+), from /proc/pressure.",
+                   [Q(f"rate({n.NODE_PRESSURE_CPU_WAITING}{{{s}}}[{RI}])", "{{instance}} cpu some"),
+                    Q(f"rate({n.NODE_PRESSURE_MEMORY_STALLED}{{{s}}}[{RI}])", "{{instance}} memory full"),
+                    Q(f"rate({n.NODE_PRESSURE_IO_STALLED}{{{s}}}[{RI}])", "{{instance}} io full"),
+                    Q(f"rate({n.NODE_PRESSURE_IRQ_STALLED}{{{s}}}[{RI}])", "{{instance}} irq full")],
                    "percentunit", ((None, "green"), (0.1, "orange"), (0.3, "red")), 0, 1),
         stat("OOM kills (1h)", "Processes the kernel killed for lack of memory in the last hour.",
              f"sum(increase({n.NODE_OOM_KILLS}{{{s}}}[1h]))", "none", ANY_BAD),

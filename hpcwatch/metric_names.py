@@ -19,24 +19,27 @@ PARSE_ERRORS = "hpcwatch_parse_errors_total"
 # Prometheus `job` label of the hpcwatch scrape jobs (deploy/prometheus/prometheus.yml).
 EXPORTER_JOB_RE = "hpcwatch.*"
 
-# --- node collector (hpc_node_, exporters/node) ---------------------------------------------------
-NODE_CPU_SECONDS = "hpc_node_cpu_seconds_total"  # {cpu, mode}
-NODE_LOAD1 = "hpc_node_load1"
-NODE_MEMORY_TOTAL = "hpc_node_memory_mem_total_bytes"
-NODE_MEMORY_AVAILABLE = "hpc_node_memory_mem_available_bytes"
-NODE_PRESSURE_SOME = "hpc_node_pressure_some_seconds_total"  # {resource=cpu|memory|io}: PSI "some" line
-NODE_PRESSURE_FULL = "hpc_node_pressure_full_seconds_total"  # {resource}: PSI "full" line
-NODE_OOM_KILLS = "hpc_node_oom_kills_total"  # vmstat oom_kill
-NODE_FILESYSTEM_SIZE = "hpc_node_filesystem_size_bytes"  # {mountpoint, fstype}
-NODE_FILESYSTEM_AVAIL = "hpc_node_filesystem_avail_bytes"
-NODE_NETWORK_RECEIVE = "hpc_node_network_receive_bytes_total"  # {device}
-NODE_NETWORK_TRANSMIT = "hpc_node_network_transmit_bytes_total"
-NODE_DISK_READ = "hpc_node_disk_read_bytes_total"  # {device}
-NODE_DISK_WRITTEN = "hpc_node_disk_written_bytes_total"
-NODE_HWMON_TEMP = "hpc_node_hwmon_temperature_celsius"  # {chip, sensor}
-NODE_EDAC_UNCORRECTABLE = "hpc_node_edac_uncorrectable_errors_total"
-NODE_EDAC_CORRECTABLE = "hpc_node_edac_correctable_errors_total"
-NODE_BOOT_TIME = "hpc_node_boot_time_seconds"
+# --- node collector (exporters/node): node_exporter's exact names, so these dashboards and alerts
+# work on a site that runs plain node_exporter, and node_exporter's own dashboards work on ours -----
+NODE_CPU_SECONDS = "node_cpu_seconds_total"  # {cpu, mode}
+NODE_LOAD1 = "node_load1"
+NODE_MEMORY_TOTAL = "node_memory_MemTotal_bytes"
+NODE_MEMORY_AVAILABLE = "node_memory_MemAvailable_bytes"
+NODE_PRESSURE_CPU_WAITING = "node_pressure_cpu_waiting_seconds_total"  # PSI cpu "some"
+NODE_PRESSURE_MEMORY_STALLED = "node_pressure_memory_stalled_seconds_total"  # PSI memory "full"
+NODE_PRESSURE_IO_STALLED = "node_pressure_io_stalled_seconds_total"  # PSI io "full"
+NODE_PRESSURE_IRQ_STALLED = "node_pressure_irq_stalled_seconds_total"  # PSI irq "full" (kernel 6.1+)
+NODE_OOM_KILLS = "node_vmstat_oom_kill"  # untyped in node_exporter, a counter in fact
+NODE_FILESYSTEM_SIZE = "node_filesystem_size_bytes"  # {device, mountpoint, fstype}
+NODE_FILESYSTEM_AVAIL = "node_filesystem_avail_bytes"
+NODE_NETWORK_RECEIVE = "node_network_receive_bytes_total"  # {device}
+NODE_NETWORK_TRANSMIT = "node_network_transmit_bytes_total"
+NODE_DISK_READ = "node_disk_read_bytes_total"  # {device}
+NODE_DISK_WRITTEN = "node_disk_written_bytes_total"
+NODE_HWMON_TEMP = "node_hwmon_temp_celsius"  # {chip, sensor}
+NODE_EDAC_UNCORRECTABLE = "node_edac_uncorrectable_errors_total"  # {controller}
+NODE_EDAC_CORRECTABLE = "node_edac_correctable_errors_total"
+NODE_BOOT_TIME = "node_boot_time_seconds"
 
 # --- jobs collector (hpc_job_, exporters/jobs) -----------------------------------------------------
 JOB_INFO = "hpc_job_info"  # {jobid, user, uid}
@@ -186,4 +189,4 @@ def all_metric_names() -> list[str]:
     """Every name above (metric families and recording rules), for docs and the report."""
     return sorted({v for k, v in globals().items()
                    if k.isupper() and isinstance(v, str) and re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", v)
-                   and (v.startswith(("hpc_", "hpcwatch_", "slo:", "sloth_")) or v in ("up", "ALERTS"))})
+                   and (v.startswith(("hpc_", "hpcwatch_", "node_", "slo:", "sloth_")) or v in ("up", "ALERTS"))})

@@ -1,4 +1,4 @@
-"""/proc/net/dev: bytes, packets, errors and drops per network device, received and transmitted."""
+"""/proc/net/dev: the 16 counters per network device (8 received, 8 transmitted)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import NamedTuple
 
 
 class NetDevStats(NamedTuple):
-    """One device's counters: rx bytes, packets, errs, drop, then tx bytes, packets, errs, drop."""
+    """One device's counters in file order: rx bytes, packets, errs, drop, fifo, frame, compressed,
+    multicast, then tx bytes, packets, errs, drop, fifo, colls, carrier, compressed."""
 
     device: str
-    counters: tuple[int, int, int, int, int, int, int, int]
+    counters: tuple[int, ...]
 
 
 def parse_netdev(text: str) -> tuple[list[NetDevStats], int]:
@@ -26,12 +27,12 @@ def parse_netdev(text: str) -> tuple[list[NetDevStats], int]:
             errors += 1
             continue
         try:
-            counters = tuple(map(int, fields[0:4] + fields[8:12]))
+            counters = tuple(map(int, fields[:16]))
         except ValueError:
             errors += 1
             continue
         if min(counters) < 0:
             errors += 1
             continue
-        out.append(NetDevStats(device, counters))  # type: ignore[arg-type]
+        out.append(NetDevStats(device, counters))
     return out, errors

@@ -1,10 +1,10 @@
-"""/proc/pressure/{cpu,io,memory} (PSI): stall time totals and the 10 s average, for `some` and `full`."""
+"""/proc/pressure/{cpu,io,memory,irq} (PSI): stall time totals and the 10 s average, for `some` and `full`."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-RESOURCES = ("cpu", "io", "memory")
+RESOURCES = ("cpu", "io", "memory", "irq")
 
 
 class PressureLine(NamedTuple):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-# The first eight columns of a `cpuN` line; guest time is already inside user/nice, so it is left out.
+# The columns of a `cpuN` line: eight modes, then guest and guest_nice (already inside user and nice,
+# so node_exporter exports them as a family of their own).
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+GUEST_MODES = ("user", "nice")
 
 _SCALARS = {"ctxt": "context_switches", "btime": "boot_time", "processes": "forks",
             "procs_running": "procs_running", "procs_blocked": "procs_blocked"}
@@ -13,8 +15,9 @@ _SCALARS = {"ctxt": "context_switches", "btime": "boot_time", "processes": "fork
 
 @dataclasses.dataclass(slots=True)
 class KernelStats:
-    """One read of /proc/stat. `cpus` maps a CPU number to its ticks in CPU_MODES order (older
-    kernels give fewer columns); scalars are None when their line is absent; `errors` counts bad lines."""
+    """One read of /proc/stat. `cpus` maps a CPU number to its ticks in CPU_MODES order then the two
+    guest columns (older kernels give fewer columns); scalars are None when their line is absent;
+    `errors` counts bad lines."""
 
     cpus: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     context_switches: int | None = None
@@ -36,7 +39,7 @@ def parse_stat(text: str) -> KernelStats:
             num = key[3:]
             if not num:
                 continue  # the all-CPU sum: derivable, not exported
-            fields = rest.split(None, 8)[:8]
+            fields = rest.split(None, 10)[:10]
             if not num.isdigit() or not num.isascii() or len(fields) < 4:
                 out.errors += 1
                 continue

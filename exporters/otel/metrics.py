@@ -55,18 +55,18 @@ class SemConv:
 
 # Families whose meaning the OpenTelemetry system/hardware conventions define.
 SEMCONV: dict[str, SemConv] = {
-    "hpc_node_cpu_seconds": SemConv("system.cpu.time", "s", {"cpu": "cpu.logical_number", "mode": "cpu.mode"}),
-    "hpc_node_network_receive_bytes": SemConv("system.network.io", "By", {"device": "network.interface.name"}),
-    "hpc_node_network_transmit_bytes": SemConv("system.network.io", "By", {"device": "network.interface.name"}),
-    "hpc_node_context_switches": SemConv("system.cpu.context_switches", "{switch}", {}),
-    "hpc_node_filesystem_size_bytes": SemConv("system.filesystem.limit", "By",
-                                              {"device": "system.device", "mountpoint": "system.filesystem.mountpoint",
-                                               "fstype": "system.filesystem.type"}),
+    "node_cpu_seconds": SemConv("system.cpu.time", "s", {"cpu": "cpu.logical_number", "mode": "cpu.mode"}),
+    "node_network_receive_bytes": SemConv("system.network.io", "By", {"device": "network.interface.name"}),
+    "node_network_transmit_bytes": SemConv("system.network.io", "By", {"device": "network.interface.name"}),
+    "node_context_switches": SemConv("system.cpu.context_switches", "{switch}", {}),
+    "node_filesystem_size_bytes": SemConv("system.filesystem.limit", "By",
+                                          {"device": "system.device", "mountpoint": "system.filesystem.mountpoint",
+                                           "fstype": "system.filesystem.type"}),
     "hpc_gpu_utilization_ratio": SemConv("hw.gpu.utilization", "1", {"gpu": "hw.id", "uuid": "hw.serial_number"}),
     "hpc_gpu_temperature_celsius": SemConv("hw.temperature", "Cel", {"gpu": "hw.id", "uuid": "hw.serial_number"}),
 }
 # Direction is an attribute in the conventions, a name suffix in ours.
-_DIRECTION = {"hpc_node_network_receive_bytes": "receive", "hpc_node_network_transmit_bytes": "transmit"}
+_DIRECTION = {"node_network_receive_bytes": "receive", "node_network_transmit_bytes": "transmit"}
 
 
 def unit_of(name: str) -> str:

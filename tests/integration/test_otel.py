@@ -105,7 +105,7 @@ def test_finished_job_events_reach_the_tracer_once_and_a_bad_subscriber_is_conta
 
 
 def _families():
-    cpu = CounterMetricFamily("hpc_node_cpu_seconds", "CPU seconds.", labels=["cpu", "mode"])
+    cpu = CounterMetricFamily("node_cpu_seconds", "CPU seconds.", labels=["cpu", "mode"])
     cpu.add_metric(["0", "user"], 12.5)
     temp = GaugeMetricFamily("hpc_fabric_port_rate_bytes", "Port rate.", labels=["device"])
     temp.add_metric(["mlx5_0"], 25e9)

@@ -85,78 +85,80 @@ def test_serve_flags_reach_the_collector_options() -> None:
 
 def test_cpu_and_kernel_counters_exact() -> None:
     text = scrape(node())
-    assert one(text, "hpc_node_cpu_seconds_total", cpu="0", mode="user") == pytest.approx(4193 / HZ)
-    assert one(text, "hpc_node_cpu_seconds_total", cpu="1", mode="steal") == pytest.approx(14 / HZ)
-    assert len(helpers.values(text, "hpc_node_cpu_seconds_total")) == 16
-    assert one(text, "hpc_node_context_switches_total") == 651543
-    assert one(text, "hpc_node_interrupts_total") == 307803
-    assert one(text, "hpc_node_forks_total") == 14907
-    assert one(text, "hpc_node_boot_time_seconds") == 1795273382
-    assert (one(text, "hpc_node_procs_running"), one(text, "hpc_node_procs_blocked")) == (2, 0)
-    assert [one(text, f"hpc_node_load{m}") for m in (1, 5, 15)] == [0.66, 0.28, 0.13]
+    assert one(text, "node_cpu_seconds_total", cpu="0", mode="user") == pytest.approx(4193 / HZ)
+    assert one(text, "node_cpu_seconds_total", cpu="1", mode="steal") == pytest.approx(14 / HZ)
+    assert len(helpers.values(text, "node_cpu_seconds_total")) == 16
+    assert one(text, "node_context_switches_total") == 651543
+    assert one(text, "node_intr_total") == 307803
+    assert one(text, "node_forks_total") == 14907
+    assert one(text, "node_boot_time_seconds") == 1795273382
+    assert (one(text, "node_procs_running"), one(text, "node_procs_blocked")) == (2, 0)
+    assert [one(text, f"node_load{m}") for m in (1, 5, 15)] == [0.66, 0.28, 0.13]
 
 
 def test_memory_pressure_vmstat_exact() -> None:
     text = scrape(node(**{"pressure-avg10": True}))
-    assert one(text, "hpc_node_memory_mem_total_bytes") == 24684092 * 1024
-    assert one(text, "hpc_node_memory_slab_unreclaimable_bytes") == 27168 * 1024
-    assert one(text, "hpc_node_memory_huge_pages") == 0  # HugePages_Total, a page count
-    assert one(text, "hpc_node_pressure_some_seconds_total", resource="cpu") == pytest.approx(15.261008)
-    assert one(text, "hpc_node_pressure_full_seconds_total", resource="io") == pytest.approx(4.099162)
+    assert one(text, "node_memory_MemTotal_bytes") == 24684092 * 1024
+    assert one(text, "node_memory_SUnreclaim_bytes") == 27168 * 1024
+    assert one(text, "node_memory_HugePages_Total") == 0  # HugePages_Total, a page count
+    assert one(text, "node_pressure_cpu_waiting_seconds_total") == pytest.approx(15.261008)
+    assert one(text, "node_pressure_io_stalled_seconds_total") == pytest.approx(4.099162)
     assert one(text, "hpc_node_pressure_some_avg10_ratio", resource="cpu") == pytest.approx(0.0632)
-    assert one(text, "hpc_node_oom_kills_total") == 0
-    assert one(text, "hpc_node_page_faults_total") > 0
+    assert one(text, "node_vmstat_oom_kill") == 0
+    assert one(text, "node_vmstat_pgfault") > 0
 
 
 def test_pressure_avg10_is_opt_in() -> None:
     text = scrape(node())
     assert "hpc_node_pressure_some_avg10_ratio" not in helpers.all_names(text)
-    assert len(helpers.values(text, "hpc_node_pressure_some_seconds_total")) == 3
+    assert {n for n in helpers.all_names(text) if n.startswith("node_pressure_")} == {
+        "node_pressure_cpu_waiting_seconds", "node_pressure_io_waiting_seconds", "node_pressure_io_stalled_seconds",
+        "node_pressure_memory_waiting_seconds", "node_pressure_memory_stalled_seconds"}
 
 
 def test_diskstats_exact_and_partitions_loops_ram_skipped() -> None:
     text = scrape(node())
-    devices = {d["device"] for d in helpers.series_labels(text, "hpc_node_disk_reads_completed_total")}
+    devices = {d["device"] for d in helpers.series_labels(text, "node_disk_reads_completed_total")}
     assert devices == {"vda", "nvme0n1"}
-    assert one(text, "hpc_node_disk_reads_completed_total", device="vda") == 46143
-    assert one(text, "hpc_node_disk_read_bytes_total", device="vda") == 2724314 * 512
-    assert one(text, "hpc_node_disk_written_bytes_total", device="nvme0n1") == 304567890 * 512
-    assert one(text, "hpc_node_disk_io_time_seconds_total", device="vda") == pytest.approx(9.556)
-    assert one(text, "hpc_node_disk_io_now", device="nvme0n1") == 3
-    assert one(text, "hpc_node_disk_discarded_bytes_total", device="vda") == 1669064 * 512
-    assert one(text, "hpc_node_disk_flush_requests_total", device="nvme0n1") == 4567
+    assert one(text, "node_disk_reads_completed_total", device="vda") == 46143
+    assert one(text, "node_disk_read_bytes_total", device="vda") == 2724314 * 512
+    assert one(text, "node_disk_written_bytes_total", device="nvme0n1") == 304567890 * 512
+    assert one(text, "node_disk_io_time_seconds_total", device="vda") == pytest.approx(9.556)
+    assert one(text, "node_disk_io_now", device="nvme0n1") == 3
+    assert one(text, "node_disk_discarded_sectors_total", device="vda") == 1669064
+    assert one(text, "node_disk_flush_requests_total", device="nvme0n1") == 4567
 
 
 def test_diskstats_exclude_option() -> None:
     text = scrape(node(**{"diskstats-device-exclude": "^nvme"}))
-    devices = {d["device"] for d in helpers.series_labels(text, "hpc_node_disk_reads_completed_total")}
+    devices = {d["device"] for d in helpers.series_labels(text, "node_disk_reads_completed_total")}
     assert "nvme0n1" not in devices and {"vda", "vda1", "loop0", "zram0"} <= devices
 
 
 def test_netdev_exact_and_exclude() -> None:
     text = scrape(node(EL7, **{"netdev-device-exclude": "^lo$"}))
-    assert one(text, "hpc_node_network_receive_bytes_total", device="eth0") == 98765432101
-    assert one(text, "hpc_node_network_receive_drop_total", device="eth0") == 7
-    assert one(text, "hpc_node_network_transmit_packets_total", device="ib0") == 3333333
-    assert one(text, "hpc_node_network_transmit_drop_total", device="eth0") == 1
-    assert not helpers.values(text, "hpc_node_network_receive_bytes_total", device="lo")
+    assert one(text, "node_network_receive_bytes_total", device="eth0") == 98765432101
+    assert one(text, "node_network_receive_drop_total", device="eth0") == 7
+    assert one(text, "node_network_transmit_packets_total", device="ib0") == 3333333
+    assert one(text, "node_network_transmit_drop_total", device="eth0") == 1
+    assert not helpers.values(text, "node_network_receive_bytes_total", device="lo")
 
 
 def test_filesystems_exact_with_default_exclusions() -> None:
     text = scrape(node())
-    points = {d["mountpoint"] for d in helpers.series_labels(text, "hpc_node_filesystem_device_error")}
+    points = {d["mountpoint"] for d in helpers.series_labels(text, "node_filesystem_device_error")}
     assert points == {"/", "/run", "/scratch", "/home", "/lustre", "/srv/with space"}
     home = {"device": "nfs01:/export/home", "fstype": "nfs4", "mountpoint": "/home"}
-    assert one(text, "hpc_node_filesystem_size_bytes", **home) == 2048 * MiB
-    assert one(text, "hpc_node_filesystem_free_bytes", **home) == 1024 * MiB
-    assert one(text, "hpc_node_filesystem_avail_bytes", **home) == 512 * MiB
-    assert (one(text, "hpc_node_filesystem_files", **home), one(text, "hpc_node_filesystem_files_free", **home)) \
+    assert one(text, "node_filesystem_size_bytes", **home) == 2048 * MiB
+    assert one(text, "node_filesystem_free_bytes", **home) == 1024 * MiB
+    assert one(text, "node_filesystem_avail_bytes", **home) == 512 * MiB
+    assert (one(text, "node_filesystem_files", **home), one(text, "node_filesystem_files_free", **home)) \
         == (64, 32)
-    assert one(text, "hpc_node_filesystem_readonly", mountpoint="/srv/with space") == 1
-    assert one(text, "hpc_node_filesystem_readonly", mountpoint="/") == 0
+    assert one(text, "node_filesystem_readonly", mountpoint="/srv/with space") == 1
+    assert one(text, "node_filesystem_readonly", mountpoint="/") == 0
     # statvfs on /lustre fails (permission denied): flagged, no sizes, the scrape goes on.
-    assert one(text, "hpc_node_filesystem_device_error", mountpoint="/lustre") == 1
-    assert not helpers.values(text, "hpc_node_filesystem_size_bytes", mountpoint="/lustre")
+    assert one(text, "node_filesystem_device_error", mountpoint="/lustre") == 1
+    assert not helpers.values(text, "node_filesystem_size_bytes", mountpoint="/lustre")
 
 
 def test_filesystem_mount_points_are_mapped_under_rootfs() -> None:
@@ -169,54 +171,54 @@ def test_filesystem_mount_points_are_mapped_under_rootfs() -> None:
 
     text = scrape(node(stat=stat, rootfs="/host"))
     assert "/host/home" in seen and "/home" not in seen
-    assert one(text, "hpc_node_filesystem_size_bytes", mountpoint="/home") == 2048 * MiB  # label: the host path
+    assert one(text, "node_filesystem_size_bytes", mountpoint="/home") == 2048 * MiB  # label: the host path
 
 
 def test_filesystem_type_and_mount_point_options() -> None:
     text = scrape(node(**{"filesystem-fs-types-exclude": "^(nfs4|lustre)$",
                           "filesystem-mount-points-exclude": "^/(run|proc|sys|dev|var)($|/)"}))
-    points = {d["mountpoint"] for d in helpers.series_labels(text, "hpc_node_filesystem_device_error")}
+    points = {d["mountpoint"] for d in helpers.series_labels(text, "node_filesystem_device_error")}
     assert points == {"/", "/scratch", "/srv/with space", "/media/cdrom"}  # iso9660 no longer excluded
 
 
 def test_el7_mounts_fallback_escapes_and_old_kernel_without_psi() -> None:
     table = {"/": statvfs(100, 50, 40, 10, 5), "/data set\ttab\\back": statvfs(8, 4, 2, 4, 2)}
     text = scrape(node(EL7, stat=table_stat(table)))
-    assert one(text, "hpc_node_filesystem_size_bytes", mountpoint="/data set\ttab\\back") == 8 * 4096
-    assert one(text, "hpc_node_filesystem_device_error", fstype="xfs", mountpoint="/") == 0
+    assert one(text, "node_filesystem_size_bytes", mountpoint="/data set\ttab\\back") == 8 * 4096
+    assert one(text, "node_filesystem_device_error", fstype="xfs", mountpoint="/") == 0
     names = helpers.all_names(text)
-    assert not any(n.startswith("hpc_node_pressure") for n in names)  # 3.10 has no PSI
-    assert "hpc_node_oom_kills" not in names  # oom_kill appeared in vmstat with 4.13
-    assert one(text, "hpc_node_swap_in_pages_total") == 12
-    assert one(text, "hpc_node_memory_hardware_corrupted_bytes") == 0
-    assert one(text, "hpc_node_memory_huge_pages_free") == 60
-    assert one(text, "hpc_node_disk_io_time_weighted_seconds_total", device="dm-0") == pytest.approx(363.0)
-    assert not helpers.values(text, "hpc_node_disk_discards_completed_total")  # 14-field diskstats
-    assert len(helpers.values(text, "hpc_node_cpu_seconds_total")) == 16
+    assert not any(n.startswith("node_pressure") for n in names)  # 3.10 has no PSI
+    assert "node_vmstat_oom_kill" not in names  # oom_kill appeared in vmstat with 4.13
+    assert one(text, "node_vmstat_pswpin") == 12
+    assert one(text, "node_memory_HardwareCorrupted_bytes") == 0
+    assert one(text, "node_memory_HugePages_Free") == 60
+    assert one(text, "node_disk_io_time_weighted_seconds_total", device="dm-0") == pytest.approx(363.0)
+    assert not helpers.values(text, "node_disk_discards_completed_total")  # 14-field diskstats
+    assert len(helpers.values(text, "node_cpu_seconds_total")) == 16
 
 
 def test_hwmon_chips_sensors_and_thresholds() -> None:
     text = scrape(node())
     core = {"chip": "platform_coretemp_0"}
-    assert one(text, "hpc_node_hwmon_temperature_celsius", sensor="temp1", **core) == 52.0
-    assert one(text, "hpc_node_hwmon_temperature_celsius", sensor="temp10", **core) == 49.5
-    assert one(text, "hpc_node_hwmon_temperature_max_celsius", sensor="temp1", **core) == 84.0
-    assert one(text, "hpc_node_hwmon_temperature_crit_celsius", sensor="temp2", **core) == 100.0
-    assert one(text, "hpc_node_hwmon_temperature_celsius", chip="acpitz", sensor="temp1") == -2.5
-    assert one(text, "hpc_node_hwmon_temperature_celsius", chip="pci0000_00_0000_00_18_3", sensor="temp1") == 61.125
-    assert one(text, "hpc_node_hwmon_chip_info", chip="platform_coretemp_0", chip_name="coretemp") == 1
-    assert one(text, "hpc_node_hwmon_sensor_info", chip="platform_coretemp_0", sensor="temp1",
+    assert one(text, "node_hwmon_temp_celsius", sensor="temp1", **core) == 52.0
+    assert one(text, "node_hwmon_temp_celsius", sensor="temp10", **core) == 49.5
+    assert one(text, "node_hwmon_temp_max_celsius", sensor="temp1", **core) == 84.0
+    assert one(text, "node_hwmon_temp_crit_celsius", sensor="temp2", **core) == 100.0
+    assert one(text, "node_hwmon_temp_celsius", chip="acpitz", sensor="temp1") == -2.5
+    assert one(text, "node_hwmon_temp_celsius", chip="pci0000_00_0000_00_18_3", sensor="temp1") == 61.125
+    assert one(text, "node_hwmon_chip_names", chip="platform_coretemp_0", chip_name="coretemp") == 1
+    assert one(text, "node_hwmon_sensor_label", chip="platform_coretemp_0", sensor="temp1",
                label="Package id 0") == 1
 
 
 def test_edac_per_controller_and_csrow_opt_in() -> None:
     text = scrape(node())
-    assert one(text, "hpc_node_edac_correctable_errors_total", controller="0") == 3
-    assert one(text, "hpc_node_edac_uncorrectable_errors_total", controller="1") == 2
-    assert "hpc_node_edac_csrow_correctable_errors" not in helpers.all_names(text)
+    assert one(text, "node_edac_correctable_errors_total", controller="0") == 3
+    assert one(text, "node_edac_uncorrectable_errors_total", controller="1") == 2
+    assert "node_edac_csrow_correctable_errors" not in helpers.all_names(text)
     text = scrape(node(**{"edac-csrows": True}))
-    assert one(text, "hpc_node_edac_csrow_correctable_errors_total", controller="0", csrow="1") == 1
-    assert len(helpers.values(text, "hpc_node_edac_csrow_uncorrectable_errors_total")) == 2
+    assert one(text, "node_edac_csrow_correctable_errors_total", controller="0", csrow="1") == 1
+    assert len(helpers.values(text, "node_edac_csrow_uncorrectable_errors_total")) == 2
 
 
 # --- broken trees: every one still scrapes with success 1 and promtool-clean text -----------------------
@@ -275,15 +277,15 @@ def test_broken_files_never_fail_the_scrape(tmp_path, damage: str) -> None:
     text = scrape(node(root))
     names = helpers.all_names(text)
     # What does not depend on the damaged files is still there.
-    assert one(text, "hpc_node_hwmon_temperature_celsius", chip="acpitz", sensor="temp1") == -2.5
-    assert one(text, "hpc_node_edac_correctable_errors_total", controller="1") == 17
-    assert one(text, "hpc_node_pressure_some_seconds_total", resource="io") == pytest.approx(4.614018)
+    assert one(text, "node_hwmon_temp_celsius", chip="acpitz", sensor="temp1") == -2.5
+    assert one(text, "node_edac_correctable_errors_total", controller="1") == 17
+    assert one(text, "node_pressure_io_waiting_seconds_total") == pytest.approx(4.614018)
     if damage != "truncated":  # a truncated one-number sysfs file is still a number
-        assert not helpers.values(text, "hpc_node_edac_correctable_errors_total", controller="0")
-        assert not helpers.values(text, "hpc_node_hwmon_temperature_celsius", chip="platform_coretemp_0",
+        assert not helpers.values(text, "node_edac_correctable_errors_total", controller="0")
+        assert not helpers.values(text, "node_hwmon_temp_celsius", chip="platform_coretemp_0",
                                   sensor="temp1")
     if damage in ("non-numeric", "empty"):
-        assert "hpc_node_load1" not in names and "hpc_node_memory_mem_total_bytes" not in names
+        assert "node_load1" not in names and "node_memory_MemTotal_bytes" not in names
 
 
 def test_bad_lines_are_counted_as_parse_errors(tmp_path) -> None:
@@ -292,7 +294,7 @@ def test_bad_lines_are_counted_as_parse_errors(tmp_path) -> None:
     before = parse_errors("node_diskstats")
     text = scrape(node(root))
     assert parse_errors("node_diskstats") == before + 1
-    assert one(text, "hpc_node_disk_reads_completed_total", device="vda") == 1
+    assert one(text, "node_disk_reads_completed_total", device="vda") == 1
     assert one(text, "hpcwatch_parse_errors_total", source="node_diskstats") >= 1
 
 
@@ -337,12 +339,12 @@ def test_real_proc_and_sys_of_this_machine() -> None:
     c = NodeCollector(helpers.make_context(cls=NodeCollector, **{"pressure-avg10": True, "edac-csrows": True}))
     text = scrape(c)
     names = helpers.all_names(text)
-    for family in ("hpc_node_cpu_seconds", "hpc_node_load1", "hpc_node_memory_mem_total_bytes",
-                   "hpc_node_context_switches", "hpc_node_interrupts", "hpc_node_forks", "hpc_node_boot_time_seconds",
-                   "hpc_node_procs_running", "hpc_node_network_receive_bytes", "hpc_node_page_faults"):
+    for family in ("node_cpu_seconds", "node_load1", "node_memory_MemTotal_bytes",
+                   "node_context_switches", "node_intr", "node_forks", "node_boot_time_seconds",
+                   "node_procs_running", "node_network_receive_bytes", "node_vmstat_pgfault"):
         assert family in names, family
-    assert one(text, "hpc_node_cpu_seconds_total", cpu="0", mode="idle") > 0
-    assert one(text, "hpc_node_memory_mem_total_bytes") > 0
+    assert one(text, "node_cpu_seconds_total", cpu="0", mode="idle") > 0
+    assert one(text, "node_memory_MemTotal_bytes") > 0
 
 
 # --- the file reader --------------------------------------------------------------------------------

@@ -98,22 +98,23 @@ def test_hung_mount_scrape_returns_counts_timeout_and_recovers() -> None:
         helpers.assert_promtool_clean(text)
         assert helpers.collector_success(text) == {"node": 1.0}
         assert helpers.values(text, "hpc_node_filesystem_stat_timeouts_total", **home) == [1]
-        assert helpers.values(text, "hpc_node_filesystem_device_error", **home) == [1]
-        assert not helpers.values(text, "hpc_node_filesystem_size_bytes", **home)
-        assert helpers.values(text, "hpc_node_filesystem_size_bytes", mountpoint="/scratch") == [1000 * 4096]
+        # node_exporter's words for a hung mount, in its device_error label
+        assert helpers.values(text, "node_filesystem_device_error", device_error="mountpoint timeout", **home) == [1]
+        assert not helpers.values(text, "node_filesystem_size_bytes", **home)
+        assert helpers.values(text, "node_filesystem_size_bytes", mountpoint="/scratch") == [1000 * 4096]
 
         text = render_in_thread(c)  # still hung: not called again, not counted again
         assert stat.calls["/home"] == 1
         assert helpers.values(text, "hpc_node_filesystem_stat_timeouts_total", **home) == [1]
-        assert helpers.values(text, "hpc_node_filesystem_device_error", **home) == [1]
+        assert helpers.values(text, "node_filesystem_device_error", **home) == [1]
 
         stat.release.set()
         wait_until(lambda: not c.statter.hung)
         text = render_in_thread(c)
         helpers.assert_promtool_clean(text)
         assert stat.calls["/home"] == 2
-        assert helpers.values(text, "hpc_node_filesystem_size_bytes", **home) == [1000 * 4096]
-        assert helpers.values(text, "hpc_node_filesystem_device_error", **home) == [0]
+        assert helpers.values(text, "node_filesystem_size_bytes", **home) == [1000 * 4096]
+        assert helpers.values(text, "node_filesystem_device_error", **home) == [0]
         assert helpers.values(text, "hpc_node_filesystem_stat_timeouts_total", **home) == [1]
     finally:
         stat.release.set()
@@ -127,4 +128,4 @@ def test_stat_hook_returning_garbage_is_a_device_error_not_a_crash() -> None:
     c.close()
     helpers.assert_promtool_clean(text)
     assert helpers.collector_success(text) == {"node": 1.0}
-    assert helpers.values(text, "hpc_node_filesystem_device_error", mountpoint="/") == [1]
+    assert helpers.values(text, "node_filesystem_device_error", mountpoint="/") == [1]

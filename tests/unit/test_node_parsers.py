@@ -11,17 +11,16 @@ from hpcwatch.exporters.node.edac import numbered
 from hpcwatch.exporters.node.filesystem import parse_mounts, unescape_mount_field
 from hpcwatch.exporters.node.hwmon import clean_label, millidegrees, temp_sensor_names
 from hpcwatch.exporters.node.loadavg import parse_loadavg
-from hpcwatch.exporters.node.meminfo import parse_meminfo, snake_case
+from hpcwatch.exporters.node.meminfo import field_key, parse_meminfo
 from hpcwatch.exporters.node.netdev import parse_netdev
 from hpcwatch.exporters.node.pressure import parse_pressure
 from hpcwatch.exporters.node.stat import parse_stat
-from hpcwatch.exporters.node.vmstat import parse_vmstat
+from hpcwatch.exporters.node.vmstat import DEFAULT_FIELDS, parse_vmstat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
-METRIC_NAME_PART = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
-PROMTOOL_ABBREVIATIONS = {"s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d"}
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
 def fixture(*parts: str) -> str:
@@ -44,7 +43,8 @@ proc_text = st.one_of(
 
 def test_stat_real_kernel_6() -> None:
     s = parse_stat(fixture("real", "proc", "stat"))
-    assert s.cpus == {"0": (4193, 0, 2109, 30079, 60, 0, 19, 12), "1": (7510, 0, 3422, 25032, 463, 0, 90, 14)}
+    assert s.cpus == {"0": (4193, 0, 2109, 30079, 60, 0, 19, 12, 0, 0),
+                      "1": (7510, 0, 3422, 25032, 463, 0, 90, 14, 0, 0)}
     assert (s.context_switches, s.interrupts, s.forks) == (651543, 307803, 14907)
     assert (s.boot_time, s.procs_running, s.procs_blocked, s.errors) == (1795273382, 2, 0, 0)
 
@@ -66,7 +66,7 @@ def test_stat_negative_ticks_are_rejected() -> None:
 def test_stat_fuzz(text: str) -> None:
     s = parse_stat(text)
     for num, ticks in s.cpus.items():
-        assert num.isdigit() and 4 <= len(ticks) <= 8 and min(ticks) >= 0
+        assert num.isdigit() and 4 <= len(ticks) <= 10 and min(ticks) >= 0
 
 
 # --- /proc/loadavg ---------------------------------------------------------------------------------
@@ -87,39 +87,38 @@ def test_loadavg_fuzz(text: str) -> None:
 
 # --- /proc/meminfo ---------------------------------------------------------------------------------
 
-def test_meminfo_real_kernel_6() -> None:
+def test_meminfo_real_kernel_6_named_as_node_exporter_names_it() -> None:
     fields, errors = parse_meminfo(fixture("real", "proc", "meminfo"))
-    by_name = {f.name: f for f in fields}
+    by_key = {f.key: f for f in fields}
     assert errors == 0
-    assert by_name["mem_total"].value == 24684092 * 1024 and by_name["mem_total"].field == "MemTotal"
-    assert by_name["active_anon"].value == 1580 * 1024
-    assert by_name["huge_pages_total"].value == 0 and not by_name["huge_pages_total"].is_bytes
-    assert by_name["slab_reclaimable"].field == "SReclaimable"
-    assert by_name["direct_map1g"].value == 25165824 * 1024
+    assert by_key["MemTotal_bytes"].value == 24684092 * 1024 and by_key["MemTotal_bytes"].field == "MemTotal"
+    assert by_key["Active_anon_bytes"].value == 1580 * 1024 and by_key["Active_anon_bytes"].field == "Active(anon)"
+    assert by_key["HugePages_Total"].value == 0 and not by_key["HugePages_Total"].is_bytes
+    assert by_key["SReclaimable_bytes"].is_bytes
+    assert by_key["DirectMap1G_bytes"].value == 25165824 * 1024
 
 
 def test_meminfo_el7_variant() -> None:
     fields, errors = parse_meminfo(fixture("el7", "proc", "meminfo"))
-    by_name = {f.name: f for f in fields}
+    by_key = {f.key: f for f in fields}
     assert errors == 0 and len(fields) == 47
-    assert by_name["hardware_corrupted"].value == 0
-    assert by_name["huge_pages_total"].value == 64 and by_name["huge_pages_reserved"].value == 2
-    assert by_name["vmalloc_chunk"].value == 34358947836 * 1024
+    assert by_key["HardwareCorrupted_bytes"].value == 0
+    assert by_key["HugePages_Total"].value == 64 and by_key["HugePages_Rsvd"].value == 2
+    assert by_key["VmallocChunk_bytes"].value == 34358947836 * 1024
 
 
 def test_meminfo_bad_lines() -> None:
     fields, errors = parse_meminfo("MemTotal: 10 kB\nMemFree: x kB\nBroken\nOdd: 1 MB\nWeird-name: 1 kB\nHuge: 7\n")
-    assert [(f.name, f.value, f.is_bytes) for f in fields] == [("mem_total", 10240.0, True), ("huge", 7.0, False)]
+    assert [(f.key, f.value, f.is_bytes) for f in fields] == [("MemTotal_bytes", 10240.0, True), ("Huge", 7.0, False)]
     assert errors == 4
 
 
-def test_snake_case_keeps_promtool_quiet() -> None:
-    assert snake_case("MemTotal") == "mem_total"
-    assert snake_case("Inactive(file)") == "inactive_file"
-    assert snake_case("NFS_Unstable") == "nfs_unstable"
-    assert snake_case("SUnreclaim") == "slab_unreclaimable"
-    assert snake_case("FooSBar") == "foos_bar"  # a lone `s` part would read as a unit abbreviation
-    assert snake_case("S") is None and snake_case("a-b") is None and snake_case("") is None
+def test_field_key_is_node_exporters_rule() -> None:
+    assert field_key("MemTotal", True) == "MemTotal_bytes"
+    assert field_key("Inactive(file)", True) == "Inactive_file_bytes"
+    assert field_key("NFS_Unstable", True) == "NFS_Unstable_bytes"
+    assert field_key("HugePages_Surp", False) == "HugePages_Surp"
+    assert field_key("a-b", True) is None and field_key("", False) is None and field_key("1x", False) is None
 
 
 @settings(max_examples=300)
@@ -128,14 +127,14 @@ def test_meminfo_fuzz(text: str) -> None:
     fields, errors = parse_meminfo(text)
     assert errors >= 0
     for f in fields:
-        assert METRIC_NAME_PART.match(f.name), f.name
-        assert not set(f.name.split("_")) & PROMTOOL_ABBREVIATIONS
+        assert METRIC_NAME.match("node_memory_" + f.key), f.key
+        assert f.key.endswith("_bytes") == f.is_bytes
 
 
-@given(st.text(max_size=30))
-def test_snake_case_fuzz(field: str) -> None:
-    name = snake_case(field)
-    assert name is None or (METRIC_NAME_PART.match(name) and not set(name.split("_")) & PROMTOOL_ABBREVIATIONS)
+@given(st.text(max_size=30), st.booleans())
+def test_field_key_fuzz(field: str, is_bytes: bool) -> None:
+    key = field_key(field, is_bytes)
+    assert key is None or METRIC_NAME.match(key)
 
 
 # --- /proc/pressure --------------------------------------------------------------------------------
@@ -197,7 +196,9 @@ def test_diskstats_fuzz(text: str) -> None:
 def test_netdev_el7() -> None:
     devs, errors = parse_netdev(fixture("el7", "proc", "net", "dev"))
     assert errors == 0
-    assert devs[0] == ("eth0", (98765432101, 87654321, 3, 7, 12345678901, 23456789, 0, 1))
+    assert devs[0].device == "eth0" and len(devs[0].counters) == 16
+    rx, tx = devs[0].counters[:8], devs[0].counters[8:]
+    assert (rx[:4], tx[:4]) == ((98765432101, 87654321, 3, 7), (12345678901, 23456789, 0, 1))
     assert [d.device for d in devs] == ["eth0", "lo", "ib0"]
 
 
@@ -216,16 +217,20 @@ def test_netdev_fuzz(text: str) -> None:
 
 # --- /proc/vmstat ----------------------------------------------------------------------------------
 
-def test_vmstat() -> None:
-    wanted = frozenset({"oom_kill", "pgfault", "pswpin"})
-    assert parse_vmstat(fixture("el7", "proc", "vmstat"), wanted) == ({"pswpin": 12, "pgfault": 1234567890}, 0)
-    assert parse_vmstat("oom_kill 3\npgfault x\n", wanted) == ({"oom_kill": 3}, 1)
+def test_vmstat_default_fields_are_node_exporters() -> None:
+    wanted = re.compile(DEFAULT_FIELDS)
+    values, errors = parse_vmstat(fixture("el7", "proc", "vmstat"), wanted)
+    assert errors == 0 and values["pswpin"] == 12 and values["pgfault"] == 1234567890
+    assert set(values) <= {"pgpgin", "pgpgout", "pswpin", "pswpout", "pgfault", "pgmajfault", "oom_kill"}
+    values, errors = parse_vmstat(fixture("real", "proc", "vmstat"), wanted)
+    assert set(values) == {"pgpgin", "pgpgout", "pswpin", "pswpout", "pgfault", "pgmajfault", "oom_kill"}
+    assert parse_vmstat("oom_kill 3\npgfault x\nnr_free_pages 5\n", wanted) == ({"oom_kill": 3}, 1)
 
 
 @given(proc_text)
 def test_vmstat_fuzz(text: str) -> None:
-    values, errors = parse_vmstat(text, frozenset({"oom_kill", "pgfault"}))
-    assert set(values) <= {"oom_kill", "pgfault"} and errors >= 0
+    values, errors = parse_vmstat(text, re.compile(DEFAULT_FIELDS))
+    assert all(re.match(DEFAULT_FIELDS, k) for k in values) and errors >= 0
 
 
 # --- mount table -----------------------------------------------------------------------------------
