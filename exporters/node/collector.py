@@ -19,9 +19,9 @@ from typing import Any
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import read_edac
-from hpcwatch.exporters.node.families import DISK_COLUMNS, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
+from hpcwatch.exporters.node.families import DISK_COLUMNS, HWMON, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
 from hpcwatch.exporters.node.filesystem import filesystem_stats, parse_mounts
-from hpcwatch.exporters.node.hwmon import HwmonReader
+from hpcwatch.exporters.node.hwmon import HwmonReader, sensor_samples
 from hpcwatch.exporters.node.loadavg import parse_loadavg
 from hpcwatch.exporters.node.meminfo import parse_meminfo
 from hpcwatch.exporters.node.mountstat import MountStatter
@@ -106,6 +106,21 @@ class _Exclusions:
         return hit
 
 
+class _Filter(_Exclusions):
+    """node_exporter's device filter: a name is ignored when it matches `exclude` or misses `include`."""
+
+    def __init__(self, include: str, exclude: str) -> None:
+        super().__init__(_regexp(exclude))
+        self.include = _regexp(include)
+
+    def __call__(self, name: str) -> bool:
+        hit = self._seen.get(name)
+        if hit is None:
+            hit = super().__call__(name) or bool(self.include and not self.include.search(name))
+            self._seen[name] = hit
+        return hit
+
+
 @register
 class NodeCollector(Collector):
     name = "node"
@@ -122,8 +137,13 @@ class NodeCollector(Collector):
         Option("filesystem-mount-timeout", 1.0,
                "seconds a statvfs may take before its mount is skipped as hung (until the call returns)",
                type=float),
+        Option("hwmon-chip-include", "", "regexp of hwmon chip labels to read (none: all)"),
+        Option("hwmon-chip-exclude", "", "regexp of hwmon chip labels to skip"),
+        Option("hwmon-sensor-include", "", "regexp of `<chip>;<sensor>` hwmon sensors to read (none: all)"),
+        Option("hwmon-sensor-exclude", "", "regexp of `<chip>;<sensor>` hwmon sensors to skip"),
         Option("pressure-avg10", False, "also export the PSI 10 s averages", type=bool),
-        Option("edac-csrows", False, "also export EDAC error counts per csrow", type=bool),
+        Option("edac-csrows", True, "also export EDAC error counts per csrow and channel (as node_exporter)",
+               type=bool),
     )
 
     def __init__(self, ctx: CollectorContext, stat: Callable[[str], Any] = os.statvfs) -> None:
@@ -139,6 +159,8 @@ class NodeCollector(Collector):
         self.edac_csrows = bool(ctx.option("edac-csrows"))
         self.statter = MountStatter(stat, float(ctx.option("filesystem-mount-timeout")))
         self.hwmon = HwmonReader(p.sys("class", "hwmon"))
+        self.hwmon_chip_ignored = _Filter(ctx.option("hwmon-chip-include"), ctx.option("hwmon-chip-exclude"))
+        self.hwmon_sensor_ignored = _Filter(ctx.option("hwmon-sensor-include"), ctx.option("hwmon-sensor-exclude"))
         self.edac_dir = p.sys("devices", "system", "edac", "mc")
         self._stat_timeouts: dict[tuple[str, str, str], int] = {}
         self._sources: list[tuple[str, Callable[[FamilyBuilder], None]]] = [
@@ -361,33 +383,21 @@ class NodeCollector(Collector):
             log_once(log, "missing:hwmon", "%s not found; node source hwmon skipped", self.hwmon.class_dir,
                      level=logging.INFO)
             return
-        seen: set[tuple[str, str]] = set()
+        chip_ignored, sensor_ignored = self.hwmon_chip_ignored, self.hwmon_sensor_ignored
         for chip in self.hwmon.chips():
+            if chip_ignored(chip.chip):
+                continue
             if chip.chip_name:
                 out.add("node_hwmon_chip_names", (chip.chip, chip.chip_name), 1)
-            for s in chip.sensors:
-                if (chip.chip, s.sensor) in seen:
-                    continue  # two hwmon folders for one device: keep the first
-                value = self.hwmon.temperature(s)
-                if value is None:
-                    log_once(log, f"bad:{s.input_path}", "%s is missing or not an integer; sensor skipped",
-                             s.input_path)
+            for sensor, data in chip.sensors.items():
+                if sensor_ignored(f"{chip.chip};{sensor}"):
                     continue
-                seen.add((chip.chip, s.sensor))
-                lv = (chip.chip, s.sensor)
-                out.declare("node_hwmon_temp_celsius", "gauge", "Hardware monitor for temperature (input).",
-                            ("chip", "sensor"))
-                out.add("node_hwmon_temp_celsius", lv, value)
-                if s.max_celsius is not None:
-                    out.declare("node_hwmon_temp_max_celsius", "gauge", "Hardware monitor for temperature (max).",
-                                ("chip", "sensor"))
-                    out.add("node_hwmon_temp_max_celsius", lv, s.max_celsius)
-                if s.crit_celsius is not None:
-                    out.declare("node_hwmon_temp_crit_celsius", "gauge",
-                                "Hardware monitor for temperature (crit).", ("chip", "sensor"))
-                    out.add("node_hwmon_temp_crit_celsius", lv, s.crit_celsius)
-                if s.label:
-                    out.add("node_hwmon_sensor_label", (chip.chip, s.sensor, s.label), 1)
+                label = data.get("label")
+                if label is not None:
+                    out.add("node_hwmon_sensor_label", (chip.chip, sensor, label), 1)
+                for s in sensor_samples(chip.chip, sensor, data):
+                    out.declare(s.family, s.kind, s.help, HWMON)
+                    out.add(s.family, s.labels, s.value)
 
     def _edac(self, out: FamilyBuilder) -> None:
         if not os.path.isdir(self.edac_dir):
@@ -396,9 +406,14 @@ class NodeCollector(Collector):
             return
         for c in read_edac(self.edac_dir, self.edac_csrows):
             for value, kind in ((c.correctable, "correctable"), (c.uncorrectable, "uncorrectable")):
+                if c.channel is not None:
+                    if value is not None and value >= 0:  # chN_ue_count is optional
+                        out.add(f"node_edac_channel_{kind}_errors_total",
+                                (c.controller, c.csrow or "", c.channel, c.dimm_label or "unknown"), value)
+                    continue
                 if value is None or value < 0:
-                    log_once(log, f"bad:edac:{c.controller}:{c.csrow}", "EDAC mc%s%s has an unreadable count",
-                             c.controller, f" csrow{c.csrow}" if c.csrow else "")
+                    log_once(log, f"bad:edac:{c.controller}:{c.csrow}:{kind}", "EDAC mc%s%s has an unreadable %s count",
+                             c.controller, f" csrow{c.csrow}" if c.csrow else "", kind)
                     continue
                 if c.csrow is None:
                     out.add(f"node_edac_{kind}_errors_total", (c.controller,), value)

@@ -141,6 +141,12 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "node_edac_csrow_uncorrectable_errors_total": (
         "counter", "Uncorrected memory errors on the csrow; csrow=\"unknown\" for errors the driver could not "
         "place (ue_noinfo_count).", ("controller", "csrow")),
+    "node_edac_channel_correctable_errors_total": (
+        "counter", "Corrected memory errors on the csrow channel (one DIMM, named by dimm_label).",
+        ("controller", "csrow", "channel", "dimm_label")),
+    "node_edac_channel_uncorrectable_errors_total": (
+        "counter", "Uncorrected memory errors on the csrow channel (one DIMM, named by dimm_label).",
+        ("controller", "csrow", "channel", "dimm_label")),
 }
 
 

@@ -80,7 +80,7 @@ def test_serve_flags_reach_the_collector_options() -> None:
                          "--collector.node.diskstats-device-exclude", "^loop"])
     opts = collector_options(args, NodeCollector)
     assert opts["filesystem-mount-timeout"] == 0.5 and opts["pressure-avg10"] is True
-    assert opts["diskstats-device-exclude"] == "^loop" and opts["edac-csrows"] is False
+    assert opts["diskstats-device-exclude"] == "^loop" and opts["edac-csrows"] is True
 
 
 def test_cpu_and_kernel_counters_exact() -> None:
@@ -113,7 +113,8 @@ def test_pressure_avg10_is_opt_in() -> None:
     assert "hpc_node_pressure_some_avg10_ratio" not in helpers.all_names(text)
     assert {n for n in helpers.all_names(text) if n.startswith("node_pressure_")} == {
         "node_pressure_cpu_waiting_seconds", "node_pressure_io_waiting_seconds", "node_pressure_io_stalled_seconds",
-        "node_pressure_memory_waiting_seconds", "node_pressure_memory_stalled_seconds"}
+        "node_pressure_memory_waiting_seconds", "node_pressure_memory_stalled_seconds",
+        "node_pressure_irq_stalled_seconds"}
 
 
 def test_diskstats_exact_and_partitions_loops_ram_skipped() -> None:
@@ -205,20 +206,47 @@ def test_hwmon_chips_sensors_and_thresholds() -> None:
     assert one(text, "node_hwmon_temp_max_celsius", sensor="temp1", **core) == 84.0
     assert one(text, "node_hwmon_temp_crit_celsius", sensor="temp2", **core) == 100.0
     assert one(text, "node_hwmon_temp_celsius", chip="acpitz", sensor="temp1") == -2.5
-    assert one(text, "node_hwmon_temp_celsius", chip="pci0000_00_0000_00_18_3", sensor="temp1") == 61.125
+    # node_exporter keeps the colons of the PCI address (its cleanMetricName allows [a-z0-9:_]).
+    assert one(text, "node_hwmon_temp_celsius", chip="pci0000:00_0000:00:18_3", sensor="temp1") == 61.125
     assert one(text, "node_hwmon_chip_names", chip="platform_coretemp_0", chip_name="coretemp") == 1
     assert one(text, "node_hwmon_sensor_label", chip="platform_coretemp_0", sensor="temp1",
                label="Package id 0") == 1
 
 
-def test_edac_per_controller_and_csrow_opt_in() -> None:
+def test_edac_per_controller_csrow_and_channel_by_default() -> None:
     text = scrape(node())
     assert one(text, "node_edac_correctable_errors_total", controller="0") == 3
     assert one(text, "node_edac_uncorrectable_errors_total", controller="1") == 2
-    assert "node_edac_csrow_correctable_errors" not in helpers.all_names(text)
-    text = scrape(node(**{"edac-csrows": True}))
     assert one(text, "node_edac_csrow_correctable_errors_total", controller="0", csrow="1") == 1
-    assert len(helpers.values(text, "node_edac_csrow_uncorrectable_errors_total")) == 2
+    assert len(helpers.values(text, "node_edac_csrow_uncorrectable_errors_total")) == 4  # 2 csrows, 2 unknown
+    assert one(text, "node_edac_channel_correctable_errors_total", controller="0", csrow="0", channel="0",
+               dimm_label="CPU_SrcID0_Ha0_Chan0_DIMM0") == 2  # node_exporter drops the #
+    assert len(helpers.values(text, "node_edac_channel_correctable_errors_total")) == 3
+    # no chN_ue_count files in this layout: no channel uncorrectable series
+    assert "node_edac_channel_uncorrectable_errors" not in helpers.all_names(text)
+    text = scrape(node(**{"edac-csrows": False}))
+    assert "node_edac_csrow_correctable_errors" not in helpers.all_names(text)
+    assert one(text, "node_edac_correctable_errors_total", controller="1") == 17
+
+
+def test_edac_errors_not_tied_to_a_csrow_are_exported_as_csrow_unknown() -> None:
+    # mc1's driver placed none of its 17 corrected and 2 uncorrected errors (ce/ue_noinfo_count):
+    # node_exporter exports those as csrow="unknown"; before, they were nowhere but the controller total.
+    text = scrape(node())
+    assert one(text, "node_edac_csrow_correctable_errors_total", controller="1", csrow="unknown") == 17
+    assert one(text, "node_edac_csrow_uncorrectable_errors_total", controller="1", csrow="unknown") == 2
+    assert one(text, "node_edac_csrow_correctable_errors_total", controller="0", csrow="unknown") == 0
+
+
+def test_psi_irq_without_trailing_newline() -> None:
+    # Kernel 6.1+ /proc/pressure/irq: one `full` line; this fixture has no trailing newline.
+    with open(os.path.join(REAL, "proc", "pressure", "irq"), "rb") as fh:
+        raw = fh.read()
+    assert raw.startswith(b"full ") and not raw.endswith(b"\n")
+    text = scrape(node(**{"pressure-avg10": True}))
+    assert one(text, "node_pressure_irq_stalled_seconds_total") == pytest.approx(1.863512)
+    assert one(text, "hpc_node_pressure_full_avg10_ratio", resource="irq") == pytest.approx(0.0012)
+    assert not helpers.values(text, "hpc_node_pressure_some_avg10_ratio", resource="irq")
 
 
 # --- broken trees: every one still scrapes with success 1 and promtool-clean text -----------------------

@@ -9,7 +9,6 @@ import re
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import numbered
 from hpcwatch.exporters.node.filesystem import parse_mounts, unescape_mount_field
-from hpcwatch.exporters.node.hwmon import clean_label, millidegrees, temp_sensor_names
 from hpcwatch.exporters.node.loadavg import parse_loadavg
 from hpcwatch.exporters.node.meminfo import field_key, parse_meminfo
 from hpcwatch.exporters.node.netdev import parse_netdev
@@ -261,24 +260,12 @@ def test_unescape_fuzz(text: str) -> None:
     assert isinstance(unescape_mount_field(text), str)
 
 
-# --- hwmon and EDAC helpers ------------------------------------------------------------------------
-
-def test_hwmon_helpers() -> None:
-    assert temp_sensor_names(["temp10_input", "temp2_input", "temp1_label", "name", "tempx_input"]) == [
-        "temp2", "temp10"]
-    assert millidegrees("45000\n") == 45.0 and millidegrees("-500") == -0.5
-    assert millidegrees("hot") is None and millidegrees(None) is None
-    assert clean_label("coretemp.0") == "coretemp_0" and clean_label("0000:00:18.3\n") == "0000_00_18_3"
-
+# --- EDAC helpers ---------------------------------------------------------------------------------
 
 def test_edac_numbered() -> None:
     assert numbered(["mc10", "mc2", "mcx", "power", "mc"], "mc") == ["2", "10"]
 
 
 @given(st.lists(st.text(max_size=12), max_size=20))
-def test_hwmon_edac_helpers_fuzz(entries: list[str]) -> None:
-    assert all(re.fullmatch(r"temp[0-9]+", s) for s in temp_sensor_names(entries))
+def test_edac_numbered_fuzz(entries: list[str]) -> None:
     assert all(n.isdigit() for n in numbered(entries, "mc"))
-    for e in entries:
-        assert re.fullmatch(r"[A-Za-z0-9_]*", clean_label(e))
-        millidegrees(e)
