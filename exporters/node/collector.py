@@ -13,21 +13,24 @@ import errno
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hpcwatch.exporters.files import log_once
+from hpcwatch.exporters.files import list_dir, log_once
 from hpcwatch.exporters.node.diskstats import parse_diskstats
-from hpcwatch.exporters.node.edac import read_edac
+from hpcwatch.exporters.node.edac import numbered, read_edac
 from hpcwatch.exporters.node.families import DISK_COLUMNS, HWMON, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
 from hpcwatch.exporters.node.filesystem import filesystem_stats, parse_mounts
 from hpcwatch.exporters.node.hwmon import HwmonReader, sensor_samples
 from hpcwatch.exporters.node.loadavg import parse_loadavg
-from hpcwatch.exporters.node.meminfo import parse_meminfo
+from hpcwatch.exporters.node.meminfo import parse_meminfo, parse_meminfo_numa, parse_numastat
 from hpcwatch.exporters.node.mountstat import MountStatter
+from hpcwatch.exporters.node.netclass import NetClassReader, link_samples
 from hpcwatch.exporters.node.netdev import parse_netdev
 from hpcwatch.exporters.node.pressure import RESOURCES, parse_pressure
 from hpcwatch.exporters.node.procfile import read_proc_text
+from hpcwatch.exporters.node.rapl import EnergyCounter, RaplZone, family_name, read_rapl_zones
 from hpcwatch.exporters.node.stat import CPU_MODES, GUEST_MODES, parse_stat
 from hpcwatch.exporters.node.vmstat import DEFAULT_FIELDS, parse_vmstat
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
@@ -73,6 +76,7 @@ MEMINFO_HELP = {
     "Hugepagesize": "Size of one default huge page.",
 }
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+STATIC_TTL_SECONDS = 60.0  # how long the RAPL zone list is kept before powercap is listed again
 # Go's text for the errno values statfs fails with, where it differs from strerror(3) beyond the case.
 _GO_ERRNO_TEXT = {errno.ESTALE: "stale NFS file handle"}
 
@@ -131,6 +135,9 @@ class NodeCollector(Collector):
     options = (
         Option("diskstats-device-exclude", DISK_EXCLUDE, "regexp of /proc/diskstats devices to skip"),
         Option("netdev-device-exclude", "", "regexp of network devices to skip"),
+        Option("netclass-device-exclude", "", "regexp of /sys/class/net interfaces to skip"),
+        Option("netclass-ignore-invalid-speed", False,
+               "leave out node_network_speed_bytes when the driver reports a negative speed", type=bool),
         Option("vmstat-fields", DEFAULT_FIELDS, "regexp of /proc/vmstat fields to export"),
         Option("filesystem-fs-types-exclude", FS_TYPES_EXCLUDE, "regexp of filesystem types to skip"),
         Option("filesystem-mount-points-exclude", MOUNT_POINTS_EXCLUDE, "regexp of mount points to skip"),
@@ -141,6 +148,10 @@ class NodeCollector(Collector):
         Option("hwmon-chip-exclude", "", "regexp of hwmon chip labels to skip"),
         Option("hwmon-sensor-include", "", "regexp of `<chip>;<sensor>` hwmon sensors to read (none: all)"),
         Option("hwmon-sensor-exclude", "", "regexp of `<chip>;<sensor>` hwmon sensors to skip"),
+        Option("meminfo-numa", True, "export per-NUMA-node memory (node_memory_numa_*, off by default in "
+               "node_exporter)", type=bool),
+        Option("rapl-zone-label", False, "one node_rapl_joules_total family with a rapl_zone label instead of "
+               "one family per zone (node_exporter's --collector.rapl.enable-zone-label)", type=bool),
         Option("pressure-avg10", False, "also export the PSI 10 s averages", type=bool),
         Option("edac-csrows", True, "also export EDAC error counts per csrow and channel (as node_exporter)",
                type=bool),
@@ -154,6 +165,9 @@ class NodeCollector(Collector):
         self.netdev_excluded = _Exclusions(_regexp(ctx.option("netdev-device-exclude")))
         self.fstype_excluded = _Exclusions(_regexp(ctx.option("filesystem-fs-types-exclude")))
         self.mountpoint_excluded = _Exclusions(_regexp(ctx.option("filesystem-mount-points-exclude")))
+        self.netclass_excluded = _Exclusions(_regexp(ctx.option("netclass-device-exclude")))
+        self.netclass_ignore_invalid_speed = bool(ctx.option("netclass-ignore-invalid-speed"))
+        self.netclass = NetClassReader(p.sys("class", "net"))
         self.vmstat_fields = re.compile(ctx.option("vmstat-fields"))
         self.pressure_avg10 = bool(ctx.option("pressure-avg10"))
         self.edac_csrows = bool(ctx.option("edac-csrows"))
@@ -162,12 +176,18 @@ class NodeCollector(Collector):
         self.hwmon_chip_ignored = _Filter(ctx.option("hwmon-chip-include"), ctx.option("hwmon-chip-exclude"))
         self.hwmon_sensor_ignored = _Filter(ctx.option("hwmon-sensor-include"), ctx.option("hwmon-sensor-exclude"))
         self.edac_dir = p.sys("devices", "system", "edac", "mc")
+        self.numa_dir = p.sys("devices", "system", "node") if ctx.option("meminfo-numa") else None
+        self.powercap_dir = p.sys("class", "powercap")
+        self.rapl_zone_label = bool(ctx.option("rapl-zone-label"))
+        self.rapl_energy = EnergyCounter()
+        self._rapl_zones: tuple[float, list[RaplZone]] | None = None
         self._stat_timeouts: dict[tuple[str, str, str], int] = {}
         self._sources: list[tuple[str, Callable[[FamilyBuilder], None]]] = [
             ("stat", self._cpu_and_kernel), ("loadavg", self._loadavg), ("meminfo", self._meminfo),
             ("pressure", self._pressure), ("vmstat", self._vmstat), ("diskstats", self._diskstats),
-            ("netdev", self._netdev), ("filesystem", self._filesystem), ("hwmon", self._hwmon),
-            ("edac", self._edac),
+            ("netdev", self._netdev), ("netclass", self._netclass), ("filesystem", self._filesystem),
+            ("hwmon", self._hwmon), ("edac", self._edac), ("meminfo_numa", self._meminfo_numa),
+            ("rapl", self._rapl),
         ]
 
     @classmethod
@@ -326,6 +346,18 @@ class NodeCollector(Collector):
             for (name, _help), value in zip(NETDEV_COLUMNS, dev.counters):
                 add(name, lv, value)
 
+    def _netclass(self, out: FamilyBuilder) -> None:
+        if not self.netclass.present():
+            log_once(log, "missing:netclass", "%s not found; node source netclass skipped", self.netclass.class_dir,
+                     level=logging.INFO)
+            return
+        excluded = self.netclass_excluded
+        for device, attrs in self.netclass.interfaces():
+            if excluded(device):
+                continue
+            for s in link_samples(device, attrs, self.netclass_ignore_invalid_speed):
+                out.add(s.family, s.labels, s.value)
+
     def _mounts(self) -> list:
         for path in (self.paths.proc("1", "mounts"), self.paths.proc("mounts")):
             text = read_proc_text(path)
@@ -419,3 +451,55 @@ class NodeCollector(Collector):
                     out.add(f"node_edac_{kind}_errors_total", (c.controller,), value)
                 else:
                     out.add(f"node_edac_csrow_{kind}_errors_total", (c.controller, c.csrow), value)
+
+    def _meminfo_numa(self, out: FamilyBuilder) -> None:
+        if self.numa_dir is None:
+            return
+        nodes = numbered(list_dir(self.numa_dir), "node")
+        if not nodes:
+            log_once(log, "missing:numa", "no NUMA nodes under %s; node source meminfo_numa skipped", self.numa_dir,
+                     level=logging.INFO)
+            return
+        for n in nodes:
+            path = os.path.join(self.numa_dir, f"node{n}", "meminfo")
+            text = self._read(path, "meminfo_numa")
+            if text is not None:
+                fields, errors = parse_meminfo_numa(text)
+                self._bad(path, "meminfo_numa", errors)
+                for f in fields:
+                    name = "node_memory_numa_" + f.key
+                    out.declare(name, "gauge", f"Memory information field {f.key} of the NUMA node.", ("node",))
+                    out.add(name, (f.node,), f.value)
+            path = os.path.join(self.numa_dir, f"node{n}", "numastat")
+            text = self._read(path, "meminfo_numa")
+            if text is not None:
+                stats, errors = parse_numastat(text)
+                self._bad(path, "meminfo_numa", errors)
+                for field, value in stats.items():
+                    name = f"node_memory_numa_{field}_total"
+                    out.declare(name, "counter", f"Pages of the NUMA node counted as {field} (numastat).", ("node",))
+                    out.add(name, (n,), value)
+
+    def _rapl(self, out: FamilyBuilder) -> None:
+        now = time.monotonic()
+        if self._rapl_zones is None or now - self._rapl_zones[0] > STATIC_TTL_SECONDS:
+            self._rapl_zones = (now, read_rapl_zones(self.powercap_dir) if os.path.isdir(self.powercap_dir) else [])
+        zones = self._rapl_zones[1]
+        if not zones:
+            log_once(log, "missing:rapl", "no RAPL zones under %s; node source rapl skipped", self.powercap_dir,
+                     level=logging.INFO)
+            return
+        self.rapl_energy.forget({z.path for z in zones})
+        for z in zones:
+            total = self.rapl_energy.read(z)
+            if total is None:
+                log_once(log, f"bad:rapl:{z.path}", "%s/energy_uj is unreadable (root only since Linux 5.10); "
+                         "zone skipped", z.path)
+                continue
+            if self.rapl_zone_label:
+                out.add("node_rapl_joules_total", (str(z.index), z.path, z.name), total / 1e6)
+            else:
+                name = family_name(z.name)
+                out.declare(name, "counter", f"Energy the RAPL {z.name} domain used, in joules (wraps of "
+                            "energy_uj accumulated).", ("index", "path"))
+                out.add(name, (str(z.index), z.path), total / 1e6)

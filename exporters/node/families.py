@@ -113,6 +113,31 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # /proc/diskstats and /proc/net/dev
     **{name: (kind, help_text, DEV) for name, kind, help_text, _ in DISK_COLUMNS},
     **{name: ("counter", help_text, DEV) for name, help_text in NETDEV_COLUMNS},
+    # /sys/class/net (netclass)
+    "node_network_up": ("gauge", "1 when the interface's operstate is up, else 0.", DEV),
+    "node_network_info": (
+        "gauge", "Always 1: the interface's address, broadcast address, duplex, operstate, admin state (from "
+        "its flags) and alias.", ("device", "address", "broadcast", "duplex", "operstate", "adminstate", "ifalias")),
+    "node_network_address_assign_type": ("gauge", "How the interface's address was assigned (addr_assign_type).",
+                                         DEV),
+    "node_network_carrier": ("gauge", "1 when the interface has a carrier (link detected), 0 when not.", DEV),
+    "node_network_carrier_changes_total": ("counter", "Times the carrier went up or down.", DEV),
+    "node_network_carrier_up_changes_total": ("counter", "Times the carrier came up.", DEV),
+    "node_network_carrier_down_changes_total": ("counter", "Times the carrier went down (link flaps).", DEV),
+    "node_network_device_id": ("gauge", "Network device property: dev_id.", DEV),
+    "node_network_dormant": ("gauge", "1 when the interface is dormant (waiting for an external event).", DEV),
+    "node_network_flags": ("gauge", "The interface's IFF_* flags as a number.", DEV),
+    "node_network_iface_id": ("gauge", "The interface's index (ifindex).", DEV),
+    "node_network_iface_link": ("gauge", "Index of the interface this one is linked to (iflink).", DEV),
+    "node_network_iface_link_mode": ("gauge", "Network device property: link_mode.", DEV),
+    "node_network_mtu_bytes": ("gauge", "Maximum transmission unit of the interface.", DEV),
+    "node_network_name_assign_type": ("gauge", "How the interface got its name (name_assign_type).", DEV),
+    "node_network_net_dev_group": ("gauge", "Network device property: netdev_group.", DEV),
+    "node_network_speed_bytes": ("gauge", "Link speed in bytes per second (-125000 when the driver reports -1).",
+                                 DEV),
+    "node_network_transmit_queue_length": ("gauge", "Length of the transmit queue (tx_queue_len).", DEV),
+    "node_network_protocol_type": ("gauge", "ARPHRD_* type of the interface (1 Ethernet, 32 InfiniBand, 772 "
+                                   "loopback).", DEV),
     # mounts and statvfs
     "node_filesystem_size_bytes": ("gauge", "Filesystem size in bytes.", FS),
     "node_filesystem_free_bytes": ("gauge", "Free bytes, including those reserved for root.", FS),
@@ -130,6 +155,10 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "node_hwmon_chip_names": ("gauge", "Always 1: the chip's driver name (the hwmon `name` file).",
                               ("chip", "chip_name")),
     "node_hwmon_sensor_label": ("gauge", "Always 1: the sensor's label from the driver.", ("chip", "sensor", "label")),
+    # /sys/class/powercap (the per-zone families are named by rapl.py)
+    "node_rapl_joules_total": (
+        "counter", "Energy the RAPL domain used, in joules (wraps of energy_uj accumulated).",
+        ("index", "path", "rapl_zone")),
     # /sys/devices/system/edac
     "node_edac_correctable_errors_total": (
         "counter", "Corrected memory errors on the memory controller.", ("controller",)),

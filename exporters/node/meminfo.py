@@ -56,3 +56,54 @@ def parse_meminfo(text: str) -> tuple[list[MemField], int]:
             continue
         fields[key] = MemField(field, key, float(value * 1024 if len(parts) == 3 else value), len(parts) == 3)
     return list(fields.values()), errors
+
+
+class NumaField(NamedTuple):
+    """One line of /sys/devices/system/node/nodeN/meminfo: NUMA node (from the line), key, value."""
+
+    node: str
+    key: str
+    value: float
+
+
+def parse_meminfo_numa(text: str) -> tuple[list[NumaField], int]:
+    """(`Node 0 MemTotal: 16384 kB` lines as node_exporter keys them, lines skipped). Keys get no
+    `_bytes` even for kB values (node_exporter's node_memory_numa_MemTotal is in bytes). Never raises."""
+    out: list[NumaField] = []
+    errors = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if (len(parts) not in (4, 5) or parts[0] != "Node" or not parts[1].isdigit() or not parts[1].isascii()
+                or not parts[2].endswith(":") or (len(parts) == 5 and parts[4] != "kB")):
+            errors += 1
+            continue
+        key = field_key(parts[2].rstrip(":"), False)
+        try:
+            value = int(parts[3])
+        except ValueError:
+            key = None
+        if key is None:
+            errors += 1
+            continue
+        out.append(NumaField(parts[1], key, float(value * 1024 if len(parts) == 5 else value)))
+    return out, errors
+
+
+def parse_numastat(text: str) -> tuple[dict[str, int], int]:
+    """(`numa_hit 123` lines of nodeN/numastat, lines skipped). Never raises."""
+    out: dict[str, int] = {}
+    errors = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not _NAME.fullmatch(parts[0]):
+            errors += 1
+            continue
+        try:
+            out[parts[0]] = int(parts[1])
+        except ValueError:
+            errors += 1
+    return out, errors
