@@ -73,6 +73,22 @@ def _node() -> list[AlertRule]:
             "(this counts job cgroup OOMs too: see the Jobs dashboard for which job).",
             Case(((f"{n.NODE_OOM_KILLS}{{{N1}}}", "0 0 0 1 1"),), "4m", N1L),
             Case(((f"{n.NODE_OOM_KILLS}{{{N1}}}", "3x20"),), "15m")),
+        AlertRule(
+            "HpcNodeNetworkLinkFlapping", f"increase({n.NODE_NETWORK_CARRIER_CHANGES}[15m]) > 4", "warning", "node",
+            "Network link {{ $labels.device }} on {{ $labels.instance }} is flapping",
+            "The carrier of {{ $labels.device }} on {{ $labels.instance }} went up or down {{ $value }} times in "
+            "15 minutes: a bad cable, transceiver or switch port; jobs using it see stalls and retransmits.",
+            Case(((f'{n.NODE_NETWORK_CARRIER_CHANGES}{{device="ib0",{N1}}}', "0+1x20"),), "16m",
+                 {**N1L, "device": "ib0"}, "15"),
+            Case(((f'{n.NODE_NETWORK_CARRIER_CHANGES}{{device="ib0",{N1}}}', "2x20"),), "16m"), "5m"),
+        AlertRule(
+            "HpcNodeTextfileScrapeError", f"{n.NODE_TEXTFILE_ERROR} == 1", "warning", "node",
+            "A textfile on {{ $labels.instance }} cannot be read",
+            "The textfile collector on {{ $labels.instance }} skipped a *.prom file or family for 15 minutes "
+            "(parse error, timestamps, a clash with hpcwatch's own families, conflicting HELP or TYPE): "
+            "the prolog, epilog or cron metrics it should carry are missing.",
+            Case(((f"{n.NODE_TEXTFILE_ERROR}{{{N1}}}", "1x20"),), "20m", N1L),
+            Case(((f"{n.NODE_TEXTFILE_ERROR}{{{N1}}}", "1x5 0x15"),), "20m"), "15m"),
     ]
 
 

@@ -64,6 +64,28 @@ def build() -> Dashboard:
         timeseries("Temperatures", "hwmon sensor temperatures.",
                    [Q(f"{n.NODE_HWMON_TEMP}{{{s}}}", "{{instance}} {{chip}} {{sensor}}")], "celsius",
                    ((None, "green"), (80, "orange"), (90, "red"))),
+        timeseries("Fan speeds", "hwmon fan speeds; a fan at 0 RPM that should turn has failed.",
+                   [Q(f"{n.NODE_HWMON_FAN}{{{s}}}", "{{instance}} {{chip}} {{sensor}}")], "rotrpm", min_=0),
+        timeseries("Power", "CPU package and DRAM power from the RAPL energy counters, and the node's power as "
+                   "the BMC or power supply reports it through hwmon.",
+                   [Q(f"rate({n.NODE_RAPL_PACKAGE}{{{s}}}[{RI}])", "{{instance}} package {{index}}"),
+                    Q(f"rate({n.NODE_RAPL_DRAM}{{{s}}}[{RI}])", "{{instance}} dram {{index}}"),
+                    Q(f"{n.NODE_HWMON_POWER}{{{s}}}", "{{instance}} {{chip}} {{sensor}}")], "watt", min_=0),
+        timeseries("Memory used per NUMA node", "Memory in use on each NUMA node (total minus free): a job "
+                   "bound to one socket can run out there while the node has memory left.",
+                   [Q(f"{n.NODE_NUMA_MEM_TOTAL}{{{s}}} - {n.NODE_NUMA_MEM_FREE}{{{s}}}",
+                      "{{instance}} node {{node}}")], "bytes", min_=0),
+        timeseries("NUMA misses", "Pages allocated on a node other than the one the task wanted, per second.",
+                   [Q(f"rate({n.NODE_NUMA_MISS}{{{s}}}[{RI}])", "{{instance}} node {{node}}")], "short", min_=0),
+        table("Network links", "Each interface: operstate up, link speed, and carrier changes (link flaps) "
+              "in the last hour.",
+              [Q(f"{n.NODE_NETWORK_UP}{{{s}}}", "up"), Q(f"{n.NODE_NETWORK_SPEED}{{{s}}}", "speed"),
+               Q(f"increase({n.NODE_NETWORK_CARRIER_CHANGES}{{{s}}}[1h])", "flaps")], "none",
+              hide=("Time", "__name__", "job")),
+        table("Textfile metrics", "The *.prom files the textfile collector read, and how long ago each "
+              "was written; an old file means its script (prolog, epilog, cron) stopped running.",
+              [Q(f"time() - {n.NODE_TEXTFILE_MTIME}{{{s}}}", "age")], "s",
+              ((None, "green"), (3600, "orange"), (86400, "red")), hide=("Time", "__name__", "job")),
         row("Jobs and exporter"),
         table("Jobs on this node", "Slurm jobs with a cgroup on the node now.",
               [Q(f"{n.JOB_INFO}{{{s}}}", "")], "none", hide=("Time", "__name__", "Value", "job")),

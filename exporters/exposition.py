@@ -44,7 +44,9 @@ def render_text(families: Iterable[Metric]) -> bytes:
     for fam in families:
         name, typ = fam.name, fam.type
         if typ == "counter":
-            mname = name + "_total"
+            # A counter read from a textfile may be named without `_total`: keep its own name then.
+            samples = fam.samples
+            mname = name if samples and samples[0].name == name else name + "_total"
         elif typ == "info":
             mname = name + "_info"
         else:

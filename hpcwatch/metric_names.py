@@ -40,6 +40,18 @@ NODE_HWMON_TEMP = "node_hwmon_temp_celsius"  # {chip, sensor}
 NODE_EDAC_UNCORRECTABLE = "node_edac_uncorrectable_errors_total"  # {controller}
 NODE_EDAC_CORRECTABLE = "node_edac_correctable_errors_total"
 NODE_BOOT_TIME = "node_boot_time_seconds"
+NODE_NETWORK_UP = "node_network_up"  # {device}: operstate is up
+NODE_NETWORK_SPEED = "node_network_speed_bytes"  # {device}
+NODE_NETWORK_CARRIER_CHANGES = "node_network_carrier_changes_total"  # {device}: link flaps
+NODE_HWMON_FAN = "node_hwmon_fan_rpm"  # {chip, sensor}
+NODE_HWMON_POWER = "node_hwmon_power_average_watt"  # {chip, sensor}: e.g. the BMC's node power (acpi_power_meter)
+NODE_RAPL_PACKAGE = "node_rapl_package_joules_total"  # {index, path}
+NODE_RAPL_DRAM = "node_rapl_dram_joules_total"
+NODE_NUMA_MEM_TOTAL = "node_memory_numa_MemTotal"  # {node}, bytes (node_exporter gives no _bytes suffix)
+NODE_NUMA_MEM_FREE = "node_memory_numa_MemFree"
+NODE_NUMA_MISS = "node_memory_numa_numa_miss_total"  # {node}: pages allocated here though meant elsewhere
+NODE_TEXTFILE_MTIME = "node_textfile_mtime_seconds"  # {file}
+NODE_TEXTFILE_ERROR = "node_textfile_scrape_error"
 
 # --- jobs collector (hpc_job_, exporters/jobs) -----------------------------------------------------
 JOB_INFO = "hpc_job_info"  # {jobid, user, uid}

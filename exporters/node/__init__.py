@@ -1,5 +1,7 @@
-"""The `node` collector: host metrics from /proc and /sys. Importing the package registers it."""
+"""The `node` and `textfile` collectors: node_exporter's host metrics from /proc and /sys, and the
+metrics scripts write to *.prom files. Importing the package registers both."""
 
 from hpcwatch.exporters.node.collector import NodeCollector
+from hpcwatch.exporters.node.textfile import TextfileCollector
 
-__all__ = ["NodeCollector"]
+__all__ = ["NodeCollector", "TextfileCollector"]

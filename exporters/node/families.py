@@ -223,3 +223,15 @@ def _build(name: str, spec: tuple[str, str, tuple[str, ...]], rows: list[tuple[t
         seen.add(values)
         append(Sample(name, dict(zip(labels, values)), float(value), None, None))
     return fam
+
+
+# Families named from the data (meminfo and NUMA fields, vmstat fields, hwmon sensors, RAPL zones) and
+# the textfile collector's own: any name under these prefixes is the node collector's.
+DATA_NAMED_PREFIXES = ("node_memory_", "node_vmstat_", "node_hwmon_", "node_rapl_", "node_textfile_")
+OWN_PREFIXES = ("hpc_", "hpcwatch_")  # every other hpcwatch collector's families
+
+
+def is_own_family(name: str) -> bool:
+    """Whether hpcwatch exports a family of this name itself (so a textfile must not define it)."""
+    return (name.startswith(OWN_PREFIXES + DATA_NAMED_PREFIXES) or name in SPECS or name + "_total" in SPECS
+            or name.removesuffix("_total") in SPECS)

@@ -56,3 +56,13 @@ def test_histogram_summary_info_and_created_identical():
     t = GaugeMetricFamily("hpc_z", "Z.", value=3e6)
     ours, theirs = _both([h, s, i, c, t])
     assert ours == theirs
+
+
+def test_counter_named_without_total_keeps_its_name():
+    # A textfile counter (`# TYPE jobs_started counter`) is served under the name its author gave it.
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.samples import Sample
+
+    c = Metric("jobs_started", "Jobs started.", "counter")
+    c.samples.append(Sample("jobs_started", {}, 3.0, None, None))
+    assert render_text([c]) == b"# HELP jobs_started Jobs started.\n# TYPE jobs_started counter\njobs_started 3.0\n"

@@ -58,6 +58,41 @@ def test_chips_sharing_one_device_stay_apart_as_node_exporter_names_them() -> No
     assert fans == {("platform_asus_nb_wmi_asus", "fan1"), ("platform_asus_nb_wmi_asus_wmi_sensors", "fan1")}
 
 
+def test_fans_voltages_power_and_current_of_a_server() -> None:
+    # Super I/O fans and voltages, the BMC's ACPI power meter and a PMBus power supply (kernel 6 tree).
+    text = scrape(os.path.join(FIX, "real", "sys"))
+    nct, meter, psu = "platform_nct6775_2592", "lnxsybus:00_acpi000d:00", "i2c_0_0_0058"
+
+    def one(name: str, chip: str, sensor: str) -> float:
+        [v] = helpers.values(text, name, chip=chip, sensor=sensor)
+        return v
+
+    assert one("node_hwmon_fan_rpm", nct, "fan1") == 1102 and one("node_hwmon_fan_min_rpm", nct, "fan1") == 300
+    assert one("node_hwmon_fan_alarm", nct, "fan2") == 1  # a stopped fan below its minimum
+    assert one("node_hwmon_in_volts", nct, "in0") == pytest.approx(1.032)
+    assert one("node_hwmon_in_max_volts", nct, "in0") == pytest.approx(1.744)
+    assert one("node_hwmon_power_average_watt", meter, "power1") == 245.0
+    assert one("node_hwmon_power_average_interval_seconds", meter, "power1") == 1.0
+    assert not helpers.values(text, "node_hwmon_power_accuracy")  # "95.0%" is not a number: left out
+    assert one("node_hwmon_power_watt", psu, "power1") == 245.0
+    assert one("node_hwmon_curr_amps", psu, "curr1") == pytest.approx(1.1)
+    assert one("node_hwmon_in_volts", psu, "in1") == 230.0
+    assert one("node_hwmon_energy_joule_total", psu, "energy1") == pytest.approx(987654.321)
+    assert helpers.values(text, "node_hwmon_sensor_label", chip=psu, sensor="curr1", label="iin") == [1]
+
+
+def test_chip_include_and_sensor_exclude_options() -> None:
+    ctx = helpers.make_context(procfs=os.path.join(FIX, "real", "proc"), sysfs=os.path.join(FIX, "real", "sys"),
+                               cls=NodeCollector, **{"hwmon-chip-include": "nct|i2c",
+                                                     "hwmon-sensor-exclude": "^platform_nct6775_2592;fan2$"})
+    c = NodeCollector(ctx, stat=lambda _p: os.statvfs_result((4096,) * 2 + (1,) * 8))
+    text = helpers.render(c)
+    c.close()
+    assert {d["chip"] for d in helpers.series_labels(text, "node_hwmon_chip_names")} == {
+        "platform_nct6775_2592", "i2c_0_0_0058"}
+    assert {d["sensor"] for d in helpers.series_labels(text, "node_hwmon_fan_rpm")} == {"fan1"}
+
+
 def test_chip_labels_rule() -> None:
     dirs = [HwmonDir("hwmon6", "platform_asus_nb_wmi", "asus"),
             HwmonDir("hwmon7", "platform_asus_nb_wmi", "asus_wmi_sensors"),
