@@ -95,4 +95,4 @@ def build() -> Dashboard:
     ]
     return Dashboard(UID, "hpcwatch / Node", "One compute node: CPU, memory, pressure, storage, network, "
                      "sensors, its jobs and the exporter's own health.", "node", panels,
-                     [cluster_variable(), instance_variable(n.COLLECTOR_SUCCESS, multi=False)], ("node",))
+                     [cluster_variable(), instance_variable(n.NODE_BOOT_TIME, multi=False)], ("node",))
