@@ -9,6 +9,7 @@ import shutil
 import tempfile
 
 import helpers
+import nodetrees
 import pytest
 from hpcwatch.exporters.node import NodeCollector
 from hpcwatch.exporters.registry import load_all
@@ -16,11 +17,9 @@ from hpcwatch.exporters.selfmetrics import parse_errors
 from hpcwatch.exporters.serve import add_serve_arguments, collector_options
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nodetrees import EL7, REAL, one, scrape
 from prometheus_client.parser import text_string_to_metric_families
 
-FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
-REAL = os.path.join(FIX, "real")
-EL7 = os.path.join(FIX, "el7")
 HZ = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 
@@ -47,25 +46,7 @@ def table_stat(table: dict[str, os.statvfs_result]):
 
 
 def node(root: str = REAL, stat=None, rootfs: str = "/", **options) -> NodeCollector:
-    ctx = helpers.make_context(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"), rootfs=rootfs,
-                               cls=NodeCollector, **options)
-    return NodeCollector(ctx, stat=stat or table_stat(fixture_stat()))
-
-
-def scrape(collector: NodeCollector) -> str:
-    try:
-        text = helpers.render(collector)
-    finally:
-        collector.close()
-    helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"node": 1.0}
-    return text
-
-
-def one(text: str, name: str, **labels: str) -> float:
-    found = helpers.values(text, name, **labels)
-    assert len(found) == 1, (name, labels, found)
-    return found[0]
+    return nodetrees.node(root, stat or table_stat(fixture_stat()), rootfs, **options)
 
 
 def test_registered_for_the_node_agent() -> None:

@@ -7,8 +7,8 @@ import os
 import re
 
 import helpers
+import nodetrees
 import pytest
-from hpcwatch.exporters.node import NodeCollector
 from hpcwatch.exporters.node.hwmon import (
     HwmonDir,
     chip_labels,
@@ -19,19 +19,11 @@ from hpcwatch.exporters.node.hwmon import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
+FIX = nodetrees.FIX
 
 
 def scrape(sysfs: str) -> str:
-    ctx = helpers.make_context(procfs=os.path.join(FIX, "real", "proc"), sysfs=sysfs, cls=NodeCollector)
-    c = NodeCollector(ctx, stat=lambda _p: os.statvfs_result((4096,) * 2 + (1,) * 8))
-    try:
-        text = helpers.render(c)
-    finally:
-        c.close()
-    helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"node": 1.0}
-    return text
+    return nodetrees.scrape(nodetrees.node(os.path.dirname(sysfs)))
 
 
 def temps(text: str) -> dict[tuple[str, str], float]:
@@ -82,12 +74,8 @@ def test_fans_voltages_power_and_current_of_a_server() -> None:
 
 
 def test_chip_include_and_sensor_exclude_options() -> None:
-    ctx = helpers.make_context(procfs=os.path.join(FIX, "real", "proc"), sysfs=os.path.join(FIX, "real", "sys"),
-                               cls=NodeCollector, **{"hwmon-chip-include": "nct|i2c",
-                                                     "hwmon-sensor-exclude": "^platform_nct6775_2592;fan2$"})
-    c = NodeCollector(ctx, stat=lambda _p: os.statvfs_result((4096,) * 2 + (1,) * 8))
-    text = helpers.render(c)
-    c.close()
+    text = nodetrees.scrape(nodetrees.node(**{"hwmon-chip-include": "nct|i2c",
+                                              "hwmon-sensor-exclude": "^platform_nct6775_2592;fan2$"}))
     assert {d["chip"] for d in helpers.series_labels(text, "node_hwmon_chip_names")} == {
         "platform_nct6775_2592", "i2c_0_0_0058"}
     assert {d["sensor"] for d in helpers.series_labels(text, "node_hwmon_fan_rpm")} == {"fan1"}

@@ -7,27 +7,16 @@ import os
 import re
 
 import helpers
-from hpcwatch.exporters.node import NodeCollector
+import nodetrees
 from hpcwatch.exporters.node.meminfo import parse_meminfo_numa, parse_numastat
 from hpcwatch.exporters.selfmetrics import parse_errors
 from hypothesis import given
 from hypothesis import strategies as st
 
-FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
-
 
 def scrape(tree: str, **options) -> str:
-    root = tree if os.path.isabs(tree) else os.path.join(FIX, tree)
-    ctx = helpers.make_context(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"), cls=NodeCollector,
-                               **options)
-    c = NodeCollector(ctx, stat=lambda _p: os.statvfs_result((4096,) * 2 + (1,) * 8))
-    try:
-        text = helpers.render(c)
-    finally:
-        c.close()
-    helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"node": 1.0}
-    return text
+    return nodetrees.scrape(nodetrees.node(tree if os.path.isabs(tree) else os.path.join(nodetrees.FIX, tree),
+                                           **options))
 
 
 def by_node(text: str, name: str) -> dict[str, float]:

@@ -7,33 +7,16 @@ import os
 import re
 
 import helpers
+import nodetrees
 import pytest
-from hpcwatch.exporters.node import NodeCollector
 from hpcwatch.exporters.node.netclass import NetClassReader, link_samples, parse_int
 from hypothesis import given
 from hypothesis import strategies as st
-
-FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
+from nodetrees import one
 
 
 def scrape(tree: str, **options) -> str:
-    root = os.path.join(FIX, tree)
-    ctx = helpers.make_context(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"), cls=NodeCollector,
-                               **options)
-    c = NodeCollector(ctx, stat=lambda _p: os.statvfs_result((4096,) * 2 + (1,) * 8))
-    try:
-        text = helpers.render(c)
-    finally:
-        c.close()
-    helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"node": 1.0}
-    return text
-
-
-def one(text: str, name: str, **labels: str) -> float:
-    found = helpers.values(text, name, **labels)
-    assert len(found) == 1, (name, labels, found)
-    return found[0]
+    return nodetrees.scrape(nodetrees.node(os.path.join(nodetrees.FIX, tree), **options))
 
 
 def test_kernel_6_links_exact() -> None:

@@ -9,24 +9,23 @@ import shutil
 import threading
 
 import helpers
+import nodetrees
 import pytest
 from hpcwatch.exporters.node import NodeCollector
 from hpcwatch.exporters.node.rapl import EnergyCounter, family_name, read_rapl_zones, zone_names
 from hypothesis import given
 from hypothesis import strategies as st
 
-FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node")
-REAL = os.path.join(FIX, "real")
+REAL = nodetrees.REAL
 MAX_PKG = 262143328850
 
 
 def collector(root: str = REAL, **options) -> NodeCollector:
-    ctx = helpers.make_context(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"), cls=NodeCollector,
-                               **options)
-    return NodeCollector(ctx, stat=lambda _p: os.statvfs_result((4096,) * 2 + (1,) * 8))
+    return nodetrees.node(root, **options)
 
 
 def scrape(c: NodeCollector) -> str:
+    """One scrape that leaves the collector open (the wrap test scrapes one collector three times)."""
     text = helpers.render(c)
     helpers.assert_promtool_clean(text)
     assert helpers.collector_success(text) == {"node": 1.0}
