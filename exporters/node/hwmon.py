@@ -225,7 +225,10 @@ def read_layout(hwmon_dir: str) -> ChipLayout:
             parts = explode_sensor_filename(entry)
             if parts is None or parts[0] not in SENSOR_TYPES:
                 continue
-            files.setdefault(f"{parts[0]}{parts[1]}", {})[parts[2]] = os.path.join(base, entry)
+            path = os.path.join(base, entry)
+            if os.path.isdir(path):  # `device/power/` is a folder, not the power sensor
+                continue
+            files.setdefault(f"{parts[0]}{parts[1]}", {})[parts[2]] = path
     static: dict[str, dict[str, str]] = {}
     for sensor, props in files.items():
         for prop, path in props.items():

@@ -19,6 +19,7 @@ import glob
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 
 from hpcwatch.exporters.files import log_once
@@ -58,14 +59,13 @@ class Merged:
 
 def file_problem(tf: TextFile, reserved: Callable[[str], bool]) -> str | None:
     """Why a parsed file is skipped whole, or None."""
-    for fam in tf.families or {}:
-        f = tf.families[fam]  # type: ignore[index]
-        if f.has_timestamps:
-            return f"{tf.path}: contains unsupported client-side timestamps (family {fam}); file skipped"
-        if reserved(fam):
-            return f"{tf.path}: family {fam} is one hpcwatch exports itself; file skipped"
-        if f.type == "gauge_histogram":
-            return f"{tf.path}: family {fam} is a gauge histogram, which the textfile collector cannot serve"
+    for name, fam in (tf.families or {}).items():
+        if fam.has_timestamps:
+            return f"{tf.path}: contains unsupported client-side timestamps (family {name}); file skipped"
+        if reserved(name):
+            return f"{tf.path}: family {name} is one hpcwatch exports itself; file skipped"
+        if fam.type == "gauge_histogram":
+            return f"{tf.path}: family {name} is a gauge histogram, which the textfile collector cannot serve"
     return None
 
 
@@ -166,8 +166,15 @@ def _samples(name: str, typ: str, labels: dict[str, str], m) -> list[Sample]:
 def read_file(path: str, cache: dict[str, tuple[tuple[int, int, int], TextFile]]) -> TextFile:
     """Parse one file, reusing the last parse while its inode, size and mtime are unchanged."""
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a FIFO someone named x.prom must not hang the scrape (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return TextFile(path, None, None, f"failed to open textfile data file {path}: {exc.strerror or exc}")
+    try:
+        with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return TextFile(path, None, None, f"{path}: not a regular file; skipped")
             key = (st.st_ino, st.st_size, st.st_mtime_ns)
             cached = cache.get(path)
             if cached is not None and cached[0] == key:
@@ -176,7 +183,7 @@ def read_file(path: str, cache: dict[str, tuple[tuple[int, int, int], TextFile]]
                 return TextFile(path, None, None, f"{path}: larger than {MAX_FILE_BYTES} bytes; skipped")
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        return TextFile(path, None, None, f"failed to open textfile data file {path}: {exc.strerror or exc}")
+        return TextFile(path, None, None, f"failed to read textfile data file {path}: {exc.strerror or exc}")
     try:
         families = parse_text_format(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

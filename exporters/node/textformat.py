@@ -64,7 +64,9 @@ def parse_go_float(token: str) -> float | None:
     if not _FLOAT.fullmatch(token):
         return None
     value = float(token)
-    return value if not (math.isinf(value) and token.lstrip("+-")[:1].isdigit()) else value
+    if math.isinf(value) and "inf" not in token.lower():
+        return None  # out of range (1e999): Go's ErrRange, a parse error in expfmt
+    return value
 
 
 def _unescape(text: str, line: int, quote: bool) -> str:

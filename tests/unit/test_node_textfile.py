@@ -141,6 +141,13 @@ def test_go_float(value: float, text: str) -> None:
     assert go_float(value) == text
 
 
+def test_a_fifo_named_prom_is_refused_without_hanging(tmp_path) -> None:
+    helpers.write_tree(str(tmp_path), {"ok.prom": "site_ok 1\n"})
+    os.mkfifo(tmp_path / "pipe.prom")  # opening it for reading would block until a writer came
+    text = scrape(str(tmp_path))
+    assert helpers.values(text, "site_ok") == [1] and helpers.values(text, "node_textfile_scrape_error") == [1]
+
+
 def test_no_directory_means_not_available() -> None:
     c = TextfileCollector(helpers.make_context(cls=TextfileCollector))
     assert "no --collector.textfile.directory" in c.available()
@@ -169,7 +176,8 @@ def test_parse_summary_histogram_and_escapes() -> None:
                                        ("# TYPE a gauge\n# TYPE a gauge\n", 2), ("a 1\n# TYPE a gauge\n", 2),
                                        ('a{b="\\x"} 1\n', 1), ("{__name__=\"a\"} 1\n", 1), ('a{__name__="b"} 1\n', 1),
                                        ('a{b="1",b="2"} 1\n', 1), ("ok 1\n# TYPE s summary\ns{quantile=\"x\"} 1\n", 3),
-                                       ("a 1 2 3\n", 1), ("# TYPE a bogus\n", 1), ("# HELP a-b x\n", 1)])
+                                       ("a 1 2 3\n", 1), ("# TYPE a bogus\n", 1), ("# HELP a-b x\n", 1),
+                                       ("a 1e999\n", 1)])
 def test_parse_errors_name_the_line(text: str, line: int) -> None:
     with pytest.raises(TextFormatError) as exc:
         parse_text_format(text)
@@ -183,7 +191,7 @@ _NAMES = ["a", "a_sum", "a_count", "a_bucket", "b_total", "x:y", "1a", "a-b", ""
 _LVALS = ['"v"', '"q\\"x"', '"\\n"', '"\\x"', '"', "v", '""', '"1"', '"+Inf"']
 _LNAMES = ["l", "le", "quantile", "__name__", "0x", "l ", " l", "é"]
 _VALS = ["1", "-1.5", "1e3", "+Inf", "-inf", "NaN", "nan", "Infinity", "0x1", "1_0", "1.", ".5", "", "1e", "+1", "--1",
-         "1p3"]
+         "1e999", "1p3"]
 _TS = ["", " 123", " -5", " 1.5", " 12 3", "\t7", " ", " 9223372036854775808"]
 _COMMENTS = ["", " a", " a doc", " a summary", " a histogram", " a counter", " a gauge ", " a bogus", " a_sum summary",
              " b_total counter", " a\\x", " a \\n doc \\\\", " 1a x"]
