@@ -1,5 +1,6 @@
-"""The `node` collector: CPU, load, memory, PSI, disks, filesystems, network, hwmon sensors and EDAC
-read straight from /proc and /sys (honouring --path.procfs/sysfs/rootfs), each file once per scrape.
+"""The `node` collector: CPU, load, memory (and per NUMA node), PSI, disks, filesystems, network and
+links, hwmon sensors, EDAC and RAPL read straight from /proc and /sys (honouring
+--path.procfs/sysfs/rootfs), each file once per scrape.
 
 Families are node_exporter's (exact names, types, labels and units, see docs/node-exporter-compat.md),
 so node_exporter dashboards and alerts work on this collector and ours work on plain node_exporter.
@@ -128,8 +129,8 @@ class _Filter(_Exclusions):
 @register
 class NodeCollector(Collector):
     name = "node"
-    help = ("node_exporter's CPU, load, memory, PSI, disk, filesystem, network, hwmon and EDAC families from "
-            "/proc and /sys")
+    help = ("node_exporter's CPU, load, memory (and per NUMA node), PSI, disk, filesystem, network and link, "
+            "hwmon, EDAC and RAPL families from /proc and /sys")
     kind = "live"
     default_agents = frozenset({"node"})
     options = (
