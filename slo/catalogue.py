@@ -7,7 +7,7 @@ from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS
 from hpcwatch.exporters.scheduler.outcomes import CAUSES, OUTCOMES
 from hpcwatch.slo import conventions as c
 from hpcwatch.slo.goformat import go_quote
-from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, frozen_map
+from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, SpecObject, frozen_map
 from hpcwatch.slo.validate import Fields
 from hpcwatch.slo.windows import WindowsCatalogue
 
@@ -116,7 +116,7 @@ SLO_KEYS = {"sli", "name", "objective", "queues", "min_events", "labels", "alert
 
 
 def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: WindowsCatalogue,
-                   extra: dict) -> list[SLO]:
+                   extra: dict, index: int = 0) -> list[SLO]:
     f = Fields(path)
     f.only(doc, None, {"apiVersion", "kind", "metadata", "spec"})
     if doc.get("kind") != "SLOCatalogue":
@@ -141,6 +141,7 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
     slos_raw = spec.get("slos")
     if not isinstance(slos_raw, list) or not slos_raw:
         raise f.fail("spec.slos", "a list of at least one SLO", slos_raw)
+    origin = SpecObject(path, index, CATALOGUE_API)
     out = []
     for i, raw in enumerate(slos_raw):
         field = f"spec.slos[{i}]"
@@ -151,7 +152,7 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
             raise f.fail(field + ".sli", "one of " + ", ".join(SLI_TYPES), kind)
         base = f.name(s, "name", field + ".name") if "name" in s else kind
         sf = Fields(path, base)
-        objective = sf.number(s, "objective", field + ".objective", 0, 100)
+        objective = sf.percent(s, "objective", field + ".objective")
         queues = s.get("queues", [None])
         if kind == "scheduler-availability" and "queues" in s:
             raise sf.fail(field + ".queues", "no queues (the scheduler is up or down for the whole cluster)")
@@ -183,7 +184,7 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
                     page_alert=_scoped(metas[0], scope), ticket_alert=_scoped(metas[1], scope),
                     min_events=min_events or None,
                     events_per_second=False, low_traffic=kind in JOB_SLIS, source=path,
-                    spec=CATALOGUE_API, mode=c.MODE_PROM))
+                    spec=CATALOGUE_API, mode=c.MODE_PROM, origin=origin))
     return out
 
 

@@ -28,6 +28,10 @@ CURRENT_BURN_RATE = "slo:current_burn_rate:ratio"
 PERIOD_BURN_RATE = "slo:period_burn_rate:ratio"
 PERIOD_BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
 SLO_INFO = "sloth_slo_info"
+# hpcwatch's own recordings: calendar periods (OpenSLO) and the denominator-corrected plugin's factor.
+CALENDAR_INDEX = "slo:calendar_period:index"
+CALENDAR_ELAPSED = "slo:calendar_period_elapsed:ratio"
+NUMERATOR_CORRECTION = "slo:numerator_correction:ratio"
 
 # The window template variable Sloth specs use in their queries.
 WINDOW_VAR = "window"

@@ -1,7 +1,9 @@
 """Pure generators: one immutable SLO in, Prometheus rules out (Sloth's rule by rule, plus the guard).
 
 Each kind of rule is its own small function: SLI recordings, metadata recordings, alerts and
-hpcwatch's low-traffic guard. Names come from `conventions`; numbers are printed as Go prints them.
+hpcwatch's low-traffic guard. They run as Sloth's default SLO plugin chain (`plugins.py`), so
+Sloth's built-in plugins can replace or extend them. Names come from `conventions`; numbers are
+printed as Go prints them.
 """
 
 from __future__ import annotations
@@ -10,12 +12,50 @@ import dataclasses
 
 from hpcwatch.slo import conventions as c
 from hpcwatch.slo.goformat import go_float, go_float_f, go_hours, label_filter, prom_duration
-from hpcwatch.slo.model import SLO, EventsSLI
+from hpcwatch.slo.model import SLO, EventsSLI, PluginCall
 from hpcwatch.slo.validate import render_window
 
 from hpcwatch.version import __version__
 
 SLOTH_VERSION = f"hpcwatch-{__version__}"
+_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What `hpcwatch slo generate` options change in the rules.
+
+    `guard` writes `((total) > 0)` as the events SLI's denominator (hpcwatch's; `--sloth-compatible`
+    drops it); `recordings`/`alerts` are Sloth's --disable-recordings/--disable-alerts;
+    `cli_plugins` Sloth's --slo-plugins chain; `default_plugins` False is --disable-default-slo-plugins.
+    """
+
+    sloth_version: str = SLOTH_VERSION
+    guard: bool = True
+    recordings: bool = True
+    alerts: bool = True
+    cli_plugins: tuple[PluginCall, ...] = ()
+    default_plugins: bool = True
+
+
+DEFAULT_OPTIONS = Options()
+
+
+@dataclasses.dataclass
+class RuleGroup:
+    name: str
+    interval: int | None = None
+    rules: list[dict] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class SLORules:
+    """What the plugin chain builds for one SLO (Sloth's PromSLORules): three groups plus extras."""
+
+    sli: RuleGroup
+    meta: RuleGroup
+    alerts: RuleGroup
+    extra: list[RuleGroup] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,17 +82,19 @@ def alert_conditions(slo: SLO) -> list[AlertCondition]:
     return out
 
 
-def _merge(*maps) -> dict[str, str]:
+def merge_labels(*maps) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in maps:
         out.update(m)
     return dict(sorted(out.items()))
 
 
-def _rule(record: str | None = None, alert: str | None = None, expr: str = "", labels=None,
-          annotations=None) -> dict:
+def rule(record: str | None = None, alert: str | None = None, expr: str = "", labels=None,
+         annotations=None, for_s: int | None = None) -> dict:
     r: dict = {"record": record} if record else {"alert": alert}
     r["expr"] = expr
+    if for_s:
+        r["for"] = prom_duration(for_s)
     if labels:
         r["labels"] = labels
     if annotations:
@@ -60,36 +102,67 @@ def _rule(record: str | None = None, alert: str | None = None, expr: str = "", l
     return r
 
 
-def sli_recordings(slo: SLO) -> list[dict]:
-    """slo:sli_error:ratio_rate<w> for every alert window, and the period one averaged from the 5m rule."""
+def events_ratio(error: str, total: str, guard: bool) -> str:
+    """Sloth's `(error)\\n/\\n(total)\\n`; hpcwatch's guard `((total) > 0)` drops windows without
+    events, whose 0/0 NaN or x/0 +Inf would otherwise poison the period's sum_over_time."""
+    return f"({error})\n/\n(({total}) > 0)\n" if guard else f"({error})\n/\n({total})\n"
+
+
+def period_recording(slo: SLO) -> dict:
+    """The period's error ratio: the mean of the shortest window's ratios (Sloth's optimized rule).
+
+    The mean of ratios is not the ratio of sums, but the 5m ratios are all weighted the same, so
+    sum_over_time / count_over_time of them is the period's ratio at the cost of one cheap series.
+    A calendar period only averages the ratios since its last boundary (the budget resets there).
+    """
+    ids = c.id_labels(slo)
+    metric = c.sli_error_metric(slo.windows.page_quick.short_s) + label_filter(ids)
+    period = prom_duration(slo.period_s)
+    if slo.calendar is None:
+        rng = f"[{period}]"
+    else:
+        idx = c.CALENDAR_INDEX + label_filter(ids)
+        step = prom_duration(slo.windows.page_quick.short_s)
+        metric = f"({metric} and on() ({idx} == {idx} @ end()))"
+        rng = f"[{prom_duration(slo.calendar.max_s)}:{step}]"
+    expr = (f"sum_over_time({metric}{rng})\n/ ignoring ({c.LABEL_WINDOW})\n"
+            f"count_over_time({metric}{rng})\n")
+    return rule(record=c.sli_error_metric(slo.period_s), expr=expr,
+                labels=merge_labels(ids, {c.LABEL_WINDOW: period}, slo.labels))
+
+
+def sli_expr(slo: SLO, window: str, guard: bool = True) -> str:
+    if isinstance(slo.sli, EventsSLI):
+        return render_window(events_ratio(slo.sli.error_query, slo.sli.total_query, guard), window)
+    return render_window(f"({slo.sli.error_ratio_query})", window)
+
+
+def sli_recordings(slo: SLO, guard: bool = True, optimized: bool = True) -> list[dict]:
+    """slo:sli_error:ratio_rate<w> for every window, and the period's.
+
+    A period that is also an alert window (`--period 3d`) keeps the one exact window rule."""
     ids = c.id_labels(slo)
     rules = []
-    for w in slo.windows.windows():
-        rules.append(_rule(record=c.sli_error_metric(w), expr=_sli_expr(slo, prom_duration(w)),
-                           labels=_merge(ids, {c.LABEL_WINDOW: prom_duration(w)}, slo.labels)))
-    short = slo.windows.page_quick.short_s
-    metric, flt, period = c.sli_error_metric(short), label_filter(ids), prom_duration(slo.period_s)
-    # The mean of ratios is not the ratio of sums, but the 5m ratios are all weighted the same, so
-    # sum_over_time / count_over_time of them is the period's ratio at the cost of one cheap series.
-    expr = (f"sum_over_time({metric}{flt}[{period}])\n/ ignoring ({c.LABEL_WINDOW})\n"
-            f"count_over_time({metric}{flt}[{period}])\n")
-    rules.append(_rule(record=c.sli_error_metric(slo.period_s), expr=expr,
-                       labels=_merge(ids, {c.LABEL_WINDOW: period}, slo.labels)))
+    if slo.calendar is not None:
+        rules.append(rule(record=c.CALENDAR_INDEX, expr=slo.calendar.index_expr, labels=merge_labels(ids, slo.labels)))
+    windows = slo.sli_windows()
+    for w in windows:
+        rules.append(rule(record=c.sli_error_metric(w), expr=sli_expr(slo, prom_duration(w), guard),
+                          labels=merge_labels(ids, {c.LABEL_WINDOW: prom_duration(w)}, slo.labels)))
+    if slo.period_s not in windows:
+        if optimized or slo.calendar is not None:
+            rules.append(period_recording(slo))
+        else:
+            rules.append(rule(record=c.sli_error_metric(slo.period_s),
+                              expr=sli_expr(slo, prom_duration(slo.period_s), guard),
+                              labels=merge_labels(ids, {c.LABEL_WINDOW: prom_duration(slo.period_s)}, slo.labels)))
     return rules
-
-
-def _sli_expr(slo: SLO, window: str) -> str:
-    if isinstance(slo.sli, EventsSLI):
-        # `(total) > 0` drops windows without events: a 0/0 NaN or x/0 +Inf would otherwise poison
-        # the period's sum_over_time for the whole period.
-        return render_window(f"({slo.sli.error_query})\n/\n(({slo.sli.total_query}) > 0)\n", window)
-    return render_window(f"({slo.sli.error_ratio_query})", window)
 
 
 def meta_recordings(slo: SLO, sloth_version: str = SLOTH_VERSION) -> list[dict]:
     """Objective, budget, period, burn rates and the info series Sloth's dashboards read."""
     ids = c.id_labels(slo)
-    labels = _merge(ids, slo.labels)
+    labels = merge_labels(ids, slo.labels)
     flt = label_filter(ids)
     ratio = go_float(slo.objective_ratio)
 
@@ -97,21 +170,33 @@ def meta_recordings(slo: SLO, sloth_version: str = SLOTH_VERSION) -> list[dict]:
         return (f"{c.sli_error_metric(window_s)}{flt}\n/ on({c.LABEL_ID}, {c.LABEL_SLO}, {c.LABEL_SERVICE}) "
                 f"group_left\n{c.ERROR_BUDGET_RATIO}{flt}\n")
 
-    info = _merge(labels, {c.LABEL_VERSION: sloth_version, c.LABEL_MODE: slo.mode, c.LABEL_SPEC: slo.spec,
-                           c.LABEL_OBJECTIVE: go_float_f(slo.objective)}, slo.info_labels)
+    info = merge_labels(labels, {c.LABEL_VERSION: sloth_version, c.LABEL_MODE: slo.mode, c.LABEL_SPEC: slo.spec,
+                                 c.LABEL_OBJECTIVE: go_float_f(slo.objective)}, slo.info_labels)
+    remaining = f"1 - {c.PERIOD_BURN_RATE}{flt}"
+    calendar = []
+    if slo.calendar is not None:
+        # Only the elapsed part of a calendar period has spent budget: at the boundary it is whole again.
+        idx = c.CALENDAR_INDEX + flt
+        step = slo.windows.page_quick.short_s
+        calendar.append(rule(record=c.CALENDAR_ELAPSED, labels=labels, expr=(
+            f"clamp_max(count_over_time(({idx} == {idx} @ end())[{prom_duration(slo.calendar.max_s)}:"
+            f"{prom_duration(step)}]) * {step} / {slo.period_s}, 1)")))
+        remaining = f"1 - {c.PERIOD_BURN_RATE}{flt} * {c.CALENDAR_ELAPSED}{flt}"
     return [
-        _rule(record=c.OBJECTIVE_RATIO, expr=f"vector({ratio})", labels=labels),
-        _rule(record=c.ERROR_BUDGET_RATIO, expr=f"vector(1-{ratio})", labels=labels),
-        _rule(record=c.TIME_PERIOD_DAYS, expr=f"vector({go_float(go_hours(slo.period_s) / 24)})", labels=labels),
-        _rule(record=c.CURRENT_BURN_RATE, expr=burn(slo.windows.page_quick.short_s), labels=labels),
-        _rule(record=c.PERIOD_BURN_RATE, expr=burn(slo.period_s), labels=labels),
-        _rule(record=c.PERIOD_BUDGET_REMAINING, expr=f"1 - {c.PERIOD_BURN_RATE}{flt}", labels=labels),
-        _rule(record=c.SLO_INFO, expr="vector(1)", labels=info),
+        rule(record=c.OBJECTIVE_RATIO, expr=f"vector({ratio})", labels=labels),
+        rule(record=c.ERROR_BUDGET_RATIO, expr=f"vector(1-{ratio})", labels=labels),
+        rule(record=c.TIME_PERIOD_DAYS, expr=f"vector({go_float(go_hours(slo.period_s) / 24)})", labels=labels),
+        rule(record=c.CURRENT_BURN_RATE, expr=burn(slo.windows.page_quick.short_s), labels=labels),
+        rule(record=c.PERIOD_BURN_RATE, expr=burn(slo.period_s), labels=labels),
+        *calendar,
+        rule(record=c.PERIOD_BUDGET_REMAINING, expr=remaining, labels=labels),
+        rule(record=c.SLO_INFO, expr="vector(1)", labels=info),
     ]
 
 
 def alert_rules(slo: SLO) -> list[dict]:
-    """Page and ticket: (quick short and long above factor x budget) or (slow short and long above)."""
+    """Page and ticket: (quick short and long above factor x budget) or (slow short and long above);
+    then each OpenSLO burn-rate alert condition."""
     flt = label_filter(c.id_labels(slo))
     budget = go_float(slo.error_budget)
     rules = []
@@ -132,9 +217,20 @@ def alert_rules(slo: SLO) -> list[dict]:
                  "SLO error budget burn rate is too fast.")
         summary = (f"{{{{$labels.{c.LABEL_SERVICE}}}}} {{{{$labels.{c.LABEL_SLO}}}}} "
                    "SLO error budget burn rate is over expected.")
-        rules.append(_rule(alert=meta.name, expr="\nor\n".join(parts) + "\n",
-                           labels=_merge({c.LABEL_SEVERITY: severity}, meta.labels),
-                           annotations=_merge({"title": title, "summary": summary}, meta.annotations)))
+        rules.append(rule(alert=meta.name, expr="\nor\n".join(parts) + "\n",
+                          labels=merge_labels({c.LABEL_SEVERITY: severity}, meta.labels),
+                          annotations=merge_labels({"title": title, "summary": summary}, meta.annotations)))
+    for a in slo.burn_alerts:
+        metric = f"{c.sli_error_metric(a.window_s)}{flt}"
+        if a.no_data:
+            expr = f"absent({metric})"
+        else:
+            expr = (f"max({metric} {_OPS[a.op]} ({go_float(a.threshold)} * {budget})) "
+                    f"without ({c.LABEL_WINDOW})")
+        # absent() keeps the selector's equality labels, so a no-data alert still names its SLO.
+        rules.append(rule(alert=a.name, expr=expr, for_s=a.for_s,
+                          labels=merge_labels({c.LABEL_SEVERITY: a.severity}, a.labels),
+                          annotations=dict(a.annotations) or None))
     return rules
 
 
@@ -148,33 +244,43 @@ def guard_recordings(slo: SLO) -> list[dict]:
         total = render_window(slo.sli.total_query, prom_duration(w))
         # A rate query gives events per second; the guard counts events.
         expr = f"({total}) * {w}" if slo.events_per_second else f"({total})"
-        rules.append(_rule(record=c.sli_events_metric(w), expr=expr,
-                           labels=_merge(ids, {c.LABEL_WINDOW: prom_duration(w)}, slo.labels)))
+        rules.append(rule(record=c.sli_events_metric(w), expr=expr,
+                          labels=merge_labels(ids, {c.LABEL_WINDOW: prom_duration(w)}, slo.labels)))
     return rules
 
 
-def _group(name: str, rules: list[dict], interval: int | None) -> dict:
-    g: dict = {"name": name}
-    if interval:
-        g["interval"] = prom_duration(interval)
-    g["rules"] = rules
-    return g
+def slo_rules(slo: SLO, opts: Options = DEFAULT_OPTIONS) -> SLORules:
+    """The SLO's rule groups after its plugin chain and the --disable-* options."""
+    from hpcwatch.slo.plugins import run_chain
+
+    rules = SLORules(RuleGroup(c.group_sli(slo.id), slo.intervals.sli),
+                     RuleGroup(c.group_meta(slo.id), slo.intervals.meta),
+                     RuleGroup(c.group_alerts(slo.id), slo.intervals.alerts))
+    run_chain(slo, opts, rules)
+    if not opts.alerts:
+        rules.alerts.rules = []
+    if not opts.recordings:
+        rules.sli.rules, rules.meta.rules = [], []
+        rules.extra = [g for g in rules.extra if not all("record" in r for r in g.rules)]
+    return rules
 
 
-def slo_groups(slo: SLO, sloth_version: str = SLOTH_VERSION) -> list[dict]:
-    """The rule groups of one SLO, in Sloth's order (SLI, meta, alerts) then the guard group."""
-    groups = [_group(c.group_sli(slo.id), sli_recordings(slo), slo.intervals.sli),
-              _group(c.group_meta(slo.id), meta_recordings(slo, sloth_version), slo.intervals.meta)]
-    alerts = alert_rules(slo)
-    if alerts:
-        groups.append(_group(c.group_alerts(slo.id), alerts, slo.intervals.alerts))
-    guard = guard_recordings(slo)
-    if guard:
-        groups.append(_group(c.group_guard(slo.id), guard, slo.intervals.sli))
-    return groups
+def _group(g: RuleGroup) -> dict:
+    out: dict = {"name": g.name}
+    if g.interval:
+        out["interval"] = prom_duration(g.interval)
+    out["rules"] = g.rules
+    return out
 
 
-def generate_rules(slos: list[SLO], sloth_version: str = SLOTH_VERSION) -> dict:
+def slo_groups(slo: SLO, sloth_version: str | Options = SLOTH_VERSION) -> list[dict]:
+    """The rule groups of one SLO, in Sloth's order (SLI, meta, alerts, extras), empty ones left out."""
+    opts = sloth_version if isinstance(sloth_version, Options) else Options(sloth_version=sloth_version)
+    r = slo_rules(slo, opts)
+    return [_group(g) for g in (r.sli, r.meta, r.alerts, *r.extra) if g.rules]
+
+
+def generate_rules(slos: list[SLO], sloth_version: str | Options = SLOTH_VERSION) -> dict:
     """A Prometheus rule file document `{"groups": [...]}` for the SLOs, in input order."""
     groups: list[dict] = []
     for slo in slos:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 
 import yaml
@@ -14,14 +15,21 @@ from hpcwatch.slo.windows import WindowsCatalogue
 DEFAULT_PERIOD = "30d"
 
 
-def spec_files(paths: Iterable[str]) -> list[str]:
-    """Files named directly, plus every *.yaml / *.yml under the directories given (sorted)."""
+def spec_files(paths: Iterable[str], include: str | None = None, exclude: str | None = None) -> list[str]:
+    """Files named directly, plus every *.yaml / *.yml under the directories given (sorted); in
+    directories, Sloth's --fs-include / --fs-exclude regexes filter the paths (exclude wins)."""
+    inc, exc = _regex(include, "--fs-include"), _regex(exclude, "--fs-exclude")
     out = []
     for p in paths:
         if os.path.isdir(p):
             for root, dirs, files in os.walk(p):
                 dirs.sort()
-                out.extend(os.path.join(root, f) for f in sorted(files) if f.endswith((".yaml", ".yml")))
+                for f in sorted(files):
+                    path = os.path.join(root, f)
+                    if not f.lower().endswith((".yaml", ".yml")) or (exc and exc.search(path)):
+                        continue
+                    if inc is None or inc.search(path):
+                        out.append(path)
         elif os.path.exists(p):
             out.append(p)
         else:
@@ -29,13 +37,26 @@ def spec_files(paths: Iterable[str]) -> list[str]:
     return out
 
 
+def _regex(text: str | None, flag: str) -> re.Pattern | None:
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise SpecError(flag, None, flag.lstrip("-"), "a regular expression", f"{text} ({exc})") from None
+
+
 def read_documents(path: str, text: str | None = None) -> list[object]:
-    """Every YAML document of a file; YAML errors become SpecError."""
+    """Every object of a file: each YAML document, and each item of a document that is a YAML list
+    (OpenSLO's examples are lists of objects); YAML errors become SpecError."""
     try:
         if text is None:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        out: list[object] = []
+        for d in yaml.safe_load_all(text):
+            out.extend(x for x in (d if isinstance(d, list) else [d]) if x is not None)
+        return out
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -72,16 +93,18 @@ def load_documents(docs: list[tuple[str, object]], period: str | int = DEFAULT_P
     extra = dict(extra_labels or {})
     slos: list[SLO] = []
     v1 = OpenSLOv1Index()
+    index: dict[str, int] = {}
     for path, doc in docs:
         kind = kind_of(doc)
+        i = index[path] = index.get(path, -1) + 1
         if kind in ("prometheus/v1", "sloth.slok.dev/v1"):
-            slos.extend(load_sloth(doc, path, period_s, catalogue, extra))
+            slos.extend(load_sloth(doc, path, period_s, catalogue, extra, i))
         elif kind == "openslo/v1alpha":
-            slos.extend(load_openslo_v1alpha(doc, path, catalogue, extra))
+            slos.extend(load_openslo_v1alpha(doc, path, catalogue, extra, i))
         elif kind == "openslo/v1":
             v1.add(doc, path)
         elif kind == "hpcwatch/v1":
-            slos.extend(load_catalogue(doc, path, period_s, catalogue, extra))
+            slos.extend(load_catalogue(doc, path, period_s, catalogue, extra, i))
         else:
             got = doc.get("apiVersion") or doc.get("version") if isinstance(doc, dict) else type(doc).__name__
             raise SpecError(path, None, "apiVersion", "version: prometheus/v1, or apiVersion sloth.slok.dev/v1, "
@@ -93,7 +116,8 @@ def load_documents(docs: list[tuple[str, object]], period: str | int = DEFAULT_P
 
 def load_specs(paths: Iterable[str] | str, period: str | int = DEFAULT_PERIOD,
                windows: WindowsCatalogue | list[str] | None = None,
-               extra_labels: dict[str, str] | None = None) -> list[SLO]:
+               extra_labels: dict[str, str] | None = None, include: str | None = None,
+               exclude: str | None = None) -> list[SLO]:
     """Validated SLO models from spec files and directories; raises SpecError on the first problem.
 
     `period` is the SLO period for specs that do not carry their own (Sloth's default-slo-period);
@@ -103,7 +127,7 @@ def load_specs(paths: Iterable[str] | str, period: str | int = DEFAULT_PERIOD,
         paths = [paths]
     if windows is not None and not isinstance(windows, WindowsCatalogue):
         windows = WindowsCatalogue.load(windows)
-    docs = [(f, d) for f in spec_files(paths) for d in read_documents(f)]
+    docs = [(f, d) for f in spec_files(paths, include, exclude) for d in read_documents(f)]
     return load_documents(docs, period, windows, extra_labels)
 
 

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from hpcwatch.slo.windows import AlertWindows, BurnWindow
 
 
-def frozen_map(d: Mapping[str, str] | None) -> Mapping[str, str]:
+def frozen_map(d: Mapping | None) -> Mapping:
     return MappingProxyType(dict(sorted((d or {}).items())))
 
 
@@ -38,12 +38,61 @@ class AlertMeta:
 
 
 @dataclasses.dataclass(frozen=True)
+class BurnRateAlert:
+    """One OpenSLO burn-rate alert condition: the error ratio over `window_s`, divided by the budget,
+    compared with `op` to `threshold`, held for `for_s` seconds."""
+
+    name: str
+    severity: str
+    op: str
+    threshold: float
+    window_s: int
+    for_s: int = 0
+    labels: Mapping[str, str] = dataclasses.field(default_factory=lambda: frozen_map({}))
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=lambda: frozen_map({}))
+    no_data: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Calendar:
+    """A calendar-aligned period: the budget resets at every boundary. `index_expr` is a PromQL scalar
+    expression of `time()` that increases by one at each boundary; `max_s` the longest period."""
+
+    duration: str
+    index_expr: str
+    max_s: int
+
+
+@dataclasses.dataclass(frozen=True)
 class GroupIntervals:
     """Optional evaluation interval per rule group, seconds (Sloth's `interval: {all, slierror, ...}`)."""
 
     sli: int | None = None
     meta: int | None = None
     alerts: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginCall:
+    """One Sloth SLO plugin in an SLO's chain, its config already checked."""
+
+    id: str
+    config: Mapping = dataclasses.field(default_factory=lambda: frozen_map({}))
+    priority: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecObject:
+    """The input object (one YAML document or list item) SLOs came from: Sloth writes one output
+    document per object, and a CRD's metadata becomes its PrometheusRule's."""
+
+    file: str
+    index: int = 0
+    kind: str = "prometheus/v1"
+    name: str | None = None
+    namespace: str | None = None
+    labels: Mapping[str, str] = dataclasses.field(default_factory=lambda: frozen_map({}))
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=lambda: frozen_map({}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +123,11 @@ class SLO:
     source: str = "<input>"
     spec: str = "prometheus/v1"
     mode: str = "cli-gen-prom"
-    k8s_name: str | None = None
-    k8s_namespace: str | None = None
+    origin: SpecObject | None = None
+    plugins: tuple[PluginCall, ...] = ()
+    override_plugins: bool = False
+    burn_alerts: tuple[BurnRateAlert, ...] = ()
+    calendar: Calendar | None = None
 
     @property
     def error_budget(self) -> float:
@@ -89,6 +141,10 @@ class SLO:
     @property
     def period_days(self) -> float:
         return self.period_s / 86400
+
+    def sli_windows(self) -> list[int]:
+        """Every window an SLI recording covers: the alert windows plus burn-rate alert lookbacks."""
+        return sorted(set(self.windows.windows()) | {a.window_s for a in self.burn_alerts})
 
     def burn_windows(self) -> tuple[tuple[str, BurnWindow, BurnWindow], ...]:
         """(severity, quick, slow) for each alert this SLO has enabled."""

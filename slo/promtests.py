@@ -12,7 +12,7 @@ import re
 
 from hpcwatch.slo import conventions as c
 from hpcwatch.slo import yamlout
-from hpcwatch.slo.generate import SLOTH_VERSION, alert_rules
+from hpcwatch.slo.generate import SLOTH_VERSION, Options, alert_rules
 from hpcwatch.slo.goformat import prom_duration
 from hpcwatch.slo.model import SLO
 from hpcwatch.slo.writer import HEADER
@@ -129,7 +129,8 @@ def _sel(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())) + "}"
 
 
-def promtool_test_files(slos: list[SLO], tests_dir: str, sloth_version: str = SLOTH_VERSION) -> dict[str, str]:
+def promtool_test_files(slos: list[SLO], tests_dir: str,
+                        sloth_version: str | Options = SLOTH_VERSION) -> dict[str, str]:
     """{path: text}: per SLO an alerts-only rule file and its promtool test file."""
     files = {}
     for slo in slos:

@@ -4,7 +4,7 @@ referenced by name, rolling time windows)."""
 from __future__ import annotations
 
 from hpcwatch.slo import conventions as c
-from hpcwatch.slo.model import SLO, EventsSLI, RawSLI, frozen_map
+from hpcwatch.slo.model import SLO, EventsSLI, RawSLI, SpecObject, frozen_map
 from hpcwatch.slo.validate import Fields, check_query
 from hpcwatch.slo.windows import WindowsCatalogue
 
@@ -14,7 +14,8 @@ OPENSLO_V1ALPHA = "openslo/v1alpha"
 OPENSLO_V1 = "openslo/v1"
 
 
-def load_openslo_v1alpha(doc: dict, path: str, catalogue: WindowsCatalogue, extra: dict) -> list[SLO]:
+def load_openslo_v1alpha(doc: dict, path: str, catalogue: WindowsCatalogue, extra: dict,
+                         index: int = 0) -> list[SLO]:
     f = Fields(path)
     if doc.get("kind") != "SLO":
         raise f.fail("kind", "SLO", doc.get("kind"))
@@ -52,7 +53,8 @@ def load_openslo_v1alpha(doc: dict, path: str, catalogue: WindowsCatalogue, extr
                        period_s=period_s, sli=RawSLI(_V1ALPHA_RAW.format(**queries)),
                        windows=catalogue.get(period_s), labels=frozen_map(extra),
                        description=spec.get("description") if isinstance(spec.get("description"), str) else "",
-                       source=path, spec=OPENSLO_V1ALPHA, mode=c.MODE_OPENSLO))
+                       source=path, spec=OPENSLO_V1ALPHA, mode=c.MODE_OPENSLO,
+                       origin=SpecObject(path, index, OPENSLO_V1ALPHA)))
     return out
 
 

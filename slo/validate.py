@@ -12,6 +12,7 @@ from hpcwatch.slo.goformat import parse_duration
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 SLO_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]*$")
+K8S_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _WINDOW_TPL = re.compile(r"\{\{-?\s*\.window\s*-?\}\}")
 
 
@@ -115,11 +116,30 @@ class Fields:
             out[k] = v
         return out
 
-    def query(self, obj: dict, key: str, field: str) -> str:
-        """A PromQL query template: `{{.window}}` is the only template it may use."""
+    def query(self, obj: dict, key: str, field: str, windowed: bool = True, promql: bool = True) -> str:
+        """A PromQL query template: `{{.window}}` is the only template it may use (and must).
+        `promql=False` is for MetricsQL (VictoriaMetrics), which only vmalert can check."""
         q = self.string(obj, key, field)
-        check_query(q, self, field)
+        check_query(q, self, field, windowed, promql)
         return q
+
+    def percent(self, obj: dict, key: str, field: str) -> float:
+        """An objective in percent, (0, 100]; a ratio such as 0.99 is refused with the percent meant."""
+        value = self.number(obj, key, field, 0, 100)
+        if value <= 1:
+            raise self.fail(field, f"a percentage in (0, 100] such as 99.9; {value:g} reads as "
+                            f"{value:g}%: did you mean {value * 100:g}?", value)
+        return value
+
+    def k8s_labels(self, obj: object, field: str) -> dict[str, str]:
+        """Kubernetes metadata labels or annotations: `[prefix/]name` keys, string values."""
+        m = self.mapping(obj, field, required=False)
+        for k, v in m.items():
+            if not K8S_KEY.match(k):
+                raise self.fail(f"{field}.{k}", "a Kubernetes label key ([prefix/]name)", k)
+            if not isinstance(v, str):
+                raise self.fail(f"{field}.{k}", "a string value", v)
+        return dict(m)
 
 
 def render_window(query: str, window: str) -> str:
@@ -127,32 +147,35 @@ def render_window(query: str, window: str) -> str:
     return _WINDOW_TPL.sub(window, query)
 
 
-def check_query(query: str, fields: Fields, field: str) -> None:
-    """Cheap structural checks: only `{{.window}}` templating, balanced brackets outside strings."""
+def check_query(query: str, fields: Fields, field: str, windowed: bool = True, promql: bool = True) -> None:
+    """`{{.window}}` is the only template and, in a windowed query, present (else every window would
+    be the same hard-coded range); the rendered text must parse as PromQL (Prometheus' grammar and
+    type checks, via promql-parser), so a typo fails here, naming the field, not later in promtool."""
     rest = _WINDOW_TPL.sub("5m", query)
     if "{{" in rest or "}}" in rest:
         raise fields.fail(field, "a PromQL query whose only template is {{.window}}", query)
-    stack, quote, i = [], None, 0
-    pairs = {")": "(", "]": "[", "}": "{"}
-    while i < len(rest):
-        ch = rest[i]
-        if quote:
-            if ch == "\\" and quote != "`":
-                i += 1
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'`":
-            quote = ch
-        elif ch == "#":
-            nl = rest.find("\n", i)
-            i = len(rest) if nl < 0 else nl
-        elif ch in "([{":
-            stack.append(ch)
-        elif ch in ")]}" and (not stack or stack.pop() != pairs[ch]):
-            raise fields.fail(field, "a PromQL query with balanced brackets", query)
-        i += 1
-    if stack or quote:
-        raise fields.fail(field, "a PromQL query with balanced brackets and quotes", query)
+    if windowed and rest == query:
+        raise fields.fail(field, "a query with {{.window}} where the SLI window goes (e.g. "
+                          "rate(x[{{.window}}])); a fixed range would make every window the same", query)
+    problem = promql_error(rest) if promql else None
+    if problem:
+        raise fields.fail(field, f"valid PromQL ({problem})", query)
+
+
+def promql_error(text: str) -> str | None:
+    """Why `text` is not PromQL, or None. promql-parser is a binding of GreptimeDB's Rust port of
+    Prometheus' own parser: same grammar, function table and type checks."""
+    import promql_parser
+
+    try:
+        promql_parser.parse(text)
+    except ValueError as exc:
+        return str(exc).splitlines()[0] if str(exc) else "cannot parse"
+    except BaseException as exc:  # the Rust binding raises pyo3 PanicException on some inputs
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return f"cannot parse: {exc}"[:200]
+    return None
 
 
 def as_mapping(obj: object) -> Mapping:

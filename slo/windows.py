@@ -33,6 +33,7 @@ class AlertWindows:
     page_slow: BurnWindow
     ticket_quick: BurnWindow
     ticket_slow: BurnWindow
+    source: str | None = None  # the AlertWindows file, None for Google's windows
 
     @property
     def conditions(self) -> tuple[tuple[str, BurnWindow, BurnWindow], ...]:
@@ -55,12 +56,13 @@ def burn_factor(period_s: int, budget_percent: float, long_s: int) -> float:
     return hours_required / go_hours(long_s)
 
 
-def make_windows(period_s: int, spec: dict[str, tuple[float, int, int]]) -> AlertWindows:
+def make_windows(period_s: int, spec: dict[str, tuple[float, int, int]], source: str | None = None) -> AlertWindows:
     """AlertWindows from {'page_quick': (budget %, short s, long s), ...}."""
     def bw(key: str) -> BurnWindow:
         pct, short, long_ = spec[key]
         return BurnWindow(float(pct), int(short), int(long_), burn_factor(period_s, float(pct), int(long_)))
-    return AlertWindows(period_s, bw("page_quick"), bw("page_slow"), bw("ticket_quick"), bw("ticket_slow"))
+    return AlertWindows(period_s, bw("page_quick"), bw("page_slow"), bw("ticket_quick"), bw("ticket_slow"),
+                        source)
 
 
 # Google SRE workbook, "Alerting on SLOs", recommended parameters; Sloth ships them for 30d and 28d.
@@ -138,7 +140,7 @@ def parse_windows(doc: object, path: str = "<windows>") -> AlertWindows:
             if short >= long_:
                 raise SpecError(path, None, field, "shortWindow shorter than longWindow", f"{short}s >= {long_}s")
             out[f"{sev}_{speed}"] = (pct, short, long_)
-    return make_windows(period, out)
+    return make_windows(period, out, path)
 
 
 def _dur(value: object, path: str, field: str) -> int:

@@ -26,7 +26,13 @@ _BASE = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class GoYAMLDumper(_BASE):
-    """SafeDumper with yaml.v2's scalar styles; keys keep the order the generators built."""
+    """SafeDumper with yaml.v2's scalar styles; keys keep the order the generators built.
+
+    No anchors or aliases: the generators share one label dict between rules, which PyYAML would
+    write as `&id001` / `*id001`; yaml.v2 never does, and readers of rule files should not need to."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

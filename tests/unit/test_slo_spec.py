@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 import yaml
@@ -105,8 +106,11 @@ def test_cli_generate_dir_and_validate(tmp_path, capsys):
     rc = main(["slo", "generate", "-i", os.path.join(FIX, "inputs"), "-o", str(out) + "/",
                "--windows", os.path.join(FIX, "windows-7d.yaml"), "--extra-labels", "site=x"])
     assert rc == 0
-    assert sorted(os.listdir(out)) == sorted(os.listdir(os.path.join(FIX, "inputs")))
-    assert 'site: x' in (out / "sloth-k8s.yaml").read_text()
+    # The shipped prometheus.yml loads rules/*.yml, as a Prometheus running as another user: .yml, 0644.
+    inputs = os.listdir(os.path.join(FIX, "inputs"))
+    assert sorted(os.listdir(out)) == sorted(f.replace(".yaml", ".yml") for f in inputs)
+    assert all(stat.S_IMODE(os.stat(out / f).st_mode) == 0o644 for f in os.listdir(out))
+    assert 'site: x' in (out / "sloth-k8s.yml").read_text()
     assert main(["slo", "validate", "-i", os.path.join(FIX, "inputs")]) == 0
     assert "SLOs valid" in capsys.readouterr().out
 
