@@ -4,7 +4,7 @@ availability, per cluster and queue, expanded to queries over the scheduler-neut
 from __future__ import annotations
 
 from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS
-from hpcwatch.exporters.scheduler.outcomes import CAUSES, OUTCOMES
+from hpcwatch.exporters.scheduler.outcomes import CAUSES, NEUTRAL_PAIRS, OUTCOMES
 from hpcwatch.slo import conventions as c
 from hpcwatch.slo.goformat import go_quote
 from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, SpecObject, frozen_map
@@ -45,6 +45,13 @@ def _sel(**labels: str | None) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+def owner_withdrawn(pairs: tuple[tuple[str, str], ...] = NEUTRAL_PAIRS) -> tuple[tuple[str, str], ...]:
+    """The (outcome, cause) pairs the exporter writes for jobs their owner withdrew: cause `none`
+    (nobody to blame) without success; today only the owner's cancel, `cancelled/none`. Read from
+    the exporter's own table so the catalogue follows it when it changes."""
+    return tuple(p for p in pairs if p[1] == "none" and p[0] != "success")
+
+
 def _job_success(f: Fields, s: dict, field: str, cluster: str, queue: str | None) -> EventsSLI:
     causes = _choices(f, s, "error_causes", field, CAUSES, ("system",))
     outcomes = _choices(f, s, "error_outcomes", field, OUTCOMES, OUTCOMES)
@@ -57,10 +64,12 @@ def _job_success(f: Fields, s: dict, field: str, cluster: str, queue: str | None
         err_sel["outcome"] = "~" + "|".join(o for o in outcomes if o not in ignored)
     error = f"(sum(increase({FINISHED}{_sel(**err_sel)}[{W}])) or vector(0))"
     total = f"sum(increase({FINISHED}{_sel(**base)}[{W}]))"
-    if not user_cancels and "cancelled" not in ignored:
-        # A user's own cancel says nothing about the service: out of the total.
-        cancels = _sel(cluster=cluster, queue=queue, outcome="cancelled", cause="user")
-        total = f"{total}\n-\n(sum(increase({FINISHED}{cancels}[{W}])) or vector(0))"
+    withdrawn = [p for p in owner_withdrawn() if p[0] not in ignored and p[1] not in causes]
+    if not user_cancels and withdrawn:
+        # A job its owner withdrew says nothing about the service: out of the total.
+        out_sel = _sel(cluster=cluster, queue=queue, outcome="~" + "|".join(sorted({o for o, _ in withdrawn})),
+                       cause="~" + "|".join(sorted({c for _, c in withdrawn})))
+        total = f"{total}\n-\n(sum(increase({FINISHED}{out_sel}[{W}])) or vector(0))"
     return EventsSLI(error, total)
 
 

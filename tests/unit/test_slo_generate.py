@@ -77,7 +77,7 @@ def test_catalogue_queries_and_guard():
     js = by["job-success-alpha-batch"]
     assert dict(js.labels)["queue"] == "batch" and js.min_events == 10
     assert 'cause=~"system"' in js.sli.error_query and 'outcome!~"preempted"' in js.sli.error_query
-    assert 'outcome="cancelled",cause="user"' in js.sli.total_query
+    assert 'outcome=~"cancelled",cause=~"none"' in js.sli.total_query
     qw = by["queue-wait-alpha-batch"]
     assert 'le="3600.0"' in qw.sli.error_query and "hpc_scheduler_pending_wait_seconds_count" in qw.sli.total_query
     rules = generate_rules([js])
