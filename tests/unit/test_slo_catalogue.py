@@ -57,8 +57,8 @@ def landing(slo, outcome: str, cause: str) -> str:
 
 
 def _catalogue(**slo) -> object:
-    doc = {"apiVersion": "hpcwatch/v1", "kind": "SLOCatalogue",
-           "spec": {"clusters": ["alpha"], "slos": [{"sli": "job-success", "objective": 99, "queues": ["batch"], **slo}]}}
+    entry = {"sli": "job-success", "objective": 99, "queues": ["batch"], **slo}
+    doc = {"apiVersion": "hpcwatch/v1", "kind": "SLOCatalogue", "spec": {"clusters": ["alpha"], "slos": [entry]}}
     return load_documents([("c.yaml", doc)])[0]
 
 
