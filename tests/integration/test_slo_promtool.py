@@ -1,49 +1,65 @@
-"""Generated SLO rules and tests run through the real promtool (Prometheus 2.42) and vmalert."""
+"""Generated SLO rules and tests run through the real promtool (Prometheus 2.42) and vmalert: every
+expected output lints clean, the generated alert tests pass, and they fail when any single alert
+condition's factor or window is wrong (mutation test). The job-success queries are evaluated by
+Prometheus for every (outcome, cause) pair the exporter writes."""
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import os
 import subprocess
+import sys
 
 import pytest
 import yaml
 from helpers import require_binary
-from hpcwatch.slo import generate_rules, load_specs
+from hpcwatch.exporters.scheduler.outcomes import NEUTRAL_PAIRS
+from hpcwatch.slo import generate_rules, load_specs, yamlout
+from hpcwatch.slo.catalogue import FINISHED
+from hpcwatch.slo.generate import alert_rules
 from hpcwatch.slo.promtests import promtool_test_files
+from hpcwatch.slo.validate import render_window
 from hpcwatch.slo.writer import prometheus_text, write_all
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slo")
-GOLDEN = sorted(os.path.join(FIX, "golden", f) for f in os.listdir(os.path.join(FIX, "golden")))
+EXPECTED = sorted(glob.glob(os.path.join(FIX, "golden", "*.yml"))
+                  + glob.glob(os.path.join(FIX, "*", "expected", "*.yml")))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "unit"))
 
 
 def _run(argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=cwd, check=False)
 
 
-def _plain_rules(path: str, tmp_path) -> str:
-    """A PrometheusRule's groups as a plain rule file (promtool and vmalert read only those)."""
+def _plain_rules(path: str, tmp_path) -> list[str]:
+    """Each document of a generated file as a plain rule file (promtool and vmalert read one document,
+    and only a PrometheusRule's groups)."""
     with open(path) as fh:
-        doc = yaml.safe_load(fh)
-    if doc.get("kind") != "PrometheusRule":
-        return path
-    out = tmp_path / (os.path.basename(path) + ".plain.yml")
-    out.write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}))
-    return str(out)
+        docs = [d for d in yaml.safe_load_all(fh) if d]
+    out = []
+    for i, doc in enumerate(docs):
+        groups = doc["spec"]["groups"] if doc.get("kind") == "PrometheusRule" else doc["groups"]
+        p = tmp_path / f"{os.path.basename(path)}.{i}.yml"
+        p.write_text(yaml.safe_dump({"groups": groups}))
+        out.append(str(p))
+    return out
 
 
-@pytest.mark.parametrize("path", GOLDEN, ids=os.path.basename)
+@pytest.mark.parametrize("path", EXPECTED, ids=lambda p: os.path.relpath(p, FIX))
 def test_promtool_lint_clean(path, tmp_path):
     promtool = require_binary("promtool")
-    proc = _run([promtool, "check", "rules", "--lint=all", _plain_rules(path, tmp_path)])
+    proc = _run([promtool, "check", "rules", "--lint=all", *_plain_rules(path, tmp_path)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout and "FAILED" not in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("path", GOLDEN, ids=os.path.basename)
+@pytest.mark.parametrize("path", EXPECTED, ids=lambda p: os.path.relpath(p, FIX))
 def test_vmalert_loads_rules(path, tmp_path):
     vmalert = require_binary("vmalert")
-    proc = _run([vmalert, f"-rule={_plain_rules(path, tmp_path)}", "-dryRun", "-rule.validateExpressions"])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for plain in _plain_rules(path, tmp_path):
+        proc = _run([vmalert, f"-rule={plain}", "-dryRun", "-rule.validateExpressions"])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_vmalert_rejects_a_broken_rule(tmp_path):
@@ -54,36 +70,85 @@ def test_vmalert_rejects_a_broken_rule(tmp_path):
     assert _run([vmalert, f"-rule={bad}", "-dryRun"]).returncode != 0
 
 
-def _generated_tests(tmp_path, spec: str, names: set[str]) -> list[str]:
+def _generated_tests(tmp_path, spec: str, names: set[str]) -> tuple[list, list[str]]:
     slos = [s for s in load_specs([os.path.join(FIX, "inputs", spec)]) if s.name in names]
     assert {s.name for s in slos} == names
     files = promtool_test_files(slos, str(tmp_path))
     files[str(tmp_path / "all.rules.yml")] = prometheus_text(generate_rules(slos))
     write_all(files)
-    return sorted(p for p in files if p.endswith(".test.yml"))
+    return slos, sorted(p for p in files if p.endswith(".test.yml"))
 
 
-@pytest.mark.slow
 def test_generated_promtool_tests_pass(tmp_path):
     promtool = require_binary("promtool")
-    tests = _generated_tests(tmp_path, "hpc-catalogue.yaml", {"job-success-alpha-batch"})
-    tests += _generated_tests(tmp_path, "sloth-prometheus.yaml", {"requests-availability"})
+    _, tests = _generated_tests(tmp_path, "hpc-catalogue.yaml", {"job-success-alpha-batch"})
+    tests += _generated_tests(tmp_path, "sloth-prometheus.yaml", {"requests-availability"})[1]
     proc = _run([promtool, "check", "rules", "--lint=all", *[str(p) for p in tmp_path.glob("*.yml")
                                                             if not p.name.endswith(".test.yml")]])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = _run([promtool, "test", "rules", *[os.path.basename(t) for t in tests]], cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(tests[0]) as fh:
-        text = fh.read()
-    assert "min_events guard" in text and "burn 0.5x budget" in text and "exp_alerts: []" in text
+        names = [t["name"] for t in yaml.safe_load(fh)["tests"]]
+    assert any(n.endswith("(min_events guard)") for n in names)
+    assert "hpc-job-success-alpha-batch: ticket quick (2h, 1d): 1% past its threshold fires it alone" in names
 
 
-@pytest.mark.slow
-def test_generated_tests_catch_a_wrong_factor(tmp_path):
-    """The generated tests can fail: a page threshold off by 10x is caught."""
+def _mutants(slo):
+    """(what, SLO) with exactly one alert condition wrong: its factor x10 or /10, or a window swapped."""
+    windows = slo.windows.windows()
+    for key in ("page_quick", "page_slow", "ticket_quick", "ticket_slow"):
+        bw = getattr(slo.windows, key)
+        other = next(w for w in windows if w not in (bw.short_s, bw.long_s))
+        for what, change in ((f"{key} factor x10", {"factor": bw.factor * 10}),
+                             (f"{key} factor /10", {"factor": bw.factor / 10}),
+                             (f"{key} long window {other}s", {"long_s": other}),
+                             (f"{key} short window {other}s", {"short_s": other})):
+            wins = dataclasses.replace(slo.windows, **{key: dataclasses.replace(bw, **change)})
+            yield what, dataclasses.replace(slo, windows=wins)
+
+
+@pytest.mark.parametrize("spec,name", [("hpc-catalogue.yaml", "job-success-alpha-batch"),
+                                       ("sloth-prometheus.yaml", "requests-availability")])
+def test_generated_tests_catch_any_single_wrong_condition(tmp_path, spec, name):
+    """Mutation test: the alert rules generated from a model with one condition wrong fail the tests
+    generated from the right model, for every condition and every kind of mistake (the issue's case:
+    the ticket quick factor 3 -> 30 used to pass because the slow ticket condition fired too)."""
     promtool = require_binary("promtool")
-    tests = _generated_tests(tmp_path, "sloth-prometheus.yaml", {"requests-availability"})
-    alerts = tmp_path / "webportal-requests-availability.alerts.yml"
-    alerts.write_text(alerts.read_text().replace("(14.4 *", "(1.44 *"))
-    proc = _run([promtool, "test", "rules", os.path.basename(tests[0])], cwd=str(tmp_path))
-    assert proc.returncode != 0 and "FAILED" in proc.stdout + proc.stderr
+    (slo,), (test,) = _generated_tests(tmp_path, spec, {name})
+    alerts = tmp_path / f"{slo.id}.alerts.yml"
+    good = alerts.read_text()
+    assert _run([promtool, "test", "rules", os.path.basename(test)], cwd=str(tmp_path)).returncode == 0
+    survivors = []
+    for what, mutant in _mutants(slo):
+        alerts.write_text(yamlout.dump({"groups": [{"name": "m", "rules": alert_rules(mutant)}]}))
+        proc = _run([promtool, "test", "rules", os.path.basename(test)], cwd=str(tmp_path))
+        if proc.returncode == 0:
+            survivors.append(what)
+    alerts.write_text(good)
+    assert survivors == [], f"generated tests passed with a wrong condition: {survivors}"
+
+
+def test_job_success_pairs_in_prometheus(tmp_path):
+    """Prometheus evaluates the catalogue's job-success queries: each pair the exporter writes lands
+    in error, good or out of the total exactly as docs/slo.md's table says."""
+    from test_slo_catalogue import _catalogue, documented
+
+    promtool = require_binary("promtool")
+    slo = _catalogue()  # the catalogue's defaults, which the docs' table describes
+    error, total = (render_window(q, "5m") for q in (slo.sli.error_query, slo.sli.total_query))
+    table = documented()
+    tests = []
+    for outcome, cause in NEUTRAL_PAIRS:
+        series = [{"series": f'{FINISHED}{{cluster="alpha",queue="batch",outcome="{o}",cause="{c}"}}',
+                   "values": "0+1x10" if (o, c) == (outcome, cause) else "0x10"} for o, c in NEUTRAL_PAIRS]
+        where = table[(outcome, cause)]
+        exp = {"error": (1, 1), "good": (0, 1), "out of the total": (0, 0)}[where]
+        tests.append({"name": f"{outcome}/{cause} lands in {where}", "interval": "1m", "input_series": series,
+                      "promql_expr_test": [
+                          {"expr": f"({error}) > bool 0.5", "eval_time": "10m", "exp_samples": [{"value": exp[0]}]},
+                          {"expr": f"({total}) > bool 0.5", "eval_time": "10m", "exp_samples": [{"value": exp[1]}]}]})
+    (tmp_path / "empty.yml").write_text("groups: []\n")
+    (tmp_path / "pairs.test.yml").write_text(yaml.safe_dump({"rule_files": ["empty.yml"], "tests": tests}))
+    proc = _run([promtool, "test", "rules", "pairs.test.yml"], cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
