@@ -176,11 +176,7 @@ def meta_recordings(slo: SLO, sloth_version: str = SLOTH_VERSION) -> list[dict]:
     calendar = []
     if slo.calendar is not None:
         # Only the elapsed part of a calendar period has spent budget: at the boundary it is whole again.
-        idx = c.CALENDAR_INDEX + flt
-        step = slo.windows.page_quick.short_s
-        calendar.append(rule(record=c.CALENDAR_ELAPSED, labels=labels, expr=(
-            f"clamp_max(count_over_time(({idx} == {idx} @ end())[{prom_duration(slo.calendar.max_s)}:"
-            f"{prom_duration(step)}]) * {step} / {slo.period_s}, 1)")))
+        calendar.append(rule(record=c.CALENDAR_ELAPSED, labels=labels, expr=slo.calendar.elapsed_expr))
         remaining = f"1 - {c.PERIOD_BURN_RATE}{flt} * {c.CALENDAR_ELAPSED}{flt}"
     return [
         rule(record=c.OBJECTIVE_RATIO, expr=f"vector({ratio})", labels=labels),

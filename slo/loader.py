@@ -85,7 +85,8 @@ def load_documents(docs: list[tuple[str, object]], period: str | int = DEFAULT_P
                    extra_labels: dict[str, str] | None = None) -> list[SLO]:
     """SLO models from (file, parsed YAML document) pairs; OpenSLO v1 SLIs resolve across all of them."""
     from hpcwatch.slo.catalogue import load_catalogue
-    from hpcwatch.slo.spec_openslo import OpenSLOv1Index, load_openslo_v1alpha
+    from hpcwatch.slo.openslo_v1 import OpenSLOv1Index
+    from hpcwatch.slo.spec_openslo import load_openslo_v1alpha
     from hpcwatch.slo.spec_sloth import load_sloth
 
     period_s = period if isinstance(period, int) else _period(period)

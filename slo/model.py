@@ -55,11 +55,13 @@ class BurnRateAlert:
 
 @dataclasses.dataclass(frozen=True)
 class Calendar:
-    """A calendar-aligned period: the budget resets at every boundary. `index_expr` is a PromQL scalar
-    expression of `time()` that increases by one at each boundary; `max_s` the longest period."""
+    """A calendar-aligned period: the budget resets at every boundary. `index_expr` is a PromQL vector
+    expression of `time()` that increases by one at each boundary, `elapsed_expr` the fraction of the
+    current period gone by; `max_s` is the longest period."""
 
     duration: str
     index_expr: str
+    elapsed_expr: str
     max_s: int
 
 
