@@ -42,6 +42,11 @@ def sli_error_metric(window_s: int) -> str:
     return f"slo:sli_error:ratio_rate{prom_duration(window_s)}"
 
 
+def sli_calendar_metric(duration: str) -> str:
+    """`slo:sli_error:ratio_calendar1M`: the error ratio since the calendar period's last boundary."""
+    return f"slo:sli_error:ratio_calendar{duration}"
+
+
 def sli_events_metric(window_s: int) -> str:
     """`slo:sli_events:count1h`: how many events the SLI saw in a window (hpcwatch's low-traffic guard)."""
     return f"slo:sli_events:count{prom_duration(window_s)}"

@@ -108,6 +108,11 @@ def events_ratio(error: str, total: str, guard: bool) -> str:
     return f"({error})\n/\n(({total}) > 0)\n" if guard else f"({error})\n/\n({total})\n"
 
 
+def period_metric(slo: SLO) -> str:
+    """The period's error ratio series: rolling `ratio_rate<period>`, or calendar-to-date."""
+    return c.sli_calendar_metric(slo.calendar.duration) if slo.calendar else c.sli_error_metric(slo.period_s)
+
+
 def period_recording(slo: SLO) -> dict:
     """The period's error ratio: the mean of the shortest window's ratios (Sloth's optimized rule).
 
@@ -127,8 +132,8 @@ def period_recording(slo: SLO) -> dict:
         rng = f"[{prom_duration(slo.calendar.max_s)}:{step}]"
     expr = (f"sum_over_time({metric}{rng})\n/ ignoring ({c.LABEL_WINDOW})\n"
             f"count_over_time({metric}{rng})\n")
-    return rule(record=c.sli_error_metric(slo.period_s), expr=expr,
-                labels=merge_labels(ids, {c.LABEL_WINDOW: period}, slo.labels))
+    window = slo.calendar.duration if slo.calendar else period
+    return rule(record=period_metric(slo), expr=expr, labels=merge_labels(ids, {c.LABEL_WINDOW: window}, slo.labels))
 
 
 def sli_expr(slo: SLO, window: str, guard: bool = True) -> str:
@@ -149,8 +154,10 @@ def sli_recordings(slo: SLO, guard: bool = True, optimized: bool = True) -> list
     for w in windows:
         rules.append(rule(record=c.sli_error_metric(w), expr=sli_expr(slo, prom_duration(w), guard),
                           labels=merge_labels(ids, {c.LABEL_WINDOW: prom_duration(w)}, slo.labels)))
-    if slo.period_s not in windows:
-        if optimized or slo.calendar is not None:
+    if slo.calendar is not None:
+        rules.append(period_recording(slo))
+    elif slo.period_s not in windows:
+        if optimized:
             rules.append(period_recording(slo))
         else:
             rules.append(rule(record=c.sli_error_metric(slo.period_s),
@@ -166,8 +173,8 @@ def meta_recordings(slo: SLO, sloth_version: str = SLOTH_VERSION) -> list[dict]:
     flt = label_filter(ids)
     ratio = go_float(slo.objective_ratio)
 
-    def burn(window_s: int) -> str:
-        return (f"{c.sli_error_metric(window_s)}{flt}\n/ on({c.LABEL_ID}, {c.LABEL_SLO}, {c.LABEL_SERVICE}) "
+    def burn(metric: str) -> str:
+        return (f"{metric}{flt}\n/ on({c.LABEL_ID}, {c.LABEL_SLO}, {c.LABEL_SERVICE}) "
                 f"group_left\n{c.ERROR_BUDGET_RATIO}{flt}\n")
 
     info = merge_labels(labels, {c.LABEL_VERSION: sloth_version, c.LABEL_MODE: slo.mode, c.LABEL_SPEC: slo.spec,
@@ -177,13 +184,15 @@ def meta_recordings(slo: SLO, sloth_version: str = SLOTH_VERSION) -> list[dict]:
     if slo.calendar is not None:
         # Only the elapsed part of a calendar period has spent budget: at the boundary it is whole again.
         calendar.append(rule(record=c.CALENDAR_ELAPSED, labels=labels, expr=slo.calendar.elapsed_expr))
-        remaining = f"1 - {c.PERIOD_BURN_RATE}{flt} * {c.CALENDAR_ELAPSED}{flt}"
+        remaining = (f"1 - {c.PERIOD_BURN_RATE}{flt}\n* on({c.LABEL_ID}, {c.LABEL_SLO}, {c.LABEL_SERVICE}) "
+                     f"group_left\n{c.CALENDAR_ELAPSED}{flt}\n")
     return [
         rule(record=c.OBJECTIVE_RATIO, expr=f"vector({ratio})", labels=labels),
         rule(record=c.ERROR_BUDGET_RATIO, expr=f"vector(1-{ratio})", labels=labels),
         rule(record=c.TIME_PERIOD_DAYS, expr=f"vector({go_float(go_hours(slo.period_s) / 24)})", labels=labels),
-        rule(record=c.CURRENT_BURN_RATE, expr=burn(slo.windows.page_quick.short_s), labels=labels),
-        rule(record=c.PERIOD_BURN_RATE, expr=burn(slo.period_s), labels=labels),
+        rule(record=c.CURRENT_BURN_RATE, expr=burn(c.sli_error_metric(slo.windows.page_quick.short_s)),
+             labels=labels),
+        rule(record=c.PERIOD_BURN_RATE, expr=burn(period_metric(slo)), labels=labels),
         *calendar,
         rule(record=c.PERIOD_BUDGET_REMAINING, expr=remaining, labels=labels),
         rule(record=c.SLO_INFO, expr="vector(1)", labels=info),

@@ -135,8 +135,8 @@ def slo_test(slo: SLO, rule_file: str) -> dict | None:
     for cond in conds:
         cond_of.setdefault(cond.alert, []).append(cond)
     tests = []
-    samples = HORIZON // STEP
     for title, values, events, at in _cases(slo, conds):
+        samples = max(HORIZON, at + HORIZON) // STEP  # the series outlive the check (`for:` delays it)
         series = [{"series": c.sli_error_metric(w) + _sel({**base, c.LABEL_WINDOW: prom_duration(w)}),
                    "values": f"{v!r}x{samples}"} for w, v in sorted(values.items())]
         if slo.min_events and events is not None:

@@ -152,3 +152,97 @@ def test_job_success_pairs_in_prometheus(tmp_path):
     (tmp_path / "pairs.test.yml").write_text(yaml.safe_dump({"rule_files": ["empty.yml"], "tests": tests}))
     proc = _run([promtool, "test", "rules", "pairs.test.yml"], cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _openslo(calendar: dict, duration: str = "1d") -> dict:
+    def src(query: str) -> dict:
+        return {"metricSource": {"type": "Prometheus", "spec": {"query": query}}}
+
+    window = {"duration": duration, "isRolling": False, "calendar": calendar}
+    ratio = {"counter": True, "bad": src("sum(bad_total)"), "total": src("sum(all_total)")}
+    return {"apiVersion": "openslo/v1", "kind": "SLO", "metadata": {"name": "jobs"},
+            "spec": {"service": "hpc", "budgetingMethod": "Occurrences", "timeWindow": [window],
+                     "indicator": {"metadata": {"name": "i"}, "spec": {"ratioMetric": ratio}},
+                     "objectives": [{"target": 0.9}]}}
+
+
+def test_calendar_budget_resets_at_the_boundary(tmp_path):
+    """A calendar day's error ratio averages only the samples since local midnight: an error-heavy
+    first day does not burn the second day's budget (a rolling day would still be at 0.2)."""
+    from hpcwatch.slo.loader import load_documents
+
+    promtool = require_binary("promtool")
+    (slo,) = load_documents([("cal.yaml", _openslo({"startTime": "1970-01-01 00:00:00", "timeZone": "UTC"}))])
+    (tmp_path / "cal.rules.yml").write_text(prometheus_text(generate_rules([slo])))
+    ids = 'sloth_id="hpc-jobs", sloth_service="hpc", sloth_slo="jobs"'
+    # 0.2 until 23:59 of day one, 0 from midnight (a 1m series; rules evaluate every minute).
+    series = [{"series": f'slo:sli_error:ratio_rate5m{{{ids}, sloth_window="5m"}}', "values": "0.2x1439 0x180"}]
+
+    def at(t: str, expr: str, value: float) -> dict:
+        labels = f"{expr.split('{')[0]}{{{ids}}}"
+        return {"expr": expr, "eval_time": t, "exp_samples": [{"labels": labels, "value": value}]}
+
+    checks = [at("23h", f"slo:sli_error:ratio_calendar1d{{{ids}}}", 0.2),
+              at("25h", f"slo:sli_error:ratio_calendar1d{{{ids}}}", 0),
+              # 23h into the day at 2x the budget's rate: 23/24 of the day's budget x 2 is spent.
+              at("23h", f"slo:period_error_budget_remaining:ratio{{{ids}}}", 1 - (0.2 / (1 - 0.9)) * (82800 / 86400)),
+              at("25h", f"slo:period_error_budget_remaining:ratio{{{ids}}}", 1),
+              at("23h", f"slo:calendar_period:index{{{ids}}}", 0), at("25h", f"slo:calendar_period:index{{{ids}}}", 1)]
+    for c in checks:  # recorded series carry the SLO's labels, and the window on the SLI ones
+        if "ratio_calendar" in c["expr"] or "remaining" in c["expr"]:
+            c["exp_samples"][0]["labels"] = c["exp_samples"][0]["labels"][:-1] + ', sloth_window="1d"}'
+    doc = {"rule_files": ["cal.rules.yml"], "evaluation_interval": "1m",
+           "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}
+    (tmp_path / "cal.test.yml").write_text(yaml.safe_dump(doc))
+    proc = _run([promtool, "test", "rules", "cal.test.yml"], cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_calendar_boundaries_follow_the_time_zone(tmp_path):
+    """America/New_York: a day starts at 05:00 UTC in winter and 04:00 UTC in summer (1970's DST),
+    a month at noon local on the 1st; Prometheus evaluates the generated index expressions."""
+    from hpcwatch.slo.loader import load_documents
+
+    promtool = require_binary("promtool")
+    ny = {"startTime": "1970-01-01 00:00:00", "timeZone": "America/New_York"}
+    (day,) = load_documents([("d.yaml", _openslo(ny))])
+    (month,) = load_documents([("m.yaml", _openslo({**ny, "startTime": "1970-01-01 12:00:00"}, "1M"))])
+    cases = [(day, "28h59m", 0), (day, "29h1m", 1),            # Jan 2 05:00 UTC = midnight EST
+             (day, "4347h59m", 180), (day, "4348h1m", 181),    # Jul 1 04:00 UTC = midnight EDT
+             (month, "760h59m", 0), (month, "761h1m", 1)]      # Feb 1 17:00 UTC = noon EST
+    checks = [{"expr": slo.calendar.index_expr, "eval_time": t, "exp_samples": [{"labels": "{}", "value": v}]}
+              for slo, t, v in cases]
+    checks.append({"expr": day.calendar.elapsed_expr, "eval_time": "4360h", "exp_samples": [{"labels": "{}",
+                                                                                            "value": 0.5}]})
+    (tmp_path / "empty.yml").write_text("groups: []\n")
+    (tmp_path / "tz.test.yml").write_text(yaml.safe_dump({"rule_files": ["empty.yml"],
+                                                          "tests": [{"input_series": [], "promql_expr_test": checks}]}))
+    proc = _run([promtool, "test", "rules", "tz.test.yml"], cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_openslo_generated_tests_catch_wrong_burn_alerts(tmp_path):
+    """OpenSLO burn-rate and no-data alerts get their own cases; a threshold x10 or another lookback
+    window in one of them fails the generated tests."""
+    promtool = require_binary("promtool")
+    openslo = os.path.join(FIX, "openslo")
+    slos = [s for s in load_specs([os.path.join(openslo, f) for f in ("slis.yaml", "slos.yaml", "alerting.yaml")])
+            if s.burn_alerts]
+    assert [s.name for s in slos] == ["slurmctld-rpc"]
+    write_all(promtool_test_files(slos, str(tmp_path)))
+    (slo,) = slos
+    alerts, test = tmp_path / f"{slo.id}.alerts.yml", f"{slo.id}.test.yml"
+    assert _run([promtool, "test", "rules", test], cwd=str(tmp_path)).returncode == 0
+    survivors = []
+    for i, a in enumerate(slo.burn_alerts):
+        other = 6 * 3600 if a.window_s != 6 * 3600 else 3600
+        for what, change in (("threshold x10", {"threshold": a.threshold * 10}), ("window", {"window_s": other})):
+            if a.no_data and what.startswith("threshold"):
+                continue
+            wrong = list(slo.burn_alerts)
+            wrong[i] = dataclasses.replace(a, **change)
+            mutant = dataclasses.replace(slo, burn_alerts=tuple(wrong))
+            alerts.write_text(yamlout.dump({"groups": [{"name": "m", "rules": alert_rules(mutant)}]}))
+            if _run([promtool, "test", "rules", test], cwd=str(tmp_path)).returncode == 0:
+                survivors.append(f"{a.name} {what}")
+    assert survivors == []
