@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 import pytest
 import yaml
@@ -123,3 +124,189 @@ def test_rule_files_are_yaml_with_unique_group_names():
         doc = yaml.safe_load(prometheus_text(generate_rules(load_specs([os.path.join(FIX, "inputs", name)]))))
         names = [g["name"] for g in doc["groups"]]
         assert len(names) == len(set(names))
+
+
+CASES_DIR = os.path.join(FIX, "sloth-cases")
+# Sloth v0.16.0's golden cases (test/integration/prometheus) and contrib examples, on inputs modelled on
+# theirs: with --sloth-compatible, each expected file is Sloth's text apart from the header line, the
+# sloth_version label and the renames (checked against Sloth's files when these were written).
+SLOTH_CASES = {
+    "base": (["base.yaml"], ["--sloth-compatible"]),
+    "base-guarded": (["base.yaml"], []),
+    "base-k8s": (["base-k8s.yaml"], ["--sloth-compatible"]),
+    "base-no-alerts": (["base.yaml"], ["--sloth-compatible", "--disable-alerts"]),
+    "base-no-recordings": (["base.yaml"], ["--sloth-compatible", "--disable-recordings"]),
+    "base-extra-labels": (["base.yaml"], ["--sloth-compatible", "-l", "app=hpcwatch", "-l", "area=emea"]),
+    "base-28d": (["base.yaml"], ["--sloth-compatible", "--default-slo-period", "28d"]),
+    "base-custom-windows-7d": (["base.yaml"], ["--sloth-compatible", "--period", "7d", "--windows",
+                                               os.path.join(FIX, "windows-7d.yaml")]),
+    "multifile": (["multifile.yaml"], ["--sloth-compatible"]),
+    "multifile-k8s": (["multifile-k8s.yaml"], ["--sloth-compatible"]),
+    "openslo-v1alpha": (["openslo.yaml"], ["--sloth-compatible"]),
+    "denominator-corrected": (["denominator-corrected.yaml"], ["--sloth-compatible", "-l", "cmd=examplesgen.sh"]),
+    "contrib-plugins": (["contrib-plugins.yaml"], ["--sloth-compatible", "-l", "cmd=examplesgen.sh"]),
+    "more-plugins": (["more-plugins.yaml"], []),
+    "period-1d": (["periods.yaml"], ["--period", "1d"]),
+    "period-3d": (["periods.yaml"], ["--period", "3d"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLOTH_CASES))
+def test_sloth_cases(case, tmp_path):
+    """`hpcwatch slo generate` (the installed CLI's entry point) for each case, byte for byte."""
+    from hpcwatch.cli import main
+
+    inputs, args = SLOTH_CASES[case]
+    out = tmp_path / "out.yml"
+    argv = ["slo", "generate", "--sloth-version", "test", "-o", str(out), *args]
+    for name in inputs:
+        argv += ["-i", os.path.join(CASES_DIR, name)]
+    assert main(argv) == 0
+    _golden_at(os.path.join(CASES_DIR, "expected", f"{case}.yml"), out.read_text())
+
+
+def _golden_at(path: str, text: str) -> None:
+    if UPDATE:
+        with open(path, "w") as fh:
+            fh.write(text)
+    with open(path) as fh:
+        assert text == fh.read(), f"{path} differs (UPDATE_GOLDEN=1 to accept)"
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from hpcwatch.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["slo", "generate", "--sloth-version", "test", *argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_no_yaml_anchors_or_aliases():
+    """Generators share label dicts between rules; the text must never say &id001 / *id001."""
+    paths = [os.path.join(d, f) for d in (os.path.join(FIX, "golden"), os.path.join(CASES_DIR, "expected"))
+             for f in os.listdir(d)]
+    for path in paths:
+        with open(path) as fh:
+            text = fh.read()
+        assert not re.search(r"[&*]id\d{3}", text), path
+
+
+def test_one_prometheusrule_per_crd_with_its_metadata():
+    _, text, _ = _cli("-i", os.path.join(CASES_DIR, "multifile-k8s.yaml"))
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert [(d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs] == [
+        ("portal-slos", "monitoring"), ("scheduler-slos", "hpc")]
+    assert {g["name"].rsplit("-", 2)[-2] for g in docs[1]["spec"]["groups"]} == {"scheduler"}
+    _, text, _ = _cli("-i", os.path.join(CASES_DIR, "base-k8s.yaml"))
+    (doc,) = [d for d in yaml.safe_load_all(text) if d]
+    assert doc["metadata"]["labels"] == {"app.kubernetes.io/component": "SLO", "app.kubernetes.io/managed-by": "sloth",
+                                         "prometheus": "k8s", "role": "alert-rules"}
+    assert doc["metadata"]["annotations"] == {"hpcwatch.io/owner": "hpc-ops"}
+
+
+def test_dir_output_is_one_yml_file_per_object(tmp_path):
+    for only in (r"multifile\.yaml", "multifile-k8s"):
+        rc, _, err = _cli("-i", CASES_DIR, "-e", "expected", "-n", only, "-o", str(tmp_path) + "/")
+        assert rc == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["multifile-k8s-portal-slos.yml", "multifile-k8s-scheduler-slos.yml",
+                                            "multifile-portal.yml", "multifile-scheduler.yml"]
+    for name in os.listdir(tmp_path):
+        with open(tmp_path / name) as fh:
+            assert len([d for d in yaml.safe_load_all(fh) if d]) == 1  # Prometheus reads one document
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+
+
+def test_several_documents_in_one_rule_file_warn(tmp_path):
+    rc, _, err = _cli("-i", os.path.join(CASES_DIR, "multifile.yaml"), "-o", str(tmp_path / "r.yml"))
+    assert rc == 0 and "holds 2 YAML documents" in err and "reads only the first document" in err
+
+
+def test_format_forced(tmp_path):
+    _, text, _ = _cli("-i", os.path.join(CASES_DIR, "base-k8s.yaml"), "--format", "prometheus")
+    assert text.count("\ngroups:\n") == 1 and "PrometheusRule" not in text
+    _, text, _ = _cli("-i", os.path.join(CASES_DIR, "base.yaml"), "--format", "prometheus-operator",
+                      "--name", "portal", "--namespace", "mon")
+    (doc,) = [d for d in yaml.safe_load_all(text) if d]
+    assert doc["kind"] == "PrometheusRule"
+    assert (doc["metadata"]["name"], doc["metadata"]["namespace"]) == ("portal", "mon")
+
+
+def test_both_disables_leave_nothing_and_say_so():
+    rc, _, err = _cli("-i", os.path.join(CASES_DIR, "base.yaml"), "--disable-alerts", "--disable-recordings")
+    assert rc == 2 and "--disable-alerts and --disable-recordings together leave none" in err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--slo-plugins", '{"id": "sloth.dev/contrib/info_labels/v1", "config": {"labels": {"site": "hq"}}}'], None),
+    (["--slo-plugins", '{"id": "acme/my-plugin"}'], "not supported: Sloth SLO plugin `acme/my-plugin`"),
+    (["--slo-plugins", "{id: x}"], "JSON like"),
+    (["--plugins-path", "./plugins"], "not supported: Sloth plugins from disk are Go code"),
+    (["--k8s-transform-plugin-id", "acme/transform"], "not supported: Sloth k8s transform plugin `acme/transform`"),
+])
+def test_plugin_options(argv, words):
+    rc, out, err = _cli("-i", os.path.join(CASES_DIR, "base.yaml"), *argv)
+    if words is None:
+        info = [r for g in yaml.safe_load(out)["groups"] for r in g["rules"] if r.get("record") == "sloth_slo_info"]
+        assert rc == 0 and all(r["labels"]["site"] == "hq" for r in info) and len(info) == 2
+    else:
+        assert rc == 2 and words in err, err
+
+
+def test_spec_plugins_refused_by_id(tmp_path):
+    spec = tmp_path / "p.yaml"
+    base = "version: prometheus/v1\nservice: s\nslos:\n  - name: a\n    objective: 99\n"
+    raw = "    sli: {raw: {error_ratio_query: 'sum(rate(e[{{.window}}]))'}}\n    alerting: {name: A}\n"
+    spec.write_text(base + "    plugins: {chain: [{id: sloth.dev/contrib/unknown/v1}]}\n" + raw)
+    rc, _, err = _cli("-i", str(spec))
+    assert rc == 2 and "field 'slos[0].plugins.chain[0].id'" in err and "not supported: Sloth SLO plugin" in err
+    spec.write_text(base + "    plugins: {chain: [{id: sloth.dev/contrib/denominator_corrected_rules/v1}]}\n"
+                    "    sli: {raw: {error_ratio_query: 'sum(rate(e[{{.window}}]))'}}\n    alerting: {name: A}\n")
+    rc, _, err = _cli("-i", str(spec))
+    assert rc == 2 and "an events SLI for plugin" in err
+    spec.write_text(base + "    sli: {plugin: {id: sloth-common/kubernetes/apiserver/availability}}\n")
+    rc, _, err = _cli("-i", str(spec))
+    assert rc == 2 and "not supported: Sloth SLI plugin `sloth-common/kubernetes/apiserver/availability`" in err
+
+
+def test_more_plugins_semantics():
+    slos = load_specs([os.path.join(CASES_DIR, "more-plugins.yaml")])
+    rpc, rec = (generate_rules([s]) for s in slos)
+    alerts = {r["alert"]: r for g in rpc["groups"] for r in g["rules"] if "alert" in r}
+    exhausted = alerts["SchedulerBudgetNearlyExhausted"]
+    sel = 'slo:period_error_budget_remaining:ratio{sloth_id="scheduler-rpc-availability"'
+    assert exhausted["expr"].startswith(sel)
+    assert exhausted["expr"].endswith("} <= 0.1") and exhausted["for"] == "10m"
+    sli = [r for r in rpc["groups"][0]["rules"]]
+    assert all(set(r["labels"]) == {"sloth_id", "sloth_service", "sloth_slo", "sloth_window", "team"} for r in sli)
+    # overridePrevious: only the SLO's own chain runs; no alerts, a non-optimized period rule.
+    assert [g["name"].split("-")[2] for g in rec["groups"]] == ["sli", "meta"]
+    assert "sum_over_time" not in rec["groups"][0]["rules"][-1]["expr"]
+
+
+def test_input_filters(tmp_path):
+    rc, out, err = _cli("-i", CASES_DIR, "-e", "expected|k8s|openslo", "-n", "base|periods", "-o", str(tmp_path) + "/")
+    assert rc == 0 and sorted(os.listdir(tmp_path)) == ["base.yml", "periods.yml"]
+    rc, _, err = _cli("-i", CASES_DIR, "-e", "(")
+    assert rc == 2 and "--fs-exclude" in err
+
+
+def test_periods_that_are_alert_windows_have_one_rule_each():
+    for period in ("1d", "3d"):
+        rules = generate_rules(load_specs([os.path.join(CASES_DIR, "periods.yaml")], period=period))
+        keys = [(r["record"], r["labels"].get("sloth_window")) for g in rules["groups"] for r in g["rules"]
+                if "record" in r]
+        assert len(keys) == len(set(keys)), period
+        assert ("slo:sli_error:ratio_rate" + period, period) in keys
+
+
+def test_duplicate_alert_rules_warn(tmp_path):
+    spec = tmp_path / "d.yaml"
+    one = ("  - name: {n}\n    objective: 99\n    sli: {{events: {{error_query: 'sum(rate(e[{{{{.window}}}}]))', "
+           "total_query: 'sum(rate(t[{{{{.window}}}}]))'}}}}\n    alerting: {{name: Same}}\n")
+    spec.write_text("version: prometheus/v1\nservice: s\nslos:\n" + one.format(n="a") + one.format(n="b"))
+    rc, _, err = _cli("-i", str(spec))
+    assert rc == 0 and "slos 'a' and 'b' both alert as 'Same' with the same labels" in err

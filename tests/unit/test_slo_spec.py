@@ -61,11 +61,55 @@ def _err(tmp_path, text: str) -> SpecError:
     ("sum(rate(x[{{.window}}]))\n", "sum(rate(x[{{.window}}])\n", "slos[0].sli.events.total_query", "avail"),
     ("    objective", "    objetive: 1\n    objective", "slos[0].objetive", "avail"),
     ("service: svc", "service: ''", "service", None),
+    # A fixed range makes every window the same 5m: Sloth refuses it, so do we.
+    ("sum(rate(x[{{.window}}]))\n", "sum(rate(x[5m]))\n", "slos[0].sli.events.total_query", "avail"),
+    # Parsed as PromQL here, not first by promtool after the rules shipped.
+    ("sum(rate(x[{{.window}}]))\n", "sum(rat(x[{{.window}}]))\n", "slos[0].sli.events.total_query", "avail"),
+    ("sum(rate(x[{{.window}}]))\n", "sum(x[{{.window}}])\n", "slos[0].sli.events.total_query", "avail"),
+    ('sum(rate(x[{{.window}}]))\n', 'sum(rate(x{code="500"}[{{.window}}]))\n', "slos[0].sli.events.total_query",
+     "avail"),
+    ("objective: 99.5", "objective: 0.995", "slos[0].objective", "avail"),
 ])
 def test_errors_name_file_slo_field(tmp_path, old, new, field, slo):
     err = _err(tmp_path, GOOD.replace(old, new, 1))
     assert err.file.endswith("spec.yaml") and err.field == field and err.slo == slo
     assert err.expected and str(err).startswith(err.file)
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("sum(rate(x[{{.window}}]))\n", "sum(rate(x[5m]))\n", "a query with {{.window}} where the SLI window goes"),
+    ("sum(rate(x[{{.window}}]))\n", "sum(rat(x[{{.window}}]))\n", "valid PromQL (unknown function with name 'rat')"),
+    ("sum(rate(x[{{.window}}]))\n", "sum(x[{{.window}}])\n", "valid PromQL (expected type vector in aggregation"),
+    ('sum(rate(x[{{.window}}]))\n', 'sum(rate(x{code="500"}[{{.window}}]))\n',
+     "a total query different from the error query"),
+    ("objective: 99.5", "objective: 0.995", "0.995 reads as 0.995%: did you mean 99.5?"),
+    ("objective: 99.5", "objective: 0.99", "did you mean 99?"),
+])
+def test_errors_say_what_was_expected(tmp_path, old, new, words):
+    assert words in str(_err(tmp_path, GOOD.replace(old, new, 1)))
+
+
+def test_catalogue_percent_hint(tmp_path):
+    err = _err(tmp_path, "apiVersion: hpcwatch/v1\nkind: SLOCatalogue\nspec:\n  clusters: [a]\n  slos:\n"
+                         "    - {sli: job-success, objective: 0.99}\n")
+    assert err.field == "spec.slos[0].objective" and "did you mean 99?" in str(err)
+
+
+def test_warnings_describe_what_was_passed(tmp_path):
+    """A burn factor below 1 points at the AlertWindows file that set it, or at --windows when the
+    windows were Google's; a window longer than the period says so."""
+    from hpcwatch.slo import check_slos
+
+    (tmp_path / "s.yaml").write_text(GOOD)
+    google = check_slos(load_specs([str(tmp_path)], period="7d"))
+    assert any("ticket slow burn-rate factor" in w and "for the 7d period" in w and "Google's windows" in w
+               and "give --windows with an AlertWindows file for 7d" in w for w in google), google
+    windows = os.path.join(FIX, "windows-7d.yaml")
+    custom = check_slos(load_specs([str(tmp_path)], period="7d", windows=[windows]))
+    assert any(f"{windows} sets 42% of the 7d budget in 3d; edit that AlertWindows file" in w for w in custom), custom
+    assert not any("--windows" in w for w in custom)
+    short = check_slos(load_specs([str(tmp_path)], period="1d"))
+    assert any("ticket slow window 3d is longer than the 1d period" in w for w in short), short
 
 
 def test_catalogue_rejects_threshold_off_bucket(tmp_path):
