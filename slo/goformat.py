@@ -8,6 +8,7 @@ Matching these byte for byte is what keeps our rule files diff-clean against Slo
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 
@@ -61,6 +62,7 @@ def go_float_f(x: float) -> str:
     return ("-" if x < 0 else "") + _fixed(digs, dp)
 
 
+@functools.lru_cache(maxsize=4096)
 def prom_duration(seconds: int) -> str:
     """prometheus/common model.Duration(d).String(): years and weeks only when exact (28d -> 4w)."""
     ms = int(seconds) * 1000
@@ -102,6 +104,7 @@ def go_hours(seconds: int) -> float:
     return float(hour) + float(rem) / (60 * 60 * 1e9)
 
 
+@functools.lru_cache(maxsize=65536)
 def go_quote(value: str) -> str:
     """strconv.Quote for label values (what %q prints)."""
     out = ['"']

@@ -34,16 +34,53 @@ class GoYAMLDumper(_BASE):
     def ignore_aliases(self, data: object) -> bool:
         return True
 
+    # The emitter asks the resolver twice per scalar whether its tag may stay implicit; rule files
+    # repeat the same few thousand strings (names, labels, windows), so remember the answers.
+    _resolved: dict = {}
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, tuple(implicit))
+        tag = self._resolved.get(key)
+        if tag is None:
+            if len(self._resolved) > 100_000:
+                self._resolved.clear()
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+def _style(value: str) -> str | None:
+    if "\n" in value:
+        return "|"
+    if value == "" or _NON_STRING.match(value):
+        return '"'
+    return None
+
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    if value == "" or _NON_STRING.match(value):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+    return yaml.ScalarNode(_STR, value, style=_style(value))
+
+
+# Rule files are dicts, lists and strings: build their nodes directly (the generic representer's
+# type dispatch and alias bookkeeping cost more than the emitter itself).
+def _node(dumper: yaml.SafeDumper, data: object) -> yaml.Node:
+    if type(data) is str:
+        return yaml.ScalarNode(_STR, data, style=_style(data))
+    if type(data) is dict:
+        return yaml.MappingNode(_MAP, [(_node(dumper, k), _node(dumper, v)) for k, v in data.items()],
+                                flow_style=False)
+    if type(data) is list:
+        return yaml.SequenceNode(_SEQ, [_node(dumper, v) for v in data], flow_style=False)
+    return dumper.represent_data(data)
 
 
 GoYAMLDumper.add_representer(str, _str)
+GoYAMLDumper.add_representer(dict, _node)
+GoYAMLDumper.add_representer(list, _node)
 
 
 def dump(doc: object) -> str:
