@@ -47,7 +47,7 @@ def objects(slos: list[SLO]) -> list[tuple[SpecObject, list[SLO]]]:
     return list(out.values())
 
 
-def _render(obj: SpecObject, slos: list[SLO], target: Target, opts: Options) -> str:
+def _render(obj: SpecObject, slos: list[SLO], target: Target, opts: Options, name: str) -> str:
     rules = generate_rules(slos, opts)
     if not rules["groups"]:
         raise SpecError(obj.file, slos[0].name, None, "some rules to write (--disable-alerts and "
@@ -55,10 +55,24 @@ def _render(obj: SpecObject, slos: list[SLO], target: Target, opts: Options) -> 
     crd = obj.kind == "sloth.slok.dev/v1"
     if target.format == "prometheus" or (target.format == "auto" and not crd):
         return writer.prometheus_text(rules)
-    stem = os.path.splitext(os.path.basename(obj.file))[0]
-    name = obj.name or target.name or stem
-    return writer.operator_text(rules, name, obj.namespace or target.namespace, dict(obj.labels),
+    return writer.operator_text(rules, obj.name or name, obj.namespace or target.namespace, dict(obj.labels),
                                 dict(obj.annotations))
+
+
+def _names(objs: list[tuple[SpecObject, list[SLO]]], target: Target) -> list[str]:
+    """PrometheusRule names for objects that are not CRDs: --name, else the spec file's stem; with
+    several such objects each gets its file's stem (and service) appended, so none replaces another."""
+    plain = [(o, g) for o, g in objs if not o.name]
+    out = []
+    for o, group in objs:
+        stem = os.path.splitext(os.path.basename(o.file))[0]
+        if len(plain) <= 1:
+            out.append(target.name or stem)
+            continue
+        per_file = sum(1 for p, _ in plain if p.file == o.file)
+        part = stem + (f"-{group[0].service}" if per_file > 1 else "")
+        out.append(f"{target.name}-{part}" if target.name else part)
+    return out
 
 
 def _relative(path: str, inputs: tuple[str, ...]) -> str:
@@ -74,13 +88,14 @@ def render_outputs(slos: list[SLO], target: Target, opts: Options = DEFAULT_OPTI
     """{path: text}. A directory gets `<spec path>.yml` per object (`<spec path>-<name>.yml` when a
     file holds several); a file or stdout gets every object's document in input order."""
     objs = objects(slos)
+    names = _names(objs, target)
     if not target.is_dir:
-        return {target.out: "".join(_render(o, group, target, opts) for o, group in objs)}
+        return {target.out: "".join(_render(o, group, target, opts, n) for (o, group), n in zip(objs, names))}
     per_file: dict[str, int] = {}
     for o, _ in objs:
         per_file[o.file] = per_file.get(o.file, 0) + 1
     files: dict[str, str] = {}
-    for o, group in objs:
+    for (o, group), name in zip(objs, names):
         stem = _relative(o.file, target.inputs)
         if per_file[o.file] > 1:
             stem += f"-{o.name or group[0].service}"
@@ -89,5 +104,5 @@ def render_outputs(slos: list[SLO], target: Target, opts: Options = DEFAULT_OPTI
         while path in files:
             path = os.path.join(target.out, f"{stem}-{n}.yml")
             n += 1
-        files[path] = _render(o, group, target, opts)
+        files[path] = _render(o, group, target, opts, name)
     return files

@@ -246,3 +246,20 @@ def test_openslo_generated_tests_catch_wrong_burn_alerts(tmp_path):
             if _run([promtool, "test", "rules", test], cwd=str(tmp_path)).returncode == 0:
                 survivors.append(f"{a.name} {what}")
     assert survivors == []
+
+
+def test_examples_lint_and_their_tests_pass(tmp_path):
+    """examples/slo/ as shipped: every generated rule file lints clean and every generated test passes."""
+    from hpcwatch.cli import main
+
+    promtool = require_binary("promtool")
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "slo")
+    assert main(["slo", "generate", "-i", examples, "-o", str(tmp_path) + "/", "--tests", str(tmp_path / "t")]) == 0
+    rules = sorted(str(p) for p in tmp_path.glob("*.yml"))
+    plain = [q for p in rules for q in _plain_rules(p, tmp_path / "t")]
+    proc = _run([promtool, "check", "rules", "--lint=all", *plain])
+    assert proc.returncode == 0 and "FAILED" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    tests = sorted(p.name for p in (tmp_path / "t").glob("*.test.yml"))
+    assert len(tests) >= 5
+    proc = _run([promtool, "test", "rules", *tests], cwd=str(tmp_path / "t"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -310,3 +310,12 @@ def test_duplicate_alert_rules_warn(tmp_path):
     spec.write_text("version: prometheus/v1\nservice: s\nslos:\n" + one.format(n="a") + one.format(n="b"))
     rc, _, err = _cli("-i", str(spec))
     assert rc == 0 and "slos 'a' and 'b' both alert as 'Same' with the same labels" in err
+
+
+def test_examples_generate(tmp_path):
+    """Every shipped example loads and generates, one rule file per object."""
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "slo")
+    rc, _, err = _cli("-i", examples, "-o", str(tmp_path) + "/", "--tests", str(tmp_path / "tests"))
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path)) == sorted([f.replace(".yaml", ".yml") for f in os.listdir(examples)]
+                                                  + ["tests"])
