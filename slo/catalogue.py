@@ -147,9 +147,7 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
         raise f.fail("spec.buckets", "a list of positive bucket edges in seconds", buckets)
     alerting = f.mapping(spec.get("alerting"), "spec.alerting", required=False)
     f.only(alerting, "spec.alerting", {"labels", "annotations", "page_alert", "ticket_alert"})
-    slos_raw = spec.get("slos")
-    if not isinstance(slos_raw, list) or not slos_raw:
-        raise f.fail("spec.slos", "a list of at least one SLO", slos_raw)
+    slos_raw = f.items(spec.get("slos"), "spec.slos", "SLO")
     origin = SpecObject(path, index, CATALOGUE_API)
     out = []
     for i, raw in enumerate(slos_raw):

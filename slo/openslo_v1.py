@@ -82,9 +82,7 @@ class OpenSLOv1Index:
             raise f.fail("spec.budgetingMethod", " or ".join(METHODS), method)
         sli_doc, sli_field = self._indicator(f, spec)
         labels = {**openslo_labels(f, meta.get("labels"), "metadata.labels"), **extra}
-        objectives = spec.get("objectives")
-        if not isinstance(objectives, list) or not objectives:
-            raise f.fail("spec.objectives", "a list of at least one objective", objectives)
+        objectives = f.items(spec.get("objectives"), "spec.objectives", "objective")
         burn = self._alerts(f, spec.get("alertPolicies"))
         out = []
         for i, o in enumerate(objectives):
@@ -267,9 +265,7 @@ class OpenSLOv1Index:
                                ["metadata"]["name"])
             else:
                 targets.append(self._inline(f, t, tf, "AlertNotificationTarget")["metadata"]["name"])
-        conditions = spec.get("conditions")
-        if not isinstance(conditions, list) or not conditions:
-            raise f.fail(field + ".spec.conditions", "a list of at least one alert condition", conditions)
+        conditions = f.items(spec.get("conditions"), field + ".spec.conditions", "alert condition")
         out = []
         for j, cond in enumerate(conditions):
             cf = f"{field}.spec.conditions[{j}]"

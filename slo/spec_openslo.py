@@ -28,9 +28,7 @@ def load_openslo_v1alpha(doc: dict, path: str, catalogue: WindowsCatalogue, extr
     if not isinstance(tws, list) or len(tws) != 1 or not isinstance(tws[0], dict):
         raise f.fail("spec.timeWindows", "exactly one time window", tws)
     period_s, cal = _v1alpha_window(f, tws[0])
-    objectives = spec.get("objectives")
-    if not isinstance(objectives, list) or not objectives:
-        raise f.fail("spec.objectives", "a list of at least one objective", objectives)
+    objectives = f.items(spec.get("objectives"), "spec.objectives", "objective")
     out = []
     for i, o in enumerate(objectives):
         field = f"spec.objectives[{i}]"

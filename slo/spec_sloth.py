@@ -54,9 +54,7 @@ def load_sloth(doc: dict, path: str, period_s: int, catalogue: WindowsCatalogue,
     service = f.name(spec, "service", prefix + "service")
     svc_labels = f.labels(spec.get("labels"), prefix + "labels")
     default_min = f.integer(spec, "min_events", prefix + "min_events", lo=0)
-    slos_raw = spec.get("slos")
-    if not isinstance(slos_raw, list) or not slos_raw:
-        raise f.fail(prefix + "slos", "a list of at least one SLO", slos_raw)
+    slos_raw = f.items(spec.get("slos"), prefix + "slos", "SLO")
     out = []
     for i, raw in enumerate(slos_raw):
         field = f"{prefix}slos[{i}]"

@@ -42,6 +42,12 @@ class Fields:
             prefix = f"{field}." if field else ""
             raise self.fail(prefix + extra[0], "one of: " + ", ".join(sorted(allowed)), "unknown field")
 
+    def items(self, obj: object, field: str, what: str) -> list:
+        """A non-empty YAML list (of SLOs, objectives, conditions...)."""
+        if not isinstance(obj, list) or not obj:
+            raise self.fail(field, f"a list of at least one {what}", obj)
+        return obj
+
     def string(self, obj: dict, key: str, field: str, required: bool = True, default: str = "") -> str:
         value = obj.get(key)
         if value is None:
