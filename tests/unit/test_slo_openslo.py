@@ -11,6 +11,8 @@ from hpcwatch.slo import SpecError, load_specs
 from hpcwatch.slo.generate import Options, alert_rules
 from hpcwatch.slo.loader import load_documents
 from hpcwatch.slo.output import Target, render_outputs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slo", "openslo")
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -164,3 +166,32 @@ def test_every_fixture_object_is_used():
                 docs = [d for d in yaml.safe_load_all(fh) if d]
             items = [x for d in docs for x in (d if isinstance(d, list) else [d])]
             assert items and all(x["apiVersion"] == "openslo/v1" for x in items)
+
+
+_any = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True),
+                              st.sampled_from(["", "1M", "5m", "gt", "Prometheus", "sum(x)", "x[{{.window}}]",
+                                               "2022-01-01 00:00:00", "UTC", "burnrate", "Timeslices"])),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                max_size=3), max_leaves=8)
+_paths = st.sampled_from([("timeWindow",), ("budgetingMethod",), ("objectives",), ("indicator",),
+                          ("indicator", "spec"), ("indicator", "spec", "ratioMetric"),
+                          ("indicator", "spec", "ratioMetric", "counter"), ("indicator", "spec", "ratioMetric", "good"),
+                          ("alertPolicies",), ("service",)])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=_paths, value=_any, method=st.sampled_from(["Occurrences", "Timeslices", "RatioTimeslices"]))
+def test_fuzz_openslo_documents_raise_only_spec_error(path, value, method):
+    """A valid document with any one part replaced by anything: a model or a SpecError, nothing else."""
+    objective = {"target": 0.99, **({"timeSliceWindow": 1} if method != "Occurrences" else {}),
+                 **({"timeSliceTarget": 0.9} if method == "Timeslices" else {})}
+    doc = _doc(budgetingMethod=method, objectives=[objective])
+    load_documents([("ok.yaml", doc)])
+    node = doc["spec"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        load_documents([("f.yaml", doc)])
+    except SpecError:
+        pass

@@ -163,7 +163,10 @@ _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_na
 _keys = st.sampled_from(["version", "apiVersion", "kind", "service", "slos", "spec", "metadata", "name",
                          "objective", "sli", "events", "raw", "error_query", "total_query", "alerting",
                          "labels", "clusters", "threshold", "queues", "objectives", "indicator",
-                         "timeWindow", "ratioMetric", "page_alert", "min_events"])
+                         "timeWindow", "ratioMetric", "page_alert", "min_events", "plugins", "slo_plugins",
+                         "sloPlugins", "chain", "id", "config", "budgetingMethod", "alertPolicies", "calendar",
+                         "timeZone", "startTime", "duration", "isRolling", "counter", "good", "bad", "total",
+                         "thresholdMetric", "metricSource", "conditions", "condition", "timeSliceWindow"])
 _values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner,
                                                                                              max_size=6),
                        max_leaves=25)
