@@ -201,3 +201,14 @@ def test_fuzz_seed_specs_survive_yaml_round_trip():
         with open(os.path.join(FIX, "inputs", name)) as fh:
             docs = list(yaml.safe_load_all(fh))
         assert load_documents([(name, d) for d in docs if d])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('sum(rate(x[5m]))by{}"=~!@ offset+-*/^%<>,:_\n\\`\'') + ["\x00", "∑"]),
+               max_size=60))
+def test_fuzz_promql_check_returns_a_reason_or_none(text):
+    """The PromQL parser (a Rust binding) never takes the loader down: any text gives None or a reason."""
+    from hpcwatch.slo.validate import promql_error
+
+    reason = promql_error(text)
+    assert reason is None or (isinstance(reason, str) and reason)
