@@ -263,7 +263,9 @@ def slo_rules(slo: SLO, opts: Options = DEFAULT_OPTIONS) -> SLORules:
                      RuleGroup(c.group_alerts(slo.id), slo.intervals.alerts))
     run_chain(slo, opts, rules)
     if not opts.alerts:
+        # The min_events guard only serves the alerts.
         rules.alerts.rules = []
+        rules.extra = [g for g in rules.extra if g.name != c.group_guard(slo.id)]
     if not opts.recordings:
         rules.sli.rules, rules.meta.rules = [], []
         rules.extra = [g for g in rules.extra if not all("record" in r for r in g.rules)]
@@ -279,14 +281,16 @@ def _group(g: RuleGroup) -> dict:
 
 
 def slo_groups(slo: SLO, sloth_version: str | Options = SLOTH_VERSION) -> list[dict]:
-    """The rule groups of one SLO, in Sloth's order (SLI, meta, alerts, extras), empty ones left out."""
+    """The rule groups of one SLO, in Sloth's order (SLI, meta, alerts, extras), empty ones left out;
+    the second argument is the sloth_version label, or the whole Options."""
     opts = sloth_version if isinstance(sloth_version, Options) else Options(sloth_version=sloth_version)
     r = slo_rules(slo, opts)
     return [_group(g) for g in (r.sli, r.meta, r.alerts, *r.extra) if g.rules]
 
 
 def generate_rules(slos: list[SLO], sloth_version: str | Options = SLOTH_VERSION) -> dict:
-    """A Prometheus rule file document `{"groups": [...]}` for the SLOs, in input order."""
+    """A Prometheus rule file document `{"groups": [...]}` for the SLOs, in input order (the second
+    argument is the sloth_version label, or the whole Options)."""
     groups: list[dict] = []
     for slo in slos:
         groups.extend(slo_groups(slo, sloth_version))

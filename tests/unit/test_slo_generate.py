@@ -319,3 +319,9 @@ def test_examples_generate(tmp_path):
     assert rc == 0, err
     assert sorted(os.listdir(tmp_path)) == sorted([f.replace(".yaml", ".yml") for f in os.listdir(examples)]
                                                   + ["tests"])
+
+
+def test_disabled_alerts_take_the_min_events_guard_along():
+    path = os.path.join(FIX, "inputs", "hpc-catalogue.yaml")
+    names = [g["name"] for g in generate_rules(load_specs([path]), Options("t", alerts=False))["groups"]]
+    assert names and not any(n.startswith(("hpcwatch-slo-guard", "sloth-slo-alerts")) for n in names)
