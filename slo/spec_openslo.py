@@ -24,6 +24,12 @@ def load_openslo_v1alpha(doc: dict, path: str, catalogue: WindowsCatalogue, extr
     f = Fields(path, name)
     spec = f.mapping(doc.get("spec"), "spec")
     service = f.name(spec, "service", "spec.service")
+    if "timeWindow" in spec or "indicatorRef" in spec:
+        raise f.fail("apiVersion", "openslo/v1 for a document with spec.timeWindow or indicatorRef (v1alpha has "
+                     "timeWindows and per-objective ratioMetrics)", doc.get("apiVersion"))
+    if isinstance(spec.get("indicator"), dict) and "thresholdMetric" in spec["indicator"]:
+        raise f.fail("spec.indicator.thresholdMetric", "ratioMetrics per objective: v1alpha is read as Sloth reads "
+                     "it; write threshold SLOs as openslo/v1", "thresholdMetric")
     tws = spec.get("timeWindows")
     if not isinstance(tws, list) or len(tws) != 1 or not isinstance(tws[0], dict):
         raise f.fail("spec.timeWindows", "exactly one time window", tws)

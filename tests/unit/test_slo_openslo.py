@@ -195,3 +195,11 @@ def test_fuzz_openslo_documents_raise_only_spec_error(path, value, method):
         load_documents([("f.yaml", doc)])
     except SpecError:
         pass
+
+
+def test_v1alpha_refusals_point_at_v1():
+    base = {"apiVersion": "openslo/v1alpha", "kind": "SLO", "metadata": {"name": "a"}}
+    with pytest.raises(SpecError, match="expected openslo/v1 for a document with spec.timeWindow"):
+        load_documents([("a.yaml", {**base, "spec": {"service": "s", "timeWindow": [{"duration": "1w"}]}})])
+    with pytest.raises(SpecError, match="write threshold SLOs as openslo/v1"):
+        load_documents([("a.yaml", {**base, "spec": {"service": "s", "indicator": {"thresholdMetric": {}}}})])
