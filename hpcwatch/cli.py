@@ -23,6 +23,7 @@ EPILOG = """common tasks:
   hpcwatch slo generate -i slos/ -o rules/   SLO specs to Prometheus rules, alerts and promtool tests
   hpcwatch slo report --spec slos/ --jobs sacct.txt --format html -o report.html
                                         replay SLOs over job history: budgets, burn, when alerts fire
+  hpcwatch job report 123456            usage, efficiency, energy, cost and notes of one job
   hpcwatch generate                     write the default artifacts under deploy/
   hpcwatch demo                         (root, Debian 12) Slurm + agents + Prometheus + Alertmanager here
   hpcwatch <command> --help             details of one command
@@ -37,6 +38,7 @@ COMMAND_MODULES = (
     "hpcwatch.generate",
     "hpcwatch.demo",
     "hpcwatch.metricsdoc",
+    "hpcwatch.accounting.cli",
 )
 
 

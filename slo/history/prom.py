@@ -48,6 +48,13 @@ class PrometheusClient:
             raise PrometheusError(f"{params.get('query', path)!r}: {doc.get('error', doc)}")
         return doc["data"]
 
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """Instant query: the result vector (each {"metric": labels, "value": [ts, "v"]})."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        return list(self._get("/api/v1/query", params).get("result", []))
+
     def range_sum(self, query: str, grid: Grid) -> np.ndarray:
         """sum over the returned series at each grid time; NaN where no series had a sample."""
         out = np.full(grid.n, np.nan)

@@ -1,0 +1,214 @@
+"""The summary dataset: Parquet files under `<root>/cluster=<name>/month=<YYYY-MM>/`, queried with DuckDB.
+
+Appends are atomic: a batch is written to a temporary name in the partition directory (no `.parquet`
+suffix, so no reader's glob sees it), fsynced and renamed into place; a reader sees the whole file
+or nothing. Rows are unique by (cluster, job id, submit time): the writer drops keys the partition
+already holds (it keeps the partition's keys in memory after reading them once), and readers
+de-duplicate too, since compaction renames its merged file in before it removes the small ones.
+Compaction merges a partition's files into one, sorted by job id in row groups of ROW_GROUP rows,
+so a look-up by job id reads one row group per month. One writer per dataset (the cluster agent).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import urllib.parse
+import uuid
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from hpcwatch.accounting.record import SCHEMA, JobSummary, to_table
+
+log = logging.getLogger("hpcwatch.accounting.store")
+
+ROW_GROUP = 32_768
+COMPACT_FILES = 32       # a partition with more files than this is compacted after an append
+
+
+class StoreError(RuntimeError):
+    """The dataset could not be read or written (the message names the path and why)."""
+
+
+def _part_name(value: str) -> str:
+    """A partition value as a directory name: percent-encoded, never '.', '..' or empty."""
+    text = urllib.parse.quote(value, safe="")
+    if text in ("", ".", ".."):
+        return text.replace(".", "%2E") or "__none__"
+    return text
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class SummaryStore:
+    """The dataset under `root`: append summaries, compact partitions, look jobs up."""
+
+    def __init__(self, root: str, compact_files: int = COMPACT_FILES) -> None:
+        self.root = os.path.abspath(root)
+        self.compact_files = compact_files
+        self._keys: dict[str, set[tuple[str, int | None]]] = {}   # partition dir -> (jobid, submit)
+
+    # -- layout --
+    def partition_dir(self, cluster: str, month: str) -> str:
+        return os.path.join(self.root, f"cluster={_part_name(cluster)}", f"month={_part_name(month)}")
+
+    def files(self, cluster: str | None = None) -> list[str]:
+        """Every data file (of one cluster, or all), sorted."""
+        c = f"cluster={_part_name(cluster)}" if cluster is not None else "cluster=*"
+        return sorted(glob.glob(os.path.join(glob.escape(self.root), c, "month=*", "*.parquet")))
+
+    # -- writing --
+    def append(self, summaries: list[JobSummary]) -> int:
+        """Write the summaries not already in the dataset; returns how many were written."""
+        groups: dict[str, list[JobSummary]] = {}
+        for s in summaries:
+            groups.setdefault(self.partition_dir(s.cluster, s.month), []).append(s)
+        written = 0
+        for directory, rows in sorted(groups.items()):
+            keys = self._partition_keys(directory)
+            fresh = []
+            for s in rows:
+                k = (s.jobid, None if s.submit is None else int(s.submit))
+                if k not in keys:
+                    keys.add(k)
+                    fresh.append(s)
+            if fresh:
+                self._write(directory, to_table(fresh), "part")
+                written += len(fresh)
+            if len(self._dir_files(directory)) > self.compact_files:
+                self.compact_dir(directory)
+        return written
+
+    def _dir_files(self, directory: str) -> list[str]:
+        return sorted(glob.glob(os.path.join(glob.escape(directory), "*.parquet")))
+
+    def _partition_keys(self, directory: str) -> set[tuple[str, int | None]]:
+        keys = self._keys.get(directory)
+        if keys is None:
+            keys = set()
+            for path in self._dir_files(directory):
+                t = self._read(path, columns=["jobid", "submit"])
+                subs = pc.cast(t.column("submit"), pa.int64()).to_pylist()
+                keys.update(zip(t.column("jobid").to_pylist(), subs))
+            self._keys[directory] = keys
+        return keys
+
+    def _read(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        try:
+            return pq.read_table(path, columns=columns)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"{path}: cannot read: {exc}") from None
+
+    def _write(self, directory: str, table: pa.Table, prefix: str) -> str:
+        """Write `table` atomically as a new file in `directory`; returns its path."""
+        name = f"{prefix}-{uuid.uuid4().hex}.parquet"
+        final = os.path.join(directory, name)
+        tmp = os.path.join(directory, f".{name}.partial")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(directory)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise StoreError(f"{final}: cannot write: {exc.strerror or exc}") from None
+        return final
+
+    def compact_dir(self, directory: str) -> str | None:
+        """Merge a partition's files into one, sorted by job id, duplicates dropped; returns its path."""
+        paths = self._dir_files(directory)
+        if len(paths) < 2:
+            return None
+        tables = [self._read(p) for p in paths]
+        merged = pa.concat_tables(tables, promote_options="permissive").cast(SCHEMA)
+        merged = _dedup(merged).sort_by([("jobid", "ascending"), ("submit", "ascending")])
+        out = self._write(directory, merged, "compact")
+        for p in paths:
+            try:
+                os.unlink(p)
+            except OSError as exc:
+                log.warning("%s: merged into %s but not removed: %s", p, out, exc)
+        _fsync_dir(directory)
+        return out
+
+    def compact(self) -> int:
+        """Compact every partition with more than one file; returns how many were compacted."""
+        dirs = sorted({os.path.dirname(p) for p in self.files()})
+        return sum(1 for d in dirs if self.compact_dir(d) is not None)
+
+    # -- reading --
+    def find(self, jobid: str, cluster: str | None = None) -> JobSummary | None:
+        """The summary of a job id (the latest submit when several clusters or runs share it)."""
+        files = self.files(cluster)
+        if not files:
+            return None
+        listing = "[" + ",".join(_sql_str(f) for f in files) + "]"
+        sql = (f"SELECT * FROM read_parquet({listing}, union_by_name=true, hive_partitioning=false) "
+               "WHERE jobid = ? ORDER BY submit DESC NULLS LAST, written_at ASC LIMIT 1")
+        try:
+            con = duckdb.connect()
+            cur = con.execute(sql, [jobid])
+            names = [d[0] for d in cur.description]
+            row = cur.fetchone()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.root}: query failed: {exc}") from None
+        return None if row is None else JobSummary.from_row(dict(zip(names, row)))
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run SQL where the table `summaries` is the whole dataset, de-duplicated by key."""
+        files = self.files()
+        con = duckdb.connect()
+        if files:
+            listing = "[" + ",".join(_sql_str(f) for f in files) + "]"
+            con.execute(f"CREATE VIEW summaries AS SELECT * FROM read_parquet({listing}, union_by_name=true, "
+                        "hive_partitioning=false) QUALIFY row_number() OVER (PARTITION BY cluster, jobid, submit "
+                        "ORDER BY written_at) = 1")
+        else:
+            con.execute(f"CREATE VIEW summaries AS SELECT * FROM ({_empty_select()}) WHERE false")
+        return con.sql(query)
+
+
+def _dedup(table: pa.Table) -> pa.Table:
+    """First row of each (cluster, jobid, submit)."""
+    keys = list(zip(table.column("cluster").to_pylist(), table.column("jobid").to_pylist(),
+                    pc.cast(table.column("submit"), pa.int64()).to_pylist()))
+    seen: set = set()
+    keep = []
+    for i, k in enumerate(keys):
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
+    return table if len(keep) == len(keys) else table.take(keep)
+
+
+def _empty_select() -> str:
+    cols = ", ".join(f"NULL AS {duckdb_ident(name)}" for name in SCHEMA.names)
+    return f"SELECT {cols}"
+
+
+def duckdb_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
