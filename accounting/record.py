@@ -24,7 +24,7 @@ GPU_TYPE = pa.struct([
     ("util_mean", pa.float64()), ("sm_active_mean", pa.float64()), ("mem_peak_bytes", pa.int64()),
     ("energy_j", pa.float64()),
 ])
-TS = pa.timestamp("s", tz="UTC")
+TS = pa.timestamp("ms", tz="UTC")   # Parquet has no seconds unit; whole seconds are stored
 
 # name -> (Arrow type, what it holds). The order is the column order of the dataset.
 FIELDS: dict[str, tuple[pa.DataType, str]] = {

@@ -93,7 +93,7 @@ class SummaryStore:
             keys = set()
             for path in self._dir_files(directory):
                 t = self._read(path, columns=["jobid", "submit"])
-                subs = pc.cast(t.column("submit"), pa.int64()).to_pylist()
+                subs = _epoch_s(t.column("submit")).to_pylist()
                 keys.update(zip(t.column("jobid").to_pylist(), subs))
             self._keys[directory] = keys
         return keys
@@ -165,8 +165,8 @@ class SummaryStore:
             raise StoreError(f"{self.root}: query failed: {exc}") from None
         return None if row is None else JobSummary.from_row(dict(zip(names, row)))
 
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
-        """Run SQL where the table `summaries` is the whole dataset, de-duplicated by key."""
+    def sql(self, query: str, params: list | None = None) -> list[tuple]:
+        """Rows of SQL over the view `summaries`: the whole dataset, de-duplicated by key."""
         files = self.files()
         con = duckdb.connect()
         if files:
@@ -175,14 +175,17 @@ class SummaryStore:
                         "hive_partitioning=false) QUALIFY row_number() OVER (PARTITION BY cluster, jobid, submit "
                         "ORDER BY written_at) = 1")
         else:
-            con.execute(f"CREATE VIEW summaries AS SELECT * FROM ({_empty_select()}) WHERE false")
-        return con.sql(query)
+            con.register("summaries", SCHEMA.empty_table())
+        try:
+            return con.execute(query, params or []).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.root}: query failed: {exc}") from None
 
 
 def _dedup(table: pa.Table) -> pa.Table:
     """First row of each (cluster, jobid, submit)."""
     keys = list(zip(table.column("cluster").to_pylist(), table.column("jobid").to_pylist(),
-                    pc.cast(table.column("submit"), pa.int64()).to_pylist()))
+                    _epoch_s(table.column("submit")).to_pylist()))
     seen: set = set()
     keep = []
     for i, k in enumerate(keys):
@@ -192,13 +195,9 @@ def _dedup(table: pa.Table) -> pa.Table:
     return table if len(keep) == len(keys) else table.take(keep)
 
 
-def _empty_select() -> str:
-    cols = ", ".join(f"NULL AS {duckdb_ident(name)}" for name in SCHEMA.names)
-    return f"SELECT {cols}"
-
-
-def duckdb_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _epoch_s(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Timestamps as whole Unix seconds (the unit the keys use)."""
+    return pc.cast(pc.cast(column, pa.timestamp("s", tz="UTC"), safe=False), pa.int64())
 
 
 def _fsync_dir(directory: str) -> None:

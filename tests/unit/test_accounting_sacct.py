@@ -31,7 +31,8 @@ def test_real_22_05_output():
     assert skipped == 0
     assert sorted(details, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8"]
     burn = details["1"]
-    assert (burn.jobid, burn.name, burn.state, burn.qos, burn.cluster) == ("1", "burn.sh", "COMPLETED", "normal", "hpcw")
+    assert (burn.jobid, burn.name, burn.state, burn.qos, burn.cluster) == \
+        ("1", "burn.sh", "COMPLETED", "normal", "hpcw")
     assert (burn.cpus_alloc, burn.cpus_req, burn.elapsed_s, burn.time_limit_s) == (2, 2, 21.0, 600.0)
     assert burn.total_cpu_s == pytest.approx(18.455)
     # The job printed its cgroup's cpuacct.usage at its end: 18454384019 ns.
