@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/gpu.py --real          # the real NVML of this host
     .venv/bin/python benchmarks/gpu.py --real --exposition out.prom --json out.json
 
+GPM (SM active, occupancy, tensor active, DRAM bandwidth) is sampled on every scrape here, and its
+values are printed: on a Hopper GPU with --real they are the first real readings of it.
+
 Prints a short table: NVML calls per scrape by function, field values fetched per batched call, and
 the median / p90 wall time of a scrape (the collector alone, the collector's own share without the
 time spent inside the NVML binding, and the full rendered exposition).
@@ -34,6 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures", "gpu"))
 
 from hpcwatch.exporters.exposition import render_text
 from hpcwatch.exporters.gpu import GpuCollector, fields, nvml
+from hpcwatch.exporters.gpu.gpm import GPM_METRICS
 from hpcwatch.exporters.registry import CollectorContext
 from hpcwatch.exporters.scrape import ScrapeCollector
 
@@ -102,7 +106,9 @@ def main() -> int:
     previous = nvml.use(counting)
     try:
         c = GpuCollector(
-            CollectorContext(options={"job-map-dir": "", "per-process": False, "xid-events": True})
+            # GPM sampled on every scrape (gpm-interval 0): the worst case of its cost.
+            CollectorContext(options={"job-map-dir": "", "per-process": False, "xid-events": True, "gpm": True,
+                                      "gpm-interval": 0.0})
         )
         reason = c.available()
         if reason is not None:
@@ -160,6 +166,13 @@ def main() -> int:
     print(
         f"start-up calls: {sum(startup.values())} ({', '.join(f'{k} {v}' for k, v in sorted(startup.items()))})"
     )
+    gpm = {fam: [line.split()[-1] for line in text.splitlines() if line.startswith(fam + "{")]
+           for fam, _ in GPM_METRICS}
+    if any(gpm.values()):
+        for fam, vals in gpm.items():
+            print(f"GPM {fam}: {', '.join(vals) or 'not reported'} ({len(vals)} devices)")
+    else:
+        print("GPM: not supported on these GPUs (needs Hopper or newer and a driver with nvmlGpm*)")
     if args.exposition:
         with open(args.exposition, "w") as fh:
             fh.write(text)
@@ -180,6 +193,7 @@ def main() -> int:
                     "scrape_ms_median": statistics.median(render_times) * 1e3,
                     "startup_calls": startup,
                     "field_count_per_gpu": len(fields.request(0)),
+                    "gpm": gpm,
                 },
                 fh,
                 indent=1,

@@ -19,6 +19,7 @@ from typing import Any
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpu import fields, nvml
 from hpcwatch.exporters.gpu.families import FamilyBuilder, label_values
+from hpcwatch.exporters.gpu.gpm import GpmDevice
 from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
 from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
@@ -144,6 +145,7 @@ class Gpu:
     name: str = ""
     pci_bus_id: str = ""
     link_count: int = 0
+    gpm: bool | None = None  # GPM supported (Hopper and newer); None until asked
 
     @property
     def label(self) -> str:
@@ -166,6 +168,10 @@ class GpuCollector(Collector):
         ),
         Option("per-process", False, "also export GPU memory per process (one series per PID)", type=_flag),
         Option("xid-events", True, "count XID errors from NVML events in a background thread", type=_flag),
+        Option("gpm", True, "SM active, SM occupancy, tensor active and DRAM bandwidth through NVML GPM where the "
+               "GPU supports it (Hopper and newer)", type=_flag),
+        Option("gpm-interval", 1.0, "fewest seconds between two GPM samples of a GPU; a scrape sooner than that "
+               "gets the last values again", type=float),
     )
 
     @classmethod
@@ -182,9 +188,11 @@ class GpuCollector(Collector):
         previous = nvml.use(fake.h100_node())
         opts = {o.name: o.default for o in cls.options}
         opts["job-map-dir"] = os.path.join(repo, "tests", "fixtures", "gpu", "gpu-jobs")
+        opts["gpm-interval"] = 0.0
         collector = cls(CollectorContext(paths=Paths(procfs=os.path.join(repo, "tests", "fixtures", "gpu", "proc")),
                                          options=opts))
         collector.available()
+        list(collector.collect())  # the first GPM sample, so the example shows GPM readings
         original_close = collector.close
 
         def close() -> None:  # restore the real NVML binding once the example is rendered
@@ -199,6 +207,9 @@ class GpuCollector(Collector):
         self.lib = nvml.lib
         self.per_process = _flag(ctx.options.get("per-process", False))
         self.xid_events = _flag(ctx.options.get("xid-events", True))
+        self.gpm = _flag(ctx.options.get("gpm", True))
+        self.gpm_interval = float(ctx.options.get("gpm-interval", 1.0))
+        self._gpm: dict[tuple[str, str], GpmDevice] = {}
         map_dir = ctx.options.get("job-map-dir", "")
         self.job_map_dir = ctx.paths.root(map_dir) if map_dir else ""
         self.gpus: list[Gpu] = []
@@ -242,6 +253,9 @@ class GpuCollector(Collector):
         self._started = True
 
     def close(self) -> None:
+        for device in self._gpm.values():
+            device.close(self.lib)
+        self._gpm = {}
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -378,10 +392,15 @@ class GpuCollector(Collector):
                 out.add(family, dev, mhz * 1e6)
         self._clock_reasons(gpu.label, h, dev, out)
         self._info(out, gpu.label, gpu.uuid, gpu.name, gpu.pci_bus_id, mig_mode)
+        if self.gpm and gpu.gpm is None:
+            support = self._call(gpu.label, "nvmlGpmQueryDeviceSupport", h)
+            gpu.gpm = bool(support is not None and support.isSupportedDevice)
         if mig_enabled:
             self._mig_devices(gpu, out, job_map)
         else:
             self._processes(gpu.label, h, dev, out)
+            if self.gpm and gpu.gpm:
+                self._gpm_read(gpu.label, dev, lambda sample, g=gpu: lib.nvmlGpmSampleGet(g.handle, sample), out)
         self._mapped_jobs(job_map, (gpu.label, gpu.uuid), dev, out)
         out.add("hpc_gpu_up", dev, 1)
 
@@ -499,8 +518,27 @@ class GpuCollector(Collector):
             out.add("hpc_gpu_mig_info", dev + (gpu.label, gpu.uuid, str(gi), str(ci)), 1)
             self._memory(label, mh, dev, out)
             self._processes(label, mh, dev, out)
+            if self.gpm and gpu.gpm and gi is not None:
+                self._gpm_read(label, dev, lambda sample, p=gpu, i=gi: lib.nvmlGpmMigSampleGet(p.handle, i, sample),
+                               out)
             self._mapped_jobs(job_map, (uuid,), dev, out)
             out.add("hpc_gpu_up", dev, 1)
+
+    def _gpm_read(self, label: str, dev: tuple[str, str], take: Any, out: FamilyBuilder) -> None:
+        """GPM metrics of a GPU or MIG instance since its last sample (nothing on the first scrape)."""
+        device = self._gpm.get(dev)
+        if device is None:
+            device = self._gpm[dev] = GpmDevice(take, self.gpm_interval)
+        try:
+            values = device.read(self.lib)
+        except self.lib.NVMLError as exc:
+            code = nvml.error_code(exc)
+            if code == self.lib.NVML_ERROR_GPU_IS_LOST:
+                raise GpuLost(label) from exc
+            self._debug_once(f"{self._who(label)}:gpm:{code}", "gpu %s: GPM: %s", self._who(label), exc)
+            return
+        for family, value in values.items():
+            out.add(family, dev, value)
 
     def _processes(self, label: str, h: Any, dev: tuple[str, str], out: FamilyBuilder) -> None:
         procs = self._call(label, "nvmlDeviceGetComputeRunningProcesses", h)

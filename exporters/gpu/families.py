@@ -142,6 +142,30 @@ SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
         DEVICE,
     ),
+    "hpc_gpu_sm_active_ratio": (
+        "gauge",
+        ("Fraction of time at least one warp was resident on an SM, averaged over all SMs, since the last "
+         "scrape (NVML GPM, Hopper and newer; DCGM's PROF_SM_ACTIVE). Low under high utilisation means few SMs "
+         "do the work."),
+        DEVICE,
+    ),
+    "hpc_gpu_sm_occupancy_ratio": (
+        "gauge",
+        ("Resident warps as a fraction of the SMs' maximum, averaged since the last scrape (NVML GPM, Hopper "
+         "and newer)."),
+        DEVICE,
+    ),
+    "hpc_gpu_tensor_active_ratio": (
+        "gauge",
+        "Fraction of time any tensor core pipe was active since the last scrape (NVML GPM, Hopper and newer).",
+        DEVICE,
+    ),
+    "hpc_gpu_dram_bandwidth_utilization_ratio": (
+        "gauge",
+        ("Device memory bandwidth used as a fraction of the peak since the last scrape (NVML GPM, Hopper and "
+         "newer)."),
+        DEVICE,
+    ),
     "hpc_gpu_processes": ("gauge", "Compute processes running on the GPU or MIG device.", DEVICE),
     "hpc_gpu_job_info": (
         "gauge",

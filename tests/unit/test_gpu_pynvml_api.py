@@ -33,6 +33,9 @@ STRUCT_MEMBERS = {
     "nvmlPciInfo_t": {"busId"},
     "c_nvmlProcessInfo_v3_t": {"pid", "usedGpuMemory"},
     "c_nvmlEventData_t": {"device", "eventType", "eventData"},
+    "c_nvmlGpmSupport_t": {"isSupportedDevice"},
+    "c_nvmlGpmMetricsGet_t": {"version", "numMetrics", "sample1", "sample2", "metrics"},
+    "c_nvmlGpmMetric_t": {"metricId", "nvmlReturn", "value"},
 }
 
 
@@ -107,15 +110,17 @@ def scenario_calls():
     calls = []
     node = fk.h100_node({0: [(1001, 1 << 30)]})
     node.gpus[3].lost_after = 2
-    for fake in (node, fk.a100_mig(), fk.consumer()):
+    for fake in (node, fk.a100_mig(), fk.consumer(), fk.h100_mig()):
         previous = nvml.use(fake)
         try:
-            c = GpuCollector(make_context(procfs=os.path.join(FIXTURES, "proc"), cls=GpuCollector))
+            c = GpuCollector(make_context(procfs=os.path.join(FIXTURES, "proc"), cls=GpuCollector,
+                                          **{"gpm-interval": 0.0}))
             assert c.available() is None
             if c.watcher is not None and c.watcher.alive:
                 fake.push_xid(0, 79)
                 assert fake.wait_drained()
             render(c)
+            render(c)  # GPM metrics need a second sample
             c.close()
         finally:
             nvml.use(previous)
