@@ -10,6 +10,7 @@ from hpcwatch.dashboards import (
     fabric,
     filesystems,
     gpu,
+    job,
     jobs,
     node,
     scheduler,
@@ -19,7 +20,7 @@ from hpcwatch.dashboards import (
 from hpcwatch.dashboards.helpers import Dashboard, dumps, to_json
 from hpcwatch.dashboards.slo_detail import SLORef
 
-FIXED = (cluster, node, jobs, gpu, fabric, filesystems, scheduler, slo_overview)
+FIXED = (cluster, node, jobs, job, gpu, fabric, filesystems, scheduler, slo_overview)
 
 __all__ = ["SLORef", "build_all", "render_all", "slo_refs"]
 

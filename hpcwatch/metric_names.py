@@ -62,6 +62,12 @@ JOB_MEMORY_LIMIT = "hpc_job_memory_limit_bytes"
 JOB_MEMORY_MAX_USAGE = "hpc_job_memory_max_usage_bytes"
 JOB_OOM_EVENTS = "hpc_job_oom_events_total"
 JOB_TASKS = "hpc_job_tasks"
+JOB_OOM_KILLS = "hpc_job_oom_kills_total"
+
+# --- energy collector (exporters/energy): per-job attribution ---------------------------------------
+JOB_ENERGY = "hpc_job_energy_joules_total"  # {jobid, component=cpu|dram|gpu|other}
+ENERGY_NODE = "hpc_energy_node_joules_total"  # {component}: the node's energy as the agent measured it
+ENERGY_UNATTRIBUTED = "hpc_energy_unattributed_joules_total"  # {component}: the part no job ran
 
 # --- gpu collector (hpc_gpu_, exporters/gpu) ------------------------------------------------------
 GPU_INFO = "hpc_gpu_info"  # {gpu, uuid, name, ...}
@@ -79,6 +85,8 @@ GPU_ECC_ERRORS = "hpc_gpu_ecc_errors_total"  # {gpu, type=corrected|uncorrected,
 GPU_REMAPPED_ROWS = "hpc_gpu_remapped_rows"  # {gpu, state=corrected|uncorrected|pending|failure}
 GPU_JOB_INFO = "hpc_gpu_job_info"  # {gpu, uuid, jobid}; every hpc_gpu_ series has {gpu, uuid}
 GPU_JOB_MEMORY_USED = "hpc_gpu_job_memory_used_bytes"  # {gpu, jobid}
+GPU_SM_ACTIVE = "hpc_gpu_sm_active_ratio"  # NVML GPM (Hopper and newer)
+GPU_TENSOR_ACTIVE = "hpc_gpu_tensor_active_ratio"  # NVML GPM
 # Reasons (label values of GPU_CLOCK_EVENT) that mean thermal or power throttling.
 GPU_THERMAL_REASONS = "hw_thermal_slowdown|sw_thermal_slowdown"
 GPU_POWER_REASONS = "hw_power_brake_slowdown|hw_slowdown"

@@ -15,7 +15,7 @@ from hpcwatch.dashboards.slo_detail import uid_for
 from hpcwatch import metric_names
 
 PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap"}
-FIXED_UIDS = ["hpcwatch-cluster", "hpcwatch-node", "hpcwatch-jobs", "hpcwatch-gpu", "hpcwatch-fabric",
+FIXED_UIDS = ["hpcwatch-cluster", "hpcwatch-node", "hpcwatch-jobs", "hpcwatch-job", "hpcwatch-gpu", "hpcwatch-fabric",
               "hpcwatch-filesystems", "hpcwatch-scheduler", "hpcwatch-slo-overview"]
 SLOS = [SLORef("hpc", "job-success"), SLORef("hpc", "queue-wait")]
 BUILTIN_VARS = {"__rate_interval", "__range", "__interval"}
