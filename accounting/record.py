@@ -21,7 +21,7 @@ NODE_TYPE = pa.struct([
 ])
 GPU_TYPE = pa.struct([
     ("node", pa.string()), ("gpu", pa.string()), ("uuid", pa.string()), ("model", pa.string()),
-    ("util_mean", pa.float64()), ("sm_active_mean", pa.float64()), ("mem_peak_bytes", pa.int64()),
+    ("util_mean", pa.float32()), ("sm_active_mean", pa.float32()), ("mem_peak_bytes", pa.int64()),
     ("energy_j", pa.float64()),
 ])
 TS = pa.timestamp("ms", tz="UTC")   # Parquet has no seconds unit; whole seconds are stored
@@ -54,15 +54,15 @@ FIELDS: dict[str, tuple[pa.DataType, str]] = {
     "cpus_req": (pa.int32(), "CPUs requested"),
     "cpus_alloc": (pa.int32(), "CPUs allocated"),
     "cpu_time_s": (pa.float64(), "CPU time used (user + system), all nodes"),
-    "cpu_efficiency": (pa.float64(), "cpu_time_s / (cpus_alloc x elapsed_s), 0..1"),
+    "cpu_efficiency": (pa.float32(), "cpu_time_s / (cpus_alloc x elapsed_s), 0..1"),
     "mem_req_bytes": (pa.int64(), "memory requested, all nodes (--mem per node x nodes, or per CPU x CPUs)"),
     "mem_alloc_bytes": (pa.int64(), "memory allocated, all nodes (AllocTRES mem)"),
     "mem_peak_bytes": (pa.int64(), "peak memory used, summed over nodes (source in mem_peak_source)"),
     "mem_peak_source": (pa.string(), "cgroup (the job cgroup's own peak, through Prometheus) or sacct (MaxRSS)"),
     "gpus_alloc": (pa.int32(), "GPUs allocated"),
     "gpu_model": (pa.string(), "GPU model from the allocation (gres/gpu:<model>), empty when untyped"),
-    "gpu_util_mean": (pa.float64(), "mean utilisation of the job's GPUs, 0..1"),
-    "gpu_sm_active_mean": (pa.float64(), "mean SM active ratio of the job's GPUs (NVML GPM, Hopper and newer), 0..1"),
+    "gpu_util_mean": (pa.float32(), "mean utilisation of the job's GPUs, 0..1"),
+    "gpu_sm_active_mean": (pa.float32(), "mean SM active ratio of the job's GPUs (NVML GPM, Hopper and newer), 0..1"),
     "gpu_mem_peak_bytes": (pa.int64(), "highest GPU memory the job held on any one GPU"),
     "energy_j": (pa.float64(), "energy attributed to the job, joules"),
     "energy_cpu_j": (pa.float64(), "of which CPU packages, DRAM and the rest of the node, joules"),
@@ -76,7 +76,8 @@ FIELDS: dict[str, tuple[pa.DataType, str]] = {
     "cost_gpu": (pa.float64(), "cost of GPU-hours"),
     "cost_energy": (pa.float64(), "cost of the energy (kWh)"),
     "currency": (pa.string(), "currency of the cost columns"),
-    "per_node": (pa.list_(NODE_TYPE), "per node: CPUs, CPU time, memory peak and limit, energy"),
+    "per_node": (pa.list_(NODE_TYPE), "per node of a multi-node job: CPUs, CPU time, memory peak and limit, energy "
+                 "(a single-node job's node is the job's own columns)"),
     "per_gpu": (pa.list_(GPU_TYPE), "per GPU: utilisation, SM active, memory peak, energy"),
     "missing": (pa.list_(pa.string()), "fields no source could fill, and why"),
     "month": (pa.string(), "YYYY-MM of the end time (UTC): the dataset partition"),
@@ -185,10 +186,16 @@ class JobSummary:
             self.missing.append(entry)
 
     def to_row(self) -> dict[str, Any]:
-        """A dict in the dataset's layout (times as UTC datetimes)."""
+        """A dict in the dataset's layout: times as UTC datetimes, energy in whole joules, and no per_node
+        list for a single-node job (its node is the job's own columns: the list would repeat them)."""
         row = dataclasses.asdict(self)
         for name in TIME_FIELDS:
             row[name] = _dt(row[name])
+        for name in ("energy_j", "energy_cpu_j", "energy_gpu_j"):
+            if row[name] is not None:
+                row[name] = float(round(row[name]))
+        if len(row["per_node"]) == 1:
+            row["per_node"] = []
         return row
 
     @classmethod
@@ -200,6 +207,10 @@ class JobSummary:
             v = data[name]
             data[name] = v.timestamp() if isinstance(v, datetime.datetime) else v
         data["per_node"] = [NodeUsage(**n) for n in data.get("per_node") or []]
+        if not data["per_node"] and data.get("start") is not None and data.get("nnodes") == 1:
+            data["per_node"] = [NodeUsage(node=data.get("nodes") or "", cpus=data.get("cpus_alloc"),
+                                          cpu_time_s=data.get("cpu_time_s"), mem_peak_bytes=data.get("mem_peak_bytes"),
+                                          mem_limit_bytes=data.get("mem_alloc_bytes"), energy_j=data.get("energy_j"))]
         data["per_gpu"] = [GpuUsage(**g) for g in data.get("per_gpu") or []]
         data["missing"] = list(data.get("missing") or [])
         for k, f in ((f.name, f) for f in dataclasses.fields(cls)):

@@ -25,8 +25,9 @@ def job(jobid: str, submit: float = T0, cluster: str = "alpha", end: float | Non
 
 def test_layout_append_and_find(tmp_path):
     store = SummaryStore(str(tmp_path))
-    rich = job("12", per_node=[NodeUsage("n1", 4, 100.0, 1 << 30, 2 << 30, 5e4)],
-               per_gpu=[GpuUsage("n1", "0", "GPU-a", "NVIDIA H100", 0.7, 0.4, 3 << 30)], missing=["x: y"])
+    rich = job("12", per_node=[NodeUsage("n1", 4, 100.0, 1 << 30, 2 << 30, 5e4),
+                               NodeUsage("n2", 4, 90.0, 1 << 30, 2 << 30, 4e4)], nnodes=2,
+               per_gpu=[GpuUsage("n1", "0", "GPU-a", "NVIDIA H100", 0.75, 0.5, 3 << 30)], missing=["x: y"])
     assert store.append([rich, job("13", cluster="beta"), job("14", end=T0 + 40 * 86400)]) == 3
     files = [os.path.relpath(f, tmp_path) for f in store.files()]
     assert [os.path.dirname(f) for f in files] == ["cluster=alpha/month=2026-01", "cluster=alpha/month=2026-02",
@@ -88,7 +89,7 @@ def test_a_second_engine_reads_the_same_files(tmp_path):
     chdb = pytest.importorskip("chdb", reason="chdb is in the test extras: pip install -e '.[test]'")
     store = SummaryStore(str(tmp_path))
     store.append([job("7", per_node=[NodeUsage("n1", 4, 100.0, 1 << 30, 2 << 30, 5e4),
-                                     NodeUsage("n2", 4, 50.0, 1 << 29, 2 << 30, 4e4)], energy_j=9e4),
+                                     NodeUsage("n2", 4, 50.0, 1 << 29, 2 << 30, 4e4)], energy_j=9e4, nnodes=2),
                   job("8", cluster="beta", energy_j=1e3)])
     pattern = os.path.join(str(tmp_path), "cluster=*", "month=*", "*.parquet")
     out = chdb.query(f"SELECT cluster, jobid, energy_j, arraySum(x -> assumeNotNull(x.cpu_time_s), per_node) AS cpu, "

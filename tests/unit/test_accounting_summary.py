@@ -207,6 +207,15 @@ def test_text_and_json_reports(jobs):
 
 def test_row_round_trip(jobs):
     s = summary(jobs, "2")
-    s.per_node = [NodeUsage("n1", 1, 1.0, 2, 3, 4.0)]
-    s.per_gpu = [GpuUsage("n1", "0", "GPU-x", "m", 0.1, 0.2, 3, 4.0)]
+    s.nnodes, s.cpu_efficiency, s.energy_j = 2, 0.5, 12.0
+    s.per_node = [NodeUsage("n1", 1, 1.0, 2, 3, 4.0), NodeUsage("n2", 1, 1.5, 2, 3, 8.0)]
+    s.per_gpu = [GpuUsage("n1", "0", "GPU-x", "m", 0.5, 0.25, 3, 4.0)]
     assert JobSummary.from_row(s.to_row()) == s
+
+
+def test_a_single_node_job_stores_no_per_node_list_and_reads_back_its_node(jobs):
+    s = summary(jobs, "2")
+    s.per_node = [NodeUsage("hpcw35b26c", 1, 0.785, 322043904, 1 << 30, None)]
+    row = s.to_row()
+    assert row["per_node"] == []
+    assert JobSummary.from_row(row).per_node == s.per_node
