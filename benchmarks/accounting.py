@@ -29,7 +29,6 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from hpcwatch.accounting.record import SCHEMA
 from hpcwatch.accounting.sacct import SUMMARY_FIELDS, parse_summary_sacct
 from hpcwatch.accounting.store import ROW_GROUP, SummaryStore
@@ -206,8 +205,8 @@ def month_table(n: int, month_start: int, first_id: int, rng: np.random.Generato
     multi = (ids % 10 == 0)
     take = np.repeat(np.arange(n), np.where(multi, 2, 0))
     node_structs = node_structs.take(pa.array(take))
-    per_node = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(np.where(multi, 2, 0))]).astype(np.int32)),
-                                        node_structs)
+    offsets = np.concatenate([[0], np.cumsum(np.where(multi, 2, 0))]).astype(np.int32)
+    per_node = pa.ListArray.from_arrays(pa.array(offsets), node_structs)
     gpu_n = gpus.astype(np.int32)
     g_off = np.concatenate([[0], np.cumsum(gpu_n)]).astype(np.int32)
     total_g = int(g_off[-1])
@@ -226,7 +225,8 @@ def month_table(n: int, month_start: int, first_id: int, rng: np.random.Generato
         "array_job_id": pa.array(np.full(n, "")), "array_task_id": pa.array(np.full(n, "")),
         "name": pa.array(np.char.add("run-", (ids % 5000).astype(str))), "user": pa.array(users),
         "account": pa.array(np.array(ACCOUNTS)[rng.integers(0, len(ACCOUNTS), n)]), "partition": pa.array(parts),
-        "qos": pa.array(np.full(n, "normal")), "nodes": pa.array(nodes), "nnodes": pa.array(np.where(multi, 2, 1).astype(np.int32)),
+        "qos": pa.array(np.full(n, "normal")), "nodes": pa.array(nodes),
+        "nnodes": pa.array(np.where(multi, 2, 1).astype(np.int32)),
         "submit": ms(submit), "eligible": ms(submit), "start": ms(start), "end": ms(end),
         "elapsed_s": pa.array(elapsed.astype(float)), "time_limit_s": pa.array((elapsed * 2).astype(float)),
         "queue_wait_s": pa.array(wait.astype(float)), "state": pa.array(st),
@@ -241,7 +241,8 @@ def month_table(n: int, month_start: int, first_id: int, rng: np.random.Generato
         "gpu_util_mean": pa.array(np.where(gpus > 0, rng.uniform(0, 1, n), np.nan), from_pandas=True),
         "gpu_sm_active_mean": pa.array(np.where(gpus > 0, rng.uniform(0, 1, n), np.nan), from_pandas=True),
         "gpu_mem_peak_bytes": pa.array(np.where(gpus > 0, rng.integers(0, 80 << 30, n), 0)),
-        "energy_j": pa.array(np.round(energy)), "energy_cpu_j": pa.array(np.round(energy)), "energy_gpu_j": pa.array(np.zeros(n)),
+        "energy_j": pa.array(np.round(energy)), "energy_cpu_j": pa.array(np.round(energy)),
+        "energy_gpu_j": pa.array(np.zeros(n)),
         "energy_source": pa.array(np.full(n, "hpcwatch")),
         "fs_read_bytes": pa.array(rng.integers(0, 1 << 40, n)), "fs_write_bytes": pa.array(rng.integers(0, 1 << 38, n)),
         "cost": pa.array(energy / 3.6e6 * 0.25), "cost_cpu": pa.array(np.zeros(n)), "cost_mem": pa.array(np.zeros(n)),
