@@ -9,6 +9,7 @@ are served, so a crash either loses nothing or repeats a window whose jobs the k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +42,9 @@ class FinishedJobLedger:
         self.started: dict[str, float] = {}      # run key -> when its wait was observed at start
         self.finished: dict[tuple[str, str, str], int] = {}
         self.wait: dict[str, Histogram] = {}
+        # Counted runs a durable consumer (the summary writer) has not taken yet: saved with the counts,
+        # so a crash between counting and summarising hands them over again at the next start.
+        self.outbox: dict[str, FinishedJob] | None = None   # None: no durable consumer
 
     # -- windows --
     def window(self, now: float) -> tuple[float, float]:
@@ -69,12 +73,20 @@ class FinishedJobLedger:
             self.counted[job.key] = job.end if job.end is not None else time.time()
             k = (job.queue, job.outcome, job.cause)
             self.finished[k] = self.finished.get(k, 0) + job.count
+            if self.outbox is not None:
+                self.outbox[job.key] = job
             if self.started.pop(job.key, None) is None:
                 wait = job.queue_wait
                 if wait is not None:
                     self._hist(job.queue).observe(wait)
             new.append(job)
         return new
+
+    def ack(self, keys: Iterable[str]) -> None:
+        """The durable consumer is done with these runs: drop them from the outbox."""
+        if self.outbox is not None:
+            for key in keys:
+                self.outbox.pop(key, None)
 
     def observe_start(self, key: str, queue: str, wait: float, now: float) -> bool:
         """Observe a run's queue wait when it is first seen running; False when already observed or counted."""
@@ -118,6 +130,7 @@ class FinishedJobLedger:
             "started": self.started,
             "finished": [[q, o, c, n] for (q, o, c), n in sorted(self.finished.items())],
             "wait": {q: h.to_dict() for q, h in sorted(self.wait.items())},
+            **({"outbox": [dataclasses.asdict(j) for j in self.outbox.values()]} if self.outbox else {}),
         }
 
     def load_dict(self, data: dict) -> None:
@@ -132,6 +145,8 @@ class FinishedJobLedger:
         for q, o, c, n in data["finished"]:
             self.finished[(str(q), str(o), str(c))] = int(n)
         self.wait = {str(q): Histogram.from_dict(h, self.wait_buckets) for q, h in data.get("wait", {}).items()}
+        if self.outbox is not None:
+            self.outbox = {j["key"]: FinishedJob(**j) for j in data.get("outbox", [])}
 
 
 class StateFile:
@@ -202,4 +217,5 @@ def load_ledger(ledger: FinishedJobLedger, state: StateFile) -> None:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         state.quarantine(f"unexpected content: {type(exc).__name__}: {exc}")
         fresh = FinishedJobLedger(ledger.wait_buckets, ledger.overlap, ledger.started_ttl, ledger.max_started)
+        fresh.outbox = {} if ledger.outbox is not None else None
         ledger.__dict__.update(fresh.__dict__)

@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 
+from hpcwatch.accounting.agent import OPTIONS as SUMMARY_OPTIONS
+from hpcwatch.accounting.agent import SummaryAgent
 from hpcwatch.exporters.command import CommandError, run_command
 from hpcwatch.exporters.events import publish_finished_job
 from hpcwatch.exporters.files import log_once, read_text
@@ -96,6 +98,13 @@ class SlurmCommands:
                         "--state", ",".join(parse.SACCT_STATES),
                         "--starttime", parse.format_time(start), "--endtime", parse.format_time(end),
                         "--format", ",".join(parse.SACCT_FIELDS))
+
+    def sacct_jobs(self, ids: list[str]) -> str:
+        """The summary writer's one batched call: the given jobs with their steps (accounting.sacct)."""
+        from hpcwatch.accounting.sacct import sacct_argv
+        argv = sacct_argv(self.path("sacct") or "sacct", ids)
+        self.calls["sacct"] = self.calls.get("sacct", 0) + 1
+        return run_command(argv, timeout=self.timeout, env=self.env)
 
     def config(self) -> str:
         return self.run("scontrol", "show", "config")
@@ -240,6 +249,7 @@ class SlurmCollector(Collector):
                type=bool),
         Option("label-limit", 200, "most users/accounts with their own series; the rest sum to __other__",
                type=int),
+        *SUMMARY_OPTIONS,
     )
 
     @classmethod
@@ -277,6 +287,9 @@ class SlurmCollector(Collector):
         self.state = StateFile(o.get("state-file") or "/var/lib/hpcwatch/slurm-state.json")
         self.ledger = FinishedJobLedger(self.buckets, overlap=float(o.get("accounting-overlap", 600.0)))
         self._ledger_loaded = False
+        self.summaries = SummaryAgent.from_options("slurm", o, self._summary_details)
+        if self.summaries is not None:
+            self.ledger.outbox = {}
         self._published: FinishedJobLedger | None = None
         self._lock = threading.Lock()
         self._cache: tuple[tuple, list[Metric]] = ((), [])
@@ -363,7 +376,28 @@ class SlurmCollector(Collector):
             self._persist()
         for job in new:        # after the state is saved, so subscribers see each job once
             publish_finished_job(job)
+        self._summarise()
         return True
+
+    def _summary_details(self, ids):
+        from hpcwatch.accounting.sacct import parse_summary_sacct
+        details, bad = parse_summary_sacct(self.commands.sacct_jobs(list(ids)))
+        record_parse_error("slurm_sacct_summary", bad)
+        return details, bad
+
+    def _summarise(self) -> None:
+        """Hand the outbox to the summary writer (outside the lock: it runs sacct and queries), then ack."""
+        if self.summaries is None:
+            return
+        with self._lock:
+            outbox = list((self.ledger.outbox or {}).values())
+        if not outbox:
+            return
+        done = self.summaries.run(outbox)
+        if done:
+            with self._lock:
+                self.ledger.ack(done)
+                self._persist()
 
     def _persist(self) -> None:
         """Save the ledger, then publish its totals for scrapes (caller holds the lock)."""
@@ -380,6 +414,8 @@ class SlurmCollector(Collector):
         with self._lock:
             published = self._published
         yield up_family(cluster, self.source.ok)
+        if self.summaries is not None:
+            yield from self.summaries.families()
         if published is not None:
             yield lag_family(cluster, published.watermark)
         # Families change only when a refresh publishes; concurrent scrapes reuse the same objects.
