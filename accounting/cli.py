@@ -59,16 +59,16 @@ def _error(msg: str) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from hpcwatch.accounting import lookup
     from hpcwatch.accounting.report import render_json, render_text
-    from hpcwatch.accounting.store import StoreError, SummaryStore
 
     if not JOBID.match(args.jobid):
         return _error(f"job id {args.jobid!r}: expected digits, or digits_digits for an array task")
     summary, source = None, ""
     if os.path.isdir(args.dataset):
         try:
-            summary = SummaryStore(args.dataset).find(args.jobid, args.cluster or None)
-        except StoreError as exc:
+            summary = lookup.find(args.dataset, args.jobid, args.cluster or None)
+        except lookup.LookupError_ as exc:
             return _error(str(exc))
         source = f"summary dataset {args.dataset}"
     if summary is None:

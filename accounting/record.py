@@ -11,81 +11,76 @@ import dataclasses
 import datetime
 from typing import Any
 
-import pyarrow as pa
-
 SCHEMA_VERSION = 1
 
-NODE_TYPE = pa.struct([
-    ("node", pa.string()), ("cpus", pa.int32()), ("cpu_time_s", pa.float64()),
-    ("mem_peak_bytes", pa.int64()), ("mem_limit_bytes", pa.int64()), ("energy_j", pa.float64()),
-])
-GPU_TYPE = pa.struct([
-    ("node", pa.string()), ("gpu", pa.string()), ("uuid", pa.string()), ("model", pa.string()),
-    ("util_mean", pa.float32()), ("sm_active_mean", pa.float32()), ("mem_peak_bytes", pa.int64()),
-    ("energy_j", pa.float64()),
-])
-TS = pa.timestamp("ms", tz="UTC")   # Parquet has no seconds unit; whole seconds are stored
+# Column types by name (schema.py turns them into Arrow types; this module stays import-light so that
+# `job report` starts fast). Timestamps are UTC milliseconds (Parquet has no seconds unit).
+NODE_FIELDS = (("node", "string"), ("cpus", "int32"), ("cpu_time_s", "float64"), ("mem_peak_bytes", "int64"),
+               ("mem_limit_bytes", "int64"), ("energy_j", "float64"))
+GPU_FIELDS = (("node", "string"), ("gpu", "string"), ("uuid", "string"), ("model", "string"),
+              ("util_mean", "float32"), ("sm_active_mean", "float32"), ("mem_peak_bytes", "int64"),
+              ("energy_j", "float64"))
+TS = "timestamp"
 
-# name -> (Arrow type, what it holds). The order is the column order of the dataset.
-FIELDS: dict[str, tuple[pa.DataType, str]] = {
-    "cluster": (pa.string(), "cluster name (Slurm ClusterName)"),
-    "jobid": (pa.string(), "job id as users write it: 123, 123_4 for an array task"),
-    "job_id_raw": (pa.int64(), "the scheduler's unique numeric id of this record (Slurm JobIDRaw)"),
-    "array_job_id": (pa.string(), "array job id of an array task, else empty"),
-    "array_task_id": (pa.string(), "array task id of an array task, else empty"),
-    "name": (pa.string(), "job name (user data, capped)"),
-    "user": (pa.string(), "owner's login name"),
-    "account": (pa.string(), "account charged"),
-    "partition": (pa.string(), "partition (queue) the job ran in"),
-    "qos": (pa.string(), "quality of service"),
-    "nodes": (pa.string(), "node list the job ran on (Slurm hostlist expression)"),
-    "nnodes": (pa.int32(), "number of nodes allocated"),
+# name -> (type, what it holds). The order is the column order of the dataset.
+FIELDS: dict[str, tuple[str, str]] = {
+    "cluster": ("string", "cluster name (Slurm ClusterName)"),
+    "jobid": ("string", "job id as users write it: 123, 123_4 for an array task"),
+    "job_id_raw": ("int64", "the scheduler's unique numeric id of this record (Slurm JobIDRaw)"),
+    "array_job_id": ("string", "array job id of an array task, else empty"),
+    "array_task_id": ("string", "array task id of an array task, else empty"),
+    "name": ("string", "job name (user data, capped)"),
+    "user": ("string", "owner's login name"),
+    "account": ("string", "account charged"),
+    "partition": ("string", "partition (queue) the job ran in"),
+    "qos": ("string", "quality of service"),
+    "nodes": ("string", "node list the job ran on (Slurm hostlist expression)"),
+    "nnodes": ("int32", "number of nodes allocated"),
     "submit": (TS, "submit time"),
     "eligible": (TS, "time the job became eligible to run"),
     "start": (TS, "start time (null when it never started)"),
     "end": (TS, "end time"),
-    "elapsed_s": (pa.float64(), "seconds from start to end"),
-    "time_limit_s": (pa.float64(), "time limit in seconds (null: none)"),
-    "queue_wait_s": (pa.float64(), "seconds from eligible (or submit) to start"),
-    "state": (pa.string(), "scheduler's final state (COMPLETED, TIMEOUT, OUT_OF_MEMORY, ...)"),
-    "outcome": (pa.string(), "scheduler-neutral outcome: success, failed, timeout, oom, cancelled, node_fail, ..."),
-    "cause": (pa.string(), "who the outcome is down to: user, system or none"),
-    "exit_code": (pa.string(), "exit code:signal of the batch script"),
-    "cpus_req": (pa.int32(), "CPUs requested"),
-    "cpus_alloc": (pa.int32(), "CPUs allocated"),
-    "cpu_time_s": (pa.float64(), "CPU time used (user + system), all nodes"),
-    "cpu_efficiency": (pa.float32(), "cpu_time_s / (cpus_alloc x elapsed_s), 0..1"),
-    "mem_req_bytes": (pa.int64(), "memory requested, all nodes (--mem per node x nodes, or per CPU x CPUs)"),
-    "mem_alloc_bytes": (pa.int64(), "memory allocated, all nodes (AllocTRES mem)"),
-    "mem_peak_bytes": (pa.int64(), "peak memory used, summed over nodes (source in mem_peak_source)"),
-    "mem_peak_source": (pa.string(), "cgroup (the job cgroup's own peak, through Prometheus) or sacct (MaxRSS)"),
-    "gpus_alloc": (pa.int32(), "GPUs allocated"),
-    "gpu_model": (pa.string(), "GPU model from the allocation (gres/gpu:<model>), empty when untyped"),
-    "gpu_util_mean": (pa.float32(), "mean utilisation of the job's GPUs, 0..1"),
-    "gpu_sm_active_mean": (pa.float32(), "mean SM active ratio of the job's GPUs (NVML GPM, Hopper and newer), 0..1"),
-    "gpu_mem_peak_bytes": (pa.int64(), "highest GPU memory the job held on any one GPU"),
-    "energy_j": (pa.float64(), "energy attributed to the job, joules"),
-    "energy_cpu_j": (pa.float64(), "of which CPU packages, DRAM and the rest of the node, joules"),
-    "energy_gpu_j": (pa.float64(), "of which GPUs, joules"),
-    "energy_source": (pa.string(), "hpcwatch (the node agents' attribution) or slurm (ConsumedEnergyRaw)"),
-    "fs_read_bytes": (pa.int64(), "bytes read from parallel filesystems (Lustre job_stats)"),
-    "fs_write_bytes": (pa.int64(), "bytes written to parallel filesystems (Lustre job_stats)"),
-    "cost": (pa.float64(), "total cost under the price table, in `currency`"),
-    "cost_cpu": (pa.float64(), "cost of CPU-hours"),
-    "cost_mem": (pa.float64(), "cost of memory GB-hours"),
-    "cost_gpu": (pa.float64(), "cost of GPU-hours"),
-    "cost_energy": (pa.float64(), "cost of the energy (kWh)"),
-    "currency": (pa.string(), "currency of the cost columns"),
-    "per_node": (pa.list_(NODE_TYPE), "per node of a multi-node job: CPUs, CPU time, memory peak and limit, energy "
+    "elapsed_s": ("float64", "seconds from start to end"),
+    "time_limit_s": ("float64", "time limit in seconds (null: none)"),
+    "queue_wait_s": ("float64", "seconds from eligible (or submit) to start"),
+    "state": ("string", "scheduler's final state (COMPLETED, TIMEOUT, OUT_OF_MEMORY, ...)"),
+    "outcome": ("string", "scheduler-neutral outcome: success, failed, timeout, oom, cancelled, node_fail, ..."),
+    "cause": ("string", "who the outcome is down to: user, system or none"),
+    "exit_code": ("string", "exit code:signal of the batch script"),
+    "cpus_req": ("int32", "CPUs requested"),
+    "cpus_alloc": ("int32", "CPUs allocated"),
+    "cpu_time_s": ("float64", "CPU time used (user + system), all nodes"),
+    "cpu_efficiency": ("float32", "cpu_time_s / (cpus_alloc x elapsed_s), 0..1"),
+    "mem_req_bytes": ("int64", "memory requested, all nodes (--mem per node x nodes, or per CPU x CPUs)"),
+    "mem_alloc_bytes": ("int64", "memory allocated, all nodes (AllocTRES mem)"),
+    "mem_peak_bytes": ("int64", "peak memory used, summed over nodes (source in mem_peak_source)"),
+    "mem_peak_source": ("string", "cgroup (the job cgroup's own peak, through Prometheus) or sacct (MaxRSS)"),
+    "gpus_alloc": ("int32", "GPUs allocated"),
+    "gpu_model": ("string", "GPU model from the allocation (gres/gpu:<model>), empty when untyped"),
+    "gpu_util_mean": ("float32", "mean utilisation of the job's GPUs, 0..1"),
+    "gpu_sm_active_mean": ("float32", "mean SM active ratio of the job's GPUs (NVML GPM, Hopper and newer), 0..1"),
+    "gpu_mem_peak_bytes": ("int64", "highest GPU memory the job held on any one GPU"),
+    "energy_j": ("float64", "energy attributed to the job, joules"),
+    "energy_cpu_j": ("float64", "of which CPU packages, DRAM and the rest of the node, joules"),
+    "energy_gpu_j": ("float64", "of which GPUs, joules"),
+    "energy_source": ("string", "hpcwatch (the node agents' attribution) or slurm (ConsumedEnergyRaw)"),
+    "fs_read_bytes": ("int64", "bytes read from parallel filesystems (Lustre job_stats)"),
+    "fs_write_bytes": ("int64", "bytes written to parallel filesystems (Lustre job_stats)"),
+    "cost": ("float64", "total cost under the price table, in `currency`"),
+    "cost_cpu": ("float64", "cost of CPU-hours"),
+    "cost_mem": ("float64", "cost of memory GB-hours"),
+    "cost_gpu": ("float64", "cost of GPU-hours"),
+    "cost_energy": ("float64", "cost of the energy (kWh)"),
+    "currency": ("string", "currency of the cost columns"),
+    "per_node": ("list<node>", "per node of a multi-node job: CPUs, CPU time, memory peak and limit, energy "
                  "(a single-node job's node is the job's own columns)"),
-    "per_gpu": (pa.list_(GPU_TYPE), "per GPU: utilisation, SM active, memory peak, energy"),
-    "missing": (pa.list_(pa.string()), "fields no source could fill, and why"),
-    "month": (pa.string(), "YYYY-MM of the end time (UTC): the dataset partition"),
+    "per_gpu": ("list<gpu>", "per GPU: utilisation, SM active, memory peak, energy"),
+    "missing": ("list<string>", "fields no source could fill, and why"),
+    "month": ("string", "YYYY-MM of the end time (UTC): the dataset partition"),
     "written_at": (TS, "when the summary was written"),
-    "schema_version": (pa.int16(), "version of this layout"),
+    "schema_version": ("int16", "version of this layout"),
 }
 
-SCHEMA = pa.schema([(name, t) for name, (t, _) in FIELDS.items()])
 TIME_FIELDS = frozenset(n for n, (t, _) in FIELDS.items() if t == TS)
 KEY = ("cluster", "jobid", "submit")
 
@@ -229,8 +224,3 @@ def month_of(ts: float | None) -> str:
         return "0000-00"
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m")
 
-
-def to_table(summaries: list[JobSummary]) -> pa.Table:
-    """Summaries as an Arrow table in the dataset's schema."""
-    rows = [s.to_row() for s in summaries]
-    return pa.Table.from_pylist(rows, schema=SCHEMA)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import urllib.parse
 import uuid
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from hpcwatch.accounting.record import SCHEMA, JobSummary, to_table
+from hpcwatch.accounting import lookup
+from hpcwatch.accounting.layout import data_files, parquet_listing, partition_dir
+from hpcwatch.accounting.record import JobSummary
+from hpcwatch.accounting.schema import SCHEMA, to_table
 
 log = logging.getLogger("hpcwatch.accounting.store")
 
@@ -31,18 +33,6 @@ COMPACT_FILES = 32       # a partition with more files than this is compacted af
 
 class StoreError(RuntimeError):
     """The dataset could not be read or written (the message names the path and why)."""
-
-
-def _part_name(value: str) -> str:
-    """A partition value as a directory name: percent-encoded, never '.', '..' or empty."""
-    text = urllib.parse.quote(value, safe="")
-    if text in ("", ".", ".."):
-        return text.replace(".", "%2E") or "__none__"
-    return text
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class SummaryStore:
@@ -55,12 +45,11 @@ class SummaryStore:
 
     # -- layout --
     def partition_dir(self, cluster: str, month: str) -> str:
-        return os.path.join(self.root, f"cluster={_part_name(cluster)}", f"month={_part_name(month)}")
+        return partition_dir(self.root, cluster, month)
 
     def files(self, cluster: str | None = None) -> list[str]:
         """Every data file (of one cluster, or all), sorted."""
-        c = f"cluster={_part_name(cluster)}" if cluster is not None else "cluster=*"
-        return sorted(glob.glob(os.path.join(glob.escape(self.root), c, "month=*", "*.parquet")))
+        return data_files(self.root, cluster)
 
     # -- writing --
     def append(self, summaries: list[JobSummary]) -> int:
@@ -150,30 +139,18 @@ class SummaryStore:
     # -- reading --
     def find(self, jobid: str, cluster: str | None = None) -> JobSummary | None:
         """The summary of a job id (the latest submit when several clusters or runs share it)."""
-        files = self.files(cluster)
-        if not files:
-            return None
-        listing = "[" + ",".join(_sql_str(f) for f in files) + "]"
-        sql = (f"SELECT * FROM read_parquet({listing}, union_by_name=true, hive_partitioning=false) "
-               "WHERE jobid = ? ORDER BY submit DESC NULLS LAST, written_at ASC LIMIT 1")
         try:
-            con = duckdb.connect()
-            cur = con.execute(sql, [jobid])
-            names = [d[0] for d in cur.description]
-            row = cur.fetchone()
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.root}: query failed: {exc}") from None
-        return None if row is None else JobSummary.from_row(dict(zip(names, row)))
+            return lookup.find(self.root, jobid, cluster)
+        except lookup.LookupError_ as exc:
+            raise StoreError(str(exc)) from None
 
     def sql(self, query: str, params: list | None = None) -> list[tuple]:
         """Rows of SQL over the view `summaries`: the whole dataset, de-duplicated by key."""
         files = self.files()
         con = duckdb.connect()
         if files:
-            listing = "[" + ",".join(_sql_str(f) for f in files) + "]"
-            con.execute(f"CREATE VIEW summaries AS SELECT * FROM read_parquet({listing}, union_by_name=true, "
-                        "hive_partitioning=false) QUALIFY row_number() OVER (PARTITION BY cluster, jobid, submit "
-                        "ORDER BY written_at) = 1")
+            con.execute(f"CREATE VIEW summaries AS SELECT * FROM {parquet_listing(files)} QUALIFY row_number() "
+                        "OVER (PARTITION BY cluster, jobid, submit ORDER BY written_at) = 1")
         else:
             con.register("summaries", SCHEMA.empty_table())
         try:

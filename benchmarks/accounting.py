@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,8 +30,8 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hpcwatch.accounting.record import SCHEMA
 from hpcwatch.accounting.sacct import SUMMARY_FIELDS, parse_summary_sacct
+from hpcwatch.accounting.schema import SCHEMA
 from hpcwatch.accounting.store import ROW_GROUP, SummaryStore
 from hpcwatch.accounting.writer import SummaryWriter
 from hpcwatch.exporters.scheduler.model import FinishedJob, run_key
@@ -305,11 +306,13 @@ def run_report(args: argparse.Namespace) -> None:
         print(f"dataset: {total[0][0]} jobs in {len(store.files())} files")
         picks = [str(1_000_000 + int(i)) for i in np.random.default_rng(3).integers(0, args.jobs, args.reports)]
         cli = shutil.which("hpcwatch") or os.path.join(os.path.dirname(sys.executable), "hpcwatch")
-        walls, finds = [], []
+        walls, cpus, finds = [], [], []
         for jobid in picks:
-            t0 = time.perf_counter()
+            t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.run([cli, "job", "report", jobid, "--dataset", work], capture_output=True, text=True)
             walls.append(time.perf_counter() - t0)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
             assert proc.returncode == 0 and f"Job {jobid}" in proc.stdout, proc.stderr
             t0 = time.perf_counter()
             assert store.find(jobid).jobid == jobid
@@ -320,8 +323,9 @@ def run_report(args: argparse.Namespace) -> None:
             if picks[0] in col.to_pylist():
                 break
         scan = time.perf_counter() - t0
-        print(f"`hpcwatch job report JOBID` (new process each): median {statistics.median(walls):.2f} s, "
-              f"max {max(walls):.2f} s over {len(walls)} jobs")
+        print(f"`hpcwatch job report JOBID` (new process each): wall median {statistics.median(walls):.2f} s, "
+              f"max {max(walls):.2f} s; CPU (user + system) median {statistics.median(cpus):.2f} s, "
+              f"max {max(cpus):.2f} s over {len(walls)} jobs; load average {os.getloadavg()[0]:.1f}")
         print(f"  of which the look-up (SummaryStore.find, DuckDB): median {statistics.median(finds) * 1e3:.0f} ms")
         print(f"peer: scanning the job id column of every file with pyarrow: {scan:.2f} s "
               f"({scan / statistics.median(finds):.0f}x the look-up)")

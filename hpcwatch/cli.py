@@ -42,21 +42,27 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands a user runs interactively, where start-up time shows: `hpcwatch job ...` builds only its own
+# parser instead of importing every command module (dashboards, SLO history: pandas, grafanalib).
+QUICK_COMMANDS = {"job": "hpcwatch.accounting.cli"}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpcwatch", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hpcwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda _a: print(f"hpcwatch {__version__}") or 0)
-    for module in COMMAND_MODULES:
+    for module in [only] if only else COMMAND_MODULES:
         importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(QUICK_COMMANDS.get(args_list[0]) if args_list else None)
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -7,7 +7,8 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
-from hpcwatch.accounting.record import SCHEMA, GpuUsage, JobSummary, NodeUsage, month_of
+from hpcwatch.accounting.record import GpuUsage, JobSummary, NodeUsage, month_of
+from hpcwatch.accounting.schema import SCHEMA
 from hpcwatch.accounting.store import SummaryStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
