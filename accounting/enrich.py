@@ -101,8 +101,8 @@ QUERIES: tuple[tuple[str, str, Apply], ...] = (
      _set("cpu_time_s")),
     ("cpus", f"max by ({BY_NODE}) (max_over_time(hpc_job_cpus{{sel}}[{{w}}]))", _set("cpus", int)),
     # The cgroup's own peak where the kernel keeps one, else the highest usage seen.
-    ("mem_peak", f"max by ({BY_NODE}) (max_over_time({{__name__=~\"hpc_job_memory_max_usage_bytes|"
-     f"hpc_job_memory_usage_bytes\",{{selbody}}}}[{{w}}]))", _set("mem_peak_bytes", int)),
+    ("mem_peak", f"max by ({BY_NODE}) (max_over_time(hpc_job_memory_max_usage_bytes{{sel}}[{{w}}]) "
+     f"or max_over_time(hpc_job_memory_usage_bytes{{sel}}[{{w}}]))", _set("mem_peak_bytes", int)),
     ("mem_limit", f"max by ({BY_NODE}) (max_over_time(hpc_job_memory_limit_bytes{{sel}}[{{w}}]))",
      _set("mem_limit_bytes", int)),
     ("energy", f"max by ({BY_NODE}, component) (max_over_time(hpc_job_energy_joules_total{{sel}}[{{w}}]))",
@@ -140,7 +140,7 @@ def batch_queries(batch: Sequence[JobWindow], cluster: str) -> tuple[float, list
     body = f'jobid=~"{"|".join(sorted({j.jobid for j in batch}))}",cluster=~"{cluster}|"'
     out = []
     for name, template, apply in QUERIES:
-        q = template.replace("{selbody}", body).replace("{sel}", "{" + body + "}")
+        q = template.replace("{sel}", "{" + body + "}")
         out.append((name, q.replace("{w}", prom_duration(window)).replace("{step}", prom_duration(step)), apply))
     return at, out
 

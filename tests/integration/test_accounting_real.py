@@ -207,7 +207,7 @@ def test_memory_peak_within_five_percent_of_the_cgroup(run):
     peak = cgroup_figure(run, "mem")
     assert peak > 300 << 20
     assert abs(s["mem_peak_bytes"] - peak) / peak <= 0.05, (s["mem_peak_bytes"], peak)
-    assert s["mem_peak_source"] == "cgroup" and s["mem_req_bytes"] == 1 << 30
+    assert s["mem_peak_source"] == "cgroup" and s["mem_req_bytes"] == 1 << 30, s["missing"]
     assert s["per_node"] and s["per_node"][0]["mem_limit_bytes"] == 1 << 30
 
 
@@ -218,8 +218,9 @@ def notes(doc: dict) -> set[str]:
 EXPECTED = {
     # 200 MiB asked, a few MiB used; a 10-minute limit for ~20 s. (Its CPU efficiency is ~50%: no claim.)
     "burn": ({"mem_overask", "time_overask"}, {"oom", "node_fail"}),
-    # 1 GiB asked for a 300 MiB peak is 3.4x: under the 4x threshold. One CPU, mostly sleeping.
-    "mem": ({"cpu_low"}, {"mem_overask", "oom", "time_overask"}),
+    # 1 GiB asked for a 300 MiB peak is 3.4x: under the 4x threshold. One CPU, mostly sleeping; 5 minutes
+    # asked for about 15 s.
+    "mem": ({"cpu_low", "time_overask"}, {"mem_overask", "oom"}),
     "oom": ({"oom"}, {"mem_overask", "time_overask"}),
     # Slept until killed at its limit: idle CPU and memory, but no "ask for less time".
     "idle": ({"cpu_low", "mem_overask"}, {"time_overask", "oom"}),
