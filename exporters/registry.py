@@ -26,6 +26,7 @@ COLLECTOR_MODULES = (
     "hpcwatch.exporters.slurm",
     "hpcwatch.exporters.flux",
     "hpcwatch.exporters.gpu",
+    "hpcwatch.exporters.energy",
     "hpcwatch.exporters.fabric",
     "hpcwatch.exporters.fabric_switches",
     "hpcwatch.exporters.lustre",

@@ -80,7 +80,9 @@ class EnergyTotals:
             for c, v in parts.items():
                 mine[c] += v
         # Jobs gone from the node: their counters go with them (a summary has read them by then).
-        for job in [j for j in self.jobs if j not in s.jobs_cpu_s_total]:
+        alive = set(s.jobs_cpu_s_total) | {j for g in s.gpus for j in g.jobs} | \
+            {j for g in s.gpus for i in (g.instances or ()) for j in i.jobs}
+        for job in [j for j in self.jobs if j not in alive]:
             del self.jobs[job]
         return iv
 
