@@ -24,7 +24,7 @@ class GpuEnergyReader:
         self.lib: Any = nvml.lib
         self.procfs = procfs
         self.job_map_dir = job_map_dir
-        self.handles: list[tuple[Any, str]] = []
+        self.handles: list[tuple[int, Any, str]] = []   # NVML index, handle, UUID
         self.request = nvml.FieldRequest([ENERGY_FIELD])
         self._initialised = False
 
@@ -35,8 +35,11 @@ class GpuEnergyReader:
             self._initialised = True
         self.handles = []
         for i in range(self.lib.nvmlDeviceGetCount()):
-            h = self.lib.nvmlDeviceGetHandleByIndex(i)
-            self.handles.append((h, nvml.text(self.lib.nvmlDeviceGetUUID(h))))
+            try:
+                h = self.lib.nvmlDeviceGetHandleByIndex(i)
+                self.handles.append((i, h, nvml.text(self.lib.nvmlDeviceGetUUID(h))))
+            except self.lib.NVMLError as exc:   # a lost GPU: the others still count
+                log.warning("energy: GPU %d left out (%s); its energy is not measured", i, exc)
         return len(self.handles)
 
     def close(self) -> None:
@@ -70,7 +73,7 @@ class GpuEnergyReader:
     def read(self) -> list[GpuReading]:
         job_map = read_job_map(self.job_map_dir) if self.job_map_dir else {}
         out = []
-        for index, (h, uuid) in enumerate(self.handles):
+        for index, h, uuid in self.handles:
             records = self._quiet("nvmlDeviceGetFieldValues", h, self.request.ids)
             values, _missing = fields.decode_values(records if records is not None else ())
             mj = values.get(ENERGY_FIELD)

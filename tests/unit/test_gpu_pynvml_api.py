@@ -16,6 +16,7 @@ import pytest
 from helpers import make_context, render
 from hpcwatch.exporters.gpu import GpuCollector, fields, nvml
 from hpcwatch.exporters.gpu.collector import CLOCK_REASONS
+from hpcwatch.exporters.gpu.energy import GpuEnergyReader
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gpu")
 sys.path.insert(0, FIXTURES)
@@ -122,6 +123,10 @@ def scenario_calls():
             render(c)
             render(c)  # GPM metrics need a second sample
             c.close()
+            energy = GpuEnergyReader(os.path.join(FIXTURES, "proc"), os.path.join(FIXTURES, "gpu-jobs"))
+            energy.start()
+            energy.read()   # the energy collector's GPU reader goes through the same boundary
+            energy.close()
         finally:
             nvml.use(previous)
         calls.extend(fake.calls)

@@ -13,7 +13,8 @@ from hpcwatch.metricsdoc import _render, document, families_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # node_ is node_exporter's: the node collector keeps its exact names (docs/node-exporter-compat.md).
-PREFIXES = ("node_", "hpc_node_", "hpc_job_", "hpc_gpu_", "hpc_fabric_", "hpc_lustre_", "hpc_gpfs_", "hpc_nfs_",
+PREFIXES = ("node_", "hpc_node_", "hpc_job_", "hpc_energy_", "hpc_gpu_", "hpc_fabric_", "hpc_lustre_", "hpc_gpfs_",
+            "hpc_nfs_",
             "hpc_beegfs_", "hpc_scheduler_", "hpc_slurm_", "hpc_flux_", "hpcwatch_")
 
 
