@@ -28,7 +28,7 @@ from hpcwatch import metric_names as n
 
 UID = "hpcwatch-job"
 RI = "$__rate_interval"
-J = f'{CLUSTER},jobid="$jobid"'
+J = f'{CLUSTER},jobid=~"$jobid"'  # one job; =~ so a job id list or All works too
 
 
 def _per_gpu(metric: str) -> str:
