@@ -1,7 +1,7 @@
 """The summary dataset: Parquet files under `<root>/cluster=<name>/month=<YYYY-MM>/`, queried with DuckDB.
 
-Appends are atomic: a batch is written to a temporary name in the partition directory (no `.parquet`
-suffix, so no reader's glob sees it), fsynced and renamed into place; a reader sees the whole file
+Appends are atomic (exporters.atomicfile: a temporary name in the partition directory without the
+`.parquet` suffix, so no reader's glob sees it, fsynced and renamed into place); a reader sees the whole file
 or nothing. Rows are unique by (cluster, job id, submit time): the writer drops keys the partition
 already holds (it keeps the partition's keys in memory after reading them once), and readers
 de-duplicate too, since compaction renames its merged file in before it removes the small ones.
@@ -24,6 +24,7 @@ from hpcwatch.accounting import lookup
 from hpcwatch.accounting.layout import data_files, parquet_listing, partition_dir
 from hpcwatch.accounting.record import JobSummary
 from hpcwatch.accounting.schema import SCHEMA, to_table
+from hpcwatch.exporters.atomicfile import write_atomically
 
 log = logging.getLogger("hpcwatch.accounting.store")
 
@@ -95,22 +96,11 @@ class SummaryStore:
 
     def _write(self, directory: str, table: pa.Table, prefix: str) -> str:
         """Write `table` atomically as a new file in `directory`; returns its path."""
-        name = f"{prefix}-{uuid.uuid4().hex}.parquet"
-        final = os.path.join(directory, name)
-        tmp = os.path.join(directory, f".{name}.partial")
+        final = os.path.join(directory, f"{prefix}-{uuid.uuid4().hex}.parquet")
         try:
-            os.makedirs(directory, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-            _fsync_dir(directory)
+            write_atomically(final, lambda fh: pq.write_table(table, fh, compression="zstd",
+                                                              row_group_size=ROW_GROUP))
         except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise StoreError(f"{final}: cannot write: {exc.strerror or exc}") from None
         return final
 
@@ -128,7 +118,6 @@ class SummaryStore:
                 os.unlink(p)
             except OSError as exc:
                 log.warning("%s: merged into %s but not removed: %s", p, out, exc)
-        _fsync_dir(directory)
         return out
 
     def compact(self) -> int:
@@ -175,16 +164,3 @@ def _dedup(table: pa.Table) -> pa.Table:
 def _epoch_s(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Timestamps as whole Unix seconds (the unit the keys use)."""
     return pc.cast(pc.cast(column, pa.timestamp("s", tz="UTC"), safe=False), pa.int64())
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

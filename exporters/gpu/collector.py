@@ -260,10 +260,7 @@ class GpuCollector(Collector):
             self.watcher.stop()
             self.watcher = None
         if self._initialised:
-            try:
-                self.lib.nvmlShutdown()
-            except self.lib.NVMLError as exc:
-                log.debug("nvmlShutdown failed: %s", exc)
+            nvml.shutdown(self.lib)
             self._initialised = False
         self._started = False
 

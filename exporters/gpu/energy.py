@@ -44,10 +44,7 @@ class GpuEnergyReader:
 
     def close(self) -> None:
         if self._initialised:
-            try:
-                self.lib.nvmlShutdown()
-            except self.lib.NVMLError as exc:
-                log.debug("nvmlShutdown failed: %s", exc)
+            nvml.shutdown(self.lib)
             self._initialised = False
 
     def _quiet(self, fn: str, *args: Any) -> Any:

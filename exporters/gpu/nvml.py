@@ -7,6 +7,7 @@ function and constant names. Production uses pynvml itself; tests install a fake
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,6 +21,14 @@ def use(fake: Any) -> Any:
     global lib
     previous, lib = lib, fake
     return previous
+
+
+def shutdown(binding: Any) -> None:
+    """nvmlShutdown, once per nvmlInit; a failure is only worth a debug line (the process is ending)."""
+    try:
+        binding.nvmlShutdown()
+    except binding.NVMLError as exc:
+        logging.getLogger("hpcwatch.collector.gpu").debug("nvmlShutdown failed: %s", exc)
 
 
 def error_code(exc: BaseException) -> int | None:

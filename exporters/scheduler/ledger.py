@@ -13,10 +13,10 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 
+from hpcwatch.exporters.atomicfile import write_atomically
 from hpcwatch.exporters.scheduler.model import FinishedJob, Histogram
 
 log = logging.getLogger("hpcwatch.scheduler.ledger")
@@ -187,23 +187,10 @@ class StateFile:
         return aside
 
     def save(self, data: dict) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
+        text = json.dumps(data, separators=(",", ":")).encode("utf-8")
         try:
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
+            write_atomically(self.path, lambda fh: fh.write(text))
         except OSError as exc:
-            raise StateFileError(f"state file {self.path}: cannot write: {exc.strerror or exc}") from exc
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, separators=(",", ":"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise StateFileError(f"state file {self.path}: cannot write: {exc.strerror or exc}") from exc
 
 

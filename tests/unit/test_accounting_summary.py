@@ -219,3 +219,12 @@ def test_a_single_node_job_stores_no_per_node_list_and_reads_back_its_node(jobs)
     row = s.to_row()
     assert row["per_node"] == []
     assert JobSummary.from_row(row).per_node == s.per_node
+
+
+def test_the_record_and_its_column_table_name_the_same_fields():
+    from hpcwatch.accounting.record import FIELDS, GPU_FIELDS, NODE_FIELDS, GpuUsage, NodeUsage
+    from hpcwatch.accounting.schema import SCHEMA
+
+    assert [f.name for f in dataclasses.fields(JobSummary)] == list(FIELDS) == SCHEMA.names
+    assert [f.name for f in dataclasses.fields(NodeUsage)] == [n for n, _ in NODE_FIELDS]
+    assert [f.name for f in dataclasses.fields(GpuUsage)] == [n for n, _ in GPU_FIELDS]
