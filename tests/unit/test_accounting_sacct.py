@@ -111,3 +111,17 @@ def test_fuzz_never_raises(text):
 def test_fuzz_truncated_real_lines(lines, cut):
     text = "\n".join(lines)
     parse_summary_sacct(text[:cut] + text[cut + 1:])
+
+
+def test_the_enrichment_queries_are_promql():
+    """Each batched query parses with Prometheus' grammar (promql-parser); job ids and cluster names that
+    could break out of the matcher are refused before they reach PromQL."""
+    import promql_parser
+    from hpcwatch.accounting.enrich import JobWindow, batch_queries
+
+    _, queries = batch_queries([JobWindow("1", 100, 160), JobWindow("2_3", 120, 200)], "hpcw")
+    for _name, q, _ in queries:
+        promql_parser.parse(q)
+    for bad_job, bad_cluster in (('1"}or{x="', "c"), ("1", 'c"} or vector(1) #')):
+        with pytest.raises(ValueError):
+            batch_queries([JobWindow(bad_job, 1, 2)], bad_cluster)
