@@ -1,8 +1,11 @@
-"""The Prometheus text format (0.0.4), written fast: the scrape path's biggest cost was formatting.
+"""Exposition: the Prometheus text format (0.0.4) written fast, OpenMetrics on request, and reuse.
 
-Output is byte-for-byte what prometheus_client's `generate_latest` writes for the names we use
+Text output is byte-for-byte what prometheus_client's `generate_latest` writes for the names we use
 (legacy metric and label names, which every hpcwatch family has); tests pin that equivalence.
 Label values from users are escaped here (backslash, quote, newline) like the library does.
+OpenMetrics is prometheus_client's own encoder, one family at a time. `FamilyBytes` keeps each
+family's bytes while a collector keeps yielding the very same family object, which snapshot
+collectors do between refreshes: their scrapes then cost a join, not a render.
 """
 
 from __future__ import annotations
@@ -10,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
+
+TEXT = "text"
+OPENMETRICS = "openmetrics"
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version={version}; charset=utf-8"
+OPENMETRICS_EOF = b"# EOF\n"
 
 _TYPE = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
          "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
@@ -73,3 +83,76 @@ def render_text(families: Iterable[Metric]) -> bytes:
             append(f"# HELP {name}{suffix} {doc}\n# TYPE {name}{suffix} gauge\n")
             out.extend(lines)
     return "".join(out).encode("utf-8")
+
+
+class _One:
+    """The registry shape prometheus_client's encoders take, over one family."""
+
+    __slots__ = ("family",)
+
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> list[Metric]:
+        return [self.family]
+
+
+def render_openmetrics_family(family: Metric) -> bytes:
+    """One family in OpenMetrics 1.0 text, without the closing `# EOF`."""
+    out = openmetrics.generate_latest(_One(family))
+    return out[: -len(OPENMETRICS_EOF)] if out.endswith(OPENMETRICS_EOF) else out
+
+
+def render_family(family: Metric, fmt: str) -> bytes:
+    return render_openmetrics_family(family) if fmt == OPENMETRICS else render_text((family,))
+
+
+def negotiate(accept: str) -> tuple[str, str]:
+    """(format, Content-Type) for an Accept header, as promhttp chooses: highest q first, text by default.
+
+    OpenMetrics 1.0.0 and 0.0.1 (the body is the same) are served when asked for; any text/plain gets
+    the 0.0.4 text format; protobuf is not offered.
+    """
+    choices: list[tuple[float, int, str, str]] = []
+    for i, item in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in item.split(";"))
+        opts = {}
+        for p in params:
+            k, _, v = p.partition("=")
+            opts[k.strip().lower()] = v.strip().strip('"')
+        try:
+            q = float(opts.get("q", "1"))
+        except ValueError:
+            q = 0.0
+        if q > 0:
+            choices.append((-q, i, media.lower(), opts.get("version", "")))
+    for _, _, media, version in sorted(choices):
+        if media == "application/openmetrics-text" and version in ("", "1.0.0", "0.0.1"):
+            return OPENMETRICS, CONTENT_TYPE_OPENMETRICS.format(version=version or "1.0.0")
+        if media in ("text/plain", "text/*", "*/*"):
+            return TEXT, CONTENT_TYPE_TEXT
+    return TEXT, CONTENT_TYPE_TEXT
+
+
+class FamilyBytes:
+    """Rendered bytes of the families one collector yielded last time, reused for the same objects.
+
+    Families are immutable once yielded (Collector contract), so the same object renders the same
+    bytes; entries for objects no longer yielded are dropped on the next render.
+    """
+
+    def __init__(self) -> None:
+        self._by_format: dict[str, dict[int, tuple[Metric, bytes]]] = {}
+
+    def render(self, families: Iterable[Metric], fmt: str) -> list[bytes]:
+        old = self._by_format.get(fmt, {})
+        new: dict[int, tuple[Metric, bytes]] = {}
+        parts = []
+        for fam in families:
+            entry = old.get(id(fam))
+            if entry is None or entry[0] is not fam:
+                entry = (fam, render_family(fam, fmt))
+            new[id(fam)] = entry
+            parts.append(entry[1])
+        self._by_format[fmt] = new
+        return parts

@@ -1,7 +1,9 @@
-"""One scrape: run the enabled collectors (concurrently, each with a deadline) and add health families.
+"""One scrape: run the selected collectors (concurrently, each with a deadline) and add health families.
 
 A collector that raises, overruns the deadline, or is still busy with an earlier overrun reports
-`hpcwatch_collector_success 0`; everything else in the scrape is still served.
+`hpcwatch_collector_success 0`; everything else in the scrape is still served. `render` is the
+HTTP path: each collector's families go through its own `FamilyBytes`, so a snapshot collector
+that yields the same family objects until its next refresh is rendered once per refresh.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from hpcwatch.exporters.exposition import FamilyBytes, render_family
 from hpcwatch.exporters.registry import Collector
 from hpcwatch.exporters.selfmetrics import collect_parse_errors
 from hpcwatch.exporters.snapshot import SnapshotSource
@@ -20,6 +23,32 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.scrape")
+
+
+class SelectionError(ValueError):
+    """collect[]/exclude[] named something this agent cannot serve (answered with HTTP 400)."""
+
+
+def select(enabled: Sequence[str], known: Collection[str], collect: Sequence[str],
+           exclude: Sequence[str]) -> list[str] | None:
+    """node_exporter's collect[]/exclude[] rules: the collectors to run, None for all of them.
+
+    collect[] names collectors to run, each of which must be enabled here ("missing collector" when
+    no such collector exists, "disabled collector" when it is not running on this agent); exclude[]
+    runs every enabled collector except those named, and names nothing else may ignore; both in one
+    request is an error.
+    """
+    if not collect and not exclude:
+        return None
+    if collect and exclude:
+        raise SelectionError("Combined collect and exclude queries are not allowed.")
+    if exclude:
+        return [c for c in enabled if c not in exclude]
+    for name in collect:
+        if name not in enabled:
+            problem = "disabled collector" if name in known else "missing collector"
+            raise SelectionError(f"Couldn't create filtered metrics handler: {problem}: {name}")
+    return [c for c in enabled if c in collect]
 
 
 class ScrapeCollector:
@@ -33,6 +62,11 @@ class ScrapeCollector:
         self._overrun: dict[str, Future] = {}
         self._busy_lock = threading.Lock()
         self._last_error: dict[str, str] = {}
+        self._bytes = {c.name: FamilyBytes() for c in self.collectors}
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.collectors]
 
     @property
     def sources(self) -> list[SnapshotSource]:
@@ -49,14 +83,19 @@ class ScrapeCollector:
             self._last_error[name] = reason
             log.warning("collector=%s failed: %s", name, reason)
 
-    def collect(self) -> Iterator[Metric]:
+    def _chosen(self, only: Collection[str] | None) -> list[Collector]:
+        return self.collectors if only is None else [c for c in self.collectors if c.name in only]
+
+    def gather(self, only: Collection[str] | None = None) -> tuple[list[tuple[str, list[Metric]]], list[Metric]]:
+        """Run the chosen collectors: ([(collector, its families)], health families)."""
+        chosen = self._chosen(only)
         success = GaugeMetricFamily("hpcwatch_collector_success",
                                     "1 when the collector's last scrape succeeded, 0 when it raised or timed out.",
                                     labels=["collector"])
         duration = GaugeMetricFamily("hpcwatch_collector_duration_seconds",
                                      "Wall time the collector took in this scrape.", labels=["collector"])
         started: list[tuple[Collector, Future | None, float]] = []
-        for c in self.collectors:
+        for c in chosen:
             t0 = time.perf_counter()
             with self._busy_lock:
                 # Only a collect that overran its deadline blocks new ones; concurrent scrapes run side by side.
@@ -67,6 +106,7 @@ class ScrapeCollector:
                 self._overrun.pop(c.name, None)
             started.append((c, self._pool.submit(self._run_one, c), t0))
         deadline = time.monotonic() + self.timeout
+        results: list[tuple[str, list[Metric]]] = []
         for c, fut, t0 in started:
             if fut is None:
                 self._note_failure(c.name, "still busy with an earlier scrape that overran its deadline")
@@ -92,32 +132,48 @@ class ScrapeCollector:
                 log.info("collector=%s recovered", c.name)
             success.add_metric([c.name], 1)
             duration.add_metric([c.name], took)
-            yield from metrics
-        yield success
-        yield duration
-        yield from self._source_families()
-        yield from collect_parse_errors()
+            results.append((c.name, metrics))
+        health: list[Metric] = [success, duration]
+        health.extend(_source_families([s for c in chosen for s in c.sources()]))
+        health.extend(collect_parse_errors())
+        return results, health
 
-    def _source_families(self) -> Iterator[Metric]:
-        sources = self.sources
-        if not sources:
-            return
-        last = GaugeMetricFamily("hpcwatch_source_last_success_timestamp_seconds",
-                                 "Unix time of the source's last successful refresh.", labels=["source"])
-        up = GaugeMetricFamily("hpcwatch_source_up",
-                               "1 when the source's most recent refresh succeeded.", labels=["source"])
-        dur = GaugeMetricFamily("hpcwatch_source_refresh_duration_seconds",
-                                "Wall time of the source's most recent refresh.", labels=["source"])
-        for s in sources:
-            ts = s.last_success
-            if ts is not None:
-                last.add_metric([s.name], ts)
-            up.add_metric([s.name], 1 if s.ok else 0)
-            if s.last_duration is not None:
-                dur.add_metric([s.name], s.last_duration)
-        yield last
-        yield up
-        yield dur
+    def collect(self, only: Collection[str] | None = None) -> Iterator[Metric]:
+        """Every family of one scrape (the prometheus_client collector interface; OTLP and tests)."""
+        results, health = self.gather(only)
+        for _, metrics in results:
+            yield from metrics
+        yield from health
+
+    def render(self, fmt: str, only: Collection[str] | None = None) -> list[bytes]:
+        """One scrape as exposition bytes, in parts to join: families reused by identity cost nothing."""
+        results, health = self.gather(only)
+        parts: list[bytes] = []
+        for name, metrics in results:
+            parts.extend(self._bytes[name].render(metrics, fmt))
+        parts.extend(render_family(f, fmt) for f in health)
+        return parts
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _source_families(sources: Sequence[SnapshotSource]) -> Iterator[Metric]:
+    if not sources:
+        return
+    last = GaugeMetricFamily("hpcwatch_source_last_success_timestamp_seconds",
+                             "Unix time of the source's last successful refresh.", labels=["source"])
+    up = GaugeMetricFamily("hpcwatch_source_up",
+                           "1 when the source's most recent refresh succeeded.", labels=["source"])
+    dur = GaugeMetricFamily("hpcwatch_source_refresh_duration_seconds",
+                            "Wall time of the source's most recent refresh.", labels=["source"])
+    for s in sources:
+        ts = s.last_success
+        if ts is not None:
+            last.add_metric([s.name], ts)
+        up.add_metric([s.name], 1 if s.ok else 0)
+        if s.last_duration is not None:
+            dur.add_metric([s.name], s.last_duration)
+    yield last
+    yield up
+    yield dur

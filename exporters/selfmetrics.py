@@ -1,11 +1,12 @@
-"""Process-wide self-metrics shared by collectors: parse errors per source (a counter that only grows)."""
+"""The exporter's own metrics: parse errors per source (shared by collectors), build info, HTTP and process."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 _lock = threading.Lock()
 _parse_errors: dict[str, int] = {}
@@ -35,3 +36,81 @@ def collect_parse_errors() -> Iterator[CounterMetricFamily]:
     for source, n in items:
         fam.add_metric([source], n)
     yield fam
+
+
+def build_info() -> GaugeMetricFamily:
+    """hpcwatch_build_info{version,revision,python} 1, as node_exporter's node_exporter_build_info."""
+    import platform
+
+    from hpcwatch.buildinfo import revision
+    from hpcwatch.version import __version__
+
+    fam = GaugeMetricFamily("hpcwatch_build_info",
+                            "Always 1: the hpcwatch version, the source revision it was built from "
+                            "('unknown' when not built from git) and the Python version running it.",
+                            labels=["version", "revision", "python"])
+    fam.add_metric([__version__, revision(), platform.python_version()], 1)
+    return fam
+
+
+class ExporterMetrics:
+    """The agent's own metrics, served whatever collect[]/exclude[] select: HTTP side, web config, process.
+
+    `server` is anything with ServerStats-like `stats` and `max_connections`; `reload` anything with
+    `last_ok` and `last_success` (the web config watcher); both optional.
+    """
+
+    def __init__(self, server: object | None = None, reload: object | None = None, process: bool = True) -> None:
+        from prometheus_client import ProcessCollector
+
+        self.server = server
+        self.reload = reload
+        self._process = ProcessCollector(registry=None) if process else None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.server is not None:
+            yield from _http_families(self.server)
+        if self.reload is not None:
+            yield from _reload_families(self.reload)
+        if self._process is not None:
+            yield from self._process.collect()
+
+
+def _http_families(server) -> Iterator[Metric]:
+    stats = server.stats
+    conns = GaugeMetricFamily("hpcwatch_http_connections", "Open HTTP connections.")
+    conns.add_metric([], stats.open_connections)
+    yield conns
+    cap = GaugeMetricFamily("hpcwatch_http_connections_max",
+                            "Most HTTP connections held open at once (--web.max-connections, lowered to fit "
+                            "the open-files limit); at the bound, the longest-waiting connection is closed.")
+    cap.add_metric([], server.max_connections)
+    yield cap
+    closed = CounterMetricFamily("hpcwatch_http_connections_closed",
+                                 "HTTP connections the server closed, by reason: header_timeout, idle_timeout, "
+                                 "evicted (at the connection bound), refused, tls_failed, bad_request.",
+                                 labels=["reason"])
+    for reason, n in dict(stats.closed).items():
+        closed.add_metric([reason], n)
+    yield closed
+    responses = CounterMetricFamily("hpcwatch_http_responses", "HTTP responses sent, by status code.",
+                                    labels=["code"])
+    for code, n in sorted(dict(stats.responses).items()):
+        responses.add_metric([str(code)], n)
+    yield responses
+    failures = CounterMetricFamily("hpcwatch_http_auth_failures",
+                                   "Requests refused with 401: no, malformed or wrong basic-auth credentials.")
+    failures.add_metric([], stats.auth_failures)
+    yield failures
+
+
+def _reload_families(reload) -> Iterator[Metric]:
+    ok = GaugeMetricFamily("hpcwatch_web_config_last_reload_successful",
+                           "1 when the last read of --web.config.file (and its certificates) succeeded; 0 "
+                           "means a broken new file was refused and the previous config is still served.")
+    ok.add_metric([], 1 if reload.last_ok else 0)
+    yield ok
+    ts = GaugeMetricFamily("hpcwatch_web_config_last_reload_success_timestamp_seconds",
+                           "Unix time of the last successful read of --web.config.file.")
+    ts.add_metric([], reload.last_success)
+    yield ts

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from hpcwatch.exporters.exposition import OPENMETRICS, OPENMETRICS_EOF, TEXT, negotiate, render_family
+from hpcwatch.exporters.http1 import Request
 from hpcwatch.exporters.registry import AGENTS, Collector, CollectorContext, Paths, load_all
-from hpcwatch.exporters.scrape import ScrapeCollector
-from hpcwatch.exporters.server import LANDING, ExporterHTTPServer
+from hpcwatch.exporters.scrape import ScrapeCollector, SelectionError, select
+from hpcwatch.exporters.selfmetrics import ExporterMetrics, build_info
+from hpcwatch.exporters.server import (
+    LANDING,
+    ExporterHTTPServer,
+    Limits,
+    Response,
+    add_web_limit_arguments,
+    limits_from_args,
+    raise_fd_limit,
+)
 from hpcwatch.exporters.webconfig import WebConfig, WebConfigError, load_web_config
-from prometheus_client import CollectorRegistry
+from hpcwatch.exporters.webreload import WebConfigWatcher
 
 log = logging.getLogger("hpcwatch.serve")
 
@@ -51,6 +63,7 @@ def add_serve_arguments(p: argparse.ArgumentParser, registry: dict[str, type[Col
                    help="path under which to expose metrics (default: /metrics)")
     p.add_argument("--web.max-requests", dest="max_requests", type=int, default=40,
                    help="maximum concurrent scrapes; more get 503; 0 means no limit (default: 40)")
+    add_web_limit_arguments(p)
     p.add_argument("--web.config.file", dest="web_config_file", default=None,
                    help="exporter-toolkit YAML for TLS and basic auth (tls_server_config, basic_auth_users)")
     p.add_argument("--scrape.timeout", dest="scrape_timeout", type=float, default=10.0,
@@ -139,27 +152,77 @@ class Exporter:
 
     def __init__(self, collectors: Sequence[Collector], address: tuple[str, int], web: WebConfig | None = None,
                  telemetry_path: str = "/metrics", max_requests: int = 40, scrape_timeout: float = 10.0,
-                 agent: str = "node") -> None:
+                 agent: str = "node", *, limits: Limits | None = None, web_config_file: str | None = None,
+                 reload_interval: float = 10.0, known_collectors: Collection[str] = (),
+                 exporter_metrics: bool = True) -> None:
         self.scrape = ScrapeCollector(collectors, timeout=scrape_timeout)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.scrape)
-        landing = LANDING.format(version=__import__("hpcwatch").__version__, agent=agent,
-                                 collectors=", ".join(c.name for c in collectors) or "none", path=telemetry_path)
-        self.httpd = ExporterHTTPServer(address, self.registry, web or WebConfig(), telemetry_path,
-                                        max_requests, landing)
+        self.telemetry_path = telemetry_path
+        self.known_collectors = set(known_collectors) | set(self.scrape.names)
+        self.landing = LANDING.format(version=__import__("hpcwatch").__version__, agent=agent,
+                                      collectors=", ".join(c.name for c in collectors) or "none",
+                                      path=telemetry_path).encode()
+        if web_config_file is not None and web is None:
+            web = load_web_config(web_config_file)
+        web = web or WebConfig()
+        limits = dataclasses.replace(limits or Limits(), max_requests=max_requests)
+        self.httpd = ExporterHTTPServer(address, self.handle, web, telemetry_path, limits)
+        self.watcher = (WebConfigWatcher(web_config_file, web, self.httpd.set_web, reload_interval)
+                        if web_config_file else None)
+        self.exporter_metrics = ExporterMetrics(self.httpd, self.watcher) if exporter_metrics else None
+        self._build_info = {fmt: render_family(build_info(), fmt) for fmt in (TEXT, OPENMETRICS)}
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return self.httpd.server_address[1]
 
+    def handle(self, request: Request) -> Response:
+        """Route one request (on an HTTP worker thread, after authentication)."""
+        path = request.path
+        if path == self.telemetry_path:
+            return self.metrics(request)
+        if path == "/":
+            return Response(200, self.landing, "text/html; charset=utf-8")
+        if path in ("/-/healthy", "/-/ready"):
+            return Response(200, b"OK\n")
+        return Response(404, b"Not Found\n")
+
+    def metrics(self, request: Request) -> Response:
+        """The telemetry path: collect[]/exclude[] as node_exporter, text 0.0.4 or OpenMetrics by Accept."""
+        query = request.query
+        try:
+            only = select(self.scrape.names, self.known_collectors, query.get("collect[]", []),
+                          query.get("exclude[]", []))
+        except SelectionError as exc:
+            return Response(400, f"{exc}\n".encode())
+        fmt, content_type = negotiate(request.header("accept"))
+        parts = self.scrape.render(fmt, only)
+        parts.append(self._build_info[fmt])
+        if self.exporter_metrics is not None:
+            parts.extend(render_family(f, fmt) for f in self.exporter_metrics.collect())
+        if fmt == OPENMETRICS:
+            parts.append(OPENMETRICS_EOF)
+        return Response(200, b"".join(parts), content_type)
+
+    def reload_web_config(self) -> None:
+        """Re-read --web.config.file now (SIGHUP)."""
+        if self.watcher is None:
+            log.info("no --web.config.file to reload")
+        else:
+            self.watcher.request()
+
     def start(self) -> None:
         for source in self.scrape.sources:
             source.start()
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
         self._thread.start()
+        self.httpd.wait_started()
+        if self.watcher is not None:
+            self.watcher.start()
 
     def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.httpd.shutdown()
         self.httpd.server_close()
         for source in self.scrape.sources:
@@ -196,9 +259,11 @@ def _otel_outputs(args: argparse.Namespace):
 
 def run_serve(args: argparse.Namespace) -> int:
     registry = load_all()
+    raise_fd_limit()
     try:
         address = parse_listen_address(args.listen_address or f":{DEFAULT_PORTS[args.agent]}")
         web = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+        limits = limits_from_args(args)
     except (ValueError, WebConfigError) as exc:
         log.error("%s", exc)
         return 2
@@ -211,7 +276,9 @@ def run_serve(args: argparse.Namespace) -> int:
         collectors.append(otel_self)
     try:
         exporter = Exporter(collectors, address, web, args.telemetry_path, args.max_requests,
-                            args.scrape_timeout, args.agent)
+                            args.scrape_timeout, args.agent, limits=limits, web_config_file=args.web_config_file,
+                            reload_interval=args.web_config_reload_interval, known_collectors=registry,
+                            exporter_metrics=not args.disable_exporter_metrics)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", address[0], address[1], exc.strerror or exc)
         return 1
@@ -223,6 +290,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: exporter.reload_web_config())
     exporter.start()
     pusher = None
     if pusher_factory is not None:

@@ -1,25 +1,42 @@
-"""The HTTP side: serves the telemetry path with optional TLS, basic auth, gzip and a request limit.
+"""The HTTP side: one asyncio loop owns every connection; requests run on a small pool of threads.
 
-TLS handshakes happen in the connection's own thread (a slow client cannot stall accept), and a
-plain-HTTP request to a TLS port gets a clear 400 instead of a hang or a traceback.
+A connection costs a file descriptor and a few hundred bytes until a complete request head has
+arrived, never a thread: with one thread per connection, 1,100 idle connections starved every
+scrape (issue 15). So:
+- the request line and headers must arrive within `read_header_timeout` (a partial request without
+  its final CRLF is closed then), and a kept-alive connection idle for `idle_timeout` is closed;
+- open connections are bounded (`max_connections`, lowered to fit the open-files limit); at the
+  bound a new connection closes the one that has waited longest for a request (idle, still
+  dribbling its head, or queued for a password check), as nginx reuses keep-alive connections when
+  it runs short, so a scraper always gets in and an attacker only evicts its own connections;
+- only complete requests reach the worker threads (a bounded pool);
+- the scrape slot (`--web.max-requests`) is taken before a password is checked, and bcrypt runs
+  one at a time on its own thread (the auth lane); waiting for it costs no thread and no slot.
+TLS handshakes run in the loop under the same deadline; a connection uses the web config current
+when it was accepted, so a reload swaps certificates for new connections. A plain-HTTP request to a
+TLS port gets a clear 400 instead of a hang.
 """
 
 from __future__ import annotations
 
-import base64
+import argparse
+import asyncio
+import dataclasses
+import errno
 import gzip
-import hmac
 import logging
+import os
+import resource
 import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-import bcrypt
-from hpcwatch.exporters.exposition import render_text
+from hpcwatch.exporters.http1 import HEAD_END, HeadError, Request, parse_head, response_head
+from hpcwatch.exporters.webauth import BasicAuth
 from hpcwatch.exporters.webconfig import WebConfig
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from hpcwatch.version import __version__
 
@@ -29,155 +46,532 @@ LANDING = """<!doctype html><html><head><title>hpcwatch</title></head><body>
 <h1>hpcwatch {version}</h1><p>{agent} agent. Collectors: {collectors}</p>
 <p><a href="{path}">Metrics</a></p></body></html>"""
 
+FD_RESERVE = 64          # descriptors kept free for collectors' files and subprocess pipes
+_INLINE_BODY = 64 * 1024  # bodies up to this size go out in one write with the head
+_PLAIN_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+                 b"Client sent an HTTP request to an HTTPS server.\n")
+CLOSE_REASONS = ("header_timeout", "idle_timeout", "evicted", "refused", "tls_failed", "bad_request")
 
-class _AuthCache:
-    """bcrypt is deliberately slow; cache verified (user, password) pairs so scrapes stay cheap."""
 
-    def __init__(self, users: dict[str, bytes]) -> None:
-        self.users = users
-        self._ok: set[tuple[str, bytes]] = set()
-        self._lock = threading.Lock()
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How long a client may take and how many it may be (flags: --web.*)."""
 
-    def check(self, header: str | None) -> bool:
-        if not self.users:
-            return True
-        if not header or not header.startswith("Basic "):
-            return False
+    read_header_timeout: float = 10.0   # from accept (or a kept-alive request's first byte) to the end of its head
+    idle_timeout: float = 120.0         # between requests on a kept-alive connection
+    write_timeout: float = 60.0         # to hand a response to a client that reads it slowly
+    max_connections: int = 1024
+    max_requests: int = 40              # concurrent requests of the telemetry path; 0: no limit
+    max_header_bytes: int = 16 * 1024
+
+
+@dataclasses.dataclass
+class Response:
+    """What a handler returns: status, body, content type and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+Handler = Callable[[Request], Response]
+
+
+def duration(text: str) -> float:
+    """'10', '10s', '1.5m', '500ms', '1h' -> seconds (argparse type for the --web.* timeouts)."""
+    t = text.strip().lower()
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if t.endswith(suffix):
+            t, factor = t[: -len(suffix)], scale
+            break
+    else:
+        factor = 1.0
+    try:
+        value = float(t) * factor
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration such as 10s, 2m or 0.5")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return int(text)
+
+
+def add_web_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags for the connection limits, web config reload and exporter metrics (`hpcwatch serve`)."""
+    d = Limits()
+    p.add_argument("--web.read-header-timeout", dest="read_header_timeout", type=duration,
+                   default=d.read_header_timeout, metavar="DURATION",
+                   help="time a client has to send its request line and headers, counted from the connection "
+                        "(or a kept-alive request's first byte); slower ones are closed "
+                        f"(default: {d.read_header_timeout:g}s)")
+    p.add_argument("--web.idle-timeout", dest="idle_timeout", type=duration, default=d.idle_timeout,
+                   metavar="DURATION",
+                   help=f"close a kept-alive connection idle this long (default: {d.idle_timeout:g}s)")
+    p.add_argument("--web.max-connections", dest="max_connections", type=_positive_int, default=d.max_connections,
+                   metavar="N", help="open connections at most (lowered to fit the open-files limit); at the bound "
+                                     "the connection that has waited longest for a request is closed "
+                                     f"(default: {d.max_connections})")
+    p.add_argument("--web.config.reload-interval", dest="web_config_reload_interval", type=float, default=10.0,
+                   metavar="SECONDS", help="how often to check --web.config.file and its certificates for changes; "
+                                           "0 checks only on SIGHUP (default: 10)")
+    p.add_argument("--web.disable-exporter-metrics", dest="disable_exporter_metrics", action="store_true",
+                   help="leave out the agent's own process_* and hpcwatch_http_*/hpcwatch_web_config_* metrics")
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    return Limits(read_header_timeout=args.read_header_timeout, idle_timeout=args.idle_timeout,
+                  max_connections=args.max_connections, max_requests=args.max_requests)
+
+
+def fd_budget(wanted: int) -> int:
+    """How many connections fit under RLIMIT_NOFILE next to what is open now and FD_RESERVE."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 32
+    return max(8, min(wanted, soft - in_use - FD_RESERVE))
+
+
+def raise_fd_limit(cap: int = 65536) -> None:
+    """Raise the soft open-files limit to the hard one (as the Go runtime does for node_exporter)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft != resource.RLIM_INFINITY and soft < target:
         try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        hashed = self.users.get(user)
-        if hashed is None:
-            bcrypt.checkpw(b"x", b"$2b$10$" + b"." * 53)  # equalise timing for unknown users
-            return False
-        key = (user, hmac.digest(hashed, password.encode(), "sha256"))
-        with self._lock:
-            if key in self._ok:
-                return True
-        try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
-        except ValueError:
-            return False
-        if ok:
-            with self._lock:
-                self._ok.add(key)
-        return ok
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.debug("cannot raise the open-files limit: %s", exc)
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+class _Conn:
+    __slots__ = ("sock", "peer", "accepted", "task")
 
-    def __init__(self, address: tuple[str, int], registry: CollectorRegistry, web: WebConfig,
-                 telemetry_path: str = "/metrics", max_requests: int = 40, landing: str = "") -> None:
-        host = address[0]
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-        self.registry = registry
-        self.web = web
-        self.auth = _AuthCache(web.users)
+    def __init__(self, sock: socket.socket, peer: object, accepted: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.accepted = accepted
+        self.task: asyncio.Task | None = None
+
+
+@dataclasses.dataclass
+class ServerStats:
+    """Counters the exporter reports about its own HTTP side (read from other threads)."""
+
+    closed: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(CLOSE_REASONS, 0))
+    responses: dict[int, int] = dataclasses.field(default_factory=dict)
+    auth_failures: int = 0
+    open_connections: int = 0
+
+
+class ExporterHTTPServer:
+    """Serves `handler` on `address`; `serve_forever` runs the loop in the calling thread."""
+
+    def __init__(self, address: tuple[str, int], handler: Handler, web: WebConfig,
+                 telemetry_path: str = "/metrics", limits: Limits | None = None) -> None:
+        self.handler = handler
         self.telemetry_path = telemetry_path
-        self.landing = landing
-        # max_requests <= 0 means unlimited, as in node_exporter.
-        self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None
-
-    def process_request_thread(self, request, client_address):  # type: ignore[override]
-        if self.web.ssl_context is not None:
-            request = self._tls_wrap(request)
-            if request is None:
-                return
-        super().process_request_thread(request, client_address)
-
-    def _tls_wrap(self, raw: socket.socket) -> ssl.SSLSocket | None:
-        raw.settimeout(10)
+        self.limits = limits or Limits()
+        self.max_connections = fd_budget(self.limits.max_connections)
+        if self.max_connections < self.limits.max_connections:
+            log.info("at most %d connections (--web.max-connections=%d lowered to fit the open-files limit)",
+                     self.max_connections, self.limits.max_connections)
+        self.stats = ServerStats()
+        self.web = web
+        self.auth = BasicAuth(web.users)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._lsock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            head = raw.recv(8, socket.MSG_PEEK)
+            self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._lsock.bind(address)
+            self._lsock.listen(min(socket.SOMAXCONN, 4096))
         except OSError:
-            raw.close()
-            return None
-        if head[:1].isalpha():  # a TLS ClientHello starts with 0x16; letters mean plain HTTP
+            self._lsock.close()
+            raise
+        self._lsock.setblocking(False)
+        self.server_address = self._lsock.getsockname()[:2]
+        slots = self.limits.max_requests
+        self._slots_free = slots if slots > 0 else None
+        self._pool = ThreadPoolExecutor(max_workers=(min(slots, 16) if slots > 0 else 16) + 4,
+                                        thread_name_prefix="http")
+        self._bcrypt = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
+        self._conns: set[_Conn] = set()
+        self._waiting: dict[_Conn, None] = {}   # evictable, longest-waiting first
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lane: asyncio.Semaphore | None = None
+        self._stop: asyncio.Future | None = None
+        self._running = threading.Event()
+        self._stopped = threading.Event()
+        self._accept_paused = False
+        self._last_warning = 0.0
+        self._warned_counts: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- lifecycle (any thread)
+    def set_web(self, web: WebConfig) -> None:
+        """Use a new web config: TLS for connections accepted from now on, users for every request."""
+        auth = self.auth if web.users == self.web.users else BasicAuth(web.users)
+        self.web, self.auth = web, auth
+
+    def serve_forever(self) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda _loop, ctx: log.debug("http loop: %s", ctx.get("message")))
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._stopped.set()
+
+    def wait_started(self, timeout: float = 10.0) -> bool:
+        return self._running.wait(timeout)
+
+    def shutdown(self) -> None:
+        loop = self._loop
+        if loop is not None and self._running.is_set() and not self._stopped.is_set():
+            loop.call_soon_threadsafe(self._begin_stop)
+            self._stopped.wait(10)
+
+    def server_close(self) -> None:
+        self._lsock.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._bcrypt.shutdown(wait=False, cancel_futures=True)
+
+    # ----------------------------------------------------------------- the loop
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lane = asyncio.Semaphore(1)
+        self._stop = loop.create_future()
+        loop.add_reader(self._lsock.fileno(), self._on_acceptable)
+        self._running.set()
+        try:
+            await self._stop
+        finally:
+            if not self._accept_paused:
+                loop.remove_reader(self._lsock.fileno())
+            tasks = [c.task for c in self._conns if c.task is not None]
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
+
+    def _begin_stop(self) -> None:
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
+
+    def _on_acceptable(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        for _ in range(128):
             try:
-                raw.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
-                            b"Client sent an HTTP request to an HTTPS server.\n")
+                sock, peer = self._lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors anyway (collectors hold more than reserved): free one, retry shortly.
+                    self._evict_one()
+                    self._pause_accept(0.05)
+                    self._warn("refused", f"accept failed: {exc.strerror}")
+                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
+                    log.warning("accept failed: %s", exc)
+                return
+            if len(self._conns) >= self.max_connections and not self._evict_one():
+                self.stats.closed["refused"] += 1
+                self._warn("refused", "every connection is busy with a request")
+                sock.close()
+                continue
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            raw.close()
+            conn = _Conn(sock, peer, loop.time())
+            self._conns.add(conn)
+            self._waiting[conn] = None
+            self.stats.open_connections = len(self._conns)
+            conn.task = loop.create_task(self._serve(conn))
+
+    def _pause_accept(self, seconds: float) -> None:
+        loop = self._loop
+        assert loop is not None
+        if self._accept_paused:
+            return
+        self._accept_paused = True
+        loop.remove_reader(self._lsock.fileno())
+
+        def resume() -> None:
+            self._accept_paused = False
+            if self._stop is not None and not self._stop.done():
+                loop.add_reader(self._lsock.fileno(), self._on_acceptable)
+
+        loop.call_later(seconds, resume)
+
+    def _evict_one(self) -> bool:
+        """Close the connection that has waited longest for a request; False when none is waiting."""
+        if not self._waiting:
+            return False
+        conn = next(iter(self._waiting))
+        self._forget(conn)
+        self.stats.closed["evicted"] += 1
+        self._warn("evicted", f"{self.max_connections} connections open")
+        if conn.task is not None:
+            conn.task.cancel()
+        return True
+
+    def _forget(self, conn: _Conn) -> None:
+        self._conns.discard(conn)
+        self._waiting.pop(conn, None)
+        self.stats.open_connections = len(self._conns)
+
+    def _wait(self, conn: _Conn) -> None:
+        self._waiting.pop(conn, None)
+        if conn in self._conns:
+            self._waiting[conn] = None
+
+    def _busy(self, conn: _Conn) -> None:
+        self._waiting.pop(conn, None)
+
+    def _warn(self, reason: str, detail: str) -> None:
+        """One warning a minute at most while connections are evicted or refused, with the counts."""
+        now = time.monotonic()
+        if now - self._last_warning < 60:
+            return
+        self._last_warning = now
+        counts = ", ".join(f"{k} {v - self._warned_counts.get(k, 0)}" for k, v in self.stats.closed.items()
+                           if k in ("evicted", "refused"))
+        self._warned_counts = dict(self.stats.closed)
+        log.warning("too many connections (%s): closing the longest-waiting ones; since the last warning: %s "
+                    "(hpcwatch_http_connections_closed_total)", detail, counts)
+
+    # ----------------------------------------------------------------- one connection
+    async def _serve(self, conn: _Conn) -> None:
+        writer: asyncio.StreamWriter | None = None
+        graceful = False
+        try:
+            opened = await self._open(conn)
+            if opened is None:
+                return
+            reader, writer = opened
+            first = True
+            while True:
+                self._wait(conn)
+                request = await self._read_request(conn, reader, writer, first)
+                if request is None:
+                    return
+                first = False
+                response = await self._respond(conn, request)
+                self._busy(conn)
+                close = not request.keep_alive
+                await self._write(writer, request, response, close)
+                if close:
+                    graceful = True
+                    return
+        except asyncio.CancelledError:
+            pass
+        except (ConnectionError, TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+            log.debug("connection from %s: %s", conn.peer, exc)
+        except Exception:  # noqa: BLE001 - one broken connection must not reach the loop
+            log.debug("connection from %s failed", conn.peer, exc_info=True)
+        finally:
+            self._forget(conn)
+            if writer is None:
+                conn.sock.close()
+            elif graceful:
+                writer.close()
+            else:  # timeouts, evictions, errors: release the descriptor now, no TLS goodbye
+                writer.transport.abort()
+
+    async def _open(self, conn: _Conn) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        loop = asyncio.get_running_loop()
+        web = self.web
+        remaining = conn.accepted + self.limits.read_header_timeout - loop.time()
+        ctx = web.ssl_context
+        if ctx is not None:
+            if not await self._readable(conn.sock, remaining):
+                self.stats.closed["header_timeout"] += 1
+                conn.sock.close()
+                return None
+            try:
+                head = conn.sock.recv(8, socket.MSG_PEEK)
+            except OSError:
+                head = b""
+            if not head:
+                conn.sock.close()
+                return None
+            if head[:1].isalpha():  # a TLS ClientHello starts with 0x16; letters mean plain HTTP
+                try:
+                    conn.sock.send(_PLAIN_ON_TLS)
+                except OSError:
+                    pass
+                self.stats.closed["bad_request"] += 1
+                conn.sock.close()
+                return None
+            remaining = conn.accepted + self.limits.read_header_timeout - loop.time()
+        reader = asyncio.StreamReader(limit=self.limits.max_header_bytes, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            if ctx is not None:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol, conn.sock, ssl=ctx, ssl_handshake_timeout=max(0.1, remaining))
+            else:
+                transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn.sock)
+        except (ssl.SSLError, OSError, ConnectionError, TimeoutError) as exc:
+            log.debug("TLS handshake with %s failed: %s", conn.peer, exc)
+            self.stats.closed["tls_failed"] += 1
+            conn.sock.close()
+            return None
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        if ctx is not None and web.client_allowed_sans and not _san_allowed(writer, web.client_allowed_sans):
+            self.stats.closed["tls_failed"] += 1
+            transport.abort()
+            return None
+        return reader, writer
+
+    async def _readable(self, sock: socket.socket, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        loop.add_reader(sock.fileno(), lambda: fut.done() or fut.set_result(None))
+        try:
+            await asyncio.wait_for(fut, max(0.0, timeout))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(sock.fileno())
+
+    async def _read_request(self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            first: bool) -> Request | None:
+        loop = asyncio.get_running_loop()
+        lead = b""
+        if first:
+            deadline = conn.accepted + self.limits.read_header_timeout
+        else:
+            try:
+                lead = await asyncio.wait_for(reader.read(1), self.limits.idle_timeout)
+            except TimeoutError:
+                self.stats.closed["idle_timeout"] += 1
+                return None
+            if not lead:
+                return None
+            deadline = loop.time() + self.limits.read_header_timeout
+        try:
+            head = await asyncio.wait_for(reader.readuntil(HEAD_END), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self.stats.closed["header_timeout"] += 1
+            return None
+        except asyncio.LimitOverrunError:
+            await self._reply_error(writer, 431, "request head too large")
+            return None
+        except asyncio.IncompleteReadError:
             return None
         try:
-            tls = self.web.ssl_context.wrap_socket(raw, server_side=True)  # type: ignore[union-attr]
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("TLS handshake failed: %s", exc)
-            raw.close()
+            return parse_head(lead + head[: -len(HEAD_END)])
+        except HeadError as exc:
+            await self._reply_error(writer, exc.status, exc.reason)
             return None
-        if self.web.client_allowed_sans and not _san_allowed(tls, self.web.client_allowed_sans):
-            tls.close()
-            return None
-        tls.settimeout(None)
-        return tls
 
-    def handle_error(self, request, client_address):  # noqa: D401 - quieter than the default traceback
-        log.debug("connection from %s failed", client_address, exc_info=True)
+    async def _reply_error(self, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+        self.stats.closed["bad_request"] += 1
+        self._count(status)
+        body = (reason + "\n").encode()
+        writer.write(response_head(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                            ("Content-Length", str(len(body)))], True) + body)
+        try:
+            await asyncio.wait_for(writer.drain(), 5)
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+
+    async def _respond(self, conn: _Conn, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, b"Method Not Allowed\n", headers=[("Allow", "GET, HEAD")])
+        loop = asyncio.get_running_loop()
+        is_metrics = request.path == self.telemetry_path
+        slot = False
+        try:
+            auth = self.auth
+            if auth.enabled:
+                attempt = auth.attempt(request.header("authorization"))
+                verdict = auth.cached(attempt) if attempt is not None else False
+                if verdict is None:
+                    assert self._lane is not None and attempt is not None
+                    async with self._lane:   # waiting here: no thread, no slot, and evictable
+                        if is_metrics:
+                            slot = self._take_slot()
+                            if not slot:
+                                return _too_many()
+                        self._busy(conn)
+                        verdict = await loop.run_in_executor(self._bcrypt, auth.verify, attempt)
+                elif not verdict:
+                    # A failure answered from the cache (or without credentials) takes as long as one
+                    # that ran bcrypt, and costs no CPU: floods are slowed, not served fast.
+                    await asyncio.sleep(auth.bcrypt_seconds)
+                if not verdict:
+                    self.stats.auth_failures += 1
+                    return Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="hpcwatch"')])
+            if is_metrics and not slot:
+                slot = self._take_slot()
+                if not slot:
+                    return _too_many()
+            self._busy(conn)
+            return await loop.run_in_executor(self._pool, self._run_handler, request)
+        finally:
+            if slot and self._slots_free is not None:
+                self._slots_free += 1
+
+    def _take_slot(self) -> bool:
+        if self._slots_free is None:
+            return True
+        if self._slots_free <= 0:
+            return False
+        self._slots_free -= 1
+        return True
+
+    def _run_handler(self, request: Request) -> Response:
+        """On a worker thread: the handler, then gzip when the client accepts it."""
+        try:
+            response = self.handler(request)
+        except Exception:  # noqa: BLE001 - a handler bug is a 500, never a dead connection
+            log.exception("handler failed for %s", request.path)
+            return Response(500, b"Internal Server Error\n")
+        if response.body and response.status == 200 and "gzip" in request.header("accept-encoding"):
+            response.body = gzip.compress(response.body, compresslevel=1)
+            response.headers.append(("Content-Encoding", "gzip"))
+        return response
+
+    async def _write(self, writer: asyncio.StreamWriter, request: Request, response: Response, close: bool) -> None:
+        self._count(response.status)
+        headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
+                   ("Server", f"hpcwatch/{__version__}")]
+        headers.extend(self.web.headers.items())
+        headers.extend(response.headers)
+        head = response_head(response.status, headers, close)
+        body = b"" if request.method == "HEAD" else response.body
+        if len(body) <= _INLINE_BODY:
+            writer.write(head + body)
+        else:
+            writer.write(head)
+            writer.write(body)
+        await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+
+    def _count(self, status: int) -> None:
+        self.stats.responses[status] = self.stats.responses.get(status, 0) + 1
 
 
-def _san_allowed(tls: ssl.SSLSocket, allowed: list[str]) -> bool:
-    cert = tls.getpeercert() or {}
+def _too_many() -> Response:
+    return Response(503, b"Too many concurrent scrapes (--web.max-requests)\n")
+
+
+def _san_allowed(writer: asyncio.StreamWriter, allowed: list[str]) -> bool:
+    tls = writer.get_extra_info("ssl_object")
+    cert = (tls.getpeercert() if tls is not None else None) or {}
     names = {v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address", "email", "URI")}
     return bool(names & set(allowed))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: ExporterHTTPServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; without TCP_NODELAY the body waits ~40 ms for an ACK.
-    disable_nagle_algorithm = True
-    server_version = f"hpcwatch/{__version__}"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8",
-              extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in {**self.server.web.headers, **(extra or {})}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
-        self.do_GET()
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        if not self.server.auth.check(self.headers.get("Authorization")):
-            self._send(401, b"Unauthorized\n", extra={"WWW-Authenticate": 'Basic realm="hpcwatch"'})
-            return
-        path = self.path.split("?", 1)[0]
-        if path == self.server.telemetry_path:
-            self._metrics()
-        elif path == "/":
-            self._send(200, self.server.landing.encode(), "text/html; charset=utf-8")
-        elif path in ("/-/healthy", "/-/ready"):
-            self._send(200, b"OK\n")
-        else:
-            self._send(404, b"Not Found\n")
-
-    def _metrics(self) -> None:
-        slots = self.server.slots
-        if slots is not None and not slots.acquire(blocking=False):
-            self._send(503, b"Too many concurrent scrapes (--web.max-requests)\n")
-            return
-        try:
-            body = render_text(self.server.registry.collect())
-        finally:
-            if slots is not None:
-                slots.release()
-        extra = {}
-        if "gzip" in (self.headers.get("Accept-Encoding") or ""):
-            body = gzip.compress(body, compresslevel=1)
-            extra["Content-Encoding"] = "gzip"
-        self._send(200, body, CONTENT_TYPE_LATEST, extra)

@@ -3,7 +3,8 @@
 Same YAML as node_exporter: `tls_server_config` (cert_file, key_file, client_ca_file,
 client_auth_type, min_version, max_version), `http_server_config` (headers) and
 `basic_auth_users` (user: bcrypt hash). Unknown fields are errors, as in exporter-toolkit, and
-every error names the file and the field.
+every error names the file and the field. `files` lists what a config was read from, so
+`webreload.WebConfigWatcher` can notice a rotated certificate or an edited file.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class WebConfig:
     users: dict[str, bytes] = dataclasses.field(default_factory=dict)
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     client_allowed_sans: list[str] = dataclasses.field(default_factory=list)
+    files: tuple[str, ...] = ()
 
 
 def _fail(path: str, field: str, expected: str) -> WebConfigError:
@@ -70,13 +72,13 @@ def load_web_config(path: str) -> WebConfig:
     except yaml.YAMLError as exc:
         raise WebConfigError(f"{path}: not valid YAML: {exc}") from exc
     if raw is None:
-        return WebConfig()
+        return WebConfig(files=(path,))
     if not isinstance(raw, dict):
         raise WebConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     for key in raw:
         if key not in TOP_FIELDS:
             raise _fail(path, str(key), f"unknown field; expected one of {', '.join(sorted(TOP_FIELDS))}")
-    cfg = WebConfig()
+    cfg = WebConfig(files=(path,))
     _load_users(path, raw.get("basic_auth_users"), cfg)
     _load_http(path, raw.get("http_server_config"), cfg)
     tls = raw.get("tls_server_config")
@@ -145,19 +147,24 @@ def _load_tls(path: str, tls: object, cfg: WebConfig) -> ssl.SSLContext:
             if v not in TLS_VERSIONS:
                 raise _fail(path, f"tls_server_config.{field}", f"got {v!r}; expected one of {', '.join(TLS_VERSIONS)}")
             setattr(ctx, attr, TLS_VERSIONS[v])
+    cert_path, key_path = _resolve(path, str(cert)), _resolve(path, str(key))
+    cfg.files += (cert_path, key_path)
     try:
-        ctx.load_cert_chain(_resolve(path, str(cert)), _resolve(path, str(key)))
+        ctx.load_cert_chain(cert_path, key_path)
     except (OSError, ssl.SSLError) as exc:
-        raise _fail(path, "tls_server_config.cert_file/key_file", f"cannot load certificate and key: {exc}") from exc
+        raise _fail(path, "tls_server_config.cert_file/key_file",
+                    f"cannot load certificate {cert_path} and key {key_path}: {exc}") from exc
     ca = tls.get("client_ca_file")
     ctx.verify_mode = CLIENT_AUTH[auth]
     if ctx.verify_mode != ssl.CERT_NONE and not ca:
         raise _fail(path, "tls_server_config.client_ca_file", f"required when client_auth_type is {auth}")
     if ca:
+        ca_path = _resolve(path, str(ca))
+        cfg.files += (ca_path,)
         try:
-            ctx.load_verify_locations(_resolve(path, str(ca)))
+            ctx.load_verify_locations(ca_path)
         except (OSError, ssl.SSLError) as exc:
-            raise _fail(path, "tls_server_config.client_ca_file", f"cannot load CA bundle: {exc}") from exc
+            raise _fail(path, "tls_server_config.client_ca_file", f"cannot load CA bundle {ca_path}: {exc}") from exc
         if ctx.verify_mode == ssl.CERT_NONE:
             # exporter-toolkit: a CA without an auth type means verify certificates that are given.
             ctx.verify_mode = ssl.CERT_OPTIONAL
