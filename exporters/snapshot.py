@@ -2,7 +2,9 @@
 
 Any number of concurrent scrapes cost the source exactly one refresh per interval. A refresh that
 raises or times out keeps the previous snapshot and is logged; `last_success` makes staleness visible
-through `hpcwatch_source_last_success_timestamp_seconds{source}`.
+through `hpcwatch_source_last_success_timestamp_seconds{source}`. `FamilyCache` builds a collector's
+families once per snapshot: the same family objects are then yielded until the next refresh, and the
+server renders each of them once (exposition.FamilyBytes), so a scrape of a snapshot costs a join.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
+
+from prometheus_client.metrics_core import Metric
 
 T = TypeVar("T")
 
@@ -35,7 +39,6 @@ class SnapshotSource(Generic[T]):
         self._refreshes = 0
         self._failures = 0
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- reading (scrape path: never blocks on the source) --
@@ -108,21 +111,33 @@ class SnapshotSource(Generic[T]):
         while not self._stop.is_set():
             began = time.monotonic()
             self.refresh_now()
-            remaining = self.interval - (time.monotonic() - began)
-            self._wake.wait(max(0.0, remaining))
-            self._wake.clear()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=f"source-{self.name}", daemon=True)
             self._thread.start()
 
-    def trigger(self) -> None:
-        """Ask the loop to refresh now instead of waiting out the interval (tests, SIGHUP)."""
-        self._wake.set()
-
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class FamilyCache:
+    """Families built from snapshot values once, rebuilt only when one of the values is a new object."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[tuple[object, ...], list[Metric]] = ((), [])
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...], build: Callable[[], Iterable[Metric]]) -> list[Metric]:
+        """The families for `key` (snapshot objects, compared by identity: ids could be reused)."""
+        with self._lock:
+            cached_key, families = self._entry
+            if len(cached_key) == len(key) and all(a is b for a, b in zip(cached_key, key)):
+                return families
+        families = list(build())
+        with self._lock:
+            self._entry = (key, families)
+        return families

@@ -12,7 +12,7 @@ from hpcwatch.exporters.command import run_command
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
-from hpcwatch.exporters.snapshot import SnapshotSource
+from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -26,6 +26,9 @@ class BeegfsCollector(Collector):
     name = "beegfs"
     help = "BeeGFS metadata and storage requests per operation and bytes (beegfs-ctl --clientstats)"
     kind = "snapshot"
+    # Families built once per snapshot and reused until the next refresh (their bytes too); the key
+    # holds the instance, so one class-wide cache serves the one collector an agent runs.
+    _families = FamilyCache()
     default_agents = frozenset({"cluster"})
     options = (
         Option("ctl", "beegfs-ctl", "beegfs-ctl binary"),
@@ -74,7 +77,8 @@ class BeegfsCollector(Collector):
         return refresh
 
     def collect(self) -> Iterator[Metric]:
-        yield from families({t: s.value for t, s in self.stats.items() if s.value is not None})
+        values = {t: s.value for t, s in self.stats.items() if s.value is not None}
+        yield from self._families.get((self, *values.values()), lambda: families(values))
 
 
 def _parse_error(reason: str) -> None:

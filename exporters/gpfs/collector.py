@@ -30,7 +30,7 @@ from hpcwatch.exporters.gpfs.parse import (
 from hpcwatch.exporters.gpfs.state import GPFS_STATES, DaemonState, Waiter, parse_mmgetstate, parse_waiters
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
-from hpcwatch.exporters.snapshot import SnapshotSource
+from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -55,6 +55,9 @@ class GpfsCollector(Collector):
     name = "gpfs"
     help = "IBM Storage Scale (GPFS): per-filesystem I/O (mmpmon), usage (mmdf), component health (mmhealth)"
     kind = "snapshot"
+    # Families built once per snapshot and reused until the next refresh (their bytes too); the key
+    # holds the instance, so one class-wide cache serves the one collector an agent runs.
+    _families = FamilyCache()
     default_agents = frozenset({"node", "cluster"})
     options = (
         Option("bin-dir", "/usr/lpp/mmfs/bin", "directory holding mmpmon, mmdf, mmhealth"),
@@ -174,16 +177,21 @@ class GpfsCollector(Collector):
 
     # ------------------------------------------------------------------ scrape
     def collect(self) -> Iterator[Metric]:
-        if self.io.value is not None:
-            yield from io_families(self.io.value)
-        if self.usage is not None and self.usage.value is not None:
-            yield from usage_families(self.usage.value)
-        if self.health is not None and self.health.value is not None:
-            yield from health_families(*self.health.value)
-        if self.state is not None and self.state.value is not None:
-            yield from state_families(self.state.value)
-        if self.waiters is not None and self.waiters.value is not None:
-            yield from waiter_families(self.waiters.value, self.waiter_buckets)
+        values = tuple(s.value if s is not None else None
+                       for s in (self.io, self.usage, self.health, self.state, self.waiters))
+        yield from self._families.get((self, *values), lambda: self._build(*values))
+
+    def _build(self, io, usage, health, state, waiters) -> Iterator[Metric]:
+        if io is not None:
+            yield from io_families(io)
+        if usage is not None:
+            yield from usage_families(usage)
+        if health is not None:
+            yield from health_families(*health)
+        if state is not None:
+            yield from state_families(state)
+        if waiters is not None:
+            yield from waiter_families(waiters, self.waiter_buckets)
 
 
 def io_families(stats: list[FsIo]) -> Iterator[Metric]:

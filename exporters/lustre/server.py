@@ -36,7 +36,7 @@ from hpcwatch.exporters.lustre.target import (
 )
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
-from hpcwatch.exporters.snapshot import SnapshotSource
+from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -75,6 +75,9 @@ class LustreServerCollector(Collector):
     name = "lustre_server"
     help = "Lustre OSS/MDS: per-job I/O from job_stats (top N jobs), target stats, capacity, recovery"
     kind = "snapshot"
+    # Families built once per snapshot and reused until the next refresh (their bytes too); the key
+    # holds the instance, so one class-wide cache serves the one collector an agent runs.
+    _families = FamilyCache()
     default_agents = frozenset({"cluster"})
     options = (
         Option("refresh-interval", 30.0, "seconds between job_stats reads", type=float),
@@ -248,10 +251,8 @@ class LustreServerCollector(Collector):
         snap = self.source.value
         if snap is None:
             return
-        yield from job_families(snap.jobs)
-        yield from target_families(snap)
-        if self.brw_stats:
-            yield from brw_families(snap.brw)
+        yield from self._families.get((self, snap), lambda: [
+            *job_families(snap.jobs), *target_families(snap), *(brw_families(snap.brw) if self.brw_stats else ())])
 
 
 def _fold(counters: list[StatsCounter]) -> TargetCounters:

@@ -1,19 +1,33 @@
-"""Our fast text writer is byte-for-byte prometheus_client's generate_latest, for any families."""
+"""Our fast text writer is byte-for-byte prometheus_client's generate_latest, for any families; OpenMetrics
+rendered family by family joins to the library's output; reused family bytes equal a fresh render;
+content negotiation picks what promhttp would."""
 
 import string
 
-from hpcwatch.exporters.exposition import render_text
+import pytest
+from hpcwatch.exporters.exposition import (
+    OPENMETRICS,
+    OPENMETRICS_EOF,
+    TEXT,
+    FamilyBytes,
+    negotiate,
+    render_family,
+    render_openmetrics_family,
+    render_text,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     InfoMetricFamily,
     SummaryMetricFamily,
 )
 from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 NAMES = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12).map(lambda s: "hpc_" + s)
 LABEL_NAMES = st.lists(st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=6), max_size=3, unique=True)
@@ -66,3 +80,73 @@ def test_counter_named_without_total_keeps_its_name():
     c = Metric("jobs_started", "Jobs started.", "counter")
     c.samples.append(Sample("jobs_started", {}, 3.0, None, None))
     assert render_text([c]) == b"# HELP jobs_started Jobs started.\n# TYPE jobs_started counter\njobs_started 3.0\n"
+
+
+def _families(data, name, doc, labels):
+    g = GaugeMetricFamily(name, doc, labels=labels)
+    c = CounterMetricFamily(name + "_c", doc, labels=labels)
+    for _ in range(data.draw(st.integers(0, 4))):
+        vals = [data.draw(st.text(max_size=30)) for _ in labels]
+        g.add_metric(vals, data.draw(VALUES))
+        c.add_metric(vals, data.draw(VALUES))
+    return [g, c]
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=NAMES, doc=st.text(max_size=40), labels=LABEL_NAMES, data=st.data())
+def test_openmetrics_per_family_joins_to_the_library_output(name, doc, labels, data):
+    families = _families(data, name, doc, labels)
+    ours = b"".join(render_openmetrics_family(f) for f in families) + OPENMETRICS_EOF
+    assert ours == openmetrics_latest(Fixed(families))
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=NAMES, doc=st.text(max_size=40), labels=LABEL_NAMES, data=st.data(),
+       fmt=st.sampled_from([TEXT, OPENMETRICS]))
+def test_family_bytes_reuse_is_byte_identical(name, doc, labels, data, fmt):
+    """Rendering family by family, reusing the bytes of unchanged objects, is rendering them all at once."""
+    snapshot = _families(data, name, doc, labels)
+    cache = FamilyBytes()
+    first = cache.render(snapshot, fmt)
+    again = cache.render(snapshot, fmt)
+    assert all(a is b for a, b in zip(first, again))  # the same objects: not rendered again
+    whole = render_text(snapshot) if fmt == TEXT else openmetrics_latest(Fixed(snapshot))[: -len(OPENMETRICS_EOF)]
+    assert b"".join(again) == whole
+    fresh = _families(data, name + "_n", doc, labels)  # a refresh: new objects are rendered, old ones dropped
+    assert b"".join(cache.render(fresh, fmt)) == b"".join(render_family(f, fmt) for f in fresh)
+
+
+def test_histogram_summary_info_and_created_identical_in_openmetrics():
+    h = HistogramMetricFamily("hpc_scheduler_queue_wait_seconds", "Wait.", labels=["queue"])
+    h.add_metric(['q"1\\\n'], [("60", 3), ("300", 5), ("+Inf", 6)], sum_value=1234567.5)
+    gh = GaugeHistogramMetricFamily("hpc_scheduler_pending_wait_seconds", "Pending.", labels=["queue"])
+    gh.add_metric(["q"], [("60", 1), ("+Inf", 2)], gsum_value=90.0)
+    s = SummaryMetricFamily("hpc_x_seconds", "S.", count_value=3, sum_value=1.5)
+    i = InfoMetricFamily("hpc_job", "Identity.", value={"jobid": "1", "user": "é"})
+    c = CounterMetricFamily("hpc_y", "Y.", value=2, created=1700000000.0)
+    families = [h, gh, s, i, c]
+    ours = b"".join(render_openmetrics_family(f) for f in families) + OPENMETRICS_EOF
+    assert ours == openmetrics_latest(Fixed(families))
+
+
+@pytest.mark.parametrize(("accept", "want"), [
+    # Prometheus 2.x default scrape_protocols
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    # Prometheus 2.4x before 1.0.0 was offered
+    ("application/openmetrics-text; version=0.0.1,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+     "application/openmetrics-text; version=0.0.1; charset=utf-8"),
+    # Prometheus 3 with scrape_protocols: [PrometheusText1.0.0, PrometheusText0.0.4]
+    ("text/plain;version=1.0.0;escaping=allow-utf-8,text/plain;version=0.0.4;q=0.9,*/*;q=0.1",
+     "text/plain; version=0.0.4; charset=utf-8"),
+    ("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5",
+     "text/plain; version=0.0.4; charset=utf-8"),
+    ("*/*", "text/plain; version=0.0.4; charset=utf-8"),   # curl
+    ("", "text/plain; version=0.0.4; charset=utf-8"),      # urllib, wget
+    ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+     "text/plain; version=0.0.4; charset=utf-8"),          # protobuf is not offered
+    ("application/openmetrics-text;version=2.0.0,text/plain;q=0.1", "text/plain; version=0.0.4; charset=utf-8"),
+    ("application/openmetrics-text;q=0,text/plain;q=0.2", "text/plain; version=0.0.4; charset=utf-8"),
+])
+def test_negotiate_follows_the_accept_header(accept, want):
+    assert negotiate(accept)[1] == want

@@ -1,23 +1,31 @@
-"""SnapshotSource: one refresh per interval whatever the scrape load; failures keep the last good value."""
+"""SnapshotSource: one refresh per interval whatever the scrape load; failures keep the last good value;
+FamilyCache: families built once per snapshot."""
 
 import threading
 import time
 
 import pytest
-from hpcwatch.exporters.snapshot import SnapshotSource
+from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
+from prometheus_client.core import GaugeMetricFamily
 
 
-def test_concurrent_reads_cost_one_refresh_per_interval():
+def test_concurrent_reads_cost_no_refresh():
     calls = []
-    src = SnapshotSource("t", lambda: calls.append(1) or len(calls), interval=0.3)
+    first = threading.Event()
+
+    def refresh():
+        calls.append(1)
+        first.set()
+        return len(calls)
+
+    src = SnapshotSource("t", refresh, interval=3600)
     src.start()
     try:
-        deadline = time.monotonic() + 1.0
+        assert first.wait(30), "the background loop never refreshed"
         seen = []
 
         def reader():
-            while time.monotonic() < deadline:
-                seen.append(src.value)
+            seen.extend(src.value for _ in range(2000))
 
         threads = [threading.Thread(target=reader) for _ in range(20)]
         for t in threads:
@@ -26,9 +34,53 @@ def test_concurrent_reads_cost_one_refresh_per_interval():
             t.join()
     finally:
         src.stop()
-    # 1.0 s at a 0.3 s interval: 4 refreshes (t=0, .3, .6, .9), allow one either side for scheduling.
-    assert 3 <= len(calls) <= 5
-    assert len(seen) > 100  # reads never waited on the source
+    assert len(seen) == 40_000 and set(seen) == {1}  # every read served the one snapshot
+    assert len(calls) == 1 and src.refreshes == 1   # 40,000 reads, one refresh
+
+
+def test_loop_refreshes_once_per_interval():
+    starts: list[float] = []
+    five = threading.Event()
+
+    def refresh():
+        starts.append(time.monotonic())
+        if len(starts) >= 5:
+            five.set()
+        return len(starts)
+
+    src = SnapshotSource("t", refresh, interval=0.05)
+    src.start()
+    try:
+        assert five.wait(60), f"only {len(starts)} refreshes"
+    finally:
+        src.stop()
+    # Never sooner than the interval (a lower bound holds on any machine, however loaded).
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.05 * 0.99, gaps
+
+
+def test_stop_ends_the_loop_without_waiting_out_the_interval():
+    ran = threading.Event()
+    src = SnapshotSource("t", lambda: ran.set(), interval=3600)
+    src.start()
+    assert ran.wait(30)
+    src.stop(timeout=30)
+    assert not src._thread.is_alive()  # stop() woke the hour-long wait
+
+
+def test_family_cache_builds_once_per_snapshot_object():
+    builds = []
+    cache = FamilyCache()
+    snap_a, snap_b = {"jobs": 1}, {"jobs": 1}  # equal but distinct: a new refresh
+
+    def build(snap):
+        builds.append(snap)
+        return [GaugeMetricFamily("hpc_x", "X.", value=snap["jobs"])]
+
+    first = cache.get((snap_a,), lambda: build(snap_a))
+    assert cache.get((snap_a,), lambda: build(snap_a)) is first
+    assert cache.get((snap_b,), lambda: build(snap_b)) is not first
+    assert builds == [snap_a, snap_b]
 
 
 def test_failure_keeps_last_good_snapshot_and_reports_error():
