@@ -1,5 +1,6 @@
 """The serving core over real HTTP on loopback: scrapes, health families, deadlines, TLS, basic auth,
-request limits, web-config errors and SIGTERM."""
+request limits, web-config errors, reload on change and SIGHUP, content negotiation, build info, process
+metrics, collect[]/exclude[] and SIGTERM. Hostile clients: test_serve_hostile.py."""
 
 from __future__ import annotations
 
@@ -118,21 +119,30 @@ def test_scrape_serves_families_and_health(serve):
 
 def test_overrunning_collector_does_not_pile_up(serve):
     release = threading.Event()
-    hung = Hung(None, release)
-    exp = serve([Steady(None), hung], scrape_timeout=0.3)
+    calls = []
+
+    class CountingHung(Hung):
+        def collect(self):
+            calls.append(1)
+            return super().collect()
+
+    exp = serve([Steady(None), CountingHung(None, release)], scrape_timeout=0.3)
+    url = f"http://127.0.0.1:{exp.port}/metrics"
     try:
-        t0 = time.monotonic()
-        _get(f"http://127.0.0.1:{exp.port}/metrics")
-        _, text = _get(f"http://127.0.0.1:{exp.port}/metrics")
-        # The second scrape does not wait for the still-running first collect.
-        assert time.monotonic() - t0 < 5
+        _, first = _get(url)
+        _, text = _get(url)
+        assert collector_success(first)["hung"] == 0
+        # The second scrape did not start another collect behind the overrunning one, nor wait for it.
         assert collector_success(text)["hung"] == 0
         assert values(text, "hpcwatch_collector_duration_seconds", collector="hung") == [0.0]
+        assert len(calls) == 1
     finally:
         release.set()
-    time.sleep(0.1)
-    _, text = _get(f"http://127.0.0.1:{exp.port}/metrics")
-    assert collector_success(text)["hung"] == 1  # released: it recovers by itself
+    # Released, it recovers by itself: the next scrape that finds the old collect done runs a new one.
+    deadline = time.monotonic() + 30
+    while collector_success(_get(url)[1])["hung"] != 1:
+        assert time.monotonic() < deadline, "the hung collector never recovered"
+    assert len(calls) >= 2
 
 
 def test_landing_page_404_gzip_and_custom_path(serve):
@@ -148,18 +158,20 @@ def test_landing_page_404_gzip_and_custom_path(serve):
 
 def test_max_requests_rejects_with_503(serve):
     release = threading.Event()
+    entered = threading.Event()
 
     class Slow(Collector):
         name = "slow"
 
         def collect(self):
-            release.wait(10)
+            entered.set()
+            release.wait(30)
             return iter(())
 
-    exp = serve([Slow(None)], max_requests=1, scrape_timeout=20)
-    first = threading.Thread(target=_get, args=(f"http://127.0.0.1:{exp.port}/metrics",))
+    exp = serve([Slow(None)], max_requests=1, scrape_timeout=60)
+    first = threading.Thread(target=_get, args=(f"http://127.0.0.1:{exp.port}/metrics",), kwargs={"timeout": 60})
     first.start()
-    time.sleep(0.3)
+    assert entered.wait(30), "the first scrape never reached the collector"
     try:
         with pytest.raises(urllib.error.HTTPError) as err:
             _get(f"http://127.0.0.1:{exp.port}/metrics")
@@ -206,7 +218,7 @@ def pki(tmp_path_factory):
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
         "-subj", "/CN=hpcwatch-test-ca")
     _write(d / "san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name in ("server", "client"):
+    for name in ("server", "server2", "client"):
         run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
             "-subj", f"/CN={name}")
         run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
@@ -368,3 +380,203 @@ def test_absent_source_skipped_with_one_log_line(caplog):
     assert build_collectors(p.parse_args(["--no-collector.steady"]), registry) == []
     assert [c.name for c in build_collectors(p.parse_args(["--collector.disable-defaults",
                                                            "--collector.steady"]), registry)] == ["steady"]
+
+
+# --- HTTP parity with promhttp / node_exporter ----------------------------------------------------
+
+PROMETHEUS_2_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                       "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def _fetch(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, resp.headers, resp.read()
+
+
+def test_content_type_matches_the_format_sent(serve):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+    exp = serve([Steady(None), Snap(None)])
+    url = f"http://127.0.0.1:{exp.port}/metrics"
+    _, headers, body = _fetch(url)
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert_promtool_clean(body.decode())
+    _, headers, body = _fetch(url, {"Accept": PROMETHEUS_2_ACCEPT, "Accept-Encoding": "gzip"})
+    assert headers["Content-Type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    text = gzip.decompress(body).decode()
+    assert text.endswith("# EOF\n")
+    names = {f.name for f in parse_openmetrics(text)}  # the library's strict parser accepts it
+    assert {"hpc_node_test_value", "hpc_node_test_events", "hpcwatch_collector_success", "hpcwatch_build_info",
+            "process_cpu_seconds"} <= names
+    _, headers, _ = _fetch(url, {"Accept": "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"})
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+
+
+def test_build_info_and_process_metrics(serve):
+    import platform
+
+    from hpcwatch.version import __version__
+
+    exp = serve([Steady(None)])
+    _, text = _get(f"http://127.0.0.1:{exp.port}/metrics")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    git = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True)
+    want_revision = git.stdout.strip() if git.returncode == 0 else "unknown"
+    info = [dict(labels) for (n, labels) in __import__("helpers").samples(text) if n == "hpcwatch_build_info"]
+    assert info == [{"version": __version__, "revision": want_revision, "python": platform.python_version()}]
+    assert values(text, "process_cpu_seconds_total")[0] > 0
+    assert values(text, "process_resident_memory_bytes")[0] > 1e6
+    assert values(text, "process_open_fds")[0] >= 3
+    assert values(text, "process_max_fds")[0] >= values(text, "process_open_fds")[0]
+    assert values(text, "process_start_time_seconds")[0] > 1e9
+    assert_promtool_clean(text)
+
+
+def test_collect_and_exclude_select_collectors_as_node_exporter(serve):
+    exp = serve([Steady(None), Snap(None), Broken(None)], known_collectors={"gpu"})
+    base = f"http://127.0.0.1:{exp.port}/metrics"
+    _, text = _get(base + "?collect[]=steady")
+    assert collector_success(text) == {"steady": 1}   # health families for the selected collectors only
+    assert "hpc_node_test_value" in text and "hpc_node_snap" not in text
+    assert "hpcwatch_source_up" not in text           # snap's source is not selected
+    assert values(text, "hpcwatch_build_info") == [1] and values(text, "process_open_fds")  # always there
+    _, text = _get(base + "?collect[]=snap&collect%5B%5D=broken")
+    assert collector_success(text) == {"snap": 1, "broken": 0}
+    assert values(text, "hpcwatch_source_up", source="snap_src") == [1]
+    _, text = _get(base + "?exclude[]=steady&exclude[]=gpu")
+    assert collector_success(text) == {"snap": 1, "broken": 0}
+    assert "hpc_node_test_value" not in text
+    combined = "Combined collect and exclude queries are not allowed."
+    for query, message in (("collect[]=gpu", "disabled collector: gpu"),
+                           ("collect[]=nonsense", "missing collector: nonsense"),
+                           ("collect[]=steady&exclude[]=snap", combined)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(f"{base}?{query}")
+        assert err.value.code == 400
+        assert message in err.value.read().decode()
+    _, text = _get(base)
+    assert collector_success(text) == {"steady": 1, "snap": 1, "broken": 0}
+
+
+def test_unsupported_methods_and_malformed_requests(serve):
+    exp = serve([Steady(None)])
+    for body, code in ((b"", 405), (b"x", 413)):
+        req = urllib.request.Request(f"http://127.0.0.1:{exp.port}/metrics", data=body, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == code
+    assert err.value.code == 413 and "GET, HEAD" in _allow(exp.port)
+    with socket.create_connection(("127.0.0.1", exp.port), timeout=30) as s:
+        s.sendall(b"GET /metrics HTTP/2.0\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 505 ")
+    with socket.create_connection(("127.0.0.1", exp.port), timeout=30) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 431 ")
+    # Keep-alive: two requests on one connection, then the server still answers new ones.
+    with socket.create_connection(("127.0.0.1", exp.port), timeout=30) as s:
+        s.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"OK\n"):
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+    assert _get(f"http://127.0.0.1:{exp.port}/metrics")[0] == 200
+
+
+def _allow(port: int) -> str:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="DELETE")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    return err.value.headers["Allow"]
+
+
+# --- reload of the web config and certificates --------------------------------------------------
+
+def _served_cert(port: int, pki) -> bytes:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def _der(path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(open(path).read())
+
+
+def _install(pki, live, name):
+    """Put server cert `name` in place the way cert-manager and certbot do: whole files, renamed in."""
+    for ext in ("key", "crt"):
+        tmp = live / f".{ext}.tmp"
+        tmp.write_bytes((pki / f"{name}.{ext}").read_bytes())
+        os.replace(tmp, live / f"tls.{ext}")
+
+
+def _wait_for(condition, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_certificate_rotation_needs_no_restart_and_a_broken_file_keeps_the_old(serve, pki, tmp_path, caplog):
+    import logging
+
+    live = tmp_path / "live"
+    live.mkdir()
+    _install(pki, live, "server")
+    cfg = _write(live / "web.yml", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
+    exp = serve([Steady(None)], web_config_file=cfg, reload_interval=0.1)
+    assert _served_cert(exp.port, pki) == _der(pki / "server.crt")
+    _install(pki, live, "server2")
+    _wait_for(lambda: _served_cert(exp.port, pki) == _der(pki / "server2.crt"), "the second certificate")
+    with caplog.at_level(logging.INFO, logger="hpcwatch.webconfig"):
+        (live / "tls.crt").write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+        _wait_for(lambda: any("not reloaded" in r.getMessage() for r in caplog.records), "the refusal in the log")
+    refusal = next(r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage())
+    assert cfg in refusal and "tls_server_config.cert_file" in refusal and str(live / "tls.crt") in refusal
+    assert _served_cert(exp.port, pki) == _der(pki / "server2.crt")   # still the last good one
+    ctx = _client_ctx(pki, False)
+    _, text = _get(f"https://127.0.0.1:{exp.port}/metrics", context=ctx)
+    assert values(text, "hpcwatch_web_config_last_reload_successful") == [0]
+    _install(pki, live, "server")
+    _wait_for(lambda: _served_cert(exp.port, pki) == _der(pki / "server.crt"), "the first certificate again")
+    _, text = _get(f"https://127.0.0.1:{exp.port}/metrics", context=ctx)
+    assert values(text, "hpcwatch_web_config_last_reload_successful") == [1]
+
+
+def test_sighup_reloads_users(pki, tmp_path):
+    def auth(user, pw):
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
+
+    def users(name, pw):
+        hashed = bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=4)).decode()
+        _write(tmp_path / "web.yml", f"basic_auth_users:\n  {name}: '{hashed}'\n")
+
+    users("alice", "one")
+    port = _free_port()
+    proc = subprocess.Popen([f"{VENV_BIN}/hpcwatch", "serve", "--collector.disable-defaults",
+                             f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={tmp_path / 'web.yml'}",
+                             "--web.config.reload-interval=0"], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def status(headers):
+        try:
+            return _get(url, headers=headers, timeout=30)[0]
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (urllib.error.URLError, ConnectionError):
+            return None
+
+    try:
+        _wait_for(lambda: status(auth("alice", "one")) == 200, "the agent to serve alice")
+        users("bob", "two")
+        assert status(auth("bob", "two")) == 401   # polling is off: nothing changes until SIGHUP
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: status(auth("bob", "two")) == 200, "bob after SIGHUP")
+        assert status(auth("alice", "one")) == 401
+        assert proc.poll() is None                 # SIGHUP no longer ends the process
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "web config reloaded" in err
