@@ -368,7 +368,7 @@ class ExporterHTTPServer:
                 if request is None:
                     return
                 first = False
-                response = await self._respond(conn, request)
+                response = await self._respond(conn, request, reader)
                 self._busy(conn)
                 close = not request.keep_alive
                 await self._write(writer, request, response, close)
@@ -490,7 +490,7 @@ class ExporterHTTPServer:
         except (TimeoutError, ConnectionError, OSError):
             pass
 
-    async def _respond(self, conn: _Conn, request: Request) -> Response:
+    async def _respond(self, conn: _Conn, request: Request, reader: asyncio.StreamReader) -> Response:
         if request.method not in ("GET", "HEAD"):
             return Response(405, b"Method Not Allowed\n", headers=[("Allow", "GET, HEAD")])
         loop = asyncio.get_running_loop()
@@ -504,6 +504,8 @@ class ExporterHTTPServer:
                 if verdict is None:
                     assert self._lane is not None and attempt is not None
                     async with self._lane:   # waiting here: no thread, no slot, and evictable
+                        if reader.at_eof():   # the client gave up while queued: spend nothing on it
+                            raise ConnectionAbortedError("client left while waiting for the auth lane")
                         if is_metrics:
                             slot = self._take_slot()
                             if not slot:

@@ -47,6 +47,18 @@ def test_systemd_unit_verifies_and_is_hardened(unit, tmp_path):
 
 
 @pytest.mark.parametrize("unit", ["hpcwatch-node.service", "hpcwatch-cluster.service"])
+def test_systemd_unit_bounds_one_agent(unit):
+    """Files, tasks and memory are capped for one agent, with room for the HTTP connection bound."""
+    from hpcwatch.exporters.server import FD_RESERVE, Limits
+
+    directives = dict(line.split("=", 1) for line in _unit(unit).splitlines() if "=" in line and line[0] != "#")
+    nofile = int(directives["LimitNOFILE"])
+    assert nofile >= 2 * (Limits().max_connections + FD_RESERVE)   # connections plus the collectors' files
+    assert 64 <= int(directives["TasksMax"]) <= 512
+    assert directives["MemoryMax"].endswith(("M", "G"))
+
+
+@pytest.mark.parametrize("unit", ["hpcwatch-node.service", "hpcwatch-cluster.service"])
 def test_systemd_execstart_flags_exist(unit):
     help_text = _serve_help()
     exec_line = next(line for line in _unit(unit).splitlines() if line.startswith("ExecStart="))
