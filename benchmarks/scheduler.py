@@ -2,20 +2,26 @@
 
 Prints: refresh time split into Slurm command time and our parse/aggregate time; scrape p50/p99 with
 20 concurrent scrapers for ours and for a per-scrape-squeue collector (what the common Slurm
-exporters do); calls to slurmctld per interval for both; parser throughput on 200,000 squeue lines.
+exporters do), in two load shapes: "burst" (every 100 ms all 20 scrapers fire at once, as 20
+Prometheus servers whose scrapes line up) and "back-to-back" (each scraper starts its next scrape as
+soon as the last one ends: a saturation test whose latency is 20 / throughput); the exporter
+process's CPU time per scrape; calls to slurmctld per interval for both; parser throughput on
+200,000 squeue lines. Scrapers keep their connections alive, as Prometheus does, and run in a
+separate process so they do not share the exporter's GIL.
 Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import math
 import multiprocessing
 import os
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 from hpcwatch.exporters.command import run_command
 from hpcwatch.exporters.registry import Collector, CollectorContext
@@ -27,6 +33,8 @@ from prometheus_client.core import GaugeMetricFamily
 from hpcwatch.harness.slurm import SlurmCluster
 
 SCRAPERS = 20
+BURST_PERIOD = 0.1
+SHAPES = ("burst", "back-to-back")
 
 
 class PerScrapeSqueue(Collector):
@@ -55,19 +63,33 @@ class PerScrapeSqueue(Collector):
         yield fam
 
 
-def hammer(port: int, seconds: float) -> list[float]:
-    """SCRAPERS threads scraping back to back for `seconds`; returns every scrape's latency."""
+def hammer(port: int, seconds: float, shape: str) -> list[float]:
+    """SCRAPERS threads on kept-alive connections for `seconds`; returns every scrape's latency.
+
+    burst: all scrapers fire together every BURST_PERIOD (a scraper still busy fires at the next tick);
+    back-to-back: each scraper starts its next scrape when the last one ends.
+    """
     lat: list[float] = []
     lock = threading.Lock()
-    stop = time.monotonic() + seconds
+    began = time.monotonic()
+    stop = began + seconds
 
     def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        tick = began
         while time.monotonic() < stop:
+            if shape == "burst":
+                now = time.monotonic()
+                tick += BURST_PERIOD * max(1, math.ceil((now - tick) / BURST_PERIOD))
+                time.sleep(max(0.0, tick - time.monotonic()))
             t0 = time.perf_counter()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as r:
-                r.read()
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200, resp.status
             with lock:
                 lat.append(time.perf_counter() - t0)
+        conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(SCRAPERS)]
     for t in threads:
@@ -77,20 +99,26 @@ def hammer(port: int, seconds: float) -> list[float]:
     return lat
 
 
-def _hammer_child(port: int, seconds: float, conn) -> None:
-    conn.send(hammer(port, seconds))
+def _hammer_child(port: int, seconds: float, shape: str, conn) -> None:
+    conn.send(hammer(port, seconds, shape))
     conn.close()
 
 
-def hammer_elsewhere(port: int, seconds: float) -> list[float]:
-    """hammer() in a separate process, so the scrapers do not share the exporter's GIL."""
+def hammer_elsewhere(port: int, seconds: float, shape: str) -> tuple[list[float], float, float]:
+    """hammer() in a separate process: (latencies, wall seconds, this process's CPU seconds meanwhile)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_hammer_child, args=(port, seconds, child))
+    proc = ctx.Process(target=_hammer_child, args=(port, seconds, shape, child))
+    cpu0, t0 = _cpu(), time.monotonic()
     proc.start()
     lat = parent.recv()
     proc.join()
-    return lat
+    return lat, time.monotonic() - t0, _cpu() - cpu0
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -176,31 +204,36 @@ def main() -> int:
             ours.commands.calls.clear()
             ex = Exporter([ours], ("127.0.0.1", 0), agent="cluster", max_requests=0)
             ex.start()
+            elapsed = 0.0
             try:
-                began = time.monotonic()
-                lat = hammer_elsewhere(ex.port, args.seconds)
-                elapsed = time.monotonic() - began
+                for shape in SHAPES:
+                    lat, took, cpu = hammer_elsewhere(ex.port, args.seconds, shape)
+                    elapsed += took
+                    rows.append((f"ours, {shape}: scrapes by {SCRAPERS} scrapers in {took:.0f} s", f"{len(lat):,}"))
+                    rows.append((f"ours, {shape}: scrape p50 / p99",
+                                 f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
+                    rows.append((f"ours, {shape}: exporter CPU per scrape", f"{cpu / len(lat) * 1000:.2f} ms"))
             finally:
                 ex.stop()
             intervals = elapsed / args.interval
-            rows.append((f"ours: scrapes by {SCRAPERS} scrapers in {elapsed:.0f} s", f"{len(lat):,}"))
-            rows.append(("ours: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
             refreshes = ours.source.refreshes - 3
-            rows.append((f"ours: refreshes during the run (interval {args.interval:g} s)",
+            rows.append((f"ours: refreshes during the runs (interval {args.interval:g} s)",
                          f"{refreshes} in {elapsed:.1f} s ({intervals:.1f} intervals)"))
             rows.append(("ours: calls per command per refresh",
                          ", ".join(f"{k} {v / max(1, refreshes):.2f}" for k, v in sorted(ours.commands.calls.items()))))
             base = PerScrapeSqueue(env)
             ex = Exporter([base], ("127.0.0.1", 0), agent="cluster", max_requests=0, scrape_timeout=120)
             ex.start()
+            elapsed = 0.0
             try:
-                began = time.monotonic()
-                lat = hammer_elsewhere(ex.port, args.seconds)
-                elapsed = time.monotonic() - began
+                for shape in SHAPES:
+                    lat, took, cpu = hammer_elsewhere(ex.port, args.seconds, shape)
+                    elapsed += took
+                    rows.append((f"per-scrape squeue, {shape}: scrapes in {took:.0f} s", f"{len(lat):,}"))
+                    rows.append((f"per-scrape squeue, {shape}: scrape p50 / p99",
+                                 f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
             finally:
                 ex.stop()
-            rows.append((f"per-scrape squeue: scrapes in {elapsed:.0f} s", f"{len(lat):,}"))
-            rows.append(("per-scrape squeue: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
             rows.append(("per-scrape squeue: squeue calls per interval",
                          f"{base.calls / (elapsed / args.interval):.1f} (interval {args.interval:g} s)"))
             t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from hpcwatch.exporters.exposition import FamilyBytes, render_family
+from hpcwatch.exporters.exposition import FamilyBytes
 from hpcwatch.exporters.registry import Collector
 from hpcwatch.exporters.selfmetrics import collect_parse_errors
 from hpcwatch.exporters.snapshot import SnapshotSource
@@ -63,6 +63,8 @@ class ScrapeCollector:
         self._busy_lock = threading.Lock()
         self._last_error: dict[str, str] = {}
         self._bytes = {c.name: FamilyBytes() for c in self.collectors}
+        self._health_bytes = FamilyBytes()
+        self._memo: dict[str, tuple[tuple, list[Metric]]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -83,20 +85,35 @@ class ScrapeCollector:
             self._last_error[name] = reason
             log.warning("collector=%s failed: %s", name, reason)
 
+    def _memoized(self, name: str, key: tuple, build) -> list[Metric]:
+        """The families `build()` made last time when `key` is unchanged (so their bytes are reused too)."""
+        cached = self._memo.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        families = list(build())
+        self._memo[name] = (key, families)
+        return families
+
     def _chosen(self, only: Collection[str] | None) -> list[Collector]:
         return self.collectors if only is None else [c for c in self.collectors if c.name in only]
 
     def gather(self, only: Collection[str] | None = None) -> tuple[list[tuple[str, list[Metric]]], list[Metric]]:
         """Run the chosen collectors: ([(collector, its families)], health families)."""
         chosen = self._chosen(only)
-        success = GaugeMetricFamily("hpcwatch_collector_success",
-                                    "1 when the collector's last scrape succeeded, 0 when it raised or timed out.",
-                                    labels=["collector"])
+        outcomes: list[tuple[str, int]] = []
         duration = GaugeMetricFamily("hpcwatch_collector_duration_seconds",
                                      "Wall time the collector took in this scrape.", labels=["collector"])
         started: list[tuple[Collector, Future | None, float]] = []
+        inline: list[tuple[Collector, Future]] = []
         for c in chosen:
             t0 = time.perf_counter()
+            if c.kind == "snapshot":
+                # A snapshot collector reads memory its refresh thread filled: run it right here, with no
+                # hand-off to the pool (a thread switch cost more than the collect itself).
+                fut: Future = Future()
+                inline.append((c, fut))
+                started.append((c, fut, t0))
+                continue
             with self._busy_lock:
                 # Only a collect that overran its deadline blocks new ones; concurrent scrapes run side by side.
                 prev = self._overrun.get(c.name)
@@ -105,12 +122,17 @@ class ScrapeCollector:
                     continue
                 self._overrun.pop(c.name, None)
             started.append((c, self._pool.submit(self._run_one, c), t0))
+        for c, fut in inline:   # while the live collectors run on the pool
+            try:
+                fut.set_result(self._run_one(c))
+            except Exception as exc:  # noqa: BLE001 - reported below like any collector failure
+                fut.set_exception(exc)
         deadline = time.monotonic() + self.timeout
         results: list[tuple[str, list[Metric]]] = []
         for c, fut, t0 in started:
             if fut is None:
                 self._note_failure(c.name, "still busy with an earlier scrape that overran its deadline")
-                success.add_metric([c.name], 0)
+                outcomes.append((c.name, 0))
                 duration.add_metric([c.name], 0.0)
                 continue
             try:
@@ -119,23 +141,28 @@ class ScrapeCollector:
                 with self._busy_lock:
                     self._overrun[c.name] = fut
                 self._note_failure(c.name, f"did not finish within {self.timeout:g}s")
-                success.add_metric([c.name], 0)
+                outcomes.append((c.name, 0))
                 duration.add_metric([c.name], time.perf_counter() - t0)
                 continue
             except Exception as exc:  # noqa: BLE001 - any collector bug is reported, never raised
                 self._note_failure(c.name, f"{type(exc).__name__}: {exc}")
                 log.debug("collector=%s traceback", c.name, exc_info=exc)
-                success.add_metric([c.name], 0)
+                outcomes.append((c.name, 0))
                 duration.add_metric([c.name], time.perf_counter() - t0)
                 continue
             if self._last_error.pop(c.name, None) is not None:
                 log.info("collector=%s recovered", c.name)
-            success.add_metric([c.name], 1)
+            outcomes.append((c.name, 1))
             duration.add_metric([c.name], took)
             results.append((c.name, metrics))
-        health: list[Metric] = [success, duration]
-        health.extend(_source_families([s for c in chosen for s in c.sources()]))
-        health.extend(collect_parse_errors())
+        # Health families that did not change since the last scrape are the same objects (bytes reused).
+        key = tuple(outcomes)
+        health = [*self._memoized("success", key, lambda: [_success_family(outcomes)]), duration]
+        sources = [s for c in chosen for s in c.sources()]
+        key = tuple((s.name, s.last_success, s.ok, s.last_duration) for s in sources)
+        health.extend(self._memoized("sources", key, lambda: _source_families(sources)))
+        errors = list(collect_parse_errors())
+        health.extend(self._memoized("parse_errors", tuple(errors[0].samples), lambda: errors))
         return results, health
 
     def collect(self, only: Collection[str] | None = None) -> Iterator[Metric]:
@@ -151,11 +178,20 @@ class ScrapeCollector:
         parts: list[bytes] = []
         for name, metrics in results:
             parts.extend(self._bytes[name].render(metrics, fmt))
-        parts.extend(render_family(f, fmt) for f in health)
+        parts.extend(self._health_bytes.render(health, fmt))
         return parts
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _success_family(outcomes: list[tuple[str, int]]) -> Metric:
+    success = GaugeMetricFamily("hpcwatch_collector_success",
+                                "1 when the collector's last scrape succeeded, 0 when it raised or timed out.",
+                                labels=["collector"])
+    for name, ok in outcomes:
+        success.add_metric([name], ok)
+    return success
 
 
 def _source_families(sources: Sequence[SnapshotSource]) -> Iterator[Metric]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -53,27 +54,40 @@ def build_info() -> GaugeMetricFamily:
     return fam
 
 
+PROCESS_SAMPLE_SECONDS = 1.0
+
+
 class ExporterMetrics:
     """The agent's own metrics, served whatever collect[]/exclude[] select: HTTP side, web config, process.
 
     `server` is anything with ServerStats-like `stats` and `max_connections`; `reload` anything with
-    `last_ok` and `last_success` (the web config watcher); both optional.
+    `last_ok` and `last_success` (the web config watcher); both optional. The process_* families are
+    prometheus_client's ProcessCollector, sampled at most once a second: reading /proc cost more than
+    the rest of a snapshot scrape, and CPU time only moves in 10 ms ticks anyway.
     """
 
-    def __init__(self, server: object | None = None, reload: object | None = None, process: bool = True) -> None:
+    def __init__(self, server: object | None = None, reload: object | None = None) -> None:
         from prometheus_client import ProcessCollector
 
         self.server = server
         self.reload = reload
-        self._process = ProcessCollector(registry=None) if process else None
+        self._process = ProcessCollector(registry=None)
+        self._sampled: tuple[float, list[Metric]] = (float("-inf"), [])
 
     def collect(self) -> Iterator[Metric]:
         if self.server is not None:
             yield from _http_families(self.server)
         if self.reload is not None:
             yield from _reload_families(self.reload)
-        if self._process is not None:
-            yield from self._process.collect()
+        yield from self._process_families()
+
+    def _process_families(self) -> list[Metric]:
+        now = time.monotonic()
+        taken, families = self._sampled
+        if now - taken >= PROCESS_SAMPLE_SECONDS:
+            families = list(self._process.collect())
+            self._sampled = (now, families)
+        return families
 
 
 def _http_families(server) -> Iterator[Metric]:

@@ -11,7 +11,14 @@ import threading
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from hpcwatch.exporters.exposition import OPENMETRICS, OPENMETRICS_EOF, TEXT, negotiate, render_family
+from hpcwatch.exporters.exposition import (
+    OPENMETRICS,
+    OPENMETRICS_EOF,
+    TEXT,
+    FamilyBytes,
+    negotiate,
+    render_family,
+)
 from hpcwatch.exporters.http1 import Request
 from hpcwatch.exporters.registry import AGENTS, Collector, CollectorContext, Paths, load_all
 from hpcwatch.exporters.scrape import ScrapeCollector, SelectionError, select
@@ -170,6 +177,7 @@ class Exporter:
                         if web_config_file else None)
         self.exporter_metrics = ExporterMetrics(self.httpd, self.watcher) if exporter_metrics else None
         self._build_info = {fmt: render_family(build_info(), fmt) for fmt in (TEXT, OPENMETRICS)}
+        self._own_bytes = FamilyBytes()
         self._thread: threading.Thread | None = None
 
     @property
@@ -199,7 +207,7 @@ class Exporter:
         parts = self.scrape.render(fmt, only)
         parts.append(self._build_info[fmt])
         if self.exporter_metrics is not None:
-            parts.extend(render_family(f, fmt) for f in self.exporter_metrics.collect())
+            parts.extend(self._own_bytes.render(self.exporter_metrics.collect(), fmt))
         if fmt == OPENMETRICS:
             parts.append(OPENMETRICS_EOF)
         return Response(200, b"".join(parts), content_type)

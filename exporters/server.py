@@ -200,7 +200,7 @@ class ExporterHTTPServer:
         self.server_address = self._lsock.getsockname()[:2]
         slots = self.limits.max_requests
         self._slots_free = slots if slots > 0 else None
-        self._pool = ThreadPoolExecutor(max_workers=(min(slots, 16) if slots > 0 else 16) + 4,
+        self._pool = ThreadPoolExecutor(max_workers=(min(slots, 8) if slots > 0 else 8) + 4,
                                         thread_name_prefix="http")
         self._bcrypt = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
         self._conns: set[_Conn] = set()
@@ -456,7 +456,8 @@ class ExporterHTTPServer:
             deadline = conn.accepted + self.limits.read_header_timeout
         else:
             try:
-                lead = await asyncio.wait_for(reader.read(1), self.limits.idle_timeout)
+                async with asyncio.timeout(self.limits.idle_timeout):   # no extra task, unlike wait_for
+                    lead = await reader.read(1)
             except TimeoutError:
                 self.stats.closed["idle_timeout"] += 1
                 return None
@@ -464,7 +465,8 @@ class ExporterHTTPServer:
                 return None
             deadline = loop.time() + self.limits.read_header_timeout
         try:
-            head = await asyncio.wait_for(reader.readuntil(HEAD_END), max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):
+                head = await reader.readuntil(HEAD_END)
         except TimeoutError:
             self.stats.closed["header_timeout"] += 1
             return None
@@ -562,7 +564,9 @@ class ExporterHTTPServer:
         else:
             writer.write(head)
             writer.write(body)
-        await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+        if writer.transport.get_write_buffer_size():   # most responses leave in the write() itself
+            async with asyncio.timeout(self.limits.write_timeout):
+                await writer.drain()
 
     def _count(self, status: int) -> None:
         self.stats.responses[status] = self.stats.responses.get(status, 0) + 1
