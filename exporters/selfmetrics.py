@@ -128,3 +128,14 @@ def _reload_families(reload) -> Iterator[Metric]:
                            "Unix time of the last successful read of --web.config.file.")
     ts.add_metric([], reload.last_success)
     yield ts
+
+
+def documented_families() -> list[Metric]:
+    """The exporter's own families as an idle agent serving TLS with a web config reports them (docs)."""
+    from types import SimpleNamespace
+
+    from hpcwatch.exporters.server import ServerStats
+
+    server = SimpleNamespace(stats=ServerStats(responses={200: 1}), max_connections=1024)
+    reload = SimpleNamespace(last_ok=True, last_success=0.0)
+    return [build_info(), *ExporterMetrics(server, reload).collect()]
