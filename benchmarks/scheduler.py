@@ -126,6 +126,23 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000
 
 
+def scrape_shapes(collector: Collector, label: str, seconds: float, rows: list[tuple[str, str]]) -> float:
+    """Serve `collector` on the real HTTP server and scrape it in every shape; rows get the figures."""
+    ex = Exporter([collector], ("127.0.0.1", 0), agent="cluster", max_requests=0, scrape_timeout=120)
+    ex.start()
+    elapsed = 0.0
+    try:
+        for shape in SHAPES:
+            lat, took, cpu = hammer_elsewhere(ex.port, seconds, shape)
+            elapsed += took
+            rows.append((f"{label}, {shape}: scrapes by {SCRAPERS} scrapers in {took:.0f} s", f"{len(lat):,}"))
+            rows.append((f"{label}, {shape}: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
+            rows.append((f"{label}, {shape}: exporter CPU per scrape", f"{cpu / len(lat) * 1000:.2f} ms"))
+    finally:
+        ex.stop()
+    return elapsed
+
+
 def timed_commands(collector: SlurmCollector) -> dict[str, float]:
     """Wrap the reader so each command's wall time is recorded."""
     spent: dict[str, float] = {}
@@ -202,19 +219,7 @@ def main() -> int:
             rows.append(("ours: command time", ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(cmds.items()))))
             rows.append(("ours: parse/aggregate/persist", f"{(total - cmd_time) * 1000:.1f} ms"))
             ours.commands.calls.clear()
-            ex = Exporter([ours], ("127.0.0.1", 0), agent="cluster", max_requests=0)
-            ex.start()
-            elapsed = 0.0
-            try:
-                for shape in SHAPES:
-                    lat, took, cpu = hammer_elsewhere(ex.port, args.seconds, shape)
-                    elapsed += took
-                    rows.append((f"ours, {shape}: scrapes by {SCRAPERS} scrapers in {took:.0f} s", f"{len(lat):,}"))
-                    rows.append((f"ours, {shape}: scrape p50 / p99",
-                                 f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
-                    rows.append((f"ours, {shape}: exporter CPU per scrape", f"{cpu / len(lat) * 1000:.2f} ms"))
-            finally:
-                ex.stop()
+            elapsed = scrape_shapes(ours, "ours", args.seconds, rows)
             intervals = elapsed / args.interval
             refreshes = ours.source.refreshes - 3
             rows.append((f"ours: refreshes during the runs (interval {args.interval:g} s)",
@@ -222,18 +227,7 @@ def main() -> int:
             rows.append(("ours: calls per command per refresh",
                          ", ".join(f"{k} {v / max(1, refreshes):.2f}" for k, v in sorted(ours.commands.calls.items()))))
             base = PerScrapeSqueue(env)
-            ex = Exporter([base], ("127.0.0.1", 0), agent="cluster", max_requests=0, scrape_timeout=120)
-            ex.start()
-            elapsed = 0.0
-            try:
-                for shape in SHAPES:
-                    lat, took, cpu = hammer_elsewhere(ex.port, args.seconds, shape)
-                    elapsed += took
-                    rows.append((f"per-scrape squeue, {shape}: scrapes in {took:.0f} s", f"{len(lat):,}"))
-                    rows.append((f"per-scrape squeue, {shape}: scrape p50 / p99",
-                                 f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
-            finally:
-                ex.stop()
+            elapsed = scrape_shapes(base, "per-scrape squeue", args.seconds, rows)
             rows.append(("per-scrape squeue: squeue calls per interval",
                          f"{base.calls / (elapsed / args.interval):.1f} (interval {args.interval:g} s)"))
             t0 = time.perf_counter()

@@ -42,6 +42,17 @@ class Fixed:
         return iter(self.families)
 
 
+def _families(data, name, doc, labels):
+    g = GaugeMetricFamily(name, doc, labels=labels)
+    c = CounterMetricFamily(name + "_c", doc, labels=labels)
+    for _ in range(data.draw(st.integers(0, 4))):
+        vals = [data.draw(st.text(max_size=30)) for _ in labels]
+        g.add_metric(vals, data.draw(VALUES))
+        c.add_metric(vals, data.draw(VALUES))
+    return [g, c]
+
+
+
 def _both(families):
     reg = CollectorRegistry(auto_describe=False)
     reg.register(Fixed(families))
@@ -51,13 +62,7 @@ def _both(families):
 @settings(max_examples=300, deadline=None)
 @given(name=NAMES, doc=st.text(max_size=40), labels=LABEL_NAMES, data=st.data())
 def test_gauges_and_counters_identical(name, doc, labels, data):
-    g = GaugeMetricFamily(name, doc, labels=labels)
-    c = CounterMetricFamily(name + "_c", doc, labels=labels)
-    for _ in range(data.draw(st.integers(0, 4))):
-        vals = [data.draw(st.text(max_size=30)) for _ in labels]
-        g.add_metric(vals, data.draw(VALUES))
-        c.add_metric(vals, data.draw(VALUES))
-    ours, theirs = _both([g, c])
+    ours, theirs = _both(_families(data, name, doc, labels))
     assert ours == theirs
 
 
@@ -81,15 +86,6 @@ def test_counter_named_without_total_keeps_its_name():
     c.samples.append(Sample("jobs_started", {}, 3.0, None, None))
     assert render_text([c]) == b"# HELP jobs_started Jobs started.\n# TYPE jobs_started counter\njobs_started 3.0\n"
 
-
-def _families(data, name, doc, labels):
-    g = GaugeMetricFamily(name, doc, labels=labels)
-    c = CounterMetricFamily(name + "_c", doc, labels=labels)
-    for _ in range(data.draw(st.integers(0, 4))):
-        vals = [data.draw(st.text(max_size=30)) for _ in labels]
-        g.add_metric(vals, data.draw(VALUES))
-        c.add_metric(vals, data.draw(VALUES))
-    return [g, c]
 
 
 @settings(max_examples=200, deadline=None)
