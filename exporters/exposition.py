@@ -10,6 +10,7 @@ collectors do between refreshes: their scrapes then cost a join, not a render.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
@@ -21,6 +22,9 @@ OPENMETRICS = "openmetrics"
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version={version}; charset=utf-8"
 OPENMETRICS_EOF = b"# EOF\n"
+
+log = logging.getLogger("hpcwatch.exposition")
+_refused: set[str] = set()
 
 _TYPE = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
          "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
@@ -98,8 +102,14 @@ class _One:
 
 
 def render_openmetrics_family(family: Metric) -> bytes:
-    """One family in OpenMetrics 1.0 text, without the closing `# EOF`."""
-    out = openmetrics.generate_latest(_One(family))
+    """One family in OpenMetrics 1.0 text, without the closing `# EOF`; b"" (logged) if the encoder refuses it."""
+    try:
+        out = openmetrics.generate_latest(_One(family))
+    except Exception as exc:  # noqa: BLE001 - one odd family must not cost the whole scrape
+        if family.name not in _refused:
+            _refused.add(family.name)
+            log.warning("family %s left out of OpenMetrics scrapes: %s", family.name, exc)
+        return b""
     return out[: -len(OPENMETRICS_EOF)] if out.endswith(OPENMETRICS_EOF) else out
 
 

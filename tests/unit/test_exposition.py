@@ -146,3 +146,13 @@ def test_histogram_summary_info_and_created_identical_in_openmetrics():
 ])
 def test_negotiate_follows_the_accept_header(accept, want):
     assert negotiate(accept)[1] == want
+
+
+def test_a_family_the_openmetrics_encoder_refuses_is_left_out_not_the_scrape(caplog):
+    from prometheus_client.samples import Exemplar, Sample
+
+    odd = GaugeMetricFamily("hpc_odd", "Exemplar on a gauge, which OpenMetrics forbids.")
+    odd.samples.append(Sample("hpc_odd", {}, 1, None, Exemplar({"trace_id": "1"}, 1)))
+    assert render_openmetrics_family(odd) == b""
+    assert "hpc_odd left out of OpenMetrics scrapes" in caplog.text
+    assert render_openmetrics_family(GaugeMetricFamily("hpc_fine", "Fine.", value=1)).startswith(b"# HELP hpc_fine")
