@@ -14,10 +14,12 @@ Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds
 from __future__ import annotations
 
 import argparse
+import atexit
 import http.client
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -193,6 +195,7 @@ def main() -> int:
         print("the real-Slurm part needs root (the harness starts daemons); parser figures only", file=sys.stderr)
     else:
         work = tempfile.mkdtemp(prefix="hpcwatch-bench-")
+        atexit.register(shutil.rmtree, work, True)
         extra = f"MaxJobCount={args.tasks + 10000}\nMaxArraySize={args.tasks + 1}\n"
         with SlurmCluster(work, cluster_name="bench", extra_conf=extra) as cluster:
             env = {"SLURM_CONF": cluster.env["SLURM_CONF"]}

@@ -104,16 +104,8 @@ class ScrapeCollector:
         duration = GaugeMetricFamily("hpcwatch_collector_duration_seconds",
                                      "Wall time the collector took in this scrape.", labels=["collector"])
         started: list[tuple[Collector, Future | None, float]] = []
-        inline: list[tuple[Collector, Future]] = []
         for c in chosen:
             t0 = time.perf_counter()
-            if c.kind == "snapshot":
-                # A snapshot collector reads memory its refresh thread filled: run it right here, with no
-                # hand-off to the pool (a thread switch cost more than the collect itself).
-                fut: Future = Future()
-                inline.append((c, fut))
-                started.append((c, fut, t0))
-                continue
             with self._busy_lock:
                 # Only a collect that overran its deadline blocks new ones; concurrent scrapes run side by side.
                 prev = self._overrun.get(c.name)
@@ -122,11 +114,6 @@ class ScrapeCollector:
                     continue
                 self._overrun.pop(c.name, None)
             started.append((c, self._pool.submit(self._run_one, c), t0))
-        for c, fut in inline:   # while the live collectors run on the pool
-            try:
-                fut.set_result(self._run_one(c))
-            except Exception as exc:  # noqa: BLE001 - reported below like any collector failure
-                fut.set_exception(exc)
         deadline = time.monotonic() + self.timeout
         results: list[tuple[str, list[Metric]]] = []
         for c, fut, t0 in started:
