@@ -101,10 +101,40 @@ class _One:
         return [self.family]
 
 
+# Sample suffixes OpenMetrics allows per family type, and which suffix needs which other one.
+_OPENMETRICS_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+                "gaugehistogram": ("_bucket", "_gcount", "_gsum"), "summary": ("", "_count", "_sum", "_created"),
+                "info": ("_info",), "stateset": ("",), "gauge": ("",), "unknown": ("",)}
+_OPENMETRICS_PAIRS = {"histogram": ("_count", "_sum"), "gaugehistogram": ("_gcount", "_gsum"),
+                      "summary": ("_count", "_sum")}
+
+
+def openmetrics_shaped(family: Metric) -> list[Metric]:
+    """The family as OpenMetrics can state it: itself when its samples fit its type, else one `unknown`
+    family per sample name (a textfile counter without `_total`, a histogram with a count but no sum),
+    so the series are the ones the text format carries and strict parsers accept the body."""
+    allowed = _OPENMETRICS_SUFFIXES.get(family.type)
+    names = {s.name for s in family.samples}
+    suffixes = {n[len(family.name):] if n.startswith(family.name) else None for n in names}
+    fits = allowed is not None and suffixes <= set(allowed)
+    pair = _OPENMETRICS_PAIRS.get(family.type)
+    if fits and pair is not None and pair[0] in suffixes and pair[1] not in suffixes:
+        fits = False
+    if fits:
+        return [family]
+    split = []
+    for name in sorted(names):
+        m = Metric(name, family.documentation, "unknown")
+        m.samples = [s for s in family.samples if s.name == name]
+        split.append(m)
+    return split
+
+
 def render_openmetrics_family(family: Metric) -> bytes:
     """One family in OpenMetrics 1.0 text, without the closing `# EOF`; b"" (logged) if the encoder refuses it."""
     try:
-        out = openmetrics.generate_latest(_One(family))
+        out = b"".join(openmetrics.generate_latest(_One(f))[: -len(OPENMETRICS_EOF)]
+                       for f in openmetrics_shaped(family)) + OPENMETRICS_EOF
     except Exception as exc:  # noqa: BLE001 - one odd family must not cost the whole scrape
         if family.name not in _refused:
             _refused.add(family.name)

@@ -156,3 +156,21 @@ def test_a_family_the_openmetrics_encoder_refuses_is_left_out_not_the_scrape(cap
     assert render_openmetrics_family(odd) == b""
     assert "hpc_odd left out of OpenMetrics scrapes" in caplog.text
     assert render_openmetrics_family(GaugeMetricFamily("hpc_fine", "Fine.", value=1)).startswith(b"# HELP hpc_fine")
+
+
+def test_families_openmetrics_cannot_state_are_served_as_unknown_with_the_same_series():
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+    from prometheus_client.samples import Sample
+
+    counter = Metric("jobs_started", "Jobs started (a textfile counter without _total).", "counter")
+    counter.samples.append(Sample("jobs_started", {}, 3.0, None, None))
+    no_sum = HistogramMetricFamily("hpc_lustre_brw_pages_per_rpc", "Pages per RPC.", labels=["target"])
+    no_sum.add_metric(["OST0000"], [("1", 2), ("+Inf", 3)], None)    # buckets and a count, no sum
+    families = [counter, no_sum, GaugeMetricFamily("hpc_fine", "Fine.", value=1)]
+    text = (b"".join(render_openmetrics_family(f) for f in families) + OPENMETRICS_EOF).decode()
+    parsed = list(parse_openmetrics(text))                              # the strict parser accepts it
+    series = sorted((s.name, tuple(sorted(s.labels.items())), s.value) for f in parsed for s in f.samples)
+    want = sorted((s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples)
+    assert series == want                                               # the same series as the text format
+    assert {f.name: f.type for f in parsed}["jobs_started"] == "unknown"
