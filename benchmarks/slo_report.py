@@ -76,7 +76,7 @@ def main() -> None:
         for h in rep.histories:
             start = rep.start - (h.slo.period_s + max(h.slo.windows.windows()))
             n = (rep.end - start) // 300 + 1
-            ref = reference_replay(h.slo, rows, start, 300, n)
+            ref = reference_replay(h.slo, rows, start, 300, n, h.summary["data_start"])
             got = h.frame["budget_remaining"].to_numpy()
             want = np.array([np.nan if v is None else v for v in ref["budget"][n - len(got):]])
             assert np.allclose(got, want, rtol=1e-9, equal_nan=True), h.slo.id

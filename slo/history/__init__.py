@@ -21,8 +21,14 @@ __all__ = ["AlertEpisode", "Report", "SLIData", "SLOHistory", "build_report", "f
 
 
 def build_report(slos, *, jobs=None, jobs_format="auto", prometheus=None, prometheus_source="sli",
-                 cluster="default", start=None, end=None, step=300, progress=None) -> Report:
-    """One report from --jobs files or a --prometheus URL (the CLI's whole pipeline)."""
+                 cluster="default", start=None, end=None, step=300, progress=None, synthetic=False) -> Report:
+    """One report from --jobs files, a --prometheus URL or --synthetic history (the CLI's whole pipeline)."""
+    if synthetic:
+        from hpcwatch.slo.history.synthetic import SAMPLE_DAYS, sample_records
+
+        end = float(int(time.time()) // 86400 * 86400) if end is None else end
+        start = end - SAMPLE_DAYS * 86400 if start is None else start
+        return from_jobs(slos, sample_records(slos, start, end, cluster), start, end, step, progress)
     if jobs:
         import os
 

@@ -22,6 +22,7 @@ examples:
   hpcwatch slo report --spec slos/ --jobs q1.txt                          text summary
   hpcwatch slo report --spec slos/ --jobs q1.txt --format html -o q1.html  plots in one file
   hpcwatch slo report --spec slos/ --prometheus http://prom:9090 --from now-30d --format json -o -
+  hpcwatch slo report --spec slos/ --synthetic --format html -o sample.html   no data yet: a sample
 """
 
 
@@ -57,6 +58,9 @@ def register_report(ssub: argparse._SubParsersAction) -> None:
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--jobs", action="append", metavar="FILE", help="job records file (repeatable)")
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL for range queries")
+    src.add_argument("--synthetic", action="store_true",
+                     help="replay a seeded synthetic history (60 days up to today, or --from/--to) of the specs' "
+                     "clusters and queues: try the report without data")
     r.add_argument("--jobs-format", choices=FORMATS, default="auto", help="format of --jobs (default: detect)")
     r.add_argument("--prometheus-source", choices=("sli", "rules"), default="sli",
                    help="sli: range-query the SLI queries; rules: read deployed slo:sli_error recordings")
@@ -87,6 +91,7 @@ def run_report(args) -> int:
     from hpcwatch.slo.history.load import JobsInputError
     from hpcwatch.slo.history.progress import Progress
     from hpcwatch.slo.history.prom import PrometheusError
+    from hpcwatch.slo.history.scope import ScopeError
     from hpcwatch.slo.loader import load_specs
     from hpcwatch.slo.windows import WindowsCatalogue
 
@@ -105,12 +110,12 @@ def run_report(args) -> int:
         report = build_report(slos, jobs=args.jobs, jobs_format=args.jobs_format, prometheus=args.prometheus,
                               prometheus_source=args.prometheus_source,
                               cluster=args.cluster or _default_cluster(slos), start=start, end=end, step=step,
-                              progress=progress)
+                              progress=progress, synthetic=args.synthetic)
         text = render(report, args.format, series=not args.no_series)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, JobsInputError, PrometheusError) as exc:
+    except (ValueError, JobsInputError, PrometheusError, ScopeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -8,6 +8,11 @@ objective); each alert fires while, for its quick or slow condition, both window
 factor x budget and, with min_events, the long window saw that many events (`alert_conditions`).
 The rules evaluate every rule interval; here every grid step, so fire and resolve times are exact
 to one step.
+
+Warm-up: a window that reaches back before the first data (`SLIData.data_start`) is not full, so its
+ratio stands on a fraction of the window. An alert condition is replayed only once its long window
+is full, and the period budget only counts from the first full period: its lowest point and the
+time spent exhausted ignore warm-up (a 4-hour-old "30-day" budget with one bad hour reads -160%).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class SLIData:
     events: dict[int, np.ndarray]
     step_errors: np.ndarray | None = None
     step_total: np.ndarray | None = None
+    data_start: int | None = None  # first instant the source has data; None: the grid's start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +89,7 @@ def replay(slo: SLO, data: SLIData, start: int, end: int) -> SLOHistory:
     times = data.times
     step = int(times[1] - times[0]) if len(times) > 1 else 1
     short = slo.windows.page_quick.short_s
+    data_start = int(times[0]) if data.data_start is None else max(int(times[0]), int(data.data_start))
     cols: dict[str, np.ndarray] = {}
     for w in _window_cols(slo):
         cols[f"ratio_{w}"] = data.ratio[w]
@@ -97,9 +104,13 @@ def replay(slo: SLO, data: SLIData, start: int, end: int) -> SLOHistory:
         cols[f"burn_{w}"] = data.ratio[w] / budget
     cols["burn_period"] = period_ratio / budget
     cols["budget_remaining"] = 1 - period_ratio / budget
+    # Warm-up: the period (budget) or the longest alert window still reaches back before the data.
+    cols["warmup"] = times - slo.period_s < data_start
+    cols["alert_warmup"] = times - max(slo.windows.long_windows()) < data_start
     conds = alert_conditions(slo)
     for sev in ("page", "ticket"):
         cols[f"alert_{sev}"] = np.zeros(len(times), dtype=bool)
+        cols[f"rules_alert_{sev}"] = np.zeros(len(times), dtype=bool)
     for c in conds:
         with np.errstate(invalid="ignore"):
             hit = (data.ratio[c.short_s] > c.threshold) & (data.ratio[c.long_s] > c.threshold)
@@ -107,6 +118,9 @@ def replay(slo: SLO, data: SLIData, start: int, end: int) -> SLOHistory:
             ev = data.events.get(c.long_s)
             # Without event counts the guard's series is absent, so the rule cannot fire either.
             hit &= (ev >= c.min_events) if ev is not None else False
+        # What the rules would do on this data, and what the replay counts: only once the long window is full.
+        cols[f"rules_alert_{c.severity}"] = cols[f"rules_alert_{c.severity}"] | hit
+        hit = hit & (times - c.long_s >= data_start)
         cols[f"cond_{c.severity}_{c.speed}"] = hit
         cols[f"alert_{c.severity}"] = cols[f"alert_{c.severity}"] | hit
     if data.step_errors is not None:
@@ -115,7 +129,7 @@ def replay(slo: SLO, data: SLIData, start: int, end: int) -> SLOHistory:
     frame = pd.DataFrame(cols, index=pd.Index(times, name="time"))
     frame = frame.loc[(frame.index >= start) & (frame.index <= end)]
     episodes = _episodes(slo, frame, conds)
-    return SLOHistory(slo, frame, conds, episodes, _summary(slo, frame, episodes, step))
+    return SLOHistory(slo, frame, conds, episodes, _summary(slo, frame, episodes, step, data_start))
 
 
 def _episodes(slo: SLO, frame: pd.DataFrame, conds: list[AlertCondition]) -> list[AlertEpisode]:
@@ -138,10 +152,12 @@ def _episodes(slo: SLO, frame: pd.DataFrame, conds: list[AlertCondition]) -> lis
     return sorted(out, key=lambda e: (e.fired, e.severity))
 
 
-def _summary(slo: SLO, frame: pd.DataFrame, episodes: list[AlertEpisode], step: int) -> dict:
+def _summary(slo: SLO, frame: pd.DataFrame, episodes: list[AlertEpisode], step: int, data_start: int) -> dict:
     out: dict = {"objective": slo.objective, "period_s": slo.period_s, "step_s": step,
                  "start": int(frame.index[0]) if len(frame) else None,
-                 "end": int(frame.index[-1]) if len(frame) else None}
+                 "end": int(frame.index[-1]) if len(frame) else None,
+                 "data_start": data_start, "budget_from": data_start + slo.period_s,
+                 "alerts_from": data_start + max(slo.windows.long_windows())}
     if "step_total" in frame:
         total = float(np.nansum(frame["step_total"]))
         errors = float(np.nansum(frame["step_errors"]))
@@ -155,9 +171,12 @@ def _summary(slo: SLO, frame: pd.DataFrame, episodes: list[AlertEpisode], step: 
         out["attained"] = None if mean is None else 1 - mean
     rem = frame["budget_remaining"] if len(frame) else pd.Series(dtype=float)
     out["budget_remaining_end"] = _num(rem.iloc[-1]) if len(rem) else None
-    out["budget_remaining_min"] = _num(rem.min()) if rem.notna().any() else None
-    out["budget_remaining_min_at"] = int(rem.idxmin()) if rem.notna().any() else None
-    out["budget_exhausted_s"] = int((rem < 0).sum()) * step
+    out["budget_complete"] = bool(len(rem)) and not bool(frame["warmup"].iloc[-1])
+    out["warmup_s"] = int(frame["warmup"].sum()) * step if len(frame) else 0
+    full = rem[~frame["warmup"]] if len(rem) else rem
+    out["budget_remaining_min"] = _num(full.min()) if full.notna().any() else None
+    out["budget_remaining_min_at"] = int(full.idxmin()) if full.notna().any() else None
+    out["budget_exhausted_s"] = int((full < 0).sum()) * step
     out["period_sli_end"] = _num(1 - frame["ratio_period"].iloc[-1]) if len(frame) else None
     out["met"] = None if out["attained"] is None else bool(out["attained"] >= slo.objective_ratio)
     end = out["end"] or 0
@@ -165,7 +184,8 @@ def _summary(slo: SLO, frame: pd.DataFrame, episodes: list[AlertEpisode], step: 
         eps = [e for e in episodes if e.severity == sev]
         out[f"{sev}_alerts"] = len(eps)
         out[f"{sev}_firing_s"] = sum(e.duration(end) for e in eps)
-    out["max_burn"] = {str(w): _num(frame[f"burn_{w}"].max()) for w in slo.windows.long_windows()}
+    full_w = {w: frame.index.to_numpy() - w >= data_start for w in slo.windows.long_windows()}
+    out["max_burn"] = {str(w): _num(frame[f"burn_{w}"][full_w[w]].max()) for w in slo.windows.long_windows()}
     return out
 
 

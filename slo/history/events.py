@@ -91,6 +91,15 @@ def _label_mask(frame: pd.DataFrame, fam: str, matchers: tuple[Matcher, ...]) ->
     return mask, le
 
 
+SCOPE_LABELS = ("cluster", "queue")
+
+
+def scope_rows(frame: pd.DataFrame, term: Term) -> np.ndarray:
+    """Rows whose cluster and queue the term's matchers accept (outcome, cause and le left aside)."""
+    fam, _ = _family(term.metric)
+    return _label_mask(frame, fam, tuple(m for m in term.matchers if m.label in SCOPE_LABELS))[0]
+
+
 class RecordSeries:
     """Per-term event counts of one job-records frame on one grid, cached (terms repeat across SLOs)."""
 
@@ -105,6 +114,9 @@ class RecordSeries:
         self.begin = begin
         self.end = frame["end"].to_numpy()
         self.count = frame["count"].to_numpy().astype("float64")
+        # The records begin with their first end: a window reaching back before it is in warm-up.
+        first = float(np.nanmin(self.end)) if len(self.end) and not np.isnan(self.end).all() else None
+        self.data_start = None if first is None else max(grid.start, int(np.floor(first / grid.step)) * grid.step)
 
     def _cumulative(self, term: Term) -> np.ndarray:
         """Cumulative events up to each grid time (length n + 1, index 0 = before the grid)."""
@@ -199,4 +211,5 @@ def sli_from_records(slo, series: RecordSeries):
         if w in slo.windows.long_windows():
             events[w] = total * w if slo.events_per_second else total
     step = series.grid.step
-    return SLIData(series.grid.times(), ratio, events, series.evaluate(err_q, step), series.evaluate(tot_q, step))
+    return SLIData(series.grid.times(), ratio, events, series.evaluate(err_q, step), series.evaluate(tot_q, step),
+                   series.data_start)

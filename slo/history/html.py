@@ -11,6 +11,7 @@ from hpcwatch.slo.history.compute import SLOHistory
 from hpcwatch.slo.history.report import Report
 from hpcwatch.slo.history.svg import HLine, Line, line_chart, timeline
 from hpcwatch.slo.history.text import dur, pct, ts
+from hpcwatch.slo.history.verdict import verdict
 
 from hpcwatch.version import __version__
 
@@ -33,9 +34,12 @@ border-radius:8px;padding:8px 12px}.card b{display:block;font-size:20px}.card sp
 .bad b{color:#d64545}.good b{color:#1f9d55}
 .chart{width:100%;height:auto;display:block}.tick{font-size:11px;fill:#6b7588}.ref-label{font-size:11px;font-weight:600}
 .lane{font-size:12px;fill:#1d2433;font-weight:600}.none{font-size:12px;fill:#8a94a6}
-.legend{font-size:12px;color:#4b5567;margin:2px 0 0}.legend i{display:inline-block;width:18px;height:3px;
-vertical-align:middle;margin:0 4px 0 12px}
+.legend{font-size:12px;color:#4b5567;margin:2px 0 0}.legend span{white-space:nowrap}
+.legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin:0 4px 0 12px}
+.legend i.hatch{height:10px;background:repeating-linear-gradient(45deg,#eceff4 0 3px,#d5dae3 3px 5px)}
 .note{color:#5b6577;font-size:12px}
+.verdict{font-size:15px;line-height:1.55;margin:10px 0 6px;max-width:70em}
+.warm b{color:#8a94a6}
 """
 
 
@@ -44,7 +48,10 @@ def _e(s: object) -> str:
 
 
 def _legend(items: list[tuple[str, str]]) -> str:
-    return '<p class="legend">' + "".join(f'<i style="background:{c}"></i>{_e(label)}' for label, c in items) + "</p>"
+    """Swatches and names; a name starting 'warm-up' gets the charts' hatch."""
+    return '<p class="legend">' + "".join(
+        f'<span><i class="hatch"></i>{_e(label)}</span>' if label.startswith("warm-up") else
+        f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, c in items) + "</p>"
 
 
 def _badge(met: bool | None) -> str:
@@ -55,6 +62,12 @@ def _badge(met: bool | None) -> str:
 
 def _card(value: str, label: str, cls: str = "") -> str:
     return f'<div class="card {cls}"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
+
+
+def _warmup_shade(data_start: int, until: int, why: str) -> tuple[float, float, str, str] | None:
+    """The hatched warm-up span of a chart, or None when the data already fill the windows."""
+    return (float(data_start), float(until), "warm-up", f"warm-up until {ts(until)}: {why}") if until > data_start \
+        else None
 
 
 def _slo_section(h: SLOHistory, report: Report) -> str:
@@ -77,11 +90,19 @@ def _slo_section(h: SLOHistory, report: Report) -> str:
               sli_period, "#1d2433", 1.4, "6 3")],
         [HLine(f"objective {slo.objective:g}%", obj, PAGE)], (low, 1.0), "%")
     rem = f["budget_remaining"].to_numpy()
-    rmin = float(np.nanmin(rem)) if not np.isnan(rem).all() else 0.0
+    warm = f["warmup"].to_numpy()
+    full = rem[~warm]
+    if not np.isnan(full).all():
+        rmin = float(np.nanmin(full))
+    else:   # all warm-up: scale to what is there, but a partial period's extremes do not squash the chart
+        rmin = max(-1.0, float(np.nanmin(rem))) if not np.isnan(rem).all() else 0.0
+    period = prom_duration(slo.period_s)
+    budget_shade = _warmup_shade(s["data_start"], s["budget_from"], f"the {period} period reaches back before the "
+                                 "data: the budget stands on part of a period and is left out of its lowest point")
     budget_chart = line_chart(
         f"{slo.id}: error budget remaining", times,
         [Line("budget remaining", rem, "#1f9d55" if rmin >= 0 else "#c2410c", 1.8, fill_to=0.0)],
-        [HLine("budget exhausted", 0.0, PAGE)], (min(-0.1, rmin * 1.05), 1.05), "%")
+        [HLine("budget exhausted", 0.0, PAGE)], (min(-0.1, rmin * 1.05), 1.05), "%", shade=budget_shade)
     burn_lines, hl, seen = [], [], set()
     longs = sorted({c.long_s for c in h.conditions}) or slo.windows.long_windows()
     for i, w in enumerate(longs):
@@ -96,8 +117,10 @@ def _slo_section(h: SLOHistory, report: Report) -> str:
     peak = max([float(np.nanmax(ln.values)) for ln in burn_lines if not np.isnan(ln.values).all()] + [1.0])
     top = min(1e4, max(2 * max((c.factor for c in h.conditions), default=1.0), peak * 1.5))
     bands = [(e.fired, e.resolved or report.end, PAGE if e.severity == "page" else TICKET) for e in h.episodes]
+    alert_shade = _warmup_shade(s["data_start"], s["alerts_from"], "alert windows reach back before the data: "
+                                "each condition is replayed once its long window is full")
     burn_chart = line_chart(f"{slo.id}: burn rate against the alert thresholds", times, burn_lines, hl,
-                            (0.1, top), "x", log=True, bands=bands)
+                            (0.1, top), "x", log=True, bands=bands, shade=alert_shade)
     lanes = []
     for sev, color, meta in (("page", PAGE, slo.page_alert), ("ticket", TICKET, slo.ticket_alert)):
         if meta is None:
@@ -107,13 +130,17 @@ def _slo_section(h: SLOHistory, report: Report) -> str:
                    f"{'resolved ' + ts(e.resolved) if e.resolved else 'still firing'} ({dur(e.duration(report.end))})"))
                  for e in h.episodes if e.severity == sev]
         lanes.append((f"{sev}", color, spans))
-    tl = timeline(f"{slo.id}: alert timeline", times[0], times[-1], lanes)
+    tl = timeline(f"{slo.id}: alert timeline", times[0], times[-1], lanes, alert_shade)
     cards = [
         _card(pct(s["attained"], 3), "attained SLI (events)", "" if s["met"] is None else ("good" if s["met"] else "bad")),
         _card(f"{slo.objective:g}%", f"objective over {prom_duration(slo.period_s)}"),
-        _card(pct(s["budget_remaining_end"], 1), "budget left at the end",
-              "bad" if (s["budget_remaining_end"] or 0) < 0 else "good"),
-        _card(pct(s["budget_remaining_min"], 1), f"lowest budget ({ts(s['budget_remaining_min_at'])})"),
+        _card(pct(s["budget_remaining_end"], 1),
+              "budget left at the end" if s["budget_complete"] else
+              f"budget at the end, warm-up: {dur(s['end'] - s['data_start'])} of {period} in the data",
+              ("bad" if (s["budget_remaining_end"] or 0) < 0 else "good") if s["budget_complete"] else "warm"),
+        _card(pct(s["budget_remaining_min"], 1),
+              f"lowest budget ({ts(s['budget_remaining_min_at'])})" if s["budget_remaining_min"] is not None
+              else f"lowest budget: from {ts(s['budget_from'])}, the first full {period} period"),
         _card(f"{s['page_alerts']} / {s['ticket_alerts']}", "page / ticket alerts"),
     ]
     if s["events"] is not None:
@@ -127,6 +154,7 @@ def _slo_section(h: SLOHistory, report: Report) -> str:
               else '<p class="note">No page or ticket alert would have fired.</p>')
     guard = f"; alerts need {slo.min_events} events in the long window" if slo.min_events else ""
     return (f'<section id="{_e(slo.id)}"><h2>{_e(slo.id)}{_badge(s["met"])}</h2>'
+            f'<p class="verdict">{_e(verdict(h, report.end))}</p>'
             f'<p class="note">{_e(slo.description or slo.service)} · labels '
             f'{_e(", ".join(f"{k}={v}" for k, v in slo.labels.items()) or "none")}{_e(guard)}</p>'
             f'<div class="cards">{"".join(cards)}</div>'
@@ -134,9 +162,11 @@ def _slo_section(h: SLOHistory, report: Report) -> str:
             + _legend([(f"{prom_duration(w_fast)} window", "#9db8ec"), (f"{prom_duration(w_slow)} window", "#2f6fdf"),
                        ("period (rules)", "#1d2433"), ("objective", PAGE)])
             + f"<h3>Error budget remaining (rolling {prom_duration(slo.period_s)})</h3>{budget_chart}"
-            f"<h3>Burn rate against the alert thresholds</h3>{burn_chart}"
+            + (_legend([("warm-up: budget on part of a period", "#d5dae3")]) if budget_shade else "")
+            + f"<h3>Burn rate against the alert thresholds</h3>{burn_chart}"
             + _legend([(ln.label, ln.color) for ln in burn_lines] + [("page threshold", PAGE),
-                                                                    ("ticket threshold", TICKET)])
+                                                                    ("ticket threshold", TICKET)]
+                      + ([("warm-up: windows not yet full", "#d5dae3")] if alert_shade else []))
             + f"<h3>Alert timeline</h3>{tl}<h3>Alerts that would have fired</h3>{alerts}</section>")
 
 
@@ -146,15 +176,19 @@ def _overview(report: Report) -> str:
         s = h.summary
         state = "no events" if s["met"] is None else ("met" if s["met"] else "missed")
         rows.append(f'<tr><td><a href="#{_e(h.slo.id)}">{_e(h.slo.id)}</a></td><td>{h.slo.objective:g}%</td>'
-                    f'<td>{pct(s["attained"], 3)}</td><td>{pct(s["budget_remaining_end"], 1)}</td>'
+                    f'<td>{pct(s["attained"], 3)}</td><td>{pct(s["budget_remaining_end"], 1)}'
+                    f'{"" if s["budget_complete"] else "*"}</td>'
                     f'<td>{pct(s["budget_remaining_min"], 1)}</td><td>{s["page_alerts"]}</td>'
                     f'<td>{s["ticket_alerts"]}</td><td>{state}</td></tr>')
     for slo, why in report.skipped:
         rows.append(f'<tr><td>{_e(slo.id)}</td><td>{slo.objective:g}%</td><td colspan="6" class="note">'
                     f'{_e(why)}</td></tr>')
+    warm = any(not h.summary["budget_complete"] for h in report.histories)
+    note = ('<p class="note">* warm-up: the data do not yet cover a full period, so the budget stands on part of '
+            "one; the lowest budget counts full periods only.</p>" if warm else "")
     return ("<section><h2>Summary</h2><table><tr><th>SLO</th><th>objective</th><th>attained</th>"
             "<th>budget left</th><th>lowest budget</th><th>pages</th><th>tickets</th><th></th></tr>"
-            + "".join(rows) + "</table></section>")
+            + "".join(rows) + "</table>" + note + "</section>")
 
 
 def _input(report: Report) -> str:

@@ -6,6 +6,7 @@ import json
 import math
 
 from hpcwatch.slo.history.report import Report
+from hpcwatch.slo.history.verdict import verdict
 
 from hpcwatch.version import __version__
 
@@ -29,6 +30,7 @@ def report_dict(report: Report, series: bool = True) -> dict:
             "period_s": h.slo.period_s, "labels": dict(h.slo.labels), "min_events": h.slo.min_events,
             "summary": {k: _clean(v) if not isinstance(v, dict) else {a: _clean(b) for a, b in v.items()}
                         for k, v in h.summary.items()},
+            "verdict": verdict(h, report.end),
             "alert_conditions": [{"severity": c.severity, "speed": c.speed, "short_s": c.short_s, "long_s": c.long_s,
                                   "factor": c.factor, "threshold": c.threshold, "min_events": c.min_events}
                                  for c in h.conditions],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -73,6 +74,30 @@ class PrometheusClient:
         return out
 
 
+_OR_ZERO = re.compile(r"\s*\bor\s+vector\s*\(\s*0(?:\.0*)?\s*\)")
+_SELECTOR = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*\s*\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}')
+
+
+def first_data(grid: Grid, *series: np.ndarray) -> int | None:
+    """The first grid time at which any of the series has a sample: where Prometheus' data begins."""
+    have = np.zeros(grid.n, dtype=bool)
+    for s in series:
+        have |= ~np.isnan(s)
+    return int(grid.times()[np.argmax(have)]) if have.any() else None
+
+
+def presence_query(query: str) -> str:
+    """A query that has a sample wherever any series the SLI reads exists: `count(sel1) or count(sel2) ...`.
+
+    The SLI itself will not do: `or vector(0)` answers 0 before any series exists, and `a - b` answers
+    nothing while a series on one side (say, user cancels) has not appeared yet.
+    """
+    selectors = list(dict.fromkeys(m.group(0) for m in _SELECTOR.finditer(query)))
+    if not selectors:
+        return _OR_ZERO.sub("", query)
+    return " or ".join(f"count({sel})" for sel in selectors)
+
+
 def sli_from_prometheus(slo: SLO, client: PrometheusClient, grid: Grid, mode: str = "sli") -> SLIData:
     ratio, events = {}, {}
     windows = slo.windows.windows()
@@ -83,11 +108,13 @@ def sli_from_prometheus(slo: SLO, client: PrometheusClient, grid: Grid, mode: st
             ratio[w] = client.range_sum(f"{c.sli_error_metric(w)}{flt}", grid)
             if w in longs and slo.min_events:
                 events[w] = np.nan_to_num(client.range_sum(f"{c.sli_events_metric(w)}{flt}", grid), nan=-1)
-        return SLIData(grid.times(), ratio, events)
+        return SLIData(grid.times(), ratio, events, data_start=first_data(grid, *ratio.values()))
+    short = prom_duration(min(windows))
     if not isinstance(slo.sli, EventsSLI):
         for w in windows:
             ratio[w] = client.range_sum(render_window(slo.sli.error_ratio_query, prom_duration(w)), grid)
-        return SLIData(grid.times(), ratio, events)
+        seen = client.range_sum(render_window(presence_query(slo.sli.error_ratio_query), short), grid)
+        return SLIData(grid.times(), ratio, events, data_start=first_data(grid, seen))
 
     def pair(w: int) -> tuple[np.ndarray, np.ndarray]:
         err = np.nan_to_num(client.range_sum(render_window(slo.sli.error_query, prom_duration(w)), grid))
@@ -100,4 +127,5 @@ def sli_from_prometheus(slo: SLO, client: PrometheusClient, grid: Grid, mode: st
         if w in longs:
             events[w] = tot * w if slo.events_per_second else tot
     step_err, step_tot = pair(grid.step)
-    return SLIData(grid.times(), ratio, events, step_err, step_tot)
+    seen = client.range_sum(render_window(presence_query(slo.sli.total_query), short), grid)
+    return SLIData(grid.times(), ratio, events, step_err, step_tot, first_data(grid, seen))

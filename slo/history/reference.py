@@ -18,8 +18,12 @@ def _labels(row: dict) -> dict:
     return {k: row[k] for k in ("cluster", "queue", "outcome", "cause")}
 
 
-def reference_replay(slo, rows: list[dict], grid_start: int, step: int, n: int) -> dict:
-    """{'ratio': {w: [..]}, 'period': [..], 'budget': [..], 'page': [bool], 'ticket': [bool], 'errors', 'total'}."""
+def reference_replay(slo, rows: list[dict], grid_start: int, step: int, n: int, data_start: int | None = None) -> dict:
+    """{'ratio': {w: [..]}, 'period': [..], 'budget': [..], 'page': [bool], 'ticket': [bool], 'errors', 'total'}.
+
+    Alerts are replayed only where the condition's long window lies within the data (after `data_start`).
+    """
+    data_start = grid_start if data_start is None else data_start
     err_q, tot_q = parse_sli_query(slo.sli.error_query), parse_sli_query(slo.sli.total_query)
 
     def bins(q):
@@ -69,5 +73,6 @@ def reference_replay(slo, rows: list[dict], grid_start: int, step: int, n: int) 
             ok = a is not None and b is not None and a > c.threshold and b > c.threshold
             if c.min_events:
                 ok = ok and events[c.long_s][i] >= c.min_events
+            ok = ok and grid_start + i * step - c.long_s >= data_start
             alerts[c.severity][i] = alerts[c.severity][i] or ok
     return {"ratio": ratio, "period": period, "budget": budget, **alerts, "errors": sum(eb), "total": sum(tb)}

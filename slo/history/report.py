@@ -11,6 +11,7 @@ from hpcwatch.slo.history.events import Grid, RecordSeries, sli_from_records
 from hpcwatch.slo.history.progress import Progress
 from hpcwatch.slo.history.query import UnsupportedQuery
 from hpcwatch.slo.history.records import InputReport, JobRecords
+from hpcwatch.slo.history.scope import check_scope
 from hpcwatch.slo.model import SLO
 
 
@@ -24,6 +25,11 @@ class Report:
     step: int
     input: InputReport | None = None
     generated_at: float = dataclasses.field(default_factory=time.time)
+
+
+def fmt_range(start: float, end: float) -> str:
+    fmt = "%Y-%m-%d %H:%M"
+    return f"{time.strftime(fmt, time.gmtime(start))} .. {time.strftime(fmt, time.gmtime(end))} UTC"
 
 
 def _warmup(slos: list[SLO]) -> int:
@@ -55,6 +61,7 @@ def from_jobs(slos: list[SLO], records: JobRecords, start: float | None, end: fl
         records.report.drop("outside_range", int(outside.sum()), None)
         frame = frame[~outside].reset_index(drop=True)
         records.report.used = len(frame)
+    check_scope(slos, frame, f" ending in {fmt_range(grid.start, grid.end)}" if outside.any() else "")
     series = RecordSeries(frame, grid)
     hists, skipped = [], []
     if progress:

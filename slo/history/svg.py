@@ -16,6 +16,7 @@ import numpy as np
 
 W, H = 920, 210
 LEFT, RIGHT, TOP, BOTTOM = 62, 16, 14, 28
+HALO = 'stroke="#fbfcfe" stroke-width="3" stroke-linejoin="round" paint-order="stroke"'
 
 
 @dataclasses.dataclass
@@ -80,14 +81,60 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _time_ticks(t0: float, t1: float) -> list[tuple[float, str]]:
+# Candidate time-axis steps, finest first, with the label format each uses.
+TIME_STEPS = ((3600, "%H:%M"), (3 * 3600, "%H:%M"), (6 * 3600, "%d %b %H:%M"), (12 * 3600, "%d %b %H:%M"),
+              (86400, "%d %b"), (2 * 86400, "%d %b"), (7 * 86400, "%d %b"), (14 * 86400, "%d %b"),
+              (30 * 86400, "%b %Y"), (91 * 86400, "%b %Y"), (365 * 86400, "%Y"))
+TICK_CHAR_W, LABEL_CHAR_W, LABEL_H = 6.6, 7.0, 13.0   # px per character at 11 px (ticks, bold labels); line height
+
+
+def _time_ticks(t0: float, t1: float, width: float = W - LEFT - RIGHT) -> list[tuple[float, str]]:
+    """Ticks on round times whose labels fit side by side: at most 9, each label's width plus a gap apart."""
     span = max(1.0, t1 - t0)
-    for step, fmt in ((3600, "%H:%M"),  # noqa: B007 - the loop picks `fmt`, used below (6 * 3600, "%d %b %H:%M"), (86400, "%d %b"), (2 * 86400, "%d %b"),
-                      (7 * 86400, "%d %b"), (14 * 86400, "%d %b"), (30 * 86400, "%b %Y")):
-        if span / step <= 9:
+    for step, fmt in TIME_STEPS:
+        label_w = len(time.strftime(fmt, time.gmtime(t0))) * TICK_CHAR_W + 12
+        if span / step <= 9 and step / span * width >= label_w:
             break
     first = math.ceil(t0 / step) * step
     return [(t, time.strftime(fmt, time.gmtime(t))) for t in np.arange(first, t1 + 1, step)]
+
+
+def _tick_label(x: float, y: float, label: str) -> str:
+    """A time label centred on x, or pinned to the chart's edge where centring would cut it off."""
+    half = len(label) * TICK_CHAR_W / 2
+    anchor, tx = "middle", x
+    if x - half < 2:
+        anchor, tx = "start", max(2.0, x - 4)
+    elif x + half > W - 2:
+        anchor, tx = "end", min(W - 2.0, x + 4)
+    return f'<text x="{tx:.1f}" y="{y:.1f}" text-anchor="{anchor}" class="tick">{_esc(label)}</text>'
+
+
+@dataclasses.dataclass
+class Placed:
+    """A text box already on the chart (x0..x1, top..bottom), for labels that must not overlap."""
+
+    x0: float
+    x1: float
+    top: float
+    bottom: float
+
+    def hits(self, other: Placed) -> bool:
+        return self.x0 < other.x1 and other.x0 < self.x1 and self.top < other.bottom and other.top < self.bottom
+
+
+def place_label(placed: list[Placed], x_right: float, width: float, baseline: float, lo: float, hi: float) -> float:
+    """The baseline nearest `baseline` (within [lo, hi]) where a right-aligned label overlaps no placed one."""
+    for k in range(0, 40):
+        for y in ((baseline,) if k == 0 else (baseline - k * 4, baseline + k * 4)):
+            if not lo <= y <= hi:
+                continue
+            box = Placed(x_right - width, x_right, y - LABEL_H + 2, y + 2)
+            if not any(box.hits(p) for p in placed):
+                placed.append(box)
+                return y
+    placed.append(Placed(x_right - width, x_right, baseline - LABEL_H + 2, baseline + 2))
+    return baseline
 
 
 def _fmt(v: float, unit: str) -> str:
@@ -98,9 +145,22 @@ def _fmt(v: float, unit: str) -> str:
     return f"{v:g}"
 
 
+def _shade(x0: float, x1: float, top: float, height: float, label: str) -> str:
+    """A grey hatched span (warm-up) with its explanation as a tooltip."""
+    return (f'<rect class="warmup" x="{x0:.1f}" y="{top:.1f}" width="{max(1.0, x1 - x0):.1f}" height="{height:.1f}" '
+            f'fill="url(#hatch)" stroke="none"><title>{_esc(label)}</title></rect>')
+
+
+HATCH = ('<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eceff4"/>'
+         '<line x1="0" y1="0" x2="0" y2="6" stroke="#d5dae3" stroke-width="2"/></pattern></defs>')
+
+
 def line_chart(title: str, times: np.ndarray, lines: list[Line], hlines: list[HLine], y_range: tuple[float, float],
-               unit: str = "", log: bool = False, bands: list[tuple[float, float, str]] | None = None) -> str:
-    """One chart: series against time, reference lines, optional shaded time bands (alerts firing)."""
+               unit: str = "", log: bool = False, bands: list[tuple[float, float, str]] | None = None,
+               shade: tuple[float, float, str, str] | None = None) -> str:
+    """One chart: series against time, reference lines, optional shaded time bands (alerts firing) and a
+    hatched span `shade` = (start, end, short label, explanation) such as the warm-up."""
     t0, t1 = float(times[0]), float(times[-1]) if len(times) > 1 else float(times[0]) + 1
     lo, hi = y_range
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
@@ -119,8 +179,19 @@ def line_chart(title: str, times: np.ndarray, lines: list[Line], hlines: list[HL
         return LEFT + (np.asarray(t, dtype=float) - t0) / ((t1 - t0) or 1) * pw
 
     out = [(f'<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>'),
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>{HATCH if shade else ""}'),
            f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fbfcfe" stroke="#d9dee7"/>']
+    placed: list[Placed] = []
+    labels: list[str] = []
+    if shade:
+        x0, x1 = float(fx(max(t0, shade[0]))), float(fx(min(t1, shade[1])))
+        if x1 > x0:
+            out.append(_shade(x0, x1, TOP, ph, shade[3]))
+            width = len(shade[2]) * LABEL_CHAR_W
+            if x1 - x0 >= width + 8:
+                y = place_label(placed, x0 + 6 + width, width, TOP + 14, TOP + 12, TOP + ph - 4)
+                labels.append(f'<text x="{x0 + 6:.1f}" y="{y:.1f}" class="ref-label shade-label" fill="#6b7588" '
+                              f'{HALO}>{_esc(shade[2])}</text>')
     for a, b, color in bands or ():
         x0, x1 = float(fx(a)), float(fx(b))
         out.append(f'<rect class="band" x="{x0:.1f}" y="{TOP}" width="{max(1.0, x1 - x0):.1f}" height="{ph}" '
@@ -136,14 +207,16 @@ def line_chart(title: str, times: np.ndarray, lines: list[Line], hlines: list[HL
     for t, label in _time_ticks(t0, t1):
         x = float(fx(t))
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + ph}" stroke="#eef0f4"/>'
-                   f'<text x="{x:.1f}" y="{H - 9}" text-anchor="middle" class="tick">{_esc(label)}</text>')
-    for h in hlines:
-        if lo <= h.y <= hi:
-            y = float(fy(h.y))
-            out.append(f'<line class="ref" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{h.color}" '
-                       f'stroke-dasharray="{h.dash}" stroke-width="1.3"><title>{_esc(h.label)}</title></line>'
-                       f'<text x="{W - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end" class="ref-label" '
-                       f'fill="{h.color}">{_esc(h.label)}</text>')
+                   + _tick_label(x, H - 9, label))
+    # Reference labels from the top down, each moved off the ones above it (thresholds can sit close).
+    for h in sorted((h for h in hlines if lo <= h.y <= hi), key=lambda h: float(fy(h.y))):
+        y = float(fy(h.y))
+        out.append(f'<line class="ref" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{h.color}" '
+                   f'stroke-dasharray="{h.dash}" stroke-width="1.3"><title>{_esc(h.label)}</title></line>')
+        width = len(h.label) * LABEL_CHAR_W
+        ty = place_label(placed, W - RIGHT - 4, width, y - 4, TOP + 12, TOP + ph - 3)
+        labels.append(f'<text x="{W - RIGHT - 4}" y="{ty:.1f}" text-anchor="end" class="ref-label" '
+                      f'fill="{h.color}" {HALO}>{_esc(h.label)}</text>')
     for ln in lines:
         t, v = reduce_minmax(times, np.asarray(ln.values, dtype=float), pw)
         xs, ys = fx(t), fy(v)
@@ -161,12 +234,14 @@ def line_chart(title: str, times: np.ndarray, lines: list[Line], hlines: list[HL
         dash = f' stroke-dasharray="{ln.dash}"' if ln.dash else ""
         out.append(f'<path class="series" d="{d}" fill="none" stroke="{ln.color}" stroke-width="{ln.width}"'
                    f'{dash} stroke-linejoin="round"><title>{_esc(ln.label)}</title></path>')
+    out.extend(labels)   # over the lines, each on a halo of the background, so a line never crosses text
     out.append("</svg>")
     return "".join(out)
 
 
-def timeline(title: str, t0: float, t1: float, lanes: list[tuple[str, str, list[tuple[float, float, str]]]]) -> str:
-    """Lanes of intervals: [(lane label, color, [(start, end, tooltip)])]."""
+def timeline(title: str, t0: float, t1: float, lanes: list[tuple[str, str, list[tuple[float, float, str]]]],
+             shade: tuple[float, float, str, str] | None = None) -> str:
+    """Lanes of intervals: [(lane label, color, [(start, end, tooltip)])]; `shade` hatches a span (warm-up)."""
     lane_h, gap = 26, 10
     height = TOP + len(lanes) * (lane_h + gap) + BOTTOM
     pw = W - LEFT - RIGHT
@@ -175,20 +250,28 @@ def timeline(title: str, t0: float, t1: float, lanes: list[tuple[str, str, list[
         return LEFT + (t - t0) / ((t1 - t0) or 1) * pw
 
     out = [(f'<svg class="chart timeline" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>')]
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>{HATCH if shade else ""}')]
     for t, label in _time_ticks(t0, t1):
         x = fx(float(t))
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{height - BOTTOM}" stroke="#eef0f4"/>'
-                   f'<text x="{x:.1f}" y="{height - 9}" text-anchor="middle" class="tick">{_esc(label)}</text>')
+                   + _tick_label(x, height - 9, label))
     for i, (label, color, spans) in enumerate(lanes):
         y = TOP + i * (lane_h + gap)
         out.append(f'<rect x="{LEFT}" y="{y}" width="{pw}" height="{lane_h}" fill="#f4f6f9" rx="3"/>'
                    f'<text x="{LEFT - 6}" y="{y + lane_h / 2 + 4}" text-anchor="end" class="lane">{_esc(label)}</text>')
+        free = float(LEFT)   # where the lane's own note may start: after the warm-up
+        if shade and shade[1] > t0:
+            x0, x1 = fx(max(t0, shade[0])), fx(min(t1, shade[1]))
+            out.append(_shade(x0, x1, y, lane_h, shade[3]))
+            free = x1
         for a, b, tip in spans:
             x0, x1 = fx(a), fx(b)
             out.append(f'<rect class="episode" x="{x0:.1f}" y="{y + 3}" width="{max(2.0, x1 - x0):.1f}" '
                        f'height="{lane_h - 6}" fill="{color}" rx="2"><title>{_esc(tip)}</title></rect>')
         if not spans:
-            out.append(f'<text x="{LEFT + 8}" y="{y + lane_h / 2 + 4}" class="none">would not have fired</text>')
+            note = "would not have fired"
+            if free + 8 + len(note) * TICK_CHAR_W > W - RIGHT:
+                free, note = float(LEFT), "warm-up for the whole range: not replayed"
+            out.append(f'<text x="{free + 8:.1f}" y="{y + lane_h / 2 + 4}" class="none">{note}</text>')
     out.append("</svg>")
     return "".join(out)

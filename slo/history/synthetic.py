@@ -78,3 +78,59 @@ def to_sacct(df: pd.DataFrame) -> str:
                                _t(r.Submit), _t(r.Eligible), _t(r.Start), _t(r.End), f"u{r.UID}", str(r.UID),
                                "acct", "1"]))
     return "\n".join(lines) + "\n"
+
+
+# The history `hpcwatch slo report --synthetic` replays: two months, so a 30-day budget has a full
+# period after its warm-up; a node-failure incident inside the warm-up and a worse one (failures and
+# long waits) after it, so pages, tickets and the budget all have something to show.
+SAMPLE_DAYS = 60
+SAMPLE_JOBS_PER_QUEUE_DAY = 400
+SAMPLE_MEAN_WAIT_S = 480.0   # about one job in 2,000 waits more than an hour outside the incident
+SAMPLE_INCIDENTS = (Incident(12 * 86400 + 3 * 3600, 4 * 3600, node_fail=0.3),
+                    Incident(41 * 86400 + 9 * 3600, 6 * 3600, node_fail=0.15, wait_factor=8.0))
+
+
+def spec_scopes(slos, default_cluster: str) -> dict[str, tuple[str, ...]]:
+    """{cluster: queues} the SLOs select with `=` (or a plain `=~"a|b"`) on cluster and queue."""
+    from hpcwatch.slo.history.query import UnsupportedQuery, parse_sli_query
+    from hpcwatch.slo.model import EventsSLI
+
+    def literal(m) -> list[str]:
+        if m.op == "=":
+            return [m.value]
+        if m.op == "=~" and all(p and p.replace("-", "").replace("_", "").replace(".", "").isalnum()
+                                for p in m.value.split("|")):
+            return m.value.split("|")
+        return []
+
+    scopes: dict[str, set[str]] = {}
+    for slo in slos:
+        if not isinstance(slo.sli, EventsSLI):
+            continue
+        try:
+            terms = parse_sli_query(slo.sli.total_query).terms
+        except UnsupportedQuery:
+            continue
+        for term, _ in terms:
+            clusters = [v for m in term.matchers if m.label == "cluster" for v in literal(m)] or [default_cluster]
+            queues = [v for m in term.matchers if m.label == "queue" for v in literal(m)]
+            for c in clusters:
+                scopes.setdefault(c, set()).update(queues)
+    return {c: tuple(sorted(q)) or ("batch", "gpu") for c, q in sorted(scopes.items())} or \
+        {default_cluster: ("batch", "gpu")}
+
+
+def sample_records(slos, start: float, end: float, default_cluster: str, seed: int = 7):
+    """Seeded synthetic job records covering [start, end] for every cluster and queue the SLOs name."""
+    from hpcwatch.slo.history.records import InputReport, concat
+    from hpcwatch.slo.history.table import records_from_table
+
+    days = max(1.0, (end - start) / 86400)
+    parts = []
+    for i, (cluster, queues) in enumerate(spec_scopes(slos, default_cluster).items()):
+        n = int(SAMPLE_JOBS_PER_QUEUE_DAY * len(queues) * days)
+        incidents = tuple(inc for inc in SAMPLE_INCIDENTS if inc.offset_s < end - start)
+        df = synthetic_jobs(n, start, days, seed=seed + i, cluster=cluster, queues=queues, incidents=incidents,
+                            mean_wait_s=SAMPLE_MEAN_WAIT_S)
+        parts.append(records_from_table(df, InputReport(f"synthetic ({cluster})", "synthetic"), cluster))
+    return concat(parts, f"--synthetic: {days:g} days, seed {seed}", "synthetic")

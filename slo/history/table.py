@@ -132,10 +132,16 @@ def _flux(result, etype, note):
 def load_table(path: str, fmt: str, cluster: str) -> JobRecords:
     report = InputReport(path, fmt)
     raw, bad_lines = read_table(path, fmt)
+    report.records = bad_lines
+    report.drop("malformed", bad_lines, "rows with more fields than the header" if bad_lines else None)
+    return records_from_table(raw, report, cluster)
+
+
+def records_from_table(raw: pd.DataFrame, report: InputReport, cluster: str) -> JobRecords:
+    """A table already in memory (columns as in a CSV) -> neutral job records, bad rows counted in `report`."""
     df = _normalise(raw)
     n = len(df)
-    report.records = n + bad_lines
-    report.drop("malformed", bad_lines, "rows with more fields than the header" if bad_lines else None)
+    report.records += n
     if "end" not in df.columns or not ({"outcome", "cause"} <= set(df.columns) or "state" in df.columns
                                        or "result" in df.columns):
         report.drop("malformed", n, f"columns {list(df.columns)[:12]}: need end and outcome+cause, state or result")
@@ -185,7 +191,7 @@ def load_table(path: str, fmt: str, cluster: str) -> JobRecords:
         cols_out["jobid"] = jobid
         ids = pd.Series(cols_out["jobid"])[ok]
         report.flag("requeued", int((ids.value_counts() > 1).sum()))
-    del df, raw
+    del df
     if ok.all():
         frame = frame_from_columns(cols_out)
     else:

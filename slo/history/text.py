@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 from hpcwatch.slo.goformat import prom_duration
 from hpcwatch.slo.history.report import Report
+from hpcwatch.slo.history.verdict import verdict
 
 
 def ts(t: float | None) -> str:
@@ -37,16 +39,24 @@ def render_text(report: Report) -> str:
     rows = []
     for h in report.histories:
         s = h.summary
-        verdict = "" if s["met"] is None else ("met" if s["met"] else "MISSED")
+        met = "" if s["met"] is None else ("met" if s["met"] else "MISSED")
+        left = pct(s["budget_remaining_end"], 1) + ("" if s["budget_complete"] else "*")
         rows.append((h.slo.id, f"{h.slo.objective:g}%", pct(s["attained"], 3), _count(s["events"]),
-                     _count(s["error_events"]), pct(s["budget_remaining_end"], 1), pct(s["budget_remaining_min"], 1),
-                     str(s["page_alerts"]), str(s["ticket_alerts"]), verdict))
+                     _count(s["error_events"]), left, pct(s["budget_remaining_min"], 1),
+                     str(s["page_alerts"]), str(s["ticket_alerts"]), met))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     out.append("")
-    out.append("attained: 1 - errors/events over the range; budget: the rules' rolling-period error budget "
-               "(slo:period_error_budget_remaining:ratio) at the end and its minimum.")
+    out.extend(textwrap.wrap("attained: 1 - errors/events over the range; budget: the rules' rolling-period "
+                             "error budget (slo:period_error_budget_remaining:ratio) at the end and its minimum "
+                             "over full periods.", 100))
+    if any(not h.summary["budget_complete"] for h in report.histories):
+        out.extend(textwrap.wrap("* warm-up: the data do not yet cover a full period, so the budget stands on "
+                                 "part of one; its minimum is left out until a full period is covered.", 100))
+    for h in report.histories:
+        out.append("")
+        out.extend(textwrap.wrap(f"{h.slo.id}: {verdict(h, report.end)}", 100, subsequent_indent="  "))
     for h in report.histories:
         if not h.episodes:
             continue

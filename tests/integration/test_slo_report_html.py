@@ -8,6 +8,8 @@ the alert red among them, not a blank page.
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import struct
@@ -78,6 +80,28 @@ def report_html(tmp_path_factory):
     return out
 
 
+# Added to a copy of the report only (the report itself has no script): after layout, every pair of
+# text boxes in one chart that intersect, and every text box cut off by its chart's edge, as JSON.
+OVERLAP_PROBE = """<script>
+const found = [];
+for (const svg of document.querySelectorAll('svg.chart')) {
+  const name = svg.querySelector('title').textContent, frame = svg.getBoundingClientRect();
+  const boxes = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+  boxes.forEach(([a, r], i) => {
+    if (r.left < frame.left - 0.5 || r.right > frame.right + 0.5 || r.top < frame.top - 0.5
+        || r.bottom > frame.bottom + 0.5) found.push(`${name}: '${a}' is cut off`);
+    for (const [b, q] of boxes.slice(i + 1))
+      if (r.left < q.right - 0.5 && q.left < r.right - 0.5 && r.top < q.bottom - 0.5 && q.top < r.bottom - 0.5)
+        found.push(`${name}: '${a}' overlaps '${b}'`);
+  });
+}
+const pre = document.createElement('pre');
+pre.id = 'overlaps';
+pre.textContent = JSON.stringify({charts: document.querySelectorAll('svg.chart').length, found});
+document.body.appendChild(pre);
+</script>"""
+
+
 def _chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     binary = require_binary("chromium")
     return subprocess.run([binary, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
@@ -119,3 +143,41 @@ def test_screenshot_is_not_blank(report_html, tmp_path):
 
     assert near((0x2f, 0x6f, 0xdf)) > 50, "SLI line (blue) drawn"
     assert near((0xd6, 0x45, 0x45)) > 20, "objective / page threshold (red) drawn"
+
+
+def _report(tmp, spec: str, df, *extra: str) -> str:
+    jobs = tmp / "sacct.txt"
+    jobs.write_text(to_sacct(df))
+    out = tmp / "report.html"
+    assert main(["slo", "report", "--spec", os.path.join(FIX, spec), "--jobs", str(jobs), "--format", "html",
+                 "-o", str(out), *extra]) == 0
+    return out.read_text()
+
+
+@pytest.mark.parametrize("case", ["week", "two-days", "strict-objective", "synthetic-60d"])
+def test_chart_labels_do_not_overlap(case, tmp_path):
+    """Tick, threshold, warm-up and lane labels: laid out by a real browser, no two boxes intersect and
+    none runs off its chart, for ranges from two days to two months and thresholds a few pixels apart."""
+    if case == "week":
+        page = _report(tmp_path, "catalogue.yaml", synthetic_jobs(
+            6000, T0, 7, seed=2, incidents=(Incident(3 * 86400, 4 * 3600, node_fail=0.3),)))
+    elif case == "two-days":
+        page = _report(tmp_path, "catalogue.yaml", synthetic_jobs(
+            3000, T0, 2, seed=4, incidents=(Incident(86400, 3 * 3600, node_fail=0.4),)))
+    elif case == "strict-objective":
+        page = _report(tmp_path, "tight.yaml", synthetic_jobs(
+            8000, T0, 10, seed=5, queues=("batch",), incidents=(Incident(5 * 86400, 6 * 3600, node_fail=0.95),)))
+    else:
+        out = tmp_path / "report.html"
+        assert main(["slo", "report", "--spec", os.path.join(FIX, "catalogue.yaml"), "--synthetic", "--from",
+                     "2026-01-01", "--to", "2026-03-02", "--format", "html", "-o", str(out)]) == 0
+        page = out.read_text()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</main></body>", "</main>" + OVERLAP_PROBE + "</body>"))
+    proc = _chromium(tmp_path, "--window-size=1000,1600", "--dump-dom", probe.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = re.search(r'<pre id="overlaps">(.*?)</pre>', proc.stdout, re.S)
+    assert m, "the probe ran"
+    result = json.loads(html.unescape(m.group(1)))
+    assert result["charts"] >= 4
+    assert result["found"] == [], "\n".join(result["found"])

@@ -146,7 +146,7 @@ def test_replay_matches_row_by_row_oracle(slos, history):
     for h in report.histories:
         grid_start = report.start - (h.slo.period_s + max(h.slo.windows.windows()))
         n = (report.end - grid_start) // 300 + 1
-        ref = reference_replay(h.slo, rows, grid_start, 300, n)
+        ref = reference_replay(h.slo, rows, grid_start, 300, n, h.summary["data_start"])
         keep = slice(n - len(h.frame), n)
         for w in h.slo.windows.windows():
             exp = np.array([np.nan if v is None else v for v in ref["ratio"][w][keep]])
@@ -230,3 +230,150 @@ def test_render_is_deterministic_text(history):
     records = load_jobs([history], cluster="alpha")
     rep = from_jobs(load_specs([SPEC]), records, None, None, 300)
     assert render(rep, "text") == render(rep, "text")
+
+
+# ------------------------------------------------------------------ warm-up
+def _frame(rows):
+    from hpcwatch.slo.history.records import InputReport, JobRecords, frame_from_columns
+
+    cols = {k: [r[i] for r in rows] for i, k in enumerate(("jobid", "queue", "outcome", "cause", "end"))}
+    return JobRecords(frame_from_columns({**cols, "cluster": ["alpha"] * len(rows)}), InputReport("t", "t"))
+
+
+def _burst_then_quiet(days: float, burst_jobs: int = 30) -> list:
+    """A failure burst in the first 40 minutes of the data, then a healthy queue (one job a minute)."""
+    rows = [(f"b{i}", "batch", "node_fail" if i % 2 else "success", "system" if i % 2 else "none",
+             T0 + 60.0 * (i + 1)) for i in range(burst_jobs)]
+    rows += [(f"j{i}", "batch", "success", "none", T0 + 2400.0 + 60 * i) for i in range(int(days * 1440) - 40)]
+    return rows
+
+
+def test_warmup_leaves_partial_windows_out_of_lowest_budget_and_alerts(slos):
+    """A burst in the data's first 40 minutes: no 1-hour window is full yet, so no page; the 30-day budget
+    of a 4-hour-old history is not its lowest point. Before warm-up, this read -163% beside "met"."""
+    batch = [s for s in slos if s.name == "job-success-alpha-batch"]
+    rep = from_jobs(batch, _frame(_burst_then_quiet(35)), None, None, 300)
+    h = rep.histories[0]
+    s = h.summary
+    assert s["met"] is True and s["data_start"] == T0
+    assert s["budget_from"] == T0 + 30 * 86400 and s["budget_complete"] is True
+    # The partial period right after the burst is far below zero; it is warm-up, so it is not the minimum.
+    early = h.frame.loc[T0 + 3600: T0 + 4 * 3600, "budget_remaining"]
+    assert early.min() < -1.0 and h.frame.loc[T0 + 3600, "warmup"]
+    assert s["budget_remaining_min"] > 0.4 and s["budget_remaining_min_at"] >= s["budget_from"]
+    # What the rules would have done on the partial windows, and what the replay counts.
+    assert h.frame["rules_alert_page"].any() and not h.frame["alert_page"].any()
+    assert s["page_alerts"] == 0
+    # With less than a period of data there is no lowest budget at all, and the text says so.
+    short = from_jobs(batch, _frame(_burst_then_quiet(7)), None, None, 300)
+    assert short.histories[0].summary["budget_remaining_min"] is None
+    assert not short.histories[0].summary["budget_complete"]
+    text = render(short, "text")
+    assert "warm-up" in text and "cannot be judged yet" in text
+    assert "-1" not in text.split("\n")[3].split()[6]     # no "-163%" in the "min budget" column
+
+
+def test_warmup_counts_from_history_before_the_report(slos):
+    """Records reaching back before --from fill the windows: nothing in the report is warm-up."""
+    batch = [s for s in slos if s.name == "job-success-alpha-batch"]
+    rows = _burst_then_quiet(45)
+    rep = from_jobs(batch, _frame(rows), T0 + 40 * 86400, T0 + 44 * 86400, 300)
+    s = rep.histories[0].summary
+    assert s["budget_complete"] and s["warmup_s"] == 0 and not rep.histories[0].frame["alert_warmup"].any()
+
+
+def test_json_carries_warmup(history, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history, "--format", "json", "-o", str(out)]) == 0
+    first = json.loads(out.read_text())["slos"][0]
+    assert first["summary"]["budget_complete"] is False and first["summary"]["budget_remaining_min"] is None
+    assert any(first["series"]["warmup"]) and "rules_alert_page" in first["series"]
+    assert first["verdict"].startswith("Job success (queue batch of cluster alpha)")
+
+
+# ------------------------------------------------------------------ specs that select nothing
+def test_spec_matching_no_record_is_an_error_listing_what_there_is(history, tmp_path, capsys):
+    text = open(SPEC).read()
+    for wrong, bad in (("clusters: [alpha]", "clusters: [beta]"), ("queues: [batch, gpu]", "queues: [batch, gpus]")):
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(text.replace(wrong, bad))
+        assert main(["slo", "report", "--spec", str(spec), "--jobs", history]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert "match no job record" in err and "cluster alpha: queue" in err
+        assert "gpu (" in err and "batch (" in err and "runs)" in err
+        if "gpus" in bad:
+            assert 'hpc-job-success-alpha-gpus {cluster="alpha",queue="gpus"}' in err
+            assert "batch" not in err.split("match no job record")[1].split(".")[0]
+
+
+def test_scope_check_respects_the_range(history, capsys):
+    """Runs outside --from/--to are not what the spec is checked against, and the message says so."""
+    assert main(["slo", "report", "--spec", SPEC, "--jobs", history, "--from", "2020-01-01",
+                 "--to", "2020-01-02"]) == 2
+    err = capsys.readouterr().err
+    assert "ending in 20" in err and "hold no finished runs" in err
+
+
+# ------------------------------------------------------------------ verdicts
+def test_every_slo_gets_a_verdict_in_every_format(history, tmp_path):
+    records = load_jobs([history], cluster="alpha")
+    rep = from_jobs(load_specs([SPEC]), records, None, None, 300)
+    from hpcwatch.slo.history.verdict import verdict
+
+    for h in rep.histories:
+        v = verdict(h, rep.end)
+        met = "met its" if h.summary["met"] else "missed its"
+        assert met in v and f"{h.summary['events']:,.0f} jobs" in v, v
+        assert "burn rate" not in v and "ratio" not in v          # plain words
+        assert "cannot be judged yet" in v                         # 6 days of a 30-day period
+        pages = h.summary["page_alerts"]
+        assert ("paged" in v) == bool(pages) and ("No page or ticket" in v) == (not h.episodes)
+    page = render(rep, "html")
+    assert page.count('<p class="verdict">') == len(rep.histories)
+
+
+# ------------------------------------------------------------------ --synthetic
+def test_synthetic_history_covers_the_specs_scopes(capsys):
+    assert main(["slo", "report", "--spec", SPEC, "--synthetic", "--from", "2026-01-01", "--to", "2026-03-02"]) == 0
+    out = capsys.readouterr().out
+    assert "--synthetic: 60 days" in out
+    for slo in ("hpc-job-success-alpha-batch", "hpc-job-success-alpha-gpu", "hpc-queue-wait-alpha-batch"):
+        row = next(line for line in out.splitlines() if line.startswith(slo + " "))
+        assert row.split()[-1] in ("met", "MISSED") and "*" not in row, row   # a full period after warm-up
+    assert "On-call would have been paged" in out
+    # Deterministic: the same history each time.
+    assert main(["slo", "report", "--spec", SPEC, "--synthetic", "--from", "2026-01-01", "--to", "2026-03-02"]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_synthetic_scopes_from_any_spec():
+    from hpcwatch.slo.history.synthetic import spec_scopes
+
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "slo")
+    catalogue = load_specs([os.path.join(examples, "hpc-catalogue.yaml")])
+    assert spec_scopes(catalogue, "x") == {"alpha": ("batch", "gpu")}
+    # A Sloth spec over other families names no cluster or queue: the default cluster's two queues.
+    assert spec_scopes(load_specs([os.path.join(examples, "sloth-prometheus.yaml")]), "x") == {"x": ("batch", "gpu")}
+
+
+# ------------------------------------------------------------------ chart layout
+def test_time_ticks_fit_side_by_side():
+    from hpcwatch.slo.history.svg import LEFT, RIGHT, TICK_CHAR_W, W, _time_ticks
+
+    for days in (0.2, 1, 2, 3, 7, 10, 30, 60, 90, 400):
+        ticks = _time_ticks(T0, T0 + days * 86400)
+        assert 2 <= len(ticks) <= 10, (days, len(ticks))
+        px = (W - LEFT - RIGHT) / (days * 86400)
+        for (a, la), (b, lb) in zip(ticks, ticks[1:]):
+            assert (b - a) * px >= (len(la) + len(lb)) / 2 * TICK_CHAR_W + 8, (days, la, lb)
+
+
+def test_threshold_labels_are_moved_apart():
+    from hpcwatch.slo.history.svg import LABEL_H, Placed, place_label
+
+    placed: list[Placed] = []
+    ys = [place_label(placed, 900, 120, y, 20, 190) for y in (100, 103, 105, 150)]
+    assert ys[0] == 100 and ys[3] == 150
+    assert all(abs(a - b) >= LABEL_H for i, a in enumerate(ys) for b in ys[i + 1:])
+    assert all(20 <= y <= 190 for y in ys)
