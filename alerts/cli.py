@@ -13,9 +13,14 @@ HELP = """Infrastructure alerts as code.
   tests         promtool unit tests: a firing and a quiet case per alert (`promtool test rules FILE`)
   alertmanager  the Alertmanager routing tree and inhibitions from a small receiver config
 
+Alerts off by default (the waste alerts to users about their own jobs) are switched on, with their
+thresholds, in an alert config given to `rules` and `tests` (`--example-config` prints one).
+
 examples:
   hpcwatch alerts rules -o rules/hpcwatch-infrastructure.rules.yml
   hpcwatch alerts tests --rule-file hpcwatch-infrastructure.rules.yml -o rules/infra.test.yml
+  hpcwatch alerts rules --example-config > alerts.yml             # edit it, then:
+  hpcwatch alerts rules --config alerts.yml -o rules/hpcwatch-infrastructure.rules.yml
   hpcwatch alerts alertmanager --example-config > receivers.yml   # edit it, then:
   hpcwatch alerts alertmanager --config receivers.yml -o alertmanager.yml
 """
@@ -45,6 +50,23 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", default="-", help="output file (default: stdout)")
     p.add_argument("--runbook-base-url", default=DEFAULT_RUNBOOK_BASE,
                    help=f"where docs/runbooks/ is published (default: {DEFAULT_RUNBOOK_BASE})")
+    p.add_argument("--config", help="alert config YAML switching on optional alerts (see --example-config); "
+                   "default: the catalogue alone")
+    p.add_argument("--example-config", action="store_true", help="print an example alert config and exit")
+
+
+def _alert_config(args: argparse.Namespace):
+    """The --config alert config, or None; a bad one raises SystemExit with `error: FILE: field: ...`."""
+    from hpcwatch.alerts.waste import ConfigError, load_config
+    if not args.config:
+        return None
+    try:
+        with open(args.config, encoding="utf-8") as fh:
+            return load_config(fh.read())
+    except OSError as exc:
+        raise SystemExit(f"error: {args.config}: {exc.strerror or exc}") from None
+    except ConfigError as exc:
+        raise SystemExit(f"error: {args.config}: {exc}") from None
 
 
 def _write(path: str, text: str) -> int:
@@ -58,12 +80,18 @@ def _write(path: str, text: str) -> int:
 
 def run_rules(args: argparse.Namespace) -> int:
     from hpcwatch.alerts.rules import render_rules
-    return _write(args.out, render_rules(args.runbook_base_url))
+    from hpcwatch.alerts.waste import EXAMPLE_CONFIG
+    if args.example_config:
+        return _write("-", EXAMPLE_CONFIG)
+    return _write(args.out, render_rules(args.runbook_base_url, config=_alert_config(args)))
 
 
 def run_tests(args: argparse.Namespace) -> int:
     from hpcwatch.alerts.rules import render_tests
-    return _write(args.out, render_tests(args.rule_file, args.runbook_base_url))
+    from hpcwatch.alerts.waste import EXAMPLE_CONFIG
+    if args.example_config:
+        return _write("-", EXAMPLE_CONFIG)
+    return _write(args.out, render_tests(args.rule_file, args.runbook_base_url, config=_alert_config(args)))
 
 
 def run_alertmanager(args: argparse.Namespace) -> int:

@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 SEVERITIES = ("critical", "warning", "info")
+# Who an alert is for: operators (routed by severity) or the owner of the job it names (the `users`
+# receiver); only the latter carry an `audience` label.
+AUDIENCES = ("ops", "user")
 COMPONENTS = ("exporter", "node", "jobs", "gpu", "fabric", "filesystem", "scheduler")
 DEFAULT_RUNBOOK_BASE = "https://github.com/hpcwatch/hpcwatch/blob/main/docs/runbooks"
 
@@ -39,18 +42,22 @@ class AlertRule:
     fire: Case
     quiet: Case
     for_: str = "0m"
+    audience: str = "ops"
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"alert {self.name}: severity {self.severity!r} not in {SEVERITIES}")
         if self.component not in COMPONENTS:
             raise ValueError(f"alert {self.name}: component {self.component!r} not in {COMPONENTS}")
+        if self.audience not in AUDIENCES:
+            raise ValueError(f"alert {self.name}: audience {self.audience!r} not in {AUDIENCES}")
         if not re.fullmatch(r"[A-Z][A-Za-z0-9]+", self.name):
             raise ValueError(f"alert {self.name!r}: use an UpperCamelCase name")
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"severity": self.severity, "component": self.component}
+        extra = {"audience": self.audience} if self.audience != "ops" else {}
+        return {"severity": self.severity, "component": self.component, **extra}
 
     def runbook_url(self, base: str = DEFAULT_RUNBOOK_BASE) -> str:
         return f"{base.rstrip('/')}/{self.name}.md"

@@ -7,6 +7,8 @@ from typing import Any
 import yaml
 from hpcwatch.alerts.catalog import all_alerts
 from hpcwatch.alerts.model import DEFAULT_RUNBOOK_BASE, AlertRule, render_template
+from hpcwatch.alerts.waste import AlertConfig
+from hpcwatch.alerts.waste import groups as config_groups
 
 RULES_FILE = "hpcwatch-infrastructure.rules.yml"
 TESTS_FILE = "hpcwatch-infrastructure.test.yml"
@@ -30,13 +32,19 @@ def rule_dict(a: AlertRule, runbook_base: str) -> dict[str, Any]:
     return d
 
 
-def rule_groups(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
+def alert_groups(config: AlertConfig | None = None) -> list[tuple[str, list[AlertRule]]]:
+    """The catalogue's groups plus those the alert config switches on (the waste alerts)."""
+    return all_alerts() + config_groups(config or AlertConfig())
+
+
+def rule_groups(runbook_base: str = DEFAULT_RUNBOOK_BASE, config: AlertConfig | None = None) -> dict[str, Any]:
     return {"groups": [{"name": name, "rules": [rule_dict(a, runbook_base) for a in alerts]}
-                       for name, alerts in all_alerts()]}
+                       for name, alerts in alert_groups(config)]}
 
 
-def render_rules(runbook_base: str = DEFAULT_RUNBOOK_BASE, command: str = "hpcwatch alerts rules") -> str:
-    return header(command) + dump_yaml(rule_groups(runbook_base))
+def render_rules(runbook_base: str = DEFAULT_RUNBOOK_BASE, command: str = "hpcwatch alerts rules",
+                 config: AlertConfig | None = None) -> str:
+    return header(command) + dump_yaml(rule_groups(runbook_base, config))
 
 
 def _expected(a: AlertRule, runbook_base: str) -> dict[str, Any]:
@@ -46,10 +54,11 @@ def _expected(a: AlertRule, runbook_base: str) -> dict[str, Any]:
     return {"exp_labels": labels, "exp_annotations": ann}
 
 
-def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
+def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE,
+                    config: AlertConfig | None = None) -> dict[str, Any]:
     """One promtool test per alert and case: the firing case expects exactly one alert, the quiet none."""
     tests = []
-    for _, alerts in all_alerts():
+    for _, alerts in alert_groups(config):
         for a in alerts:
             for case, fires in ((a.fire, True), (a.quiet, False)):
                 tests.append({
@@ -63,5 +72,5 @@ def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_B
 
 
 def render_tests(rule_file: str, runbook_base: str = DEFAULT_RUNBOOK_BASE,
-                 command: str = "hpcwatch alerts tests") -> str:
-    return header(command) + dump_yaml(unit_tests_dict([rule_file], runbook_base))
+                 command: str = "hpcwatch alerts tests", config: AlertConfig | None = None) -> str:
+    return header(command) + dump_yaml(unit_tests_dict([rule_file], runbook_base, config))

@@ -24,6 +24,7 @@ EPILOG = """common tasks:
   hpcwatch slo report --spec slos/ --jobs sacct.txt --format html -o report.html
                                         replay SLOs over job history: budgets, burn, when alerts fire
   hpcwatch job report 123456            usage, efficiency, energy, cost and notes of one job
+  hpcwatch act --partition gpu          Alertmanager webhook: cancel jobs keeping GPUs idle (dry run by default)
   hpcwatch generate                     write the default artifacts under deploy/
   hpcwatch demo                         (root, Debian 12) Slurm + agents + Prometheus + Alertmanager here
   hpcwatch <command> --help             details of one command
@@ -35,6 +36,7 @@ COMMAND_MODULES = (
     "hpcwatch.slo.cli",
     "hpcwatch.dashboards.cli",
     "hpcwatch.alerts.cli",
+    "hpcwatch.alerts.actcli",
     "hpcwatch.generate",
     "hpcwatch.demo",
     "hpcwatch.metricsdoc",

@@ -54,7 +54,7 @@ NODE_TEXTFILE_MTIME = "node_textfile_mtime_seconds"  # {file}
 NODE_TEXTFILE_ERROR = "node_textfile_scrape_error"
 
 # --- jobs collector (hpc_job_, exporters/jobs) -----------------------------------------------------
-JOB_INFO = "hpc_job_info"  # {jobid, user, uid}
+JOB_INFO = "hpc_job_info"  # {jobid, user, uid}; account and partition where the node agent knows them
 JOB_CPU_SECONDS = "hpc_job_cpu_seconds_total"  # {jobid, mode=user|system}
 JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node
 JOB_MEMORY_USAGE = "hpc_job_memory_usage_bytes"
@@ -87,6 +87,7 @@ GPU_JOB_INFO = "hpc_gpu_job_info"  # {gpu, uuid, jobid}; every hpc_gpu_ series h
 GPU_JOB_MEMORY_USED = "hpc_gpu_job_memory_used_bytes"  # {gpu, jobid}
 GPU_SM_ACTIVE = "hpc_gpu_sm_active_ratio"  # NVML GPM (Hopper and newer)
 GPU_TENSOR_ACTIVE = "hpc_gpu_tensor_active_ratio"  # NVML GPM
+GPU_PROCESSES = "hpc_gpu_processes"  # {gpu, uuid}: compute processes on the GPU now (0: held but unused)
 # Reasons (label values of GPU_CLOCK_EVENT) that mean thermal or power throttling.
 GPU_THERMAL_REASONS = "hw_thermal_slowdown|sw_thermal_slowdown"
 GPU_POWER_REASONS = "hw_power_brake_slowdown|hw_slowdown"
