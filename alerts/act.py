@@ -17,11 +17,11 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from hpcwatch.exporters.atomicfile import write_atomically
 from hpcwatch.exporters.command import CommandError, run_command
 
 log = logging.getLogger("hpcwatch.act")
@@ -116,12 +116,8 @@ class Ledger:
     def save(self) -> None:
         if not self.path:
             return
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".act-state.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"episodes": {k: dataclasses.asdict(v) for k, v in self.episodes.items()}}, fh)
-        os.replace(tmp, self.path)
+        body = json.dumps({"episodes": {k: dataclasses.asdict(v) for k, v in self.episodes.items()}}).encode()
+        write_atomically(self.path, lambda fh: fh.write(body))
 
     def prune(self, now: float, keep_s: float) -> None:
         """Forget episodes not notified for keep_s (their resolve was lost, or the alert stopped)."""

@@ -165,7 +165,10 @@ def test_dry_run_decides_but_never_cancels(slurm, gpu_jobs, manager, tmp_path):
         gap = (datetime.datetime.fromisoformat(would["ts"]) - datetime.datetime.fromisoformat(first["ts"]))
         assert gap.total_seconds() >= CONFIRM_S - 1           # the log's seconds are whole
         assert slurm.job_state(job) == "RUNNING"
-        assert "job_report" in first if job_report_command() else "job_report" not in first
+        if job_report_command():    # `hpcwatch job report` of the running job, from sacct (no Prometheus here)
+            assert f"Job {job}" in first["job_report"] and "(no job report" not in first["job_report"], first
+        else:
+            assert "job_report" not in first
         alert.resolve()
         act.wait(job, "recovered")
     finally:
