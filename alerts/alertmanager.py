@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from hpcwatch.alerts.model import read_mapping
 from hpcwatch.alerts.rules import dump_yaml, header
 
 RECEIVER_TYPES = ("pagerduty", "opsgenie", "webhook")
@@ -120,17 +120,13 @@ def _receiver(where: str, raw: Any, types: tuple[str, ...] = RECEIVER_TYPES) -> 
     settings = {k: v for k, v in raw.items() if k != "type"}
     for one_of in REQUIRED[kind]:
         if not any(settings.get(k) for k in one_of):
-            raise ConfigError(f"{where}: a {kind} receiver needs {' or '.join(one_of)}")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ConfigError(f"{where}: {article} {kind} receiver needs {' or '.join(one_of)}")
     return ReceiverConfig(kind, settings)
 
 
 def load_config(text: str) -> RoutingConfig:
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping with `oncall` and `ticket`")
+    raw = read_mapping(text, "`oncall` and `ticket`", ConfigError)
     timers = ("group_wait", "group_interval", "page_repeat", "ticket_repeat", "users_repeat")
     unknown = set(raw) - {"oncall", "ticket", "job_failure_slos", "users", "act", *timers}
     if unknown:

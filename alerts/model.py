@@ -86,3 +86,16 @@ def render_template(text: str, labels: dict[str, str], value: str) -> str:
     if "{{" in out:
         raise ValueError(f"unsupported template in {text!r}: use $labels.NAME or $value only")
     return out
+
+
+def read_mapping(text: str, expected: str, error: type[ValueError]) -> dict:
+    """A YAML config document as a mapping ({} when empty); `error` says `not YAML` or what was expected."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"not YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise error(f"expected a mapping with {expected}")
+    return raw

@@ -19,8 +19,7 @@ import dataclasses
 import re
 from typing import Any
 
-import yaml
-from hpcwatch.alerts.model import AlertRule, Case
+from hpcwatch.alerts.model import AlertRule, Case, read_mapping
 from hpcwatch.slo.goformat import go_float, parse_duration, prom_duration
 
 from hpcwatch import metric_names as n
@@ -136,12 +135,7 @@ class AlertConfig:
 
 
 def load_config(text: str) -> AlertConfig:
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping with `waste`")
+    raw = read_mapping(text, "`waste`", ConfigError)
     if set(raw) - {"waste"}:
         raise ConfigError(f"unknown fields: {', '.join(sorted(map(str, set(raw) - {'waste'})))} (known: waste)")
     return AlertConfig(load_waste(raw.get("waste")))

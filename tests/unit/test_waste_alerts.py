@@ -127,7 +127,7 @@ def test_without_users_or_act_user_alerts_are_recorded_only():
 
 @pytest.mark.parametrize("text, field", [
     ("users: {type: pagerduty, routing_key: k}", "users.type: expected one of email, webhook"),
-    ("users: {type: email, to: a@b}", "users: a email receiver needs from"),
+    ("users: {type: email, to: a@b}", "users: an email receiver needs from"),
     ("act: {alerts: [HpcJobGpuIdle]}", "act: expected a mapping with the `url`"),
     ("act: {url: 'http://x', repeat_every: 1h}", "act: unknown fields repeat_every"),
     ("act: {url: 'http://x', alerts: []}", "act.alerts"),
