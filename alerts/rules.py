@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 from hpcwatch.alerts.catalog import all_alerts
 from hpcwatch.alerts.model import DEFAULT_RUNBOOK_BASE, AlertRule, render_template
+from hpcwatch.alerts.waste import GROUP as WASTE_GROUP
 from hpcwatch.alerts.waste import AlertConfig
 from hpcwatch.alerts.waste import groups as config_groups
 
@@ -32,13 +33,19 @@ def rule_dict(a: AlertRule, runbook_base: str) -> dict[str, Any]:
     return d
 
 
+# Groups evaluated less often than Prometheus' global interval: the waste alerts wait 30 minutes or more
+# before firing and join four families per evaluation (benchmarks/waste_rules.py), so once a minute is plenty.
+GROUP_INTERVALS = {WASTE_GROUP: "1m"}
+
+
 def alert_groups(config: AlertConfig | None = None) -> list[tuple[str, list[AlertRule]]]:
     """The catalogue's groups plus those the alert config switches on (the waste alerts)."""
     return all_alerts() + config_groups(config or AlertConfig())
 
 
 def rule_groups(runbook_base: str = DEFAULT_RUNBOOK_BASE, config: AlertConfig | None = None) -> dict[str, Any]:
-    return {"groups": [{"name": name, "rules": [rule_dict(a, runbook_base) for a in alerts]}
+    return {"groups": [{"name": name, **({"interval": GROUP_INTERVALS[name]} if name in GROUP_INTERVALS else {}),
+                        "rules": [rule_dict(a, runbook_base) for a in alerts]}
                        for name, alerts in alert_groups(config)]}
 
 

@@ -28,7 +28,9 @@ def test_off_by_default_and_switched_on_in_the_alert_config():
     groups = dict(alert_groups(ON))
     assert [a.name for a in groups["hpcwatch-waste"]] == ["HpcJobGpuIdle", "HpcJobGpuUnused", "HpcJobMemoryUnused"]
     rules = yaml.safe_load(render_rules(config=ON))
-    waste = next(g for g in rules["groups"] if g["name"] == "hpcwatch-waste")["rules"]
+    group = next(g for g in rules["groups"] if g["name"] == "hpcwatch-waste")
+    assert group["interval"] == "1m"      # they wait 30 minutes or more: once a minute is plenty
+    waste = group["rules"]
     for r in waste:
         assert r["labels"] == {"severity": "warning", "component": "jobs", "audience": "user"}
         assert "jobid" in r["annotations"]["summary"] and "hpcwatch job report" in r["annotations"]["description"]
