@@ -185,6 +185,23 @@ class RecordSeries:
             out += coef * (counted / w if term.func == "rate" else counted)
         return out
 
+    def step_counts(self, q: Linear) -> np.ndarray:
+        """Events per step, for the attained SLI over the range: each run counted once.
+
+        Counter terms count what happened in each step; an instant gauge (runs pending past the
+        threshold now) is a state, not events, so it counts once, at the last grid time: the runs
+        still pending then. Summing it at every step would count a run that waits three hours 36
+        times at a 5-minute step.
+        """
+        out = np.zeros(self.grid.n, dtype="float64")
+        out[-1] = q.const
+        for term, coef in q.terms:
+            if term.func == "gauge":
+                out[-1] += coef * self._pending(term)[-1]
+            else:
+                out += coef * self.evaluate(Linear(((term, 1.0),)), self.grid.step)
+        return out
+
     def validate(self, q: Linear) -> None:
         """Raise UnsupportedQuery now (not mid-report) for a query these records cannot answer."""
         for term, _ in q.terms:
@@ -210,6 +227,5 @@ def sli_from_records(slo, series: RecordSeries):
         ratio[w] = error_ratio(series.evaluate(err_q, w), total)
         if w in slo.windows.long_windows():
             events[w] = total * w if slo.events_per_second else total
-    step = series.grid.step
-    return SLIData(series.grid.times(), ratio, events, series.evaluate(err_q, step), series.evaluate(tot_q, step),
+    return SLIData(series.grid.times(), ratio, events, series.step_counts(err_q), series.step_counts(tot_q),
                    series.data_start)

@@ -377,3 +377,20 @@ def test_threshold_labels_are_moved_apart():
     assert ys[0] == 100 and ys[3] == 150
     assert all(abs(a - b) >= LABEL_H for i, a in enumerate(ys) for b in ys[i + 1:])
     assert all(20 <= y <= 190 for y in ys)
+
+
+def test_attained_counts_each_run_once_with_pending_terms(slos):
+    """Queue wait with include_pending: a run that waited 3 hours past submit is one late job, not one per
+    5-minute step it spent pending (the SLI's instant term), and 30 quick runs are 30 good ones."""
+    from hpcwatch.slo.history.records import InputReport, JobRecords, frame_from_columns
+
+    wait = [s for s in slos if s.name == "queue-wait-alpha-batch"]
+    n = 31
+    submit = [T0 + 600.0] + [T0 + 3600.0 * 5 + 60 * i for i in range(n - 1)]
+    start = [T0 + 600.0 + 3 * 3600] + [t + 30 for t in submit[1:]]
+    frame = frame_from_columns({"jobid": [str(i) for i in range(n)], "cluster": ["alpha"] * n,
+                                "queue": ["batch"] * n, "outcome": ["success"] * n, "cause": ["none"] * n,
+                                "submit": submit, "eligible": submit, "start": start,
+                                "end": [t + 600 for t in start]})
+    s = from_jobs(wait, JobRecords(frame, InputReport("t", "t")), T0, T0 + 86400, 300).histories[0].summary
+    assert (s["events"], s["error_events"]) == (31, 1)
