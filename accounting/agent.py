@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.registry import Option
 from hpcwatch.exporters.scheduler.model import FinishedJob
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -30,11 +31,12 @@ OPTIONS = (
     Option("summary-prometheus", "", "Prometheus base URL the summaries read per-node and per-GPU usage, energy "
            "and filesystem bytes from (empty: what sacct knows)"),
     Option("summary-prices", "", "price table (YAML) the cost of each job is computed with (empty: no cost)"),
-    Option("summary-delay", 60.0, "seconds after a job's end before it is summarised, so the node agents' last "
-           "samples have reached Prometheus", type=float),
-    Option("summary-limit", 1000, "most jobs summarised per refresh; the rest wait in the outbox", type=int),
-    Option("summary-batch", 100, "jobs per Prometheus query", type=int),
-    Option("summary-timeout", 20.0, "seconds each Prometheus query may take", type=float),
+    Option("summary-delay", 60.0, "how long after a job's end it is summarised, so the node agents' last "
+           "samples have reached Prometheus", type=opt.duration),
+    Option("summary-limit", 1000, "most jobs summarised per refresh; the rest wait in the outbox",
+           type=opt.positive_count),
+    Option("summary-batch", 100, "jobs per Prometheus query", type=opt.positive_count),
+    Option("summary-timeout", 20.0, "how long each Prometheus query may take", type=opt.duration),
 )
 
 
@@ -51,7 +53,7 @@ class SummaryAgent:
     def from_options(cls, collector: str, options: Mapping[str, Any], details: DetailReader | None
                      ) -> SummaryAgent | None:
         """The agent the options ask for, or None without a dataset; ValueError for a bad price table."""
-        dataset = options.get("summary-dataset") or ""
+        dataset = options["summary-dataset"]
         if not dataset:
             return None
         from hpcwatch.accounting.prices import PriceTableError, load_price_table
@@ -60,17 +62,15 @@ class SummaryAgent:
         from hpcwatch.slo.history.prom import PrometheusClient
 
         prices = None
-        if options.get("summary-prices"):
+        if options["summary-prices"]:
             try:
                 prices = load_price_table(options["summary-prices"])
             except PriceTableError as exc:
                 raise ValueError(f"--collector.{collector}.summary-prices: {exc}") from None
-        url = options.get("summary-prometheus") or ""
-        client = PrometheusClient(url, float(options.get("summary-timeout", 20.0))) if url else None
-        writer = SummaryWriter(SummaryStore(dataset), details, client, prices,
-                               limit=int(options.get("summary-limit", 1000)),
-                               batch_size=int(options.get("summary-batch", 100)),
-                               delay=float(options.get("summary-delay", 60.0)))
+        url = options["summary-prometheus"]
+        client = PrometheusClient(url, options["summary-timeout"]) if url else None
+        writer = SummaryWriter(SummaryStore(dataset), details, client, prices, limit=options["summary-limit"],
+                               batch_size=options["summary-batch"], delay=options["summary-delay"])
         return cls(collector, writer)
 
     def run(self, outbox: Sequence[FinishedJob]) -> list[str]:

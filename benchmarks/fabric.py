@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 
-from hpcwatch.exporters.fabric import FabricCollector
+from hpcwatch.exporters.fabric.collector import FabricCollector
 from hpcwatch.exporters.fabric_switches.collector import FabricSnapshot, merge_counters, render
 from hpcwatch.exporters.fabric_switches.parse import parse_perfquery, parse_ports_report
 from hpcwatch.exporters.registry import CollectorContext, Paths
@@ -44,9 +44,8 @@ def node_side(repeat: int = 500) -> list[tuple[str, float, float, int]]:
         for i in range(16):
             shutil.copytree(TEMPLATE, os.path.join(root, "class", "infiniband", f"mlx5_{i}"))
         rows = []
-        for label, held in (("held files (default)", -1), ("open/read/close", 0)):
-            ctx = CollectorContext(paths=Paths(sysfs=root),
-                                   options={"ignored-devices": "", "hw-counters": True, "held-files": held})
+        for label, held in (("held files (default)", "auto"), ("open/read/close", "0")):
+            ctx = CollectorContext.of(FabricCollector, Paths(sysfs=root), **{"held-files": held})
             c = FabricCollector(ctx)
             samples = sum(len(m.samples) for m in c.collect())  # warm: lists the layout once
             t = timed(lambda c=c: list(c.collect()), repeat)

@@ -66,7 +66,7 @@ def write_oss(root: str, jobs_per_ost: int, osts: int = 4) -> int:
 
 def child(root: str) -> None:
     """One refresh + collect, as the cluster agent's background loop and a scrape would run them."""
-    from hpcwatch.exporters.lustre.server import LustreServerCollector
+    from hpcwatch.exporters.lustre_server.collector import LustreServerCollector
     from hpcwatch.exporters.registry import CollectorContext, Paths
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

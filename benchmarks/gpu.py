@@ -36,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "fixtures", "gpu"))
 
 from hpcwatch.exporters.exposition import render_text
-from hpcwatch.exporters.gpu import GpuCollector, fields, nvml
+from hpcwatch.exporters.gpu import fields, nvml
+from hpcwatch.exporters.gpu.collector import GpuCollector
 from hpcwatch.exporters.gpu.gpm import GPM_METRICS
 from hpcwatch.exporters.registry import CollectorContext
 from hpcwatch.exporters.scrape import ScrapeCollector
@@ -107,8 +108,7 @@ def main() -> int:
     try:
         c = GpuCollector(
             # GPM sampled on every scrape (gpm-interval 0): the worst case of its cost.
-            CollectorContext(options={"job-map-dir": "", "per-process": False, "xid-events": True, "gpm": True,
-                                      "gpm-interval": 0.0})
+            CollectorContext.of(GpuCollector, **{"job-map-dir": "", "gpm-interval": 0.0})
         )
         reason = c.available()
         if reason is not None:

@@ -1,7 +1,8 @@
 """One scrape: run the selected collectors (concurrently, each with a deadline) and add health families.
 
 A collector that raises, overruns the deadline, or is still busy with an earlier overrun reports
-`hpcwatch_collector_success 0`; everything else in the scrape is still served. `render` is the
+`hpcwatch_collector_success 0`; everything else in the scrape is still served. So does a collector
+that met a read error (exporters/files.py), though the families it did read are served. `render` is the
 HTTP path: each collector's families go through its own `FamilyBytes`, so a snapshot collector
 that yields the same family objects until its next refresh is rendered once per refresh.
 """
@@ -16,8 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from hpcwatch.exporters.exposition import FamilyBytes
+from hpcwatch.exporters.files import reading
 from hpcwatch.exporters.registry import Collector
-from hpcwatch.exporters.selfmetrics import collect_parse_errors
+from hpcwatch.exporters.selfmetrics import collect_parse_errors, collect_read_errors
 from hpcwatch.exporters.snapshot import SnapshotSource
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -74,10 +76,11 @@ class ScrapeCollector:
     def sources(self) -> list[SnapshotSource]:
         return [s for c in self.collectors for s in c.sources()]
 
-    def _run_one(self, collector: Collector) -> tuple[list[Metric], float]:
+    def _run_one(self, collector: Collector) -> tuple[list[Metric], float, str | None]:
         start = time.perf_counter()
-        metrics = list(collector.collect())
-        return metrics, time.perf_counter() - start
+        with reading(collector.name) as errors:
+            metrics = list(collector.collect())
+        return metrics, time.perf_counter() - start, errors.first()
 
     def _note_failure(self, name: str, reason: str) -> None:
         # Log a reason once until it changes, so a broken source does not flood the log every scrape.
@@ -123,7 +126,7 @@ class ScrapeCollector:
                 duration.add_metric([c.name], 0.0)
                 continue
             try:
-                metrics, took = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+                metrics, took, read_error = fut.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 with self._busy_lock:
                     self._overrun[c.name] = fut
@@ -137,9 +140,11 @@ class ScrapeCollector:
                 outcomes.append((c.name, 0))
                 duration.add_metric([c.name], time.perf_counter() - t0)
                 continue
-            if self._last_error.pop(c.name, None) is not None:
+            if read_error is not None:  # the families it could read are served; the failure is visible
+                self._note_failure(c.name, read_error)
+            elif self._last_error.pop(c.name, None) is not None:
                 log.info("collector=%s recovered", c.name)
-            outcomes.append((c.name, 1))
+            outcomes.append((c.name, 0 if read_error else 1))
             duration.add_metric([c.name], took)
             results.append((c.name, metrics))
         # Health families that did not change since the last scrape are the same objects (bytes reused).
@@ -150,6 +155,8 @@ class ScrapeCollector:
         health.extend(self._memoized("sources", key, lambda: _source_families(sources)))
         errors = list(collect_parse_errors())
         health.extend(self._memoized("parse_errors", tuple(errors[0].samples), lambda: errors))
+        reads = list(collect_read_errors())
+        health.extend(self._memoized("read_errors", tuple(reads[0].samples), lambda: reads))
         return results, health
 
     def collect(self, only: Collection[str] | None = None) -> Iterator[Metric]:

@@ -1,4 +1,5 @@
-"""The exporter's own metrics: parse errors per source (shared by collectors), build info, HTTP and process."""
+"""The exporter's own metrics: parse and read errors per source (shared by collectors), build info, HTTP
+and process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client.metrics_core import Metric
 
 _lock = threading.Lock()
 _parse_errors: dict[str, int] = {}
+_read_errors: dict[str, int] = {}
 
 
 def record_parse_error(source: str, count: int = 1) -> None:
@@ -32,6 +34,31 @@ def collect_parse_errors() -> Iterator[CounterMetricFamily]:
     fam = CounterMetricFamily(
         "hpcwatch_parse_errors",
         "Records a parser could not read and skipped, by source.",
+        labels=["source"],
+    )
+    for source, n in items:
+        fam.add_metric([source], n)
+    yield fam
+
+
+def record_read_error(source: str) -> None:
+    """Count one failed read of a file that exists (EIO, EISDIR, EACCES...) for `source` (a collector)."""
+    with _lock:
+        _read_errors[source] = _read_errors.get(source, 0) + 1
+
+
+def read_errors(source: str) -> int:
+    with _lock:
+        return _read_errors.get(source, 0)
+
+
+def collect_read_errors() -> Iterator[CounterMetricFamily]:
+    with _lock:
+        items = sorted(_read_errors.items())
+    fam = CounterMetricFamily(
+        "hpcwatch_read_errors",
+        "Reads of a file that exists but failed (EIO, EISDIR, EACCES...), by source; each also fails "
+        "that scrape of the collector (hpcwatch_collector_success 0).",
         labels=["source"],
     )
     for source, n in items:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.exposition import (
     OPENMETRICS,
     OPENMETRICS_EOF,
@@ -19,8 +20,26 @@ from hpcwatch.exporters.exposition import (
     negotiate,
     render_family,
 )
+from hpcwatch.exporters.flags import (
+    USAGE,
+    add_collector_arguments,
+    add_help_arguments,
+    argtype,
+    collector_options,
+    collectors_epilog,
+    enabled_collectors,
+    explicitly_enabled,
+)
 from hpcwatch.exporters.http1 import Request
-from hpcwatch.exporters.registry import AGENTS, Collector, CollectorContext, Paths, load_all
+from hpcwatch.exporters.registry import (
+    AGENTS,
+    Collector,
+    CollectorContext,
+    Paths,
+    UnavailableCollector,
+    load_all,
+    resolve_options,
+)
 from hpcwatch.exporters.scrape import ScrapeCollector, SelectionError, select
 from hpcwatch.exporters.selfmetrics import ExporterMetrics, build_info
 from hpcwatch.exporters.server import (
@@ -44,85 +63,74 @@ SERVE_HELP = """Run collectors behind one HTTP endpoint, node_exporter style.
 
 The node agent (default) runs on every compute node: node, jobs, gpu, fabric and filesystem
 clients. The cluster agent (--agent cluster) runs once per cluster: slurm or flux, fabric
-switches, filesystem servers. Collectors whose source is absent on this host are skipped at
-start-up with one log line.
+switches, filesystem servers. A default collector whose source is absent on this host is skipped
+with one log line; one named with --collector.NAME that cannot run is logged as a warning and
+reported with hpcwatch_collector_success 0 on every scrape. Durations take seconds or Prometheus
+units (30s, 5m, 1h30m, 1d).
+"""
 
-examples:
+SERVE_EXAMPLES = """examples:
   hpcwatch serve                                  # node agent on :19466
   hpcwatch serve --agent cluster                  # cluster agent on :19467
   hpcwatch serve --no-collector.gpu --web.config.file=/etc/hpcwatch/web.yml
+  hpcwatch serve --agent cluster --collector.slurm.refresh-interval=1m
   hpcwatch serve --path.procfs=/host/proc --path.sysfs=/host/sys --path.rootfs=/host
+  hpcwatch serve --help-collector slurm           # one collector's options
 """
 
 
-def _pct(text: str) -> str:
-    """argparse %-formats help strings; collector help may quote formats like Lustre's %j."""
-    return text.replace("%", "%%")
+def serve_epilog(registry: dict[str, type[Collector]]) -> str:
+    return collectors_epilog(registry) + "\n\n" + SERVE_EXAMPLES
 
 
 def add_serve_arguments(p: argparse.ArgumentParser, registry: dict[str, type[Collector]]) -> None:
     """All serve flags; the collector ones are derived from the registry, never written by hand."""
+    add_help_arguments(p, registry)
     p.add_argument("--agent", choices=AGENTS, default="node",
                    help="which agent this is: picks the default port and default collectors (default: node)")
-    p.add_argument("--web.listen-address", dest="listen_address", default=None,
+    p.add_argument("--web.listen-address", dest="listen_address", default=None, metavar="ADDRESS",
                    help="address to listen on (default :19466 for node, :19467 for cluster)")
-    p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+    p.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                    help="path under which to expose metrics (default: /metrics)")
-    p.add_argument("--web.max-requests", dest="max_requests", type=int, default=40,
+    p.add_argument("--web.max-requests", dest="max_requests", type=argtype(opt.count), default=40, metavar="N",
                    help="maximum concurrent scrapes; more get 503; 0 means no limit (default: 40)")
     add_web_limit_arguments(p)
-    p.add_argument("--web.config.file", dest="web_config_file", default=None,
+    p.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="FILE",
                    help="exporter-toolkit YAML for TLS and basic auth (tls_server_config, basic_auth_users)")
-    p.add_argument("--scrape.timeout", dest="scrape_timeout", type=float, default=10.0,
-                   help="seconds a collector may take in one scrape before it reports success 0 (default: 10)")
+    p.add_argument("--scrape.timeout", dest="scrape_timeout", type=argtype(opt.duration), default=10.0,
+                   metavar="DURATION",
+                   help="how long a collector may take in one scrape before it reports success 0 (default: 10s)")
     p.add_argument("--log.level", dest="log_level", default="info",
                    choices=["debug", "info", "warn", "error"], help="log level (default: info)")
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"],
                    help="log line format (default: logfmt)")
-    p.add_argument("--path.procfs", dest="procfs", default="/proc", help="procfs mount point (default: /proc)")
-    p.add_argument("--path.sysfs", dest="sysfs", default="/sys", help="sysfs mount point (default: /sys)")
-    p.add_argument("--path.rootfs", dest="rootfs", default="/", help="host root filesystem (default: /)")
+    p.add_argument("--path.procfs", dest="procfs", metavar="DIR", default="/proc",
+                   help="procfs mount point (default: /proc)")
+    p.add_argument("--path.sysfs", dest="sysfs", metavar="DIR", default="/sys",
+                   help="sysfs mount point (default: /sys)")
+    p.add_argument("--path.rootfs", dest="rootfs", metavar="DIR", default="/",
+                   help="host root filesystem (default: /)")
     p.add_argument("--otel.traces", dest="otel_traces", action="store_true",
                    help="emit one OpenTelemetry trace per finished job over OTLP (configure with OTEL_* "
                         "environment variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT)")
     p.add_argument("--otel.metrics", dest="otel_metrics", action="store_true",
                    help="also push every collected family over OTLP (OTEL_* environment variables)")
-    p.add_argument("--otel.metrics.interval", dest="otel_metrics_interval", type=float, default=60.0,
-                   help="seconds between OTLP metric pushes (default: 60)")
-    p.add_argument("--collector.disable-defaults", dest="disable_defaults", action="store_true",
-                   help="enable only the collectors named with --collector.<name>")
-    group = p.add_argument_group("collectors", "each collector: --collector.<name> / --no-collector.<name>")
-    for name, cls in registry.items():
-        agents = ",".join(sorted(cls.default_agents)) or "none (opt-in)"
-        group.add_argument(f"--collector.{name}", dest=f"collector__{name}", action="store_const", const=True,
-                           default=None, help=_pct(f"{cls.help} [default on: {agents}]"))
-        group.add_argument(f"--no-collector.{name}", dest=f"collector__{name}", action="store_const",
-                           const=False, help=argparse.SUPPRESS)
-        for opt in cls.options:
-            kwargs: dict[str, Any] = {"dest": f"opt__{name}__{opt.name.replace('-', '_')}",
-                                      "default": opt.default, "help": _pct(f"{opt.help} (default: {opt.default})")}
-            if opt.type is bool:
-                kwargs["action"] = argparse.BooleanOptionalAction
-            else:
-                kwargs["type"] = opt.type
-                kwargs["metavar"] = opt.name.replace("-", "_").upper()
-                if opt.choices:
-                    kwargs["choices"] = opt.choices
-            group.add_argument(f"--collector.{name}.{opt.name}", **kwargs)
+    p.add_argument("--otel.metrics.interval", dest="otel_metrics_interval", type=argtype(opt.duration),
+                   default=60.0, metavar="DURATION", help="time between OTLP metric pushes (default: 1m)")
+    add_collector_arguments(p, registry)
 
 
-def enabled_collectors(args: argparse.Namespace, registry: dict[str, type[Collector]]) -> list[str]:
-    names = []
-    for name, cls in registry.items():
-        flag = getattr(args, f"collector__{name}")
-        default = (args.agent in cls.default_agents) and not args.disable_defaults
-        if flag is True or (flag is None and default):
-            names.append(name)
-    return names
+def serve_parser(registry: dict[str, type[Collector]], prog: str = "hpcwatch serve") -> argparse.ArgumentParser:
+    """The standalone `serve` parser (tests, `python -m`); `hpcwatch serve` builds the same one."""
+    p = argparse.ArgumentParser(prog=prog, **parser_settings(registry))
+    add_serve_arguments(p, registry)
+    return p
 
 
-def collector_options(args: argparse.Namespace, cls: type[Collector]) -> dict[str, Any]:
-    return {o.name: getattr(args, f"opt__{cls.name}__{o.name.replace('-', '_')}") for o in cls.options}
+def parser_settings(registry: dict[str, type[Collector]]) -> dict[str, Any]:
+    """Keyword arguments of the serve parser: short usage, description, the collector list."""
+    return {"usage": USAGE, "description": SERVE_HELP, "epilog": serve_epilog(registry),
+            "formatter_class": argparse.RawDescriptionHelpFormatter, "allow_abbrev": False}
 
 
 def parse_listen_address(addr: str) -> tuple[str, int]:
@@ -135,23 +143,46 @@ def parse_listen_address(addr: str) -> tuple[str, int]:
 
 
 def build_collectors(args: argparse.Namespace, registry: dict[str, type[Collector]]) -> list[Collector]:
-    """Instantiate the enabled collectors; skip (one log line) those whose source is absent here."""
+    """Instantiate the enabled collectors.
+
+    A default collector whose source is absent here is skipped with one info line. One named with
+    --collector.NAME whose source is absent, and any whose start-up fails, is logged as a warning
+    and replaced by a stand-in that reports `hpcwatch_collector_success{collector="NAME"} 0`.
+    """
     paths = Paths(procfs=args.procfs, sysfs=args.sysfs, rootfs=args.rootfs)
-    active: list[Collector] = []
+    built: list[Collector] = []
     for name in enabled_collectors(args, registry):
         cls = registry[name]
-        ctx = CollectorContext(paths=paths, options=collector_options(args, cls), agent=args.agent)
+        ctx = CollectorContext(paths=paths, options=resolve_options(cls, collector_options(args, cls)),
+                               agent=args.agent)
+        collector: Collector | None = None
         try:
             collector = cls(ctx)
             reason = collector.available()
         except Exception as exc:  # noqa: BLE001 - a broken collector must not stop the others
-            log.error("collector=%s disabled: %s", name, exc)
+            reason = f"start-up failed: {type(exc).__name__}: {exc}"
+            if collector is not None:
+                _close(collector)
+            log.warning("collector=%s cannot run, reporting success 0: %s", name, reason)
+            built.append(UnavailableCollector(name, reason))
             continue
-        if reason:
+        if reason is None:
+            built.append(collector)
+            continue
+        _close(collector)
+        if explicitly_enabled(args, name):
+            log.warning("collector=%s was requested but cannot run here, reporting success 0: %s", name, reason)
+            built.append(UnavailableCollector(name, reason))
+        else:
             log.info("collector=%s skipped: %s", name, reason)
-            continue
-        active.append(collector)
-    return active
+    return built
+
+
+def _close(collector: Collector) -> None:
+    try:
+        collector.close()
+    except Exception as exc:  # noqa: BLE001
+        log.debug("collector=%s close after a failed start failed: %s", collector.name, exc)
 
 
 class Exporter:
@@ -276,9 +307,13 @@ def run_serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     collectors = build_collectors(args, registry)
+    if not collectors:
+        log.error("no collector to run: every enabled collector's source is absent on this host (see the "
+                  "lines above) or all were disabled; name one with --collector.NAME (list: hpcwatch serve --help)")
+        return 1
     tracer, pusher_factory = _otel_outputs(args)
     if tracer is not None or pusher_factory is not None:
-        from hpcwatch.exporters.otel.collector import OTelSelfCollector
+        from hpcwatch.exporters.otel.health import OTelSelfCollector
 
         otel_self = OTelSelfCollector(tracer, None)
         collectors.append(otel_self)
@@ -325,10 +360,7 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     """Entry point for tests: parse serve flags only and run."""
     from hpcwatch.logs import setup_logging
 
-    registry = load_all()
-    p = argparse.ArgumentParser(prog="hpcwatch serve")
-    add_serve_arguments(p, registry)
-    args = p.parse_args(argv)
+    args = serve_parser(load_all()).parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     return run_serve(args)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from hpcwatch.docexamples import examples as doc_examples
 from hpcwatch.exporters.exposition import render_text
 from hpcwatch.exporters.registry import Collector, load_all
 from hpcwatch.exporters.scrape import ScrapeCollector
@@ -75,7 +76,7 @@ def document(repo: str) -> str:
     sections = []
     health: dict[str, tuple[str, str, set[str]]] = {}
     for name, cls in load_all().items():
-        examples = list(cls.doc_examples(repo))
+        examples = doc_examples(name, repo)
         if not examples:
             sections.append(f"## `{name}`\n\n{cls.help}\n\n_No fixture example: families not listed._\n")
             continue
@@ -138,17 +139,3 @@ def _run_metrics(args) -> int:
         fh.write(text)
     print(f"wrote {target}")
     return 0
-
-
-def stand_in_commands(outputs: dict[str, str]) -> str:
-    """A temporary bin dir whose commands print fixture files (for command-driven doc examples)."""
-    import shlex
-    import tempfile
-
-    bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-bin-")
-    for cmd, fixture in outputs.items():
-        path = os.path.join(bindir, cmd)
-        with open(path, "w") as fh:
-            fh.write(f"#!/bin/sh\ncat {shlex.quote(fixture)}\n")
-        os.chmod(path, 0o755)
-    return bindir

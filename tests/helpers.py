@@ -35,10 +35,24 @@ def require_binary(name: str) -> str:
 
 def make_context(procfs: str = "/proc", sysfs: str = "/sys", rootfs: str = "/", agent: str = "node",
                  cls: type[Collector] | None = None, **options: object) -> CollectorContext:
-    """A CollectorContext with the collector's declared option defaults, overridden by `options`."""
-    opts = {o.name: o.default for o in (cls.options if cls else ())}
-    opts.update(options)
-    return CollectorContext(paths=Paths(procfs=procfs, sysfs=sysfs, rootfs=rootfs), options=opts, agent=agent)
+    """A complete CollectorContext for `cls`: its declared defaults, overridden by `options` (text is
+    parsed as the flag would be), exactly as `hpcwatch serve` builds it."""
+    paths = Paths(procfs=procfs, sysfs=sysfs, rootfs=rootfs)
+    if cls is None:
+        return CollectorContext(paths=paths, agent=agent)
+    return CollectorContext.of(cls, paths, agent, **options)
+
+
+def counting_since(path: str, origin: float = 0.0) -> str:
+    """A scheduler state file of an agent that has counted finished jobs since `origin` (Unix time),
+    so fixture jobs that finished long ago count, as on an agent that was running when they ended."""
+    from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile
+    from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS
+
+    ledger = FinishedJobLedger(DEFAULT_WAIT_BUCKETS)
+    ledger.start(origin)
+    StateFile(path).save(ledger.to_dict())
+    return path
 
 
 def render(collectors: Collector | Sequence[Collector], timeout: float = 10.0) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import helpers
-from hpcwatch.exporters.node import NodeCollector
+from hpcwatch.exporters.node.collector import NodeCollector
 
 FIX = os.path.normpath(os.path.join(os.path.dirname(__file__), "fixtures", "node"))
 REAL = os.path.join(FIX, "real")  # kernel 6 server
@@ -23,14 +23,15 @@ def node(root: str = REAL, stat: Callable[[str], Any] | None = None, rootfs: str
     return NodeCollector(ctx, stat=stat or (lambda _path: TINY_FS))
 
 
-def scrape(collector: NodeCollector) -> str:
-    """One scrape as the server renders it; the collector is closed, the text promtool-clean, success 1."""
+def scrape(collector: NodeCollector, success: float = 1.0) -> str:
+    """One scrape as the server renders it; the collector is closed, the text promtool-clean, its success
+    as given (1; 0 where a file read fails)."""
     try:
         text = helpers.render(collector)
     finally:
         collector.close()
     helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"node": 1.0}
+    assert helpers.collector_success(text) == {"node": success}
     return text
 
 

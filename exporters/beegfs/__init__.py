@@ -1,3 +1,3 @@
-"""BeeGFS (`beegfs`, snapshot, cluster agent): beegfs-ctl --clientstats for meta and storage servers."""
-
-from hpcwatch.exporters.beegfs import collector  # noqa: F401  (importing registers the collector)
+"""BeeGFS (`beegfs`, snapshot, cluster agent): `clientstats` parses beegfs-ctl --clientstats,
+`collector` runs it and registers the collector.
+"""

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.beegfs.clientstats import ClientStatsSum, parse_clientstats
 from hpcwatch.exporters.command import run_command
+from hpcwatch.exporters.families import FamilyTable, counter
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
-from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.beegfs")
+
+FAMILIES = FamilyTable([
+    counter("hpc_beegfs_requests_total",
+            "Requests all clients sent to BeeGFS metadata or storage servers (the [sum] column).", "nodetype"),
+    counter("hpc_beegfs_operations_total",
+            "Requests all clients sent to BeeGFS metadata or storage servers, by operation (beegfs-ctl "
+            "--clientstats).", "nodetype", "operation"),
+    counter("hpc_beegfs_bytes_total",
+            "Bytes all clients read from or wrote to BeeGFS storage servers.", "nodetype", "direction"),
+])
 
 NODE_TYPES = ("meta", "storage")
 
@@ -30,33 +40,21 @@ class BeegfsCollector(Collector):
     # holds the instance, so one class-wide cache serves the one collector an agent runs.
     _families = FamilyCache()
     default_agents = frozenset({"cluster"})
+    families = FAMILIES
     options = (
         Option("ctl", "beegfs-ctl", "beegfs-ctl binary"),
         Option("cfg-file", "", "beegfs-client.conf to use (empty: beegfs-ctl's default)"),
-        Option("refresh-interval", 30.0, "seconds between beegfs-ctl runs", type=float),
-        Option("timeout", 30.0, "seconds each beegfs-ctl run may take", type=float),
+        Option("refresh-interval", 30.0, "time between beegfs-ctl runs", type=opt.duration),
+        Option("timeout", 30.0, "how long each beegfs-ctl run may take", type=opt.duration),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        o = ctx.options
-        self.ctl = o.get("ctl") or "beegfs-ctl"
-        self.cfg = o.get("cfg-file") or ""
-        self.timeout = float(o.get("timeout", 30.0))
-        interval = float(o.get("refresh-interval", 30.0))
+        self.ctl = ctx.option("ctl")
+        self.cfg = ctx.option("cfg-file")
+        self.timeout = ctx.option("timeout")
+        interval = ctx.option("refresh-interval")
         self.stats = {t: SnapshotSource(f"beegfs_{t}", self._refresher(t), interval) for t in NODE_TYPES}
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """The meta and storage clientstats fixtures."""
-        fix = os.path.join(repo, "tests", "fixtures", "beegfs")
-        c = cls(CollectorContext(options={o.name: o.default for o in cls.options}, agent="cluster"))
-        for node_type in NODE_TYPES:
-            with open(os.path.join(fix, f"clientstats_{node_type}.txt")) as fh:
-                out = fh.read()
-            c.stats[node_type] = SnapshotSource(f"beegfs_{node_type}", lambda out=out: parse_clientstats(out), 30.0)
-            c.stats[node_type].refresh_now()
-        return [c]
 
     def available(self) -> str | None:
         return None if shutil.which(self.ctl) else f"{self.ctl} not found (no BeeGFS tools here)"
@@ -87,12 +85,9 @@ def _parse_error(reason: str) -> None:
 
 
 def families(stats: dict[str, ClientStatsSum]) -> Iterator[Metric]:
-    req = CounterMetricFamily("hpc_beegfs_requests", "Requests all clients sent to BeeGFS metadata or storage "
-                              "servers (the [sum] column).", labels=["nodetype"])
-    ops = CounterMetricFamily("hpc_beegfs_operations", "Requests all clients sent to BeeGFS metadata or storage "
-                              "servers, by operation (beegfs-ctl --clientstats).", labels=["nodetype", "operation"])
-    byt = CounterMetricFamily("hpc_beegfs_bytes", "Bytes all clients read from or wrote to BeeGFS storage "
-                              "servers.", labels=["nodetype", "direction"])
+    req = FAMILIES.new("hpc_beegfs_requests_total")
+    ops = FAMILIES.new("hpc_beegfs_operations_total")
+    byt = FAMILIES.new("hpc_beegfs_bytes_total")
     for node_type, s in sorted(stats.items()):
         if s.requests is not None:
             req.add_metric([node_type], s.requests)

@@ -1,5 +1,3 @@
-"""RDMA fabric, node side: the `fabric` collector (InfiniBand, RoCE and Omni-Path ports in sysfs)."""
-
-from hpcwatch.exporters.fabric.collector import FabricCollector
-
-__all__ = ["FabricCollector"]
+"""RDMA fabric, node side (`fabric`, live): `pma` (counter tables) and `sysfs` (pure parser),
+`collector` reads sysfs and registers the collector.
+"""

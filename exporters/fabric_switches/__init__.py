@@ -1,5 +1,3 @@
-"""RDMA fabric, cluster side: the `fabric_switches` collector (switch counters and link map via infiniband-diags)."""
-
-from hpcwatch.exporters.fabric_switches.collector import FabricSwitchesCollector
-
-__all__ = ["FabricSwitchesCollector"]
+"""RDMA fabric, cluster side (`fabric_switches`, snapshot): `parse` (ibnetdiscover, perfquery),
+`collector` runs infiniband-diags and registers the collector.
+"""

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError, run_command
 from hpcwatch.exporters.fabric.pma import (
     ERROR_COUNTERS,
@@ -34,14 +35,44 @@ from hpcwatch.exporters.fabric_switches.parse import (
     parse_ports_report,
     rate_bytes,
 )
+from hpcwatch.exporters.families import FamilyTable, counter, gauge
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import SnapshotSource
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.fabric_switches")
+
+FAMILIES = FamilyTable([
+    gauge("hpc_fabric_switch_info",
+          "InfiniBand switch identity, always 1: GUID, name (node description or node-name-map entry) and port-0 "
+          "LID.", "switch_guid", "switch_name", "lid"),
+    gauge("hpc_fabric_switch_query_success",
+          "1 when the last perfquery of the switch succeeded, 0 when it failed or timed out.", "switch_guid"),
+    gauge("hpc_fabric_link_info",
+          "Link map, always 1: what sits on the other end of each connected switch port (port GUID, port number, "
+          "name and type CA, SW or RT).",
+          "switch_guid", "port", "remote_guid", "remote_port", "remote_name", "remote_type"),
+    gauge("hpc_fabric_switch_port_width_lanes",
+          "Active link width of a connected switch port in lanes (4 for 4x); a drop from 4 is a degraded cable or "
+          "connector.", "switch_guid", "port"),
+    gauge("hpc_fabric_switch_port_rate_bytes_per_second",
+          "Nominal data rate of a connected switch port (active width times lane speed).", "switch_guid", "port"),
+    counter("hpc_fabric_switch_port_errors_total",
+            "IB PMA error counters of a switch port by counter (symbol_error, link_downed, ...).",
+            "switch_guid", "port", "counter"),
+    counter("hpc_fabric_switch_port_transmit_wait_total",
+            "Ticks a switch port had data to send but no flow-control credits (PortXmitWait).",
+            "switch_guid", "port"),
+    gauge("hpc_fabric_switch_port_pma_saturated",
+          "1 for each fixed-width PortCounters counter of a switch port pinned at its maximum; counters below their"
+          " maximum have no series.", "switch_guid", "port", "counter"),
+    gauge("hpc_fabric_topology_discovery_timestamp_seconds",
+          "Unix time of the ibnetdiscover run whose topology is in use."),
+    *(counter(f"hpc_fabric_switch_port_{suffix}_total", "Switch port: " + doc[0].lower() + doc[1:],
+              "switch_guid", "port") for suffix, doc in TRAFFIC_HELP.items()),
+])
 
 _BASIC_ONLY = set(ERROR_COUNTERS) | {"port_xmit_wait"}
 
@@ -98,44 +129,26 @@ class FabricSwitchesCollector(Collector):
     help = "InfiniBand switch port counters and link map through infiniband-diags (ibnetdiscover, perfquery)"
     kind = "snapshot"
     default_agents: frozenset[str] = frozenset()
+    families = FAMILIES
     options = (
-        Option("interval", 60.0, "seconds between counter refreshes", type=float),
-        Option("discovery-interval", 600.0, "seconds between topology discoveries (ibnetdiscover)", type=float),
-        Option("timeout", 30.0, "timeout in seconds of each ibnetdiscover or perfquery call", type=float),
-        Option("concurrency", 8, "perfquery calls running at once", type=int),
+        Option("interval", 60.0, "time between counter refreshes", type=opt.duration),
+        Option("discovery-interval", 600.0, "time between topology discoveries (ibnetdiscover)", type=opt.duration),
+        Option("timeout", 30.0, "how long each ibnetdiscover or perfquery call may take", type=opt.duration),
+        Option("concurrency", 8, "perfquery calls running at once", type=opt.positive_count),
         Option("node-name-map", "", "node name map file passed to ibnetdiscover --node-name-map"),
         Option("ca", "", "local HCA to use (-C), e.g. mlx5_0; empty: the first active port"),
-        Option("ca-port", 0, "local HCA port to use (-P); 0: the first active port", type=int),
+        Option("ca-port", 0, "local HCA port to use (-P); 0: the first active port", type=opt.count),
         Option("ibnetdiscover", "ibnetdiscover", "ibnetdiscover binary"),
         Option("perfquery", "perfquery", "perfquery binary"),
     )
 
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """The two-tier HDR fabric fixture, replayed by stand-in ibnetdiscover/perfquery scripts."""
-        import os
-        import sys
-        import tempfile
-
-        fixtures = os.path.join(repo, "tests", "fixtures", "fabric")
-        bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-ibdiags-")
-        opts = {o.name: o.default for o in cls.options}
-        for tool in ("ibnetdiscover", "perfquery"):
-            path = os.path.join(bindir, tool)
-            with open(path, "w") as fh:
-                fh.write(f'#!/bin/sh\nFAKE_IBDIAGS_DIR="{fixtures}/ibdiags" exec "{sys.executable}" '
-                         f'"{fixtures}/fake_ibdiags.py" {tool} "$@"\n')
-            os.chmod(path, 0o755)
-            opts[tool] = path
-        return [cls(CollectorContext(options=opts, agent="cluster"))]
-
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         o = ctx.option
-        self.interval = float(o("interval"))
-        self.discovery_interval = float(o("discovery-interval"))
-        self.timeout = float(o("timeout"))
-        self.concurrency = max(1, int(o("concurrency")))
+        self.interval = o("interval")
+        self.discovery_interval = o("discovery-interval")
+        self.timeout = o("timeout")
+        self.concurrency = o("concurrency")
         self.node_name_map = o("node-name-map")
         self.ibnetdiscover = o("ibnetdiscover")
         self.perfquery = o("perfquery")
@@ -238,38 +251,17 @@ class FabricSwitchesCollector(Collector):
 
 def render(snap: FabricSnapshot) -> list[Metric]:
     """Metric families for one snapshot (pure: also used by the benchmark and the docs)."""
-    sp = ["switch_guid", "port"]
-    info = GaugeMetricFamily("hpc_fabric_switch_info",
-                             "InfiniBand switch identity, always 1: GUID, name (node description or "
-                             "node-name-map entry) and port-0 LID.", labels=["switch_guid", "switch_name", "lid"])
-    up = GaugeMetricFamily("hpc_fabric_switch_query_success",
-                           "1 when the last perfquery of the switch succeeded, 0 when it failed or timed out.",
-                           labels=["switch_guid"])
-    link = GaugeMetricFamily("hpc_fabric_link_info",
-                             "Link map, always 1: what sits on the other end of each connected switch port "
-                             "(port GUID, port number, name and type CA, SW or RT).",
-                             labels=sp + ["remote_guid", "remote_port", "remote_name", "remote_type"])
-    width = GaugeMetricFamily("hpc_fabric_switch_port_width_lanes",
-                              "Active link width of a connected switch port in lanes (4 for 4x); a drop "
-                              "from 4 is a degraded cable or connector.", labels=sp)
-    rate = GaugeMetricFamily("hpc_fabric_switch_port_rate_bytes_per_second",
-                             "Nominal data rate of a connected switch port (active width times lane speed).",
-                             labels=sp)
-    errors = CounterMetricFamily("hpc_fabric_switch_port_errors",
-                                 "IB PMA error counters of a switch port by counter (symbol_error, "
-                                 "link_downed, ...).", labels=sp + ["counter"])
-    wait = CounterMetricFamily("hpc_fabric_switch_port_transmit_wait",
-                               "Ticks a switch port had data to send but no flow-control credits (PortXmitWait).",
-                               labels=sp)
-    saturated = GaugeMetricFamily("hpc_fabric_switch_port_pma_saturated",
-                                  "1 for each fixed-width PortCounters counter of a switch port pinned at its "
-                                  "maximum; counters below their maximum have no series.", labels=sp + ["counter"])
-    discovered = GaugeMetricFamily("hpc_fabric_topology_discovery_timestamp_seconds",
-                                   "Unix time of the ibnetdiscover run whose topology is in use.")
+    info = FAMILIES.new("hpc_fabric_switch_info")
+    up = FAMILIES.new("hpc_fabric_switch_query_success")
+    link = FAMILIES.new("hpc_fabric_link_info")
+    width = FAMILIES.new("hpc_fabric_switch_port_width_lanes")
+    rate = FAMILIES.new("hpc_fabric_switch_port_rate_bytes_per_second")
+    errors = FAMILIES.new("hpc_fabric_switch_port_errors_total")
+    wait = FAMILIES.new("hpc_fabric_switch_port_transmit_wait_total")
+    saturated = FAMILIES.new("hpc_fabric_switch_port_pma_saturated")
+    discovered = FAMILIES.new("hpc_fabric_topology_discovery_timestamp_seconds")
     discovered.add_metric([], snap.discovered_at)
-    traffic = {s: CounterMetricFamily(f"hpc_fabric_switch_port_{s}", "Switch port: " + TRAFFIC_HELP[s][0].lower()
-                                      + TRAFFIC_HELP[s][1:], labels=sp)
-               for s in dict.fromkeys(s for s, _ in TRAFFIC_COUNTERS.values())}
+    traffic = {s: FAMILIES.new(f"hpc_fabric_switch_port_{s}_total") for s in TRAFFIC_HELP}
     for guid, sw in sorted(snap.topology.switches.items()):
         info.add_metric([guid, sw.name, str(sw.lid)], 1)
         for port, pl in sorted(sw.ports.items()):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from hpcwatch.exporters import labels
 from hpcwatch.exporters.fabric.pma import LANE_GBPS, PERFQUERY_FIELDS
 
 _PORT_LINE = re.compile(
@@ -30,7 +31,6 @@ _PORT_LINE = re.compile(
     r"|\s+'(?P<lname>.*)')\s*$"
 )
 _HEADER = re.compile(r"# Port (?P<ext>extended )?counters: .*? port (?P<port>\d+)\b")
-_NAME_LIMIT = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _guid(text: str) -> str:
 def _name(quoted: str | None) -> str:
     """A node description as a label: switches pad their 64-byte NodeDescription with spaces
     (`'5FB0405-leaf-IB01 '`), which would split one switch into two names."""
-    return (quoted or "").strip()[:_NAME_LIMIT]
+    return labels.value((quoted or "").strip())
 
 
 def parse_port_line(line: str) -> PortLink | None:

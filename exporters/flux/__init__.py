@@ -1,5 +1,3 @@
-"""hpcwatch.exporters.flux: the Flux adapter (parsers in `parse`, the collector in `collector`)."""
-
-from hpcwatch.exporters.flux.collector import FluxCollector
-
-__all__ = ["FluxCollector"]
+"""The Flux adapter (`flux`, snapshot, cluster agent): `parse` (pure parsers), `collector` (reads
+through `flux` and registers the collector on the shared scheduler adapter).
+"""

@@ -1,3 +1,3 @@
-"""IBM Storage Scale / GPFS (`gpfs`, snapshot): mmpmon fs_io_s, mmdf -Y, mmhealth node show -Y."""
-
-from hpcwatch.exporters.gpfs import collector  # noqa: F401  (importing registers the collector)
+"""IBM Storage Scale / GPFS (`gpfs`, snapshot): `parse` (mmpmon fs_io_s, mmdf -Y, mmhealth node show
+-Y), `collector` runs the commands and registers the collector.
+"""

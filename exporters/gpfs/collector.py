@@ -15,6 +15,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import run_command
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpfs.parse import (
@@ -61,72 +62,53 @@ class GpfsCollector(Collector):
     default_agents = frozenset({"node", "cluster"})
     options = (
         Option("bin-dir", "/usr/lpp/mmfs/bin", "directory holding mmpmon, mmdf, mmhealth"),
-        Option("refresh-interval", 30.0, "seconds between mmpmon fs_io_s reads", type=float),
-        Option("health-interval", 60.0, "seconds between mmhealth runs; 0 disables", type=float),
-        Option("mmdf-interval", -1.0, "seconds between mmdf runs; 0 disables; -1: 600 in the cluster agent, "
-                                      "off in the node agent (mmdf is cluster-wide and costly)", type=float),
-        Option("filesystems", "", "comma-separated filesystems for mmdf (empty: those mmpmon reports)"),
-        Option("state-interval", 60.0, "seconds between mmgetstate runs; 0 disables", type=float),
-        Option("waiters-interval", 60.0, "seconds between mmdiag --waiters runs; 0 disables", type=float),
-        Option("waiters-exclude", "EventsExporterSenderThread|Fsck",
-               "regexp of waiter thread names to ignore (threads that wait by design)"),
-        Option("waiters-buckets", "1,5,15,60,300,3600", "upper bounds in seconds of the waiter histogram buckets"),
-        Option("timeout", 60.0, "seconds each command may take", type=float),
+        Option("refresh-interval", 30.0, "time between mmpmon fs_io_s reads", type=opt.duration),
+        Option("health-interval", 60.0, "time between mmhealth runs; 0 disables", type=opt.duration),
+        Option("mmdf-interval", None, "time between mmdf runs; 0 disables; auto: 10m in the cluster agent, "
+                                      "off in the node agent (mmdf is cluster-wide and costly)",
+               type=opt.auto(opt.duration), format=opt.show_auto),
+        Option("filesystems", (), "comma-separated filesystems for mmdf (empty: those mmpmon reports)",
+               type=opt.names),
+        Option("state-interval", 60.0, "time between mmgetstate runs; 0 disables", type=opt.duration),
+        Option("waiters-interval", 60.0, "time between mmdiag --waiters runs; 0 disables", type=opt.duration),
+        Option("waiters-exclude", opt.regexp("EventsExporterSenderThread|Fsck"),
+               "regexp of waiter thread names to ignore (threads that wait by design)", type=opt.regexp),
+        Option("waiters-buckets", (1.0, 5.0, 15.0, 60.0, 300.0, 3600.0),
+               "upper bounds of the waiter histogram buckets (seconds or durations)", type=opt.buckets),
+        Option("timeout", 60.0, "how long each command may take", type=opt.duration),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        o = ctx.options
-        self.bin_dir = o.get("bin-dir") or "/usr/lpp/mmfs/bin"
-        self.timeout = float(o.get("timeout", 60.0))
-        self.filesystems = [f.strip() for f in (o.get("filesystems") or "").split(",") if f.strip()]
-        self.io = SnapshotSource("gpfs_mmpmon", self.refresh_io, float(o.get("refresh-interval", 30.0)))
+        self.bin_dir = ctx.option("bin-dir")
+        self.timeout = ctx.option("timeout")
+        self.filesystems = list(ctx.option("filesystems"))
+        self.io = SnapshotSource("gpfs_mmpmon", self.refresh_io, ctx.option("refresh-interval"))
         self._sources: list[SnapshotSource] = [self.io]
         self.health: SnapshotSource | None = None
         self.usage: SnapshotSource | None = None
-        health_interval = float(o.get("health-interval", 60.0))
+        health_interval = ctx.option("health-interval")
         if health_interval > 0:
             self.health = SnapshotSource("gpfs_mmhealth", self.refresh_health, health_interval)
             self._sources.append(self.health)
         self.state: SnapshotSource | None = None
         self.waiters: SnapshotSource | None = None
-        self.waiters_exclude = re.compile(o.get("waiters-exclude") or "^$")
-        self.waiter_buckets = parse_buckets(o.get("waiters-buckets") or "1,5,15,60,300,3600")
-        state_interval = float(o.get("state-interval", 60.0))
+        self.waiters_exclude = ctx.option("waiters-exclude") or re.compile("^$")
+        self.waiter_buckets = list(ctx.option("waiters-buckets"))
+        state_interval = ctx.option("state-interval")
         if state_interval > 0:
             self.state = SnapshotSource("gpfs_mmgetstate", self.refresh_state, state_interval)
             self._sources.append(self.state)
-        waiters_interval = float(o.get("waiters-interval", 60.0))
+        waiters_interval = ctx.option("waiters-interval")
         if waiters_interval > 0:
             self.waiters = SnapshotSource("gpfs_waiters", self.refresh_waiters, waiters_interval)
             self._sources.append(self.waiters)
-        mmdf_interval = float(o.get("mmdf-interval", -1.0))
-        if mmdf_interval < 0:
+        mmdf_interval = ctx.option("mmdf-interval")
+        if mmdf_interval is None:
             mmdf_interval = MMDF_AUTO_CLUSTER_INTERVAL if ctx.agent == "cluster" else 0.0
         if mmdf_interval > 0:
             self.usage = SnapshotSource("gpfs_mmdf", self.refresh_usage, mmdf_interval)
             self._sources.append(self.usage)
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """mmpmon, mmdf and mmhealth fixtures, as the cluster agent would hold them."""
-        fix = os.path.join(repo, "tests", "fixtures", "gpfs")
-
-        def text(name: str) -> str:
-            with open(os.path.join(fix, name)) as fh:
-                return fh.read()
-        c = cls(CollectorContext(options={o.name: o.default for o in cls.options}, agent="cluster"))
-        c.io = SnapshotSource("gpfs_mmpmon", lambda: parse_fs_io_s(text("mmpmon_fs_io_s.txt")), 30.0)
-        c.usage = SnapshotSource("gpfs_mmdf", lambda: {"scratch": parse_mmdf(text("mmdf_scratch_Y.txt"))}, 600.0)
-        c.health = SnapshotSource("gpfs_mmhealth", lambda: (parse_mmhealth(text("mmhealth_5.2.txt")),
-                                                           parse_mmhealth_events(text("mmhealth_5.2.txt"))), 60.0)
-        c.state = SnapshotSource("gpfs_mmgetstate", lambda: parse_mmgetstate(text("mmgetstate_5.1.txt")), 60.0)
-        waiters = parse_waiters(text("mmdiag_waiters_5.1.txt"))
-        c.waiters = SnapshotSource("gpfs_waiters", lambda: c.keep_waiters(waiters), 60.0)
-        c._sources = [c.io, c.health, c.usage, c.state, c.waiters]
-        for s in c._sources:
-            s.refresh_now()
-        return [c]
 
     def _bin(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
@@ -249,18 +231,6 @@ def usage_families(usage: dict[str, FsUsage]) -> Iterator[Metric]:
             if kind in u.inodes:
                 fam.add_metric([fs], u.inodes[kind])
         yield fam
-
-
-def parse_buckets(spec: str) -> list[float]:
-    """'1,5,15' -> [1.0, 5.0, 15.0]; a bad list is a ValueError naming the flag and value."""
-    try:
-        bounds = sorted(float(b) for b in spec.split(",") if b.strip())
-    except ValueError:
-        raise ValueError(f"--collector.gpfs.waiters-buckets: {spec!r} is not a comma-separated list of seconds") \
-            from None
-    if not bounds:
-        raise ValueError("--collector.gpfs.waiters-buckets: no bucket bounds given")
-    return bounds
 
 
 def health_families(states: list[HealthState], events: list[HealthEvent]) -> Iterator[Metric]:

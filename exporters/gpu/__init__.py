@@ -1,5 +1,3 @@
-"""hpcwatch.exporters.gpu: the `gpu` collector (NVIDIA GPUs through NVML). Importing registers it."""
-
-from hpcwatch.exporters.gpu.collector import GpuCollector
-
-__all__ = ["GpuCollector"]
+"""NVIDIA GPUs (`gpu`, live, node agent): `fields`/`xid`/`jobs` parse, `nvml` is the reader, `families`
+the family table, `collector` registers the collector.
+"""

@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpu import fields, nvml
-from hpcwatch.exporters.gpu.families import FamilyBuilder, label_values
+from hpcwatch.exporters.gpu.families import FAMILIES, FamilyBuilder, label_values
 from hpcwatch.exporters.gpu.gpm import GpmDevice
 from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
 from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.gpu")
-
-
-def _flag(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 # (label value, pynvml constant name) of each clock event reason, in bit order.
@@ -160,57 +154,30 @@ class GpuCollector(Collector):
     )
     kind = "live"
     default_agents = frozenset({"node"})
+    families = FAMILIES
     options = (
         Option(
             "job-map-dir",
             "/run/hpcwatch/gpu-jobs",
             "directory where the Slurm prolog lists each job's GPUs (under --path.rootfs; '' disables)",
         ),
-        Option("per-process", False, "also export GPU memory per process (one series per PID)", type=_flag),
-        Option("xid-events", True, "count XID errors from NVML events in a background thread", type=_flag),
+        Option("per-process", False, "also export GPU memory per process (one series per PID)", type=bool),
+        Option("xid-events", True, "count XID errors from NVML events in a background thread", type=bool),
         Option("gpm", True, "SM active, SM occupancy, tensor active and DRAM bandwidth through NVML GPM where the "
-               "GPU supports it (Hopper and newer)", type=_flag),
-        Option("gpm-interval", 1.0, "fewest seconds between two GPM samples of a GPU; a scrape sooner than that "
-               "gets the last values again", type=float),
+               "GPU supports it (Hopper and newer)", type=bool),
+        Option("gpm-interval", 1.0, "least time between two GPM samples of a GPU; a scrape sooner than that "
+               "gets the last values again", type=opt.duration),
     )
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """An 8-GPU H100 node through the test suite's fake NVML (no GPU needed to document)."""
-        import importlib.util
-        import sys
-
-        spec = importlib.util.spec_from_file_location(
-            "hpcwatch_doc_fake_pynvml", os.path.join(repo, "tests", "fixtures", "gpu", "fake_pynvml.py"))
-        fake = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = fake  # dataclasses look their module up while the file executes
-        spec.loader.exec_module(fake)  # type: ignore[union-attr]
-        previous = nvml.use(fake.h100_node())
-        opts = {o.name: o.default for o in cls.options}
-        opts["job-map-dir"] = os.path.join(repo, "tests", "fixtures", "gpu", "gpu-jobs")
-        opts["gpm-interval"] = 0.0
-        collector = cls(CollectorContext(paths=Paths(procfs=os.path.join(repo, "tests", "fixtures", "gpu", "proc")),
-                                         options=opts))
-        collector.available()
-        list(collector.collect())  # the first GPM sample, so the example shows GPM readings
-        original_close = collector.close
-
-        def close() -> None:  # restore the real NVML binding once the example is rendered
-            original_close()
-            nvml.use(previous)
-
-        collector.close = close  # type: ignore[method-assign]
-        return [collector]
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
         self.lib = nvml.lib
-        self.per_process = _flag(ctx.options.get("per-process", False))
-        self.xid_events = _flag(ctx.options.get("xid-events", True))
-        self.gpm = _flag(ctx.options.get("gpm", True))
-        self.gpm_interval = float(ctx.options.get("gpm-interval", 1.0))
+        self.per_process = ctx.option("per-process")
+        self.xid_events = ctx.option("xid-events")
+        self.gpm = ctx.option("gpm")
+        self.gpm_interval = ctx.option("gpm-interval")
         self._gpm: dict[tuple[str, str], GpmDevice] = {}
-        map_dir = ctx.options.get("job-map-dir", "")
+        map_dir = ctx.option("job-map-dir")
         self.job_map_dir = ctx.paths.root(map_dir) if map_dir else ""
         self.gpus: list[Gpu] = []
         self.driver_version = ""

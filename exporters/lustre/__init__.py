@@ -1,4 +1,4 @@
-"""Lustre: `lustre` (client, live, node agent), `lustre_server` (OSS/MDS job_stats, brw_stats, snapshot,
-cluster agent), `lustre_health` and `lnet` (host-wide, live, node agent)."""
-
-from hpcwatch.exporters.lustre import client, host, server  # noqa: F401  (importing registers the collectors)
+"""Lustre client (`lustre`, live, node agent): `stats`/`jobstats`/`target`/`brw`/`health`/`lnet` parse,
+`reader` finds files and runs lctl, `collector` registers the client collector. The server side is
+`lustre_server`; host-wide health and LNet are `lustre_health` and `lnet`, which use these parsers.
+"""

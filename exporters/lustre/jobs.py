@@ -10,11 +10,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from hpcwatch.exporters import labels
 from hpcwatch.exporters.lustre.jobstats import JobStatsRecord, RawCounter, RawJobStats
 from hpcwatch.exporters.lustre.stats import fold_counters
 
-REMAINDER_JOBID = "__other__"  # same remainder label value as the slurm collector
-MAX_LABEL_CHARS = 128
+REMAINDER_JOBID = labels.OTHER
 
 # Lustre jobid_name codes (lctl set_param jobid_name=...): what each becomes in the split.
 _CODES = {
@@ -89,12 +89,8 @@ class JobIdFormat:
                 continue
             g = m.groupdict()
             jobid = g.get("jobid") or g.get("exe") or job_id
-            return JobKey(_cap(jobid), g.get("uid") or "", _cap(g.get("host") or ""))
-        return JobKey(_cap(job_id), "", "")
-
-
-def _cap(value: str) -> str:
-    return value if len(value) <= MAX_LABEL_CHARS else value[:MAX_LABEL_CHARS]
+            return JobKey(labels.value(jobid), labels.value(g.get("uid") or ""), labels.value(g.get("host") or ""))
+        return JobKey(labels.value(job_id), "", "")
 
 
 @dataclasses.dataclass(slots=True)

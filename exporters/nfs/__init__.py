@@ -1,3 +1,3 @@
-"""NFS client statistics (`nfs`, live, node agent) from mountstats."""
-
-from hpcwatch.exporters.nfs import collector  # noqa: F401  (importing registers the collector)
+"""NFS client statistics (`nfs`, live, node agent): `mountstats` parses, `collector` reads
+/proc/<pid>/mountstats and registers the collector.
+"""

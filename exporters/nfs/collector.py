@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Iterator
 
+from hpcwatch.exporters import options as opt
+from hpcwatch.exporters.families import FamilyTable, counter, gauge
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.nfs.mounts import exported_mounts, parse_mountinfo
 from hpcwatch.exporters.nfs.mountstats import NfsMount, parse_mountstats
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.nfs")
@@ -39,7 +38,31 @@ XPRT_FAMILIES = (  # (mountstats xprt field, family suffix, help)
     ("bad_xids", "bad_xids", "Replies whose XID matched no outstanding request."),
     ("connect_count", "connects", "Times the transport connected (tcp, rdma)."),
 )
+def _pid(text: str) -> str:
+    """`self` or a process id: the /proc/<pid> whose mountstats are read."""
+    if text != "self" and not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{text!r} is not a process id: use self or a number such as 1")
+    return text
+
+
 IO_BYTES = ("normal_read", "normal_write", "direct_read", "direct_write", "server_read", "server_write")
+
+FAMILIES = FamilyTable([
+    gauge("hpc_nfs_mount_info",
+          "NFS mounts on this node: 1 per mount, with protocol version and transport.",
+          "export", "mountpoint", "fstype", "version", "protocol"),
+    gauge("hpc_nfs_mount_age_seconds", "Seconds since the NFS mount was made.", "export", "mountpoint"),
+    counter("hpc_nfs_io_bytes_total",
+            "Bytes moved through the NFS client, by kind (normal/direct read and write by applications, server read"
+            " and write on the wire).", "export", "mountpoint", "kind"),
+    counter("hpc_nfs_events_total",
+            "NFS client VFS and cache events (revalidations, invalidations, short reads, jukebox delays...).",
+            "export", "mountpoint", "event"),
+    *(counter(f"hpc_nfs_{suffix}_total", doc, "export", "mountpoint", "operation")
+      for suffix, _, doc, _ in OP_FAMILIES),
+    *(counter(f"hpc_nfs_transport_{suffix}_total", doc, "export", "mountpoint", "protocol")
+      for _, suffix, doc in XPRT_FAMILIES),
+])
 
 
 @register
@@ -48,25 +71,18 @@ class NfsCollector(Collector):
     help = "NFS client per-mount, per-operation RPC statistics and transports from mountstats"
     kind = "live"
     default_agents = frozenset({"node"})
+    families = FAMILIES
     options = (
         Option("pid", "self", "read /proc/<pid>/mountstats (use 1 for the host's mounts when the exporter "
-                              "runs in a container with the host PID namespace)"),
-        Option("ignored-mountpoints", "", "regexp of mount points to skip"),
+                              "runs in a container with the host PID namespace)", type=_pid),
+        Option("ignored-mountpoints", None, "regexp of mount points to skip", type=opt.regexp),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        self.path = ctx.paths.proc(str(ctx.options.get("pid") or "self"), "mountstats")
-        self.mountinfo = ctx.paths.proc(str(ctx.options.get("pid") or "self"), "mountinfo")
-        pattern = ctx.options.get("ignored-mountpoints") or ""
-        self.ignored = re.compile(pattern) if pattern else None
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """The kernel 5.15 mountstats fixture (NFSv4.2 over tcp with nconnect, and over RDMA)."""
-        procfs = os.path.join(repo, "tests", "fixtures", "nfs", "proc")
-        opts = {o.name: o.default for o in cls.options}
-        return [cls(CollectorContext(paths=Paths(procfs=procfs), options=opts))]
+        self.path = ctx.paths.proc(ctx.option("pid"), "mountstats")
+        self.mountinfo = ctx.paths.proc(ctx.option("pid"), "mountinfo")
+        self.ignored = ctx.option("ignored-mountpoints")
 
     def available(self) -> str | None:
         text = read_text(self.path)
@@ -92,19 +108,12 @@ def _parse_error(reason: str) -> None:
 
 
 def families(mounts: list[NfsMount]) -> Iterator[Metric]:
-    ml = ["export", "mountpoint"]
-    info = GaugeMetricFamily("hpc_nfs_mount_info", "NFS mounts on this node: 1 per mount, with protocol "
-                             "version and transport.", labels=ml + ["fstype", "version", "protocol"])
-    age = GaugeMetricFamily("hpc_nfs_mount_age_seconds", "Seconds since the NFS mount was made.", labels=ml)
-    op_fams = [(field, scale, CounterMetricFamily(f"hpc_nfs_{suffix}", doc, labels=ml + ["operation"]))
-               for suffix, field, doc, scale in OP_FAMILIES]
-    xprt_fams = [(field, CounterMetricFamily(f"hpc_nfs_transport_{suffix}", doc, labels=ml + ["protocol"]))
-                 for field, suffix, doc in XPRT_FAMILIES]
-    io = CounterMetricFamily("hpc_nfs_io_bytes", "Bytes moved through the NFS client, by kind (normal/direct "
-                             "read and write by applications, server read and write on the wire).",
-                             labels=ml + ["kind"])
-    events = CounterMetricFamily("hpc_nfs_events", "NFS client VFS and cache events (revalidations, "
-                                 "invalidations, short reads, jukebox delays...).", labels=ml + ["event"])
+    info = FAMILIES.new("hpc_nfs_mount_info")
+    age = FAMILIES.new("hpc_nfs_mount_age_seconds")
+    op_fams = [(field, scale, FAMILIES.new(f"hpc_nfs_{suffix}_total")) for suffix, field, _, scale in OP_FAMILIES]
+    xprt_fams = [(field, FAMILIES.new(f"hpc_nfs_transport_{suffix}_total")) for field, suffix, _ in XPRT_FAMILIES]
+    io = FAMILIES.new("hpc_nfs_io_bytes_total")
+    events = FAMILIES.new("hpc_nfs_events_total")
     for m in sorted(mounts, key=lambda m: (m.export, m.mountpoint)):
         base = [m.export, m.mountpoint]
         protocols = sorted({t.protocol for t in m.transports})

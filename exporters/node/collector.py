@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hpcwatch.exporters.files import list_dir, log_once
+from hpcwatch.exporters import options as opt
+from hpcwatch.exporters.files import list_dir, log_once, read_text
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import numbered, read_edac
 from hpcwatch.exporters.node.families import DISK_COLUMNS, HWMON, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
@@ -30,11 +31,10 @@ from hpcwatch.exporters.node.mountstat import MountStatter
 from hpcwatch.exporters.node.netclass import NetClassReader, link_samples
 from hpcwatch.exporters.node.netdev import parse_netdev
 from hpcwatch.exporters.node.pressure import RESOURCES, parse_pressure
-from hpcwatch.exporters.node.procfile import read_proc_text
 from hpcwatch.exporters.node.rapl import EnergyCounter, RaplZone, family_name, read_rapl_zones
 from hpcwatch.exporters.node.stat import CPU_MODES, GUEST_MODES, parse_stat
 from hpcwatch.exporters.node.vmstat import DEFAULT_FIELDS, parse_vmstat
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.metrics_core import Metric
 
@@ -91,10 +91,6 @@ def statfs_error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _regexp(pattern: str) -> re.Pattern[str] | None:
-    return re.compile(pattern) if pattern else None
-
-
 class _Exclusions:
     """Cached regexp decisions: each name is matched once, not on every scrape."""
 
@@ -114,9 +110,9 @@ class _Exclusions:
 class _Filter(_Exclusions):
     """node_exporter's device filter: a name is ignored when it matches `exclude` or misses `include`."""
 
-    def __init__(self, include: str, exclude: str) -> None:
-        super().__init__(_regexp(exclude))
-        self.include = _regexp(include)
+    def __init__(self, include: re.Pattern[str] | None, exclude: re.Pattern[str] | None) -> None:
+        super().__init__(exclude)
+        self.include = include
 
     def __call__(self, name: str) -> bool:
         hit = self._seen.get(name)
@@ -134,21 +130,26 @@ class NodeCollector(Collector):
     kind = "live"
     default_agents = frozenset({"node"})
     options = (
-        Option("diskstats-device-exclude", DISK_EXCLUDE, "regexp of /proc/diskstats devices to skip"),
-        Option("netdev-device-exclude", "", "regexp of network devices to skip"),
-        Option("netclass-device-exclude", "", "regexp of /sys/class/net interfaces to skip"),
+        Option("diskstats-device-exclude", opt.regexp(DISK_EXCLUDE), "regexp of /proc/diskstats devices to skip",
+               type=opt.regexp),
+        Option("netdev-device-exclude", None, "regexp of network devices to skip", type=opt.regexp),
+        Option("netclass-device-exclude", None, "regexp of /sys/class/net interfaces to skip", type=opt.regexp),
         Option("netclass-ignore-invalid-speed", False,
                "leave out node_network_speed_bytes when the driver reports a negative speed", type=bool),
-        Option("vmstat-fields", DEFAULT_FIELDS, "regexp of /proc/vmstat fields to export"),
-        Option("filesystem-fs-types-exclude", FS_TYPES_EXCLUDE, "regexp of filesystem types to skip"),
-        Option("filesystem-mount-points-exclude", MOUNT_POINTS_EXCLUDE, "regexp of mount points to skip"),
+        Option("vmstat-fields", opt.regexp(DEFAULT_FIELDS), "regexp of /proc/vmstat fields to export (empty: all)",
+               type=opt.regexp),
+        Option("filesystem-fs-types-exclude", opt.regexp(FS_TYPES_EXCLUDE), "regexp of filesystem types to skip",
+               type=opt.regexp),
+        Option("filesystem-mount-points-exclude", opt.regexp(MOUNT_POINTS_EXCLUDE),
+               "regexp of mount points to skip", type=opt.regexp),
         Option("filesystem-mount-timeout", 1.0,
-               "seconds a statvfs may take before its mount is skipped as hung (until the call returns)",
-               type=float),
-        Option("hwmon-chip-include", "", "regexp of hwmon chip labels to read (none: all)"),
-        Option("hwmon-chip-exclude", "", "regexp of hwmon chip labels to skip"),
-        Option("hwmon-sensor-include", "", "regexp of `<chip>;<sensor>` hwmon sensors to read (none: all)"),
-        Option("hwmon-sensor-exclude", "", "regexp of `<chip>;<sensor>` hwmon sensors to skip"),
+               "how long a statvfs may take before its mount is skipped as hung (until the call returns)",
+               type=opt.duration),
+        Option("hwmon-chip-include", None, "regexp of hwmon chip labels to read (none: all)", type=opt.regexp),
+        Option("hwmon-chip-exclude", None, "regexp of hwmon chip labels to skip", type=opt.regexp),
+        Option("hwmon-sensor-include", None, "regexp of `<chip>;<sensor>` hwmon sensors to read (none: all)",
+               type=opt.regexp),
+        Option("hwmon-sensor-exclude", None, "regexp of `<chip>;<sensor>` hwmon sensors to skip", type=opt.regexp),
         Option("meminfo-numa", True, "export per-NUMA-node memory (node_memory_numa_*, off by default in "
                "node_exporter)", type=bool),
         Option("rapl-zone-label", False, "one node_rapl_joules_total family with a rapl_zone label instead of "
@@ -162,24 +163,24 @@ class NodeCollector(Collector):
         super().__init__(ctx)
         p = ctx.paths
         self.paths = p
-        self.disk_excluded = _Exclusions(_regexp(ctx.option("diskstats-device-exclude")))
-        self.netdev_excluded = _Exclusions(_regexp(ctx.option("netdev-device-exclude")))
-        self.fstype_excluded = _Exclusions(_regexp(ctx.option("filesystem-fs-types-exclude")))
-        self.mountpoint_excluded = _Exclusions(_regexp(ctx.option("filesystem-mount-points-exclude")))
-        self.netclass_excluded = _Exclusions(_regexp(ctx.option("netclass-device-exclude")))
-        self.netclass_ignore_invalid_speed = bool(ctx.option("netclass-ignore-invalid-speed"))
+        self.disk_excluded = _Exclusions(ctx.option("diskstats-device-exclude"))
+        self.netdev_excluded = _Exclusions(ctx.option("netdev-device-exclude"))
+        self.fstype_excluded = _Exclusions(ctx.option("filesystem-fs-types-exclude"))
+        self.mountpoint_excluded = _Exclusions(ctx.option("filesystem-mount-points-exclude"))
+        self.netclass_excluded = _Exclusions(ctx.option("netclass-device-exclude"))
+        self.netclass_ignore_invalid_speed = ctx.option("netclass-ignore-invalid-speed")
         self.netclass = NetClassReader(p.sys("class", "net"))
-        self.vmstat_fields = re.compile(ctx.option("vmstat-fields"))
-        self.pressure_avg10 = bool(ctx.option("pressure-avg10"))
-        self.edac_csrows = bool(ctx.option("edac-csrows"))
-        self.statter = MountStatter(stat, float(ctx.option("filesystem-mount-timeout")))
+        self.vmstat_fields = ctx.option("vmstat-fields") or re.compile("")
+        self.pressure_avg10 = ctx.option("pressure-avg10")
+        self.edac_csrows = ctx.option("edac-csrows")
+        self.statter = MountStatter(stat, ctx.option("filesystem-mount-timeout"))
         self.hwmon = HwmonReader(p.sys("class", "hwmon"))
         self.hwmon_chip_ignored = _Filter(ctx.option("hwmon-chip-include"), ctx.option("hwmon-chip-exclude"))
         self.hwmon_sensor_ignored = _Filter(ctx.option("hwmon-sensor-include"), ctx.option("hwmon-sensor-exclude"))
         self.edac_dir = p.sys("devices", "system", "edac", "mc")
         self.numa_dir = p.sys("devices", "system", "node") if ctx.option("meminfo-numa") else None
         self.powercap_dir = p.sys("class", "powercap")
-        self.rapl_zone_label = bool(ctx.option("rapl-zone-label"))
+        self.rapl_zone_label = ctx.option("rapl-zone-label")
         self.rapl_energy = EnergyCounter()
         self._rapl_zones: tuple[float, list[RaplZone]] | None = None
         self._stat_timeouts: dict[tuple[str, str, str], int] = {}
@@ -190,16 +191,6 @@ class NodeCollector(Collector):
             ("hwmon", self._hwmon), ("edac", self._edac), ("meminfo_numa", self._meminfo_numa),
             ("rapl", self._rapl),
         ]
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """The kernel 6 fixture tree with every optional family on, and fixed statvfs answers."""
-        root = os.path.join(repo, "tests", "fixtures", "node", "real")
-        opts = {o.name: o.default for o in cls.options} | {"pressure-avg10": True, "edac-csrows": True}
-        ctx = CollectorContext(paths=Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys")),
-                               options=opts)
-        example = os.statvfs_result((4096, 4096, 1 << 20, 1 << 19, 1 << 18, 1 << 16, 1 << 15, 1 << 15, 0, 255))
-        return [cls(ctx, stat=lambda _path: example)]
 
     def available(self) -> str | None:
         procfs = self.paths.procfs
@@ -223,7 +214,7 @@ class NodeCollector(Collector):
     # --- helpers -------------------------------------------------------------------------------------
 
     def _read(self, path: str, source: str) -> str | None:
-        text = read_proc_text(path)
+        text = read_text(path)
         if text is None:
             log_once(log, f"missing:{path}", "%s is missing or unreadable; node source %s skipped", path, source,
                      level=logging.INFO)
@@ -361,7 +352,7 @@ class NodeCollector(Collector):
 
     def _mounts(self) -> list:
         for path in (self.paths.proc("1", "mounts"), self.paths.proc("mounts")):
-            text = read_proc_text(path)
+            text = read_text(path)
             if text is not None:
                 mounts, errors = parse_mounts(text)
                 self._bad(path, "filesystem", errors)

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from hpcwatch.exporters.files import list_dir, read_text
+from hpcwatch.exporters.labels import identifier as clean_metric_name
 
 STATIC_TTL_SECONDS = 60.0
 # The sensor types node_exporter reads (Documentation/hwmon/sysfs-interface.rst), in its order.
 SENSOR_TYPES = frozenset({"vrm", "beep_enable", "update_interval", "in", "cpu", "fan", "pwm", "temp", "curr",
                           "power", "energy", "humidity", "intrusion", "freq"})
-_INVALID = re.compile(r"[^a-z0-9:_]")
 _FILENAME = re.compile(r"^([^0-9]+)([0-9]*)(?:_(.+))?$")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf(inity)?|nan)", re.IGNORECASE)
 
@@ -43,11 +43,6 @@ class SensorSample(NamedTuple):
     help: str
     labels: tuple[str, ...]
     value: float
-
-
-def clean_metric_name(text: str) -> str:
-    """node_exporter's cleanMetricName: lower-case, every character but [a-z0-9:_] to `_`, `_` trimmed."""
-    return _INVALID.sub("_", text.lower()).strip("_")
 
 
 def explode_sensor_filename(filename: str) -> tuple[str, int, str] | None:
@@ -179,7 +174,7 @@ def is_dynamic(prop: str) -> bool:
 
 def read_value(path: str) -> str | None:
     """A sysfs attribute as node_exporter reads it: at most 128 bytes, newlines trimmed."""
-    text = read_text(path, 128)
+    text = read_text(path, 128, quiet=True)  # drivers answer EIO/EAGAIN for sensors not wired up
     return None if text is None else text.strip("\n")
 
 
@@ -198,7 +193,7 @@ def base_label(hwmon_dir: str) -> str | None:
             return f"{clean_type}_{clean_name}"
         if clean_name:
             return clean_name
-    name = clean_metric_name(read_text(os.path.join(hwmon_dir, "name"), 4096) or "")
+    name = clean_metric_name(read_text(os.path.join(hwmon_dir, "name"), 4096, quiet=True) or "")
     if name:
         return name
     try:
@@ -236,7 +231,7 @@ def read_layout(hwmon_dir: str) -> ChipLayout:
                 value = read_value(path)
                 if value is not None:
                     static.setdefault(sensor, {})[prop] = value
-    raw = read_text(os.path.join(hwmon_dir, "name"), 4096)
+    raw = read_text(os.path.join(hwmon_dir, "name"), 4096, quiet=True)
     chip_name = clean_metric_name(raw) if raw is not None else None
     return ChipLayout(chip_name or None, files, static)
 
@@ -266,7 +261,7 @@ class HwmonReader:
                 cached = (now, None, None)
             else:
                 base = base_label(path)
-                name_file = (read_text(os.path.join(path, "name"), 4096) or "").strip()
+                name_file = (read_text(os.path.join(path, "name"), 4096, quiet=True) or "").strip()
                 hd = HwmonDir(folder, base, name_file) if base else None
                 cached = (now, hd, read_layout(path) if hd else None)
         self._dirs[folder] = cached

@@ -75,7 +75,8 @@ def read_rapl_zones(powercap_dir: str) -> list[RaplZone]:
 
 def read_energy_uj(zone: RaplZone) -> int | None:
     """The zone's raw energy counter in µJ; None when unreadable (root-only since Linux 5.10)."""
-    return parse_uint(read_text(os.path.join(zone.path, "energy_uj"), 64))
+    # quiet: EACCES is what an unprivileged agent gets on Linux 5.10+; the caller skips the zone, logged once.
+    return parse_uint(read_text(os.path.join(zone.path, "energy_uj"), 64, quiet=True))
 
 
 class EnergyCounter:

@@ -1,6 +1,7 @@
-"""hpcwatch.exporters.scheduler: the scheduler-neutral model shared by the Slurm and Flux adapters.
+"""hpcwatch.exporters.scheduler: what the Slurm and Flux adapters share.
 
 `outcomes` maps scheduler states to (outcome, cause); `model` holds the neutral records
 (`FinishedJob`, `QueueSnapshot`); `ledger` counts finished jobs exactly once across restarts;
-`families` builds the `hpc_scheduler_*` metric families from them.
+`families` declares and builds the `hpc_scheduler_*` families; `adapter` is the collector base
+(ledger, state file, snapshot, cache, the six shared options) each adapter implements reads for.
 """

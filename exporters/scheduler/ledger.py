@@ -5,6 +5,11 @@ complete), the keys of runs counted within the overlap before it, the counter to
 queue-wait histogram, and the runs whose queue wait was already observed when they started. All
 of it is saved atomically in one JSON state file after each refresh and before the new totals
 are served, so a crash either loses nothing or repeats a window whose jobs the keys then skip.
+
+A ledger without usable state (first start, lost or corrupt file) begins counting at start-up:
+`origin` is that moment, jobs that ended before it are never counted, and runs that started
+before it never add a queue-wait observation, so counters begin at 0 and nothing the previous
+process served is counted again. The overlap only de-duplicates: it never reaches past `origin`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ STATE_VERSION = 1
 
 
 class StateFileError(RuntimeError):
-    """The state file could not be written (the message names it and why)."""
+    """The state file could not be read or written (the message names it and why)."""
+
+
+class StateUnusable(ValueError):
+    """The state file exists but holds no usable state; it has been moved aside (the message says where)."""
 
 
 class FinishedJobLedger:
@@ -38,6 +47,7 @@ class FinishedJobLedger:
         self.started_ttl = started_ttl
         self.max_started = max_started
         self.watermark: float | None = None
+        self.origin: float | None = None           # when counting began; None: a state file from before origins
         self.counted: dict[str, float] = {}      # run key -> end time (kept while inside the overlap)
         self.started: dict[str, float] = {}      # run key -> when its wait was observed at start
         self.finished: dict[tuple[str, str, str], int] = {}
@@ -47,11 +57,18 @@ class FinishedJobLedger:
         self.outbox: dict[str, FinishedJob] | None = None   # None: no durable consumer
 
     # -- windows --
+    def start(self, now: float) -> None:
+        """Begin counting at `now` (no usable state): only jobs that end from now on will count."""
+        self.origin = self.watermark = now
+
     def window(self, now: float) -> tuple[float, float]:
         """The accounting window to query next: [watermark - overlap, now]; starts at now on first use."""
         if self.watermark is None:
-            self.watermark = now
+            self.start(now)
         return self.watermark - self.overlap, now
+
+    def _before_origin(self, t: float | None) -> bool:
+        return t is not None and self.origin is not None and t < self.origin
 
     def advance(self, end: float) -> None:
         """Every job that ended up to `end` is now in accounting: move the watermark, forget old keys."""
@@ -70,12 +87,14 @@ class FinishedJobLedger:
             if self.watermark is not None and job.end is not None and job.end < self.watermark - self.overlap:
                 # Before the overlap: it was inside an earlier window that we already counted in full.
                 continue
+            if self._before_origin(job.end):
+                continue  # ended before counting began: another process (or nobody) counted it
             self.counted[job.key] = job.end if job.end is not None else time.time()
             k = (job.queue, job.outcome, job.cause)
             self.finished[k] = self.finished.get(k, 0) + job.count
             if self.outbox is not None:
                 self.outbox[job.key] = job
-            if self.started.pop(job.key, None) is None:
+            if self.started.pop(job.key, None) is None and not self._before_origin(job.start):
                 wait = job.queue_wait
                 if wait is not None:
                     self._hist(job.queue).observe(wait)
@@ -88,11 +107,14 @@ class FinishedJobLedger:
             for key in keys:
                 self.outbox.pop(key, None)
 
-    def observe_start(self, key: str, queue: str, wait: float, now: float) -> bool:
-        """Observe a run's queue wait when it is first seen running; False when already observed or counted."""
+    def observe_start(self, key: str, queue: str, wait: float, now: float, started: float | None = None) -> bool:
+        """Observe a run's queue wait when it is first seen running; False when already observed or
+        counted, or when it started (at `started`) before counting began."""
         if key in self.started or key in self.counted:
             return False
         self.started[key] = now
+        if self._before_origin(started):
+            return False
         self._hist(queue).observe(max(0.0, wait))
         return True
 
@@ -113,6 +135,7 @@ class FinishedJobLedger:
         """A copy of the totals, histograms and watermark for the scrape path (no keys)."""
         v = FinishedJobLedger(self.wait_buckets, self.overlap)
         v.watermark = self.watermark
+        v.origin = self.origin
         v.finished = dict(self.finished)
         for q, h in self.wait.items():
             c = Histogram(h.edges)
@@ -125,6 +148,7 @@ class FinishedJobLedger:
         return {
             "version": STATE_VERSION,
             "watermark": self.watermark,
+            "origin": self.origin,
             "overlap": self.overlap,
             "counted": self.counted,
             "started": self.started,
@@ -139,6 +163,8 @@ class FinishedJobLedger:
             raise ValueError(f"state version {data.get('version')!r}, expected {STATE_VERSION}")
         wm = data["watermark"]
         self.watermark = None if wm is None else float(wm)
+        origin = data.get("origin")
+        self.origin = None if origin is None else float(origin)
         self.counted = {str(k): float(v) for k, v in data["counted"].items()}
         self.started = {str(k): float(v) for k, v in data.get("started", {}).items()}
         self.finished = {}
@@ -156,7 +182,7 @@ class StateFile:
         self.path = path
 
     def load(self) -> dict | None:
-        """The saved document, or None when there is none yet (or it was corrupt and has been moved aside)."""
+        """The saved document, or None when there is none yet; StateUnusable when it was corrupt (moved aside)."""
         try:
             with open(self.path, encoding="utf-8") as fh:
                 text = fh.read()
@@ -167,24 +193,21 @@ class StateFile:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            self.quarantine(f"not valid JSON ({exc})")
-            return None
+            raise StateUnusable(self.quarantine(f"not valid JSON ({exc})")) from None
         if not isinstance(data, dict):
-            self.quarantine("not a JSON object")
-            return None
+            raise StateUnusable(self.quarantine("not a JSON object"))
         return data
 
     def quarantine(self, why: str) -> str:
-        """Move a bad state file aside (kept for inspection) and say so; returns the new name."""
+        """Move a bad state file aside (kept for inspection) and say so; returns what happened, for the log."""
         aside = f"{self.path}.corrupt-{int(time.time())}"
         try:
             os.replace(self.path, aside)
         except OSError as exc:
             log.error("state file %s is unusable (%s) and could not be moved aside: %s", self.path, why, exc)
-            return self.path
-        log.error("state file %s is unusable (%s); moved it to %s and starting from an empty state",
-                  self.path, why, aside)
-        return aside
+            return f"unusable ({why}), left in place"
+        log.error("state file %s is unusable (%s); moved it to %s", self.path, why, aside)
+        return f"unusable ({why}), moved to {aside}"
 
     def save(self, data: dict) -> None:
         text = json.dumps(data, separators=(",", ":")).encode("utf-8")
@@ -194,15 +217,22 @@ class StateFile:
             raise StateFileError(f"state file {self.path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def load_ledger(ledger: FinishedJobLedger, state: StateFile) -> None:
-    """Fill `ledger` from the state file; a malformed document is moved aside and the ledger starts empty."""
-    data = state.load()
+def load_ledger(ledger: FinishedJobLedger, state: StateFile) -> str | None:
+    """Fill `ledger` from the state file. None when it did; otherwise why there is no usable state
+    (none yet, or malformed and moved aside), and the ledger is left empty for `start()`.
+    Raises StateFileError when the file exists but cannot be read (the next refresh tries again)."""
+    try:
+        data = state.load()
+    except StateUnusable as exc:
+        return str(exc)
     if data is None:
-        return
+        return "no state file yet"
     try:
         ledger.load_dict(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        state.quarantine(f"unexpected content: {type(exc).__name__}: {exc}")
+        why = state.quarantine(f"unexpected content: {type(exc).__name__}: {exc}")
         fresh = FinishedJobLedger(ledger.wait_buckets, ledger.overlap, ledger.started_ttl, ledger.max_started)
         fresh.outbox = {} if ledger.outbox is not None else None
         ledger.__dict__.update(fresh.__dict__)
+        return why
+    return None

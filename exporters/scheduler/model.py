@@ -4,40 +4,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import functools
-import itertools
-import re
 
 # Queue-wait buckets, seconds: 1 minute to 2 days (SLO objectives sit on these edges).
 DEFAULT_WAIT_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
                         172800.0)
-
-LABEL_LIMIT = 128
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@functools.lru_cache(maxsize=8192)   # the same partitions, reasons and users repeat on every line
-def cap_label(value: object, limit: int = LABEL_LIMIT) -> str:
-    """A label value from users: control characters replaced, at most `limit` characters.
-
-    Quotes, backslashes and UTF-8 stay as they are; the exposition library escapes them.
-    """
-    text = str(value) if value is not None else ""
-    if len(text) > limit:
-        text = text[:limit]
-    return _CONTROL.sub("?", text)
-
-
-def parse_buckets(text: str) -> tuple[float, ...]:
-    """'60,300,3600' -> (60.0, 300.0, 3600.0); raises ValueError unless strictly increasing and positive."""
-    try:
-        edges = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise ValueError(f"wait buckets {text!r}: not a comma-separated list of seconds") from exc
-    if not edges or any(e <= 0 for e in edges) or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise ValueError(f"wait buckets {text!r}: need positive, strictly increasing seconds")
-    return edges
-
 
 @dataclasses.dataclass(frozen=True)
 class FinishedJob:

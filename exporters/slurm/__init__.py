@@ -1,5 +1,3 @@
-"""hpcwatch.exporters.slurm: the Slurm adapter (parsers in `parse`, the collector in `collector`)."""
-
-from hpcwatch.exporters.slurm.collector import SlurmCollector
-
-__all__ = ["SlurmCollector"]
+"""The Slurm adapter (`slurm`, snapshot, cluster agent): `parse` (pure parsers), `collector` (reads
+through the Slurm commands and registers the collector on the shared scheduler adapter).
+"""

@@ -1,8 +1,8 @@
 """The `slurm` collector: squeue/sinfo/sdiag/sacct once per refresh into the scheduler-neutral model.
 
-One background SnapshotSource runs each command once per interval; scrapes only read what the last
-refresh built. Finished jobs come from sacct windows driven by the ledger's watermark, which only
-advances when sdiag says slurmctld has no accounting records queued for slurmdbd.
+The shared adapter base (exporters/scheduler/adapter.py) owns the ledger, state file, snapshot
+source and cache; this module only reads Slurm. Finished jobs come from sacct windows; the
+watermark only advances when sdiag says slurmctld has no accounting records queued for slurmdbd.
 """
 
 from __future__ import annotations
@@ -11,57 +11,45 @@ import dataclasses
 import logging
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator, Mapping
 
 from hpcwatch.accounting.agent import OPTIONS as SUMMARY_OPTIONS
 from hpcwatch.accounting.agent import SummaryAgent
+from hpcwatch.exporters import labels
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError, run_command
-from hpcwatch.exporters.events import publish_finished_job
+from hpcwatch.exporters.families import counter, gauge
 from hpcwatch.exporters.files import log_once, read_text
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
-from hpcwatch.exporters.scheduler.families import (
-    known_queues,
-    lag_family,
-    ledger_families,
-    snapshot_families,
-    up_family,
+from hpcwatch.exporters.registry import CollectorContext, Option, register
+from hpcwatch.exporters.scheduler.adapter import (
+    AccountingUnavailable,
+    FinishedRead,
+    LiveRead,
+    RunningJob,
+    SchedulerCollector,
+    SchedulerSnapshot,
+    shared_options,
 )
-from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, StateFileError, load_ledger
-from hpcwatch.exporters.scheduler.model import (
-    DEFAULT_WAIT_BUCKETS,
-    Histogram,
-    QueueSnapshot,
-    cap_label,
-    parse_buckets,
-    run_key,
-)
+from hpcwatch.exporters.scheduler.model import Histogram, QueueSnapshot, run_key
 from hpcwatch.exporters.scheduler.outcomes import slurm_live_state
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.slurm import parse
-from hpcwatch.exporters.snapshot import SnapshotSource
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.slurm")
 
 COMMANDS = ("squeue", "sinfo", "sacct", "sdiag", "scontrol")
-OTHER = "__other__"
 
 
-@dataclasses.dataclass
-class SlurmSnapshot:
-    """What one refresh built for the scrape path (immutable once published)."""
+@dataclasses.dataclass(frozen=True)
+class SlurmExtras:
+    """What one refresh read beyond the neutral model, for the hpc_slurm_* families."""
 
-    queue: QueueSnapshot
     pending_reasons: dict[tuple[str, str], int]
     users: dict[tuple[str, str], int]
     accounts: dict[tuple[str, str], int]
     sdiag: parse.SdiagStats
     fairshare: list[parse.FairShare]
-    accounting_up: bool
-    taken_at: float
 
 
 class SlurmCommands:
@@ -113,28 +101,27 @@ class SlurmCommands:
         return self.run("sshare", "--noheader", "--parsable2", "--all", "--format", "Account,User,FairShare")
 
 
-def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: tuple[float, ...],
-                label_limit: int = 128) -> tuple[QueueSnapshot, dict[tuple[str, str], int],
-                                                 list[tuple[str, str, float]]]:
+def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: tuple[float, ...]
+                ) -> tuple[QueueSnapshot, dict[tuple[str, str], int], list[RunningJob]]:
     """Aggregate squeue lines -> (queue snapshot, pending jobs by (partition, reason), running runs).
 
-    Running runs are (run key, queue, start - eligible) for the queue-wait observation at start.
+    Running runs carry their start and queue wait (start - eligible) for the observation at start.
     A job submitted to several partitions counts under the first one listed.
     """
     snap = QueueSnapshot(cluster=cluster)
     reasons: dict[tuple[str, str], int] = {}
-    running: list[tuple[str, str, float]] = []
+    running: list[RunningJob] = []
     for j in jobs:
         if j.het_component:
             continue
         state = slurm_live_state(j.state)
         if state is None:
             continue
-        queue = cap_label(j.partition.split(",", 1)[0])
+        queue = labels.value(j.partition.split(",", 1)[0])
         n = j.count
         snap.add_job(queue, state, n)
         if state == "pending":
-            key = (queue, cap_label(j.reason))
+            key = (queue, labels.value(j.reason))
             reasons[key] = reasons.get(key, 0) + n
             if j.eligible is not None and j.eligible <= now:
                 hist = snap.pending_wait.get(queue)
@@ -144,14 +131,14 @@ def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: 
         elif state == "running" and j.start is not None:
             begin = j.eligible if j.eligible is not None else j.submit
             if begin is not None:
-                running.append((run_key(j.jobid, j.submit, j.start), queue, j.start - begin))
+                running.append(RunningJob(run_key(j.jobid, j.submit, j.start), queue, j.start, j.start - begin))
     return snap, reasons, running
 
 
 def add_capacity(snap: QueueSnapshot, nodes: list[parse.SinfoNode]) -> None:
     """Nodes, CPUs and GPUs by (partition, state) from `sinfo -N` lines."""
     for n in nodes:
-        q = cap_label(n.partition)
+        q = labels.value(n.partition)
         state = parse.node_state(n.state)
         snap.nodes[(q, state)] = snap.nodes.get((q, state), 0) + 1
         for st, v in (("allocated", n.cpus_alloc), ("idle", n.cpus_idle), ("other", n.cpus_other)):
@@ -172,7 +159,7 @@ def capped_counts(items: list[tuple[str, str]], limit: int) -> dict[tuple[str, s
     keep = set(sorted(per_name, key=lambda k: (-per_name[k], k))[:limit])
     out: dict[tuple[str, str], int] = {}
     for name, state in items:
-        key = (cap_label(name) if name in keep else OTHER, state)
+        key = (labels.value(name) if name in keep else labels.OTHER, state)
         out[key] = out.get(key, 0) + 1
     return out
 
@@ -209,8 +196,24 @@ SDIAG_COUNTERS = (
      "Jobs started by backfill since slurmctld started.", 1),
 )
 
-DEFAULT_BUCKETS_TEXT = ",".join(str(int(b)) for b in DEFAULT_WAIT_BUCKETS)
-
+FAMILIES = SchedulerCollector.families + [
+    gauge("hpc_slurm_accounting_up", "1 when the last sacct call answered (slurmdbd reachable).", "cluster"),
+    gauge("hpc_slurm_pending_jobs",
+          "Pending jobs by partition and the reason Slurm gives.", "cluster", "partition", "reason"),
+    counter("hpc_slurm_rpc_calls_total", "RPCs slurmctld served by message type (sdiag).", "cluster", "type"),
+    counter("hpc_slurm_rpc_time_seconds_total",
+            "Time slurmctld spent serving RPCs by message type (sdiag).", "cluster", "type"),
+    gauge("hpc_slurm_account_fairshare", "Fair-share factor of each account (0..1, sshare).", "cluster", "account"),
+    gauge("hpc_slurm_user_fairshare",
+          "Fair-share factor of each user in an account (0..1, sshare; with per-user).",
+          "cluster", "account", "user"),
+    gauge("hpc_slurm_user_jobs", "Jobs by user and state (with per-user; at most label-limit users, the rest "
+          "under __other__).", "cluster", "user", "state"),
+    gauge("hpc_slurm_account_jobs", "Jobs by account and state (with per-account; at most label-limit accounts, "
+          "the rest under __other__).", "cluster", "account", "state"),
+    *(gauge(name, doc, "cluster") for _, name, doc, _ in SDIAG_GAUGES),
+    *(counter(name + "_total", doc, "cluster") for _, name, doc, _ in SDIAG_COUNTERS),
+]
 
 SLURM_CONF_PATHS = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/usr/local/etc/slurm.conf")
 
@@ -221,80 +224,47 @@ def cluster_from_conf(conf: str | None) -> str:
         text = read_text(path, limit=4 << 20)
         if text is not None:
             name = parse.cluster_name_from_slurm_conf(text)
-            return cap_label(name) if name else ""
+            return labels.value(name) if name else ""
     return ""
 
 
 @register
-class SlurmCollector(Collector):
+class SlurmCollector(SchedulerCollector):
     name = "slurm"
     help = "Slurm queue, capacity, scheduler statistics and finished jobs (squeue, sinfo, sdiag, sacct)"
-    kind = "snapshot"
-    default_agents = frozenset({"cluster"})
+    families = FAMILIES
     options = (
         Option("bin-dir", "", "directory holding squeue, sinfo, sacct, sdiag, scontrol (empty: search PATH)"),
         Option("conf", "", "SLURM_CONF for the client commands (empty: the commands' own default)"),
-        Option("refresh-interval", 30.0, "seconds between refreshes (each command runs once per refresh)",
-               type=float),
-        Option("timeout", 20.0, "seconds each Slurm command may take", type=float),
-        Option("state-file", "/var/lib/hpcwatch/slurm-state.json",
-               "where the accounting watermark, counted jobs and counter totals persist across restarts"),
-        Option("cluster", "", "cluster label (empty: ClusterName from `scontrol show config`)"),
-        Option("wait-buckets", DEFAULT_BUCKETS_TEXT, "queue-wait histogram bucket edges, seconds"),
-        Option("accounting-overlap", 600.0, "seconds each sacct window reaches back before the watermark",
-               type=float),
+        *shared_options("slurm", "", "cluster label (empty: ClusterName from slurm.conf, else from "
+                        "`scontrol show config`)"),
         Option("per-user", False, "export job counts per user (capped by label-limit)", type=bool),
         Option("per-account", False, "export job counts per account (capped by label-limit)", type=bool),
         Option("fairshare", False, "export fairshare per account (and per user with per-user) from sshare",
                type=bool),
         Option("label-limit", 200, "most users/accounts with their own series; the rest sum to __other__",
-               type=int),
+               type=opt.positive_count),
         *SUMMARY_OPTIONS,
     )
 
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """Output captured from real Slurm 22.05 daemons (tests/fixtures/slurm), through stand-in commands."""
-        import tempfile
-
-        from hpcwatch.metricsdoc import stand_in_commands
-
-        fix = os.path.join(repo, "tests", "fixtures", "slurm")
-        bindir = stand_in_commands({
-            "squeue": f"{fix}/squeue-22.05.txt", "sinfo": f"{fix}/sinfo-22.05.txt",
-            "sdiag": f"{fix}/sdiag-22.05.txt", "sacct": f"{fix}/sacct-22.05.txt",
-            "scontrol": f"{fix}/scontrol-show-config-22.05.txt"})
-        opts = {o.name: o.default for o in cls.options}
-        opts.update({"bin-dir": bindir, "accounting-overlap": 1e10,
-                     "state-file": os.path.join(tempfile.mkdtemp(prefix="hpcwatch-doc-"), "state.json")})
-        return [cls(CollectorContext(options=opts, agent="cluster"))]
-
     def __init__(self, ctx: CollectorContext, env: Mapping[str, str] | None = None) -> None:
         super().__init__(ctx)
-        o = ctx.options
         full_env = dict(env or {})
-        if o.get("conf"):
-            full_env["SLURM_CONF"] = o["conf"]
-        self.commands = SlurmCommands(o.get("bin-dir", ""), full_env, float(o.get("timeout", 20.0)))
-        self.buckets = parse_buckets(o.get("wait-buckets") or DEFAULT_BUCKETS_TEXT)
+        if ctx.option("conf"):
+            full_env["SLURM_CONF"] = ctx.option("conf")
+        self.commands = SlurmCommands(ctx.option("bin-dir"), full_env, self.timeout)
         # The cluster label, known before the first refresh where slurm.conf is readable, so even a
         # slurmctld that is down from the start shows as hpc_scheduler_up{cluster="<name>"} 0.
-        self.cluster = o.get("cluster") or cluster_from_conf(full_env.get("SLURM_CONF") or os.environ.get("SLURM_CONF"))
-        self.per_user = bool(o.get("per-user"))
-        self.per_account = bool(o.get("per-account"))
-        self.fairshare = bool(o.get("fairshare"))
-        self.label_limit = int(o.get("label-limit", 200))
-        self.state = StateFile(o.get("state-file") or "/var/lib/hpcwatch/slurm-state.json")
-        self.ledger = FinishedJobLedger(self.buckets, overlap=float(o.get("accounting-overlap", 600.0)))
-        self._ledger_loaded = False
-        self.summaries = SummaryAgent.from_options("slurm", o, self._summary_details)
+        self.cluster = labels.value(self.cluster) or cluster_from_conf(
+            full_env.get("SLURM_CONF") or os.environ.get("SLURM_CONF"))
+        self.per_user = ctx.option("per-user")
+        self.per_account = ctx.option("per-account")
+        self.fairshare = ctx.option("fairshare")
+        self.label_limit = ctx.option("label-limit")
+        self._sdiag: parse.SdiagStats | Exception = parse.SdiagStats()
+        self.summaries = SummaryAgent.from_options("slurm", ctx.options, self._summary_details)
         if self.summaries is not None:
             self.ledger.outbox = {}
-        self._published: FinishedJobLedger | None = None
-        self._lock = threading.Lock()
-        self._cache: tuple[tuple, list[Metric]] = ((), [])
-        self.source: SnapshotSource[SlurmSnapshot] = SnapshotSource(
-            "slurm", self.refresh, float(o.get("refresh-interval", 30.0)))
 
     def available(self) -> str | None:
         missing = [c for c in ("squeue", "sinfo", "sacct", "sdiag") if self.commands.path(c) is None]
@@ -303,40 +273,38 @@ class SlurmCollector(Collector):
             return f"{', '.join(missing)} not found in {where} (no Slurm client here)"
         return None
 
-    def sources(self) -> list[SnapshotSource]:
-        return [self.source]
-
-    # ------------------------------------------------------------ refresh (background thread)
-    def refresh(self) -> SlurmSnapshot:
-        """One refresh: accounting first (it survives a slurmctld outage), then the live queue."""
-        now = time.time()
-        if not self._ledger_loaded:
-            load_ledger(self.ledger, self.state)
-            self._ledger_loaded = True
+    # ------------------------------------------------------------ reads (background thread)
+    def read_finished(self, start: float, end: float) -> FinishedRead:
+        """sdiag, then sacct over the window; complete up to `end` when slurmdbd has nothing queued."""
         if not self.cluster:  # no readable slurm.conf: ask slurmctld
             cfg = parse.parse_scontrol_config(self.commands.config())
-            self.cluster = cap_label(cfg.get("ClusterName") or "unknown")
-        sdiag_err: Exception | None = None
-        try:
-            sdiag = parse.parse_sdiag(self.commands.sdiag())
+            self.cluster = labels.value(cfg.get("ClusterName") or "unknown")
+        try:  # read before sacct: an empty DBD agent queue then means every job that ended is in accounting
+            self._sdiag = parse.parse_sdiag(self.commands.sdiag())
         except (CommandError, parse.SlurmParseError) as exc:
-            sdiag, sdiag_err = parse.SdiagStats(), exc
-        accounting_up = self._refresh_accounting(now, sdiag if sdiag_err is None else None)
-        if sdiag_err is not None:
-            raise sdiag_err
-        squeue_text = self.commands.squeue()
-        sinfo_text = self.commands.sinfo()
-        jobs, bad = parse.parse_squeue(squeue_text)
+            self._sdiag = exc  # slurmctld is down: accounting still counts, the live read then fails
+        try:
+            text = self.commands.sacct(start, end)
+        except CommandError as exc:
+            raise AccountingUnavailable(f"sacct failed: {exc}") from exc
+        records, bad = parse.parse_sacct(text)
+        runs, unknown = parse.sacct_to_finished(records, self.cluster)
+        record_parse_error("slurm_sacct", bad + unknown)
+        queued = None if isinstance(self._sdiag, Exception) else self._sdiag.get("top:DBD Agent queue size")
+        # Only when slurmctld has nothing queued for slurmdbd is every job that ended before the sdiag
+        # call in accounting; otherwise keep the window open so late records are caught.
+        return FinishedRead(runs, end if queued == 0 else None)
+
+    def read_live(self, now: float) -> LiveRead:
+        """squeue and sinfo (and sshare with fairshare); raises when slurmctld did not answer sdiag."""
+        if isinstance(self._sdiag, Exception):
+            raise self._sdiag
+        jobs, bad = parse.parse_squeue(self.commands.squeue())
         record_parse_error("slurm_squeue", bad)
-        nodes, bad = parse.parse_sinfo(sinfo_text)
+        nodes, bad = parse.parse_sinfo(self.commands.sinfo())
         record_parse_error("slurm_sinfo", bad)
         queue, reasons, running = build_queue(self.cluster, jobs, now, self.buckets)
         add_capacity(queue, nodes)
-        with self._lock:
-            for key, q, wait in running:
-                self.ledger.observe_start(key, q, wait, now)
-            self.ledger.prune_started(now)
-            self._persist()
         fairshare: list[parse.FairShare] = []
         if self.fairshare:
             try:
@@ -349,35 +317,7 @@ class SlurmCollector(Collector):
             if self.per_user else {}
         accounts = capped_counts([(j.account, slurm_live_state(j.state)) for j in live], self.label_limit) \
             if self.per_account else {}
-        return SlurmSnapshot(queue=queue, pending_reasons=reasons, users=users, accounts=accounts, sdiag=sdiag,
-                             fairshare=fairshare, accounting_up=accounting_up, taken_at=now)
-
-    def _refresh_accounting(self, now: float, sdiag: parse.SdiagStats | None) -> bool:
-        """Count the jobs that ended in [watermark - overlap, now]; True when sacct answered."""
-        with self._lock:
-            start, end = self.ledger.window(now)
-        try:
-            text = self.commands.sacct(start, end)
-        except CommandError as exc:
-            log_once(log, "sacct", "sacct failed, finished jobs will be caught up when it answers: %s", exc)
-            with self._lock:
-                self._persist()
-            return False
-        records, bad = parse.parse_sacct(text)
-        runs, unknown = parse.sacct_to_finished(records, self.cluster)
-        record_parse_error("slurm_sacct", bad + unknown)
-        queued = sdiag.get("top:DBD Agent queue size") if sdiag is not None else None
-        with self._lock:
-            new = self.ledger.count(runs)
-            # Only when slurmctld has nothing queued for slurmdbd is every job that ended before the
-            # sdiag call in accounting; otherwise keep the window open so late records are caught.
-            if queued == 0:
-                self.ledger.advance(min(end, now))
-            self._persist()
-        for job in new:        # after the state is saved, so subscribers see each job once
-            publish_finished_job(job)
-        self._summarise()
-        return True
+        return LiveRead(queue, running, SlurmExtras(reasons, users, accounts, self._sdiag, fairshare))
 
     def _summary_details(self, ids):
         from hpcwatch.accounting.sacct import parse_summary_sacct
@@ -385,93 +325,44 @@ class SlurmCollector(Collector):
         record_parse_error("slurm_sacct_summary", bad)
         return details, bad
 
-    def _summarise(self) -> None:
-        """Hand the outbox to the summary writer (outside the lock: it runs sacct and queries), then ack."""
-        if self.summaries is None:
-            return
-        with self._lock:
-            outbox = list((self.ledger.outbox or {}).values())
-        if not outbox:
-            return
-        done = self.summaries.run(outbox)
-        if done:
-            with self._lock:
-                self.ledger.ack(done)
-                self._persist()
-
-    def _persist(self) -> None:
-        """Save the ledger, then publish its totals for scrapes (caller holds the lock)."""
-        try:
-            self.state.save(self.ledger.to_dict())
-        except StateFileError as exc:
-            log_once(log, "state-save", "%s; counters will restart from the last saved state after a restart", exc)
-        self._published = self.ledger.view()
-
     # ------------------------------------------------------------ scrape path
-    def collect(self) -> Iterator[Metric]:
-        snap = self.source.value
-        cluster = self.cluster or "unknown"
-        with self._lock:
-            published = self._published
-        yield up_family(cluster, self.source.ok)
-        if self.summaries is not None:
-            yield from self.summaries.families()
-        if published is not None:
-            yield lag_family(cluster, published.watermark)
-        # Families change only when a refresh publishes; concurrent scrapes reuse the same objects.
-        key = (snap, published, cluster)   # the objects themselves: ids could be reused
-        cached_key, families = self._cache
-        if len(cached_key) != len(key) or any(a is not b for a, b in zip(cached_key, key)):
-            families = []
-            if published is not None:
-                families.extend(ledger_families(cluster, published, known_queues(snap)))
-            if snap is not None:
-                families.extend(snapshot_families(snap.queue))
-                families.extend(self._slurm_families(cluster, snap))
-            self._cache = (key, families)
-        yield from families
-
-    def _slurm_families(self, cluster: str, snap: SlurmSnapshot) -> Iterator[Metric]:
-        acct = GaugeMetricFamily("hpc_slurm_accounting_up",
-                                 "1 when the last sacct call answered (slurmdbd reachable).", labels=["cluster"])
+    def extra_families(self, cluster: str, snap: SchedulerSnapshot) -> Iterator[Metric]:
+        acct = FAMILIES.new("hpc_slurm_accounting_up")
         acct.add_metric([cluster], 1 if snap.accounting_up else 0)
         yield acct
-        pend = GaugeMetricFamily("hpc_slurm_pending_jobs", "Pending jobs by partition and the reason Slurm gives.",
-                                 labels=["cluster", "partition", "reason"])
+        yield from self._slurm_families(cluster, snap.extra)
+
+    def _slurm_families(self, cluster: str, snap: SlurmExtras) -> Iterator[Metric]:
+        pend = FAMILIES.new("hpc_slurm_pending_jobs")
         for (p, r), n in sorted(snap.pending_reasons.items()):
             pend.add_metric([cluster, p, r], n)
         yield pend
-        for key, name, doc, scale in SDIAG_GAUGES:
+        for key, name, _, scale in SDIAG_GAUGES:
             v = snap.sdiag.get(key)
             if v is not None:
-                fam = GaugeMetricFamily(name, doc, labels=["cluster"])
+                fam = FAMILIES.new(name)
                 fam.add_metric([cluster], v * scale)
                 yield fam
-        for key, name, doc, scale in SDIAG_COUNTERS:
+        for key, name, _, scale in SDIAG_COUNTERS:
             v = snap.sdiag.get(key)
             if v is not None:
-                fam = CounterMetricFamily(name, doc, labels=["cluster"])
+                fam = FAMILIES.new(name + "_total")
                 fam.add_metric([cluster], v * scale)
                 yield fam
-        calls = CounterMetricFamily("hpc_slurm_rpc_calls", "RPCs slurmctld served by message type (sdiag).",
-                                    labels=["cluster", "type"])
-        secs = CounterMetricFamily("hpc_slurm_rpc_time_seconds", "Time slurmctld spent serving RPCs by message "
-                                   "type (sdiag).", labels=["cluster", "type"])
+        calls = FAMILIES.new("hpc_slurm_rpc_calls_total")
+        secs = FAMILIES.new("hpc_slurm_rpc_time_seconds_total")
         for t, (n, total) in sorted(snap.sdiag.rpc_by_type.items()):
-            calls.add_metric([cluster, cap_label(t)], n)
-            secs.add_metric([cluster, cap_label(t)], total)
+            calls.add_metric([cluster, labels.value(t)], n)
+            secs.add_metric([cluster, labels.value(t)], total)
         yield calls
         yield secs
         if self.per_user:
-            fam = GaugeMetricFamily("hpc_slurm_user_jobs", f"Jobs by user and state (at most {self.label_limit} "
-                                    "users; the rest under __other__).", labels=["cluster", "user", "state"])
+            fam = FAMILIES.new("hpc_slurm_user_jobs")
             for (u, s), n in sorted(snap.users.items()):
                 fam.add_metric([cluster, u, s], n)
             yield fam
         if self.per_account:
-            fam = GaugeMetricFamily("hpc_slurm_account_jobs", f"Jobs by account and state (at most "
-                                    f"{self.label_limit} accounts; the rest under __other__).",
-                                    labels=["cluster", "account", "state"])
+            fam = FAMILIES.new("hpc_slurm_account_jobs")
             for (a, s), n in sorted(snap.accounts.items()):
                 fam.add_metric([cluster, a, s], n)
             yield fam
@@ -479,22 +370,17 @@ class SlurmCollector(Collector):
             yield from self._fairshare_families(cluster, snap.fairshare)
 
     def _fairshare_families(self, cluster: str, rows: list[parse.FairShare]) -> Iterator[Metric]:
-        acc = GaugeMetricFamily("hpc_slurm_account_fairshare", "Fair-share factor of each account (0..1, sshare).",
-                                labels=["cluster", "account"])
-        usr = GaugeMetricFamily("hpc_slurm_user_fairshare", "Fair-share factor of each user in an account "
-                                "(0..1, sshare; with per-user).", labels=["cluster", "account", "user"])
+        acc = FAMILIES.new("hpc_slurm_account_fairshare")
+        usr = FAMILIES.new("hpc_slurm_user_fairshare")
         seen_acc, seen_usr = set(), set()
         for r in rows:
-            a = cap_label(r.account)
+            a = labels.value(r.account)
             if not r.user and a not in seen_acc and len(seen_acc) < self.label_limit:
                 seen_acc.add(a)
                 acc.add_metric([cluster, a], r.fairshare)
             elif r.user and self.per_user and (a, r.user) not in seen_usr and len(seen_usr) < self.label_limit:
                 seen_usr.add((a, r.user))
-                usr.add_metric([cluster, a, cap_label(r.user)], r.fairshare)
+                usr.add_metric([cluster, a, labels.value(r.user)], r.fairshare)
         yield acc
         if self.per_user:
             yield usr
-
-    def close(self) -> None:
-        self.source.stop()

@@ -1,7 +1,7 @@
 """Every dashboard query against a real Prometheus scraping every collector, with the generated rules loaded.
 
 What Prometheus scrapes (every second), one in-process exporter per example so no family is duplicated:
-- every collector's `doc_examples(ROOT)` (the fixture trees and stand-in commands docs/metrics.md is
+- every collector's docs example (hpcwatch/docexamples.py: the fixture trees and stand-in commands docs/metrics.md is
   rendered from: fake 8x H100 NVML, InfiniBand/RoCE/saturated sysfs, ibdiags replay, Lustre client and
   server, GPFS, NFS, BeeGFS, Flux, node, cgroup v1 and v2 jobs) — except slurm's, which is replaced by
 - the slurm collector against the real Slurm of the harness (`slurm` fixture), where the test submits
@@ -93,10 +93,12 @@ def _examples() -> list[tuple[str, object]]:
     """(collector name, instance) for every collector's documentation examples, slurm's left out."""
     from hpcwatch.exporters.registry import load_all
 
+    from hpcwatch.docexamples import examples
+
     out = []
-    for name, cls in load_all().items():
+    for name in load_all():
         if name != "slurm":
-            out += [(name, c) for c in cls.doc_examples(ROOT)]
+            out += [(name, c) for c in examples(name, ROOT)]
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import helpers
 import pytest
-from hpcwatch.exporters.jobs import JobsCollector
+from hpcwatch.exporters.jobs.collector import JobsCollector
 
 from hpcwatch.harness.slurm import cgroup_v1_memory
 from hpcwatch.harness.util import wait_until

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from helpers import values
 from hpcwatch.exporters.events import publish_finished_job, subscribe_finished_jobs
-from hpcwatch.exporters.otel.collector import OTelSelfCollector
+from hpcwatch.exporters.otel.health import OTelSelfCollector
 from hpcwatch.exporters.otel.metrics import OTLPMetricsPusher, convert_families
 from hpcwatch.exporters.otel.traces import JobTracer
 from hpcwatch.exporters.registry import Collector
@@ -251,8 +251,8 @@ def test_export_failures_never_block_scrapes_and_are_counted():
 def test_serve_pushes_metrics_over_otlp(receiver):
     port = _closed_port()
     env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}")
-    proc = subprocess.Popen([f"{VENV_BIN}/hpcwatch", "serve", "--collector.disable-defaults", "--otel.metrics",
-                             "--otel.metrics.interval=0.5", f"--web.listen-address=127.0.0.1:{port}"],
+    proc = subprocess.Popen([f"{VENV_BIN}/hpcwatch", "serve", "--collector.disable-defaults", "--collector.node",
+                             "--otel.metrics", "--otel.metrics.interval=0.5", f"--web.listen-address=127.0.0.1:{port}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -8,8 +8,7 @@ import tempfile
 
 import helpers
 import pytest
-from hpcwatch.exporters.fabric import FabricCollector
-from hpcwatch.exporters.fabric.collector import HeldFiles
+from hpcwatch.exporters.fabric.collector import FabricCollector
 from hpcwatch.exporters.fabric.pma import LEGACY_EXT_NAMES, PORT_COUNTERS_WIDTH, TRAFFIC_COUNTERS, is_saturated
 from hpcwatch.exporters.fabric.sysfs import (
     PortRecord,
@@ -19,13 +18,17 @@ from hpcwatch.exporters.fabric.sysfs import (
     port_counters,
     split_hw_counters,
 )
-from hpcwatch.exporters.files import list_dir, read_text
-from hpcwatch.exporters.registry import collectors
+from hpcwatch.exporters.files import HeldFiles, list_dir, read_text
+from hpcwatch.exporters.registry import load_all
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "fabric", "sysfs")
 SCENARIOS = ("cx6_hdr", "cx6dx_roce", "hfi1_opa", "legacy_counters_ext", "saturated", "nopma")
+
+
+# nopma holds a directory where a counter file belongs: a read error, so that scrape reports success 0.
+SUCCESS = {"nopma": 0.0}
 
 
 def scrape(sysfs: str, **options: object) -> str:
@@ -36,7 +39,7 @@ def scrape(sysfs: str, **options: object) -> str:
     finally:
         collector.close()
     helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"fabric": 1.0}
+    assert helpers.collector_success(text) == {"fabric": SUCCESS.get(os.path.basename(sysfs), 1.0)}
     return text
 
 
@@ -51,7 +54,7 @@ def one(text: str, name: str, **labels: str) -> float:
 
 
 def test_registered_for_the_node_agent():
-    cls = collectors()["fabric"]
+    cls = load_all()["fabric"]
     assert cls is FabricCollector
     assert cls.default_agents == frozenset({"node"})
 
@@ -152,6 +155,8 @@ def test_saturated_counters_are_flagged_by_width():
 
 def test_no_pma_unreadable_and_vanished_are_skipped_per_counter():
     text = scrape(fixture("nopma"))
+    # the unreadable counter (a directory) is counted, and the rest of the device is still served
+    assert helpers.values(text, "hpcwatch_read_errors_total", source="fabric")
     port = {"device": "bnxt_re0", "port": "1"}
     assert not helpers.values(text, "hpc_fabric_port_errors_total")  # all N/A or unreadable
     assert not helpers.values(text, "hpc_fabric_port_transmit_bytes_total")
@@ -293,8 +298,8 @@ def test_fuzz_port_counters(counters, ext):
     assert "lifespan" not in hw and "lifespan" not in gauges and skipped >= 0
 
 
-# The collector compiles each port into a read plan and appends samples directly; the pure parsers
-# above (port_counters, split_hw_counters) are the reference it must agree with, value for value.
+# The collector runs the pure parsers (port_counters, split_hw_counters) on the bytes it read; reading
+# every file of the tree directly and parsing it must give the same samples, value for value.
 COUNTER_FAMILIES = ("hpc_fabric_port_errors_total", "hpc_fabric_port_transmit_wait_total",
                     "hpc_fabric_port_pma_saturated", "hpc_fabric_port_hw_events_total", "hpc_fabric_port_hw_level",
                     "hpc_fabric_device_hw_events_total", "hpc_fabric_device_hw_level") + tuple(

@@ -9,8 +9,7 @@ import sys
 
 import helpers
 import pytest
-from hpcwatch.exporters.fabric_switches import FabricSwitchesCollector
-from hpcwatch.exporters.fabric_switches.collector import merge_counters, needs_basic
+from hpcwatch.exporters.fabric_switches.collector import FabricSwitchesCollector, merge_counters, needs_basic
 from hpcwatch.exporters.fabric_switches.parse import (
     lanes,
     parse_perfquery,
@@ -18,7 +17,7 @@ from hpcwatch.exporters.fabric_switches.parse import (
     parse_ports_report,
     rate_bytes,
 )
-from hpcwatch.exporters.registry import collectors
+from hpcwatch.exporters.registry import load_all
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,7 +69,7 @@ def one(text: str, name: str, **labels: str) -> float:
 
 
 def test_registered_opt_in_snapshot_collector():
-    cls = collectors()["fabric_switches"]
+    cls = load_all()["fabric_switches"]
     assert cls is FabricSwitchesCollector
     assert cls.default_agents == frozenset() and cls.kind == "snapshot"
 

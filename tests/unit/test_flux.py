@@ -93,9 +93,11 @@ def fake_flux(tmp_path):
 
 
 def flux_collector(fake_flux, tmp_path) -> FluxCollector:
+    state = str(tmp_path / "flux-state.json")
+    if not os.path.exists(state):
+        helpers.counting_since(state)  # an agent that was counting when the fixture's jobs ended
     ctx = helpers.make_context(agent="cluster", cls=FluxCollector, command=str(fake_flux / "flux"),
-                               cluster="fluxy", **{"state-file": str(tmp_path / "flux-state.json"),
-                                                   "accounting-overlap": 1e10})
+                               cluster="fluxy", **{"state-file": state})
     return FluxCollector(ctx)
 
 
@@ -139,3 +141,19 @@ def test_flux_down_keeps_last_snapshot(fake_flux, tmp_path):
 def test_flux_absent(tmp_path):
     ctx = helpers.make_context(agent="cluster", cls=FluxCollector, command=str(tmp_path / "nope"))
     assert "not found" in FluxCollector(ctx).available()
+
+
+def test_flux_without_state_counts_nothing_that_ended_before_startup(fake_flux, tmp_path, caplog):
+    """The adapter base is shared: a Flux agent that lost its state starts at 0 too, says so once,
+    and then counts the fixture's inactive jobs as already ended (never as new)."""
+    ctx = helpers.make_context(agent="cluster", cls=FluxCollector, command=str(fake_flux / "flux"),
+                               **{"state-file": str(tmp_path / "fresh.json")})
+    c = FluxCollector(ctx)
+    with caplog.at_level("INFO", logger="hpcwatch.scheduler"):
+        assert c.source.refresh_now(), c.source.last_error
+        assert c.source.refresh_now()
+    text = helpers.render(c)
+    assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 0
+    assert helpers.values(text, "hpc_scheduler_jobs", queue="batch", state="running") == [1]
+    assert helpers.values(text, "hpcwatch_state_save_failures_total", collector="flux") == [0]
+    assert sum("counting finished jobs from now on" in r.getMessage() for r in caplog.records) == 1

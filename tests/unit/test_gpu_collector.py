@@ -10,7 +10,8 @@ import sys
 import pynvml
 import pytest
 from helpers import assert_promtool_clean, collector_success, make_context, render, series_labels, values
-from hpcwatch.exporters.gpu import GpuCollector, nvml
+from hpcwatch.exporters.gpu import nvml
+from hpcwatch.exporters.gpu.collector import GpuCollector
 from hpcwatch.exporters.selfmetrics import parse_errors
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gpu")
@@ -413,7 +414,7 @@ def test_real_pynvml_on_this_host_is_skipped_or_works():
 
 
 def test_the_collector_is_registered_on_by_default_in_the_node_agent():
-    from hpcwatch.exporters.registry import collectors
+    from hpcwatch.exporters.registry import load_all
 
-    cls = collectors()["gpu"]
+    cls = load_all()["gpu"]
     assert cls is GpuCollector and cls.default_agents == frozenset({"node"})

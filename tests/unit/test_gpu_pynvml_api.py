@@ -14,8 +14,8 @@ import sys
 import pynvml
 import pytest
 from helpers import make_context, render
-from hpcwatch.exporters.gpu import GpuCollector, fields, nvml
-from hpcwatch.exporters.gpu.collector import CLOCK_REASONS
+from hpcwatch.exporters.gpu import fields, nvml
+from hpcwatch.exporters.gpu.collector import CLOCK_REASONS, GpuCollector
 from hpcwatch.exporters.gpu.energy import GpuEnergyReader
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gpu")

@@ -8,7 +8,7 @@ import shutil
 
 import helpers
 import pytest
-from hpcwatch.exporters.jobs import JobsCollector
+from hpcwatch.exporters.jobs.collector import JobsCollector
 from hpcwatch.exporters.selfmetrics import parse_errors
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "jobs")
@@ -27,10 +27,10 @@ def collector(base: str, rootfs: str = "/", **options: object) -> JobsCollector:
     return JobsCollector(ctx)
 
 
-def scrape(base: str, **options: object) -> str:
+def scrape(base: str, success: float = 1.0, **options: object) -> str:
     text = helpers.render(collector(base, **options))
     helpers.assert_promtool_clean(text)
-    assert helpers.collector_success(text) == {"jobs": 1.0}
+    assert helpers.collector_success(text) == {"jobs": success}
     return text
 
 
@@ -167,12 +167,14 @@ def test_truncated_memory_stat_counts_parse_errors(tree):
 
 def test_unreadable_file_is_skipped(tree):
     """Root reads through chmod 000, so an unreadable file is emulated by a directory in its place
-    (read fails with IsADirectoryError, the same path through files.read_text as EACCES)."""
+    (read fails with IsADirectoryError, the same path through files.read_text as EACCES): that value
+    is skipped, the rest of the job is served, and the read error fails the scrape visibly."""
     job = os.path.join(tree, "v1/sys/fs/cgroup/memory/slurm_node01/uid_1000/job_7")
     os.remove(os.path.join(job, "memory.usage_in_bytes"))
     os.makedirs(os.path.join(job, "memory.usage_in_bytes"))
     os.chmod(os.path.join(job, "memory.failcnt"), 0)
-    text = scrape(os.path.join(tree, "v1"))
+    text = scrape(os.path.join(tree, "v1"), success=0.0)
+    assert helpers.values(text, "hpcwatch_read_errors_total", source="jobs")
     assert helpers.values(text, "hpc_job_memory_usage_bytes", jobid="7") == []
     assert helpers.values(text, "hpc_job_memory_max_usage_bytes", jobid="7") == [600000000]
     if os.geteuid() != 0:  # only a non-root run can see EACCES on the chmod 000 file

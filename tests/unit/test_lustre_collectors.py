@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 import helpers
 import pytest
-from hpcwatch.exporters.lustre.client import LustreCollector, mount_fs
-from hpcwatch.exporters.lustre.server import LustreServerCollector
+from hpcwatch.exporters.lustre.collector import LustreCollector, mount_fs
 from hpcwatch.exporters.lustre.stats import param_device, parse_stats, split_get_param
 from hpcwatch.exporters.lustre.target import RecoveryStatusError, parse_recovery_status
-from hpcwatch.exporters.selfmetrics import parse_errors
+from hpcwatch.exporters.lustre_server.collector import LustreServerCollector
+from hpcwatch.exporters.selfmetrics import parse_errors, read_errors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -335,3 +336,30 @@ def test_server_lctl_fallback(tmp_path):
     assert helpers.values(text, "hpc_lustre_target_capacity_bytes", target="scratch-OST0000") == [1024000]
     assert helpers.values(text, "hpc_lustre_target_recovery_status", target="scratch-OST0000", status="COMPLETE") \
         == [1]
+
+
+def test_server_read_error_in_a_refresh_fails_each_scrape_of_that_snapshot(tmp_path, monkeypatch):
+    """A refresh runs in the background: a file it cannot read (EIO from the kernel, made at the OS
+    boundary) is counted for lustre_server and every scrape of that snapshot reports success 0."""
+    server_tree(tmp_path)
+    bad = os.path.realpath(tmp_path / "sys/fs/lustre/osd-ldiskfs/scratch-OST0000/filesfree")
+    real_read = os.read
+
+    def read(fd: int, n: int) -> bytes:
+        if os.readlink(f"/proc/self/fd/{fd}") == bad:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_read(fd, n)
+
+    c = server(tmp_path)
+    before = read_errors("lustre_server")
+    with monkeypatch.context() as m:
+        m.setattr(os, "read", read)
+        assert c.source.refresh_now(), c.source.last_error
+    for _ in range(2):
+        text = helpers.render(c)
+        assert helpers.collector_success(text) == {"lustre_server": 0}
+        assert helpers.values(text, "hpcwatch_read_errors_total", source="lustre_server") == [before + 1]
+        assert helpers.values(text, "hpc_lustre_target_capacity_bytes", target="scratch-OST0000")
+        assert not helpers.values(text, "hpc_lustre_target_files_free", target="scratch-OST0000")
+    assert c.source.refresh_now()
+    assert helpers.collector_success(helpers.render(c)) == {"lustre_server": 1}

@@ -9,6 +9,7 @@ import pytest
 from helpers import assert_promtool_clean
 from hpcwatch.exporters.registry import load_all
 
+from hpcwatch.docexamples import examples as doc_examples
 from hpcwatch.metricsdoc import _render, document, families_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,9 +41,8 @@ def test_check_flag_reports_stale(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(load_all()))
 def test_every_collector_documents_conventional_families(name):
-    cls = load_all()[name]
-    examples = list(cls.doc_examples(ROOT))
-    assert examples, f"collector {name} has no doc_examples: its families would be undocumented"
+    examples = doc_examples(name, ROOT)
+    assert examples, f"collector {name} has no example in hpcwatch/docexamples.py: its families would be undocumented"
     fams = {}
     for example in examples:  # one scrape per example, as one exporter would serve it
         text = _render([example])
@@ -53,3 +53,14 @@ def test_every_collector_documents_conventional_families(name):
     for fam, (_typ, help_text, _labels) in fams.items():
         assert fam.startswith(PREFIXES), f"{fam}: unknown prefix"
         assert len(help_text) >= 10, f"{fam}: HELP too short: {help_text!r}"
+    # Family specs are data, and the data is the truth: what is rendered is what the table declares.
+    table = load_all()[name].families
+    for fam, (typ, help_text, label_names) in fams.items():
+        spec = table.spec_of(fam)
+        if spec is None and fam.startswith("hpcwatch_"):
+            continue  # the scrape's own health families (exporters/scrape.py, selfmetrics.py)
+        assert spec is not None, f"{name} renders {fam}, which its family table does not declare"
+        assert typ == spec.type, f"{fam}: rendered as {typ}, declared {spec.type}"
+        if not spec.fields:  # a templated family's HELP names its field
+            assert help_text == spec.help, f"{fam}: HELP differs from the table"
+        assert label_names <= set(spec.labels), f"{fam}: labels {label_names} not in {spec.labels}"

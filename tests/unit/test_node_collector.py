@@ -11,7 +11,7 @@ import tempfile
 import helpers
 import nodetrees
 import pytest
-from hpcwatch.exporters.node import NodeCollector
+from hpcwatch.exporters.node.collector import NodeCollector
 from hpcwatch.exporters.registry import load_all
 from hpcwatch.exporters.selfmetrics import parse_errors
 from hpcwatch.exporters.serve import add_serve_arguments, collector_options
@@ -61,7 +61,7 @@ def test_serve_flags_reach_the_collector_options() -> None:
                          "--collector.node.diskstats-device-exclude", "^loop"])
     opts = collector_options(args, NodeCollector)
     assert opts["filesystem-mount-timeout"] == 0.5 and opts["pressure-avg10"] is True
-    assert opts["diskstats-device-exclude"] == "^loop" and opts["edac-csrows"] is True
+    assert opts["diskstats-device-exclude"].pattern == "^loop" and opts["edac-csrows"] is True
 
 
 def test_cpu_and_kernel_counters_exact() -> None:
@@ -283,7 +283,8 @@ def test_broken_files_never_fail_the_scrape(tmp_path, damage: str) -> None:
             _replace(root, rel, kind="dangling")
         else:
             _replace(root, rel, bytes(range(256)) * 3)
-    text = scrape(node(root))
+    # A directory in place of a file is a read error: its families are missing and the scrape says so.
+    text = nodetrees.scrape(node(root), success=0.0 if damage == "directory" else 1.0)
     names = helpers.all_names(text)
     # What does not depend on the damaged files is still there.
     assert one(text, "node_hwmon_temp_celsius", chip="acpitz", sensor="temp1") == -2.5
@@ -358,15 +359,15 @@ def test_real_proc_and_sys_of_this_machine() -> None:
 
 # --- the file reader --------------------------------------------------------------------------------
 
-def test_read_proc_text_reads_past_one_chunk_and_answers_none_for_non_files(tmp_path) -> None:
-    from hpcwatch.exporters.node.procfile import CHUNK, read_proc_text
+def test_read_text_reads_past_one_chunk_and_answers_none_for_non_files(tmp_path) -> None:
+    from hpcwatch.exporters.files import CHUNK, read_text
 
     big = "x" * (CHUNK * 2 + 17)
     helpers.write_tree(str(tmp_path), {"big": big, "dir/inside": "1"})
-    assert read_proc_text(str(tmp_path / "big")) == big
-    assert read_proc_text(str(tmp_path / "big"), limit=10) == "x" * 10
-    assert read_proc_text(str(tmp_path / "dir")) is None
-    assert read_proc_text(str(tmp_path / "missing")) is None
-    assert read_proc_text("bad\0path") is None
+    assert read_text(str(tmp_path / "big")) == big
+    assert read_text(str(tmp_path / "big"), limit=10) == "x" * 10
+    assert read_text(str(tmp_path / "dir"), quiet=True) is None
+    assert read_text(str(tmp_path / "missing")) is None
+    assert read_text("bad\0path") is None
     os.symlink(str(tmp_path / "gone"), str(tmp_path / "dangling"))
-    assert read_proc_text(str(tmp_path / "dangling")) is None
+    assert read_text(str(tmp_path / "dangling")) is None

@@ -7,7 +7,7 @@ import threading
 import time
 
 import helpers
-from hpcwatch.exporters.node import NodeCollector
+from hpcwatch.exporters.node.collector import NodeCollector
 from hpcwatch.exporters.node.mountstat import MountStatter
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "node", "real")

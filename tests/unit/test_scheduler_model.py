@@ -6,13 +6,12 @@ import json
 import os
 
 import pytest
+from hpcwatch.exporters import labels, options
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, load_ledger
 from hpcwatch.exporters.scheduler.model import (
     DEFAULT_WAIT_BUCKETS,
     FinishedJob,
     Histogram,
-    cap_label,
-    parse_buckets,
     run_key,
 )
 from hpcwatch.exporters.scheduler.outcomes import (
@@ -92,17 +91,18 @@ def test_flux_outcome_active_and_unknown():
         flux_outcome("EXPLODED")
 
 
-def test_cap_label_keeps_utf8_and_quotes_caps_length_and_control_chars():
-    assert cap_label('a"b\\c é 漢') == 'a"b\\c é 漢'
-    assert cap_label("x" * 10_000) == "x" * 128
-    assert cap_label("a\nb\x00c") == "a?b?c"
+def test_label_value_keeps_utf8_and_quotes_caps_length_and_control_chars():
+    assert labels.value('a"b\\c é 漢') == 'a"b\\c é 漢'
+    assert labels.value("x" * 10_000) == "x" * 128
+    assert labels.value("a\nb\x00c") == "a?b?c"
 
 
-def test_parse_buckets():
-    assert parse_buckets("60, 300,3600") == (60.0, 300.0, 3600.0)
+def test_buckets_option():
+    assert options.buckets("60, 300,3600") == (60.0, 300.0, 3600.0)
+    assert options.buckets("1m,5m,1h") == (60.0, 300.0, 3600.0)
     for bad in ("", "60,30", "a,b", "0,10"):
         with pytest.raises(ValueError):
-            parse_buckets(bad)
+            options.buckets(bad)
 
 
 def test_histogram_cumulative_and_rebin():
@@ -124,7 +124,9 @@ def job(jobid: str, end: float, outcome: str = "success", cause: str = "none", s
 
 def test_ledger_counts_each_run_once_across_overlapping_windows():
     led = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100)
-    assert led.window(1000.0) == (900.0, 1000.0)
+    led.start(0.0)  # an agent counting since long before these jobs
+    led.advance(950.0)
+    assert led.window(1000.0) == (850.0, 1000.0)
     assert len(led.count([job("1", 950), job("2", 990)])) == 2
     led.advance(1000.0)
     # The next window overlaps: job 2 comes back and is skipped, job 3 is new.
@@ -148,7 +150,7 @@ def test_ledger_wait_observed_at_start_is_not_observed_again_at_finish():
 
 def test_ledger_requeued_runs_are_distinct():
     led = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100)
-    led.window(1000.0)
+    led.start(0.0)
     new = led.count([job("9", 950, "preempted", "system", start=100), job("9", 990, start=200)])
     assert len(new) == 2
     assert led.finished == {("debug", "preempted", "system"): 1, ("debug", "success", "none"): 1}
@@ -157,7 +159,7 @@ def test_ledger_requeued_runs_are_distinct():
 def test_ledger_restart_through_state_file_neither_loses_nor_double_counts(tmp_path):
     path = str(tmp_path / "state.json")
     a = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100)
-    a.window(1000.0)
+    a.start(0.0)
     a.count([job("1", 950)])
     a.advance(1000.0)
     StateFile(path).save(a.to_dict())
@@ -168,6 +170,39 @@ def test_ledger_restart_through_state_file_neither_loses_nor_double_counts(tmp_p
     b.count([job("1", 950), job("2", 1500)])
     assert b.finished == {("debug", "success", "none"): 2}
     assert b.wait["debug"].total == 2
+
+
+def test_fresh_ledger_counts_only_jobs_that_end_after_it_starts():
+    """No state (first start, lost or corrupt file): counters begin at 0; the overlap only de-duplicates."""
+    led = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=600)
+    assert led.window(1000.0) == (400.0, 1000.0)  # sacct is still asked for the overlap, for late records
+    new = led.count([job("old", 990, start=900), job("new", 1005, start=950), job("late", 1010, start=1001)])
+    assert [j.jobid for j in new] == ["new", "late"]
+    assert led.finished == {("debug", "success", "none"): 2}
+    # Queue wait: only the run that started after counting began (never a re-count of an earlier process).
+    assert led.wait["debug"].total == 1
+    assert not led.observe_start(run_key("r", 10.0, 990.0), "debug", 30.0, 1001.0, started=990.0)
+    assert led.observe_start(run_key("s", 10.0, 1002.0), "debug", 30.0, 1003.0, started=1002.0)
+    assert led.wait["debug"].total == 2
+
+
+def test_origin_survives_the_state_file(tmp_path):
+    path = str(tmp_path / "state.json")
+    a = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=600)
+    a.window(1000.0)
+    StateFile(path).save(a.to_dict())
+    b = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=600)
+    assert load_ledger(b, StateFile(path)) is None
+    assert b.origin == 1000.0
+    assert b.count([job("before", 999)]) == []
+
+
+def test_load_ledger_says_why_there_is_no_state(tmp_path):
+    led = FinishedJobLedger(DEFAULT_WAIT_BUCKETS)
+    assert load_ledger(led, StateFile(str(tmp_path / "none.json"))) == "no state file yet"
+    (tmp_path / "bad.json").write_text("{")
+    why = load_ledger(led, StateFile(str(tmp_path / "bad.json")))
+    assert why.startswith("unusable (not valid JSON") and "moved to" in why
 
 
 def test_corrupt_state_file_is_moved_aside_not_a_crash(tmp_path, caplog):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 
 import helpers
 import pytest
 from hpcwatch.exporters.slurm.collector import SlurmCollector
+from hpcwatch.exporters.slurm.parse import format_time
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slurm")
 OUTPUTS = {"squeue": "squeue-22.05.txt", "sinfo": "sinfo-22.05.txt", "sdiag": "sdiag-22.05.txt",
@@ -46,15 +48,24 @@ class FakeSlurm:
             return []
 
 
+def sacct_line(jobid: int, state: str, exit_code: str, ended_ago: float, ran: float = 60.0) -> str:
+    """One `sacct --parsable2` allocation line of a job that ended `ended_ago` seconds before now."""
+    end = time.time() - ended_ago
+    t = [format_time(end - ran - 60), format_time(end - ran - 60), format_time(end - ran), format_time(end)]
+    return f"{jobid}|{jobid}|debug|{state}|{exit_code}|{'|'.join(t)}|eve|1003|eng|1\n"
+
+
 @pytest.fixture
 def fake(tmp_path):
     return FakeSlurm(str(tmp_path))
 
 
-def collector(fake: FakeSlurm, tmp_path, **opts) -> SlurmCollector:
-    opts.setdefault("state_file", str(tmp_path / "state.json"))
-    # The stand-in sacct ignores -S/-E; reach back far enough that the fixture's fixed dates are inside.
-    opts.setdefault("accounting_overlap", 1e10)
+def collector(fake: FakeSlurm, tmp_path, fresh: bool = False, **opts) -> SlurmCollector:
+    state = str(tmp_path / "state.json")
+    opts.setdefault("state_file", state)
+    if not fresh and not os.path.exists(state):
+        # An agent that was counting when the fixture's jobs ended (the stand-in sacct ignores -S/-E).
+        helpers.counting_since(state)
     # An absent slurm.conf: the cluster name then comes from the stand-in `scontrol show config`.
     opts.setdefault("conf", str(tmp_path / "absent-slurm.conf"))
     options = {k.replace("_", "-"): v for k, v in opts.items()}
@@ -119,8 +130,7 @@ def test_counters_survive_restart_and_repeated_windows_without_double_counting(f
     b = collector(fake, tmp_path)     # a restart: same state file
     b.source.refresh_now()
     assert sum(helpers.values(helpers.render(b), "hpc_scheduler_jobs_finished_total")) == 32
-    fake.set("sacct", "99|99|debug|FAILED|1:0|2026-11-21T15:20:00|2026-11-21T15:20:00|2026-11-21T15:21:00|"
-                      "2026-11-21T15:22:00|eve|1003|eng|1\n")
+    fake.set("sacct", sacct_line(99, "FAILED", "1:0", ended_ago=30))
     b.source.refresh_now()
     text = helpers.render(b)
     assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 33
@@ -285,3 +295,79 @@ def test_cluster_name_from_slurm_conf(text, want):
     from hpcwatch.exporters.slurm.parse import cluster_name_from_slurm_conf
 
     assert cluster_name_from_slurm_conf(text) == want
+
+
+# --- state that never re-counts (issue 15.5) ----------------------------------------------------------
+
+def finished_total(c: SlurmCollector) -> float:
+    return sum(helpers.values(helpers.render(c), "hpc_scheduler_jobs_finished_total"))
+
+
+@pytest.mark.parametrize("state", ["missing", "corrupt"])
+def test_no_usable_state_starts_counting_at_startup_and_never_recounts(fake, tmp_path, caplog, state):
+    """Before: a fresh ledger opened its first sacct window accounting-overlap (600 s) in the past and
+    counted the last 10 minutes of jobs again, which increase() then saw twice."""
+    if state == "corrupt":
+        (tmp_path / "state.json").write_text("garbage{")
+    fake.set("sacct", sacct_line(501, "COMPLETED", "0:0", ended_ago=300))  # inside the overlap
+    c = collector(fake, tmp_path, fresh=True)
+    with caplog.at_level("INFO", logger="hpcwatch.scheduler"):
+        assert c.source.refresh_now(), c.source.last_error
+    text = helpers.render(c)
+    assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 0  # counters begin at 0
+    # running job 13 started before start-up: its wait is not observed again either
+    assert sum(helpers.values(text, "hpc_scheduler_queue_wait_seconds_count")) == 0
+    lines = [r.getMessage() for r in caplog.records if "counting finished jobs from now on" in r.getMessage()]
+    assert len(lines) == 1 and str(tmp_path / "state.json") in lines[0]
+    # sacct is still asked to reach back over the overlap (late records), but that only de-duplicates
+    assert c.ledger.window(c.ledger.origin + 10)[0] == c.ledger.origin - 600
+    # A job that ends after start-up counts, once, also after a restart on the saved state.
+    fake.set("sacct", sacct_line(501, "COMPLETED", "0:0", ended_ago=300)
+             + sacct_line(502, "FAILED", "1:0", ended_ago=time.time() - c.ledger.origin - 1))
+    c.source.refresh_now()
+    c.source.refresh_now()
+    assert finished_total(c) == 1
+    restarted = collector(fake, tmp_path, fresh=True)
+    restarted.source.refresh_now()
+    assert finished_total(restarted) == 1
+
+
+def test_a_failed_state_save_is_counted_and_served_counters_never_go_backwards(fake, tmp_path):
+    """Before: totals were served after a failed save, so after a crash the counter could go backwards."""
+    state = tmp_path / "state.json"
+    a = collector(fake, tmp_path)
+    assert a.source.refresh_now()
+    assert finished_total(a) == 32
+    saved = state.read_bytes()
+    state.unlink()
+    state.mkdir()  # every save now fails: the new file cannot be renamed onto a directory
+    fake.set("sacct", sacct_line(99, "FAILED", "1:0", ended_ago=30))
+    assert a.source.refresh_now()
+    text = helpers.render(a)
+    assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 32  # what is saved, not 33
+    assert helpers.values(text, "hpcwatch_state_save_failures_total", collector="slurm")[0] >= 1
+    # A crash now: the next process starts from what was saved and never serves less than `a` did.
+    state.rmdir()
+    state.write_bytes(saved)
+    fake.set("sacct", "")  # and accounting no longer lists job 99 by then
+    b = collector(fake, tmp_path)
+    assert b.source.refresh_now()
+    assert finished_total(b) == 32
+    # Without a crash, the next successful save serves what was counted meanwhile.
+    assert a.source.refresh_now()
+    text = helpers.render(a)
+    assert sum(helpers.values(text, "hpc_scheduler_jobs_finished_total")) == 33
+    assert helpers.values(text, "hpcwatch_state_save_failures_total", collector="slurm")[0] >= 1
+
+
+def test_an_accounting_outage_keeps_the_window_and_still_saves_what_changed(fake, tmp_path):
+    """Slurm and Flux share one adapter base: accounting down changes nothing in the ledger, while the
+    queue waits observed at start are saved before they are served (same rule for both adapters)."""
+    c = collector(fake, tmp_path)
+    fake.set("sacct", "", rc=1)
+    assert c.source.refresh_now()
+    from hpcwatch.exporters.scheduler.ledger import StateFile
+
+    saved = StateFile(str(tmp_path / "state.json")).load()
+    assert saved["started"] == c.ledger.started and saved["started"]
+    assert helpers.values(helpers.render(c), "hpc_slurm_accounting_up") == [0]

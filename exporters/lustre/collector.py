@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files
 from hpcwatch.exporters.lustre.stats import fold_counters, param_device, parse_stats, split_get_param
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -42,25 +42,16 @@ class LustreCollector(Collector):
     default_agents = frozenset({"node"})
     options = (
         Option("lctl", "lctl", "lctl binary, used when the stats files are not readable (debugfs unmounted)"),
-        Option("timeout", 5.0, "seconds an lctl call may take", type=float),
+        Option("timeout", 5.0, "how long an lctl call may take", type=opt.duration),
         Option("per-target", True, "export MDC and OSC counters (one series set per OST/MDT connection)",
                type=bool),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        o = ctx.options
         self.paths = ctx.paths
-        self.lctl = Lctl(o.get("lctl") or "lctl", float(o.get("timeout", 5.0)))
-        self.per_target = bool(o.get("per-target", True))
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """The 2.15 debugfs layout fixture (llite, mdc, osc)."""
-        root = os.path.join(repo, "tests", "fixtures", "lustre", "client_tree")
-        opts = {o.name: o.default for o in cls.options} | {"lctl": "/nonexistent/lctl"}
-        return [cls(CollectorContext(paths=Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys")),
-                                     options=opts))]
+        self.lctl = Lctl(ctx.option("lctl"), ctx.option("timeout"))
+        self.per_target = ctx.option("per-target")
 
     def available(self) -> str | None:
         if find_files(self.paths, "llite", "stats"):

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Iterator
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError
-from hpcwatch.exporters.files import log_once, read_text
+from hpcwatch.exporters.files import fail_scrape, log_once, read_text, reading
 from hpcwatch.exporters.lustre.brw import BrwTable, brw_families, parse_brw_stats
-from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_jobs, aggregate_raw
-from hpcwatch.exporters.lustre.jobstats import iter_job_stats, parse_job_stats_text
+from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_raw
+from hpcwatch.exporters.lustre.jobstats import iter_job_stats
 from hpcwatch.exporters.lustre.reader import Lctl, find_files, read_blocks
 from hpcwatch.exporters.lustre.stats import (
     StatsCounter,
@@ -68,6 +68,7 @@ class ServerSnapshot:
     recovery: dict[str, RecoveryStatus]
     taken_at: float
     brw: dict[str, list[BrwTable]] = dataclasses.field(default_factory=dict)
+    read_error: str | None = None  # the first file the refresh could not read: scrapes of it report success 0
 
 
 @register
@@ -80,56 +81,29 @@ class LustreServerCollector(Collector):
     _families = FamilyCache()
     default_agents = frozenset({"cluster"})
     options = (
-        Option("refresh-interval", 30.0, "seconds between job_stats reads", type=float),
-        Option("jobid-format", "%j",
+        Option("refresh-interval", 30.0, "time between job_stats reads", type=opt.duration),
+        Option("jobid-format", JobIdFormat("%j"),
                "Lustre jobid_name pattern(s) to split job_id into jobid/uid/host, comma-separated and tried "
-               "in order, e.g. '%j:%u:%H,%e.%u'"),
-        Option("top-jobs-by-bytes", 100, "jobs per target kept by bytes read+written", type=int),
-        Option("top-jobs-by-metadata", 100, "jobs per target kept by metadata operations", type=int),
+               "in order, e.g. '%j:%u:%H,%e.%u'", type=JobIdFormat, format=lambda f: f.spec),
+        Option("top-jobs-by-bytes", 100, "jobs per target kept by bytes read+written", type=opt.count),
+        Option("top-jobs-by-metadata", 100, "jobs per target kept by metadata operations", type=opt.count),
         Option("job-stats", True, "export per-job series from job_stats", type=bool),
         Option("brw-stats", True, "export the OSD brw_stats histograms (150 to 250 series per target)", type=bool),
         Option("lctl", "lctl", "lctl binary, used when the parameter files are not readable"),
-        Option("timeout", 30.0, "seconds each lctl call may take", type=float),
+        Option("timeout", 30.0, "how long each lctl call may take", type=opt.duration),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        o = ctx.options
         self.paths = ctx.paths
-        self.jobid_format = JobIdFormat(o.get("jobid-format") or "%j")
-        self.top_bytes = int(o.get("top-jobs-by-bytes", 100))
-        self.top_metadata = int(o.get("top-jobs-by-metadata", 100))
-        self.job_stats = bool(o.get("job-stats", True))
-        self.brw_stats = bool(o.get("brw-stats", True))
-        self.lctl = Lctl(o.get("lctl") or "lctl", float(o.get("timeout", 30.0)))
+        self.jobid_format = ctx.option("jobid-format")
+        self.top_bytes = ctx.option("top-jobs-by-bytes")
+        self.top_metadata = ctx.option("top-jobs-by-metadata")
+        self.job_stats = ctx.option("job-stats")
+        self.brw_stats = ctx.option("brw-stats")
+        self.lctl = Lctl(ctx.option("lctl"), ctx.option("timeout"))
         self.source: SnapshotSource[ServerSnapshot] = SnapshotSource(
-            "lustre_server", self.refresh, float(o.get("refresh-interval", 30.0)))
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """The OST (2.15) and MDT job_stats fixtures, target stats and recovery, as one snapshot."""
-        fix = os.path.join(repo, "tests", "fixtures", "lustre")
-
-        def text(name: str) -> str:
-            with open(os.path.join(fix, name)) as fh:
-                return fh.read()
-        opts = {o.name: o.default for o in cls.options} | {"jobid-format": "%j:%u:%H,%j.%u"}
-        c = cls(CollectorContext(options=opts, agent="cluster"))
-        records = [*parse_job_stats_text(text("job_stats_ost_2.15.txt"), "scratch-OST0000"),
-                   *parse_job_stats_text(text("job_stats_mdt_2.15.txt"), "scratch-MDT0000")]
-        snap = ServerSnapshot(
-            jobs=aggregate_jobs(records, c.jobid_format, 1, 1),
-            counters={"scratch-OST0000": _fold(parse_stats(text("obdfilter_stats_2.15.txt"))),
-                      "scratch-MDT0000": _fold(parse_stats(text("mdt_md_stats_2.15.txt")))},
-            capacity={"scratch-OST0000": {"kbytestotal": 1000000, "kbytesfree": 400000, "kbytesavail": 350000,
-                                          "filestotal": 65536, "filesfree": 60000}},
-            recovery={"scratch-OST0000": parse_recovery_status(text("recovery_status_complete.txt")),
-                      "scratch-OST0001": parse_recovery_status(text("recovery_status_recovering.txt"))},
-            taken_at=0.0,
-            brw={"scratch-OST0000": parse_brw_stats(text("brw_stats_2.16.txt"))})
-        c.source = SnapshotSource("lustre_server", lambda: snap, 30.0)
-        c.source.refresh_now()
-        return [c]
+            "lustre_server", self.refresh, ctx.option("refresh-interval"))
 
     # ------------------------------------------------------------------ start-up
     def _has_files(self) -> bool:
@@ -149,9 +123,9 @@ class LustreServerCollector(Collector):
 
     # ------------------------------------------------------------------ refresh
     def refresh(self) -> ServerSnapshot:
-        if self._has_files():
-            return self._refresh_files()
-        return self._refresh_lctl()
+        with reading(self.name) as errors:
+            snap = self._refresh_files() if self._has_files() else self._refresh_lctl()
+        return dataclasses.replace(snap, read_error=errors.first())
 
     def _refresh_files(self) -> ServerSnapshot:
         jobs: list[TargetJobs] = []
@@ -251,6 +225,8 @@ class LustreServerCollector(Collector):
         snap = self.source.value
         if snap is None:
             return
+        if snap.read_error is not None:
+            fail_scrape(snap.read_error)
         yield from self._families.get((self, snap), lambda: [
             *job_families(snap.jobs), *target_families(snap), *(brw_families(snap.brw) if self.brw_stats else ())])
 
