@@ -19,11 +19,12 @@ from prometheus_client.core import (
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    UnknownMetricFamily,
 )
 from prometheus_client.metrics_core import Metric
 
 TYPES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily,
-         "gaugehistogram": GaugeHistogramMetricFamily}
+         "gaugehistogram": GaugeHistogramMetricFamily, "unknown": UnknownMetricFamily}
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -77,9 +78,11 @@ class FamilySpec:
 
 
 class FamilyTable(Mapping[str, FamilySpec]):
-    """A collector's families by name, in declaration order; names are checked unique."""
+    """A collector's families by name, in declaration order; names are checked unique. `passthrough`:
+    the collector also serves families named by its input (textfile), which no table can list."""
 
-    def __init__(self, specs: Iterable[FamilySpec] = ()) -> None:
+    def __init__(self, specs: Iterable[FamilySpec] = (), passthrough: bool = False) -> None:
+        self.passthrough = passthrough
         self._specs: dict[str, FamilySpec] = {}
         for spec in specs:
             if spec.name in self._specs:
@@ -96,7 +99,8 @@ class FamilyTable(Mapping[str, FamilySpec]):
         return len(self._specs)
 
     def __add__(self, other: Iterable[FamilySpec]) -> FamilyTable:
-        return FamilyTable([*self.values(), *(other.values() if isinstance(other, FamilyTable) else other)])
+        return FamilyTable([*self.values(), *(other.values() if isinstance(other, FamilyTable) else other)],
+                           self.passthrough)
 
     def new(self, name: str, help: str | None = None, **fields: str) -> Metric:  # noqa: A002
         """An empty family of the spec `name` (see FamilySpec.new)."""

@@ -95,13 +95,13 @@ def names(text: str) -> tuple[str, ...]:
 
 
 def buckets(text: str) -> tuple[float, ...]:
-    """Histogram bucket edges: positive, strictly increasing seconds or durations, comma-separated."""
+    """Histogram bucket edges: positive, distinct seconds or durations, comma-separated (sorted here)."""
     try:
-        edges = tuple(duration(x) for x in names(text))
+        edges = tuple(sorted(duration(x) for x in names(text)))
     except ValueError:
         raise ValueError(f"{text!r} is not a comma-separated list of seconds or durations") from None
-    if not edges or any(e <= 0 for e in edges) or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise ValueError(f"{text!r}: bucket edges must be positive and strictly increasing")
+    if not edges or any(e <= 0 for e in edges) or any(b == a for a, b in itertools.pairwise(edges)):
+        raise ValueError(f"{text!r}: bucket edges must be positive and distinct")
     return edges
 
 

@@ -84,9 +84,10 @@ def gpu(repo: str) -> list[Collector]:
     spec.loader.exec_module(fake)  # type: ignore[union-attr]
     previous = nvml.use(fake.h100_node())
     ctx = CollectorContext.of(GpuCollector, Paths(procfs=_fixture(repo, "gpu", "proc")),
-                              **{"job-map-dir": _fixture(repo, "gpu", "gpu-jobs")})
+                              **{"job-map-dir": _fixture(repo, "gpu", "gpu-jobs"), "gpm-interval": 0.0})
     collector = GpuCollector(ctx)
     collector.available()
+    list(collector.collect())  # the first GPM sample, so the example shows GPM readings
     original_close = collector.close
 
     def close() -> None:  # restore the real NVML binding once the example is rendered
@@ -134,6 +135,7 @@ def lustre(repo: str) -> list[Collector]:
 
 def lustre_server(repo: str) -> list[Collector]:
     """The OST (2.15) and MDT job_stats fixtures, target stats and recovery, as one snapshot."""
+    from hpcwatch.exporters.lustre.brw import parse_brw_stats
     from hpcwatch.exporters.lustre.jobs import aggregate_jobs
     from hpcwatch.exporters.lustre.jobstats import parse_job_stats_text
     from hpcwatch.exporters.lustre.stats import parse_stats
@@ -153,8 +155,10 @@ def lustre_server(repo: str) -> list[Collector]:
                   "scratch-MDT0000": _fold(parse_stats(text("mdt_md_stats_2.15.txt")))},
         capacity={"scratch-OST0000": {"kbytestotal": 1000000, "kbytesfree": 400000, "kbytesavail": 350000,
                                       "filestotal": 65536, "filesfree": 60000}},
-        recovery={"scratch-OST0000": parse_recovery_status(text("recovery_status_complete.txt"))},
-        taken_at=0.0)
+        recovery={"scratch-OST0000": parse_recovery_status(text("recovery_status_complete.txt")),
+                  "scratch-OST0001": parse_recovery_status(text("recovery_status_recovering.txt"))},
+        taken_at=0.0,
+        brw={"scratch-OST0000": parse_brw_stats(text("brw_stats_2.16.txt"))})
     c.source = SnapshotSource("lustre_server", lambda: snap, 30.0)
     c.source.refresh_now()
     return [c]
@@ -163,7 +167,8 @@ def lustre_server(repo: str) -> list[Collector]:
 def gpfs(repo: str) -> list[Collector]:
     """mmpmon, mmdf and mmhealth fixtures, as the cluster agent would hold them."""
     from hpcwatch.exporters.gpfs.collector import GpfsCollector
-    from hpcwatch.exporters.gpfs.parse import parse_fs_io_s, parse_mmdf, parse_mmhealth
+    from hpcwatch.exporters.gpfs.parse import parse_fs_io_s, parse_mmdf, parse_mmhealth, parse_mmhealth_events
+    from hpcwatch.exporters.gpfs.state import parse_mmgetstate, parse_waiters
 
     def text(name: str) -> str:
         return _text(_fixture(repo, "gpfs", name))
@@ -171,8 +176,12 @@ def gpfs(repo: str) -> list[Collector]:
     c = GpfsCollector(CollectorContext.of(GpfsCollector, agent="cluster"))
     c.io = SnapshotSource("gpfs_mmpmon", lambda: parse_fs_io_s(text("mmpmon_fs_io_s.txt")), 30.0)
     c.usage = SnapshotSource("gpfs_mmdf", lambda: {"scratch": parse_mmdf(text("mmdf_scratch_Y.txt"))}, 600.0)
-    c.health = SnapshotSource("gpfs_mmhealth", lambda: parse_mmhealth(text("mmhealth_5.0.txt")), 60.0)
-    c._sources = [c.io, c.health, c.usage]
+    c.health = SnapshotSource("gpfs_mmhealth", lambda: (parse_mmhealth(text("mmhealth_5.2.txt")),
+                                                       parse_mmhealth_events(text("mmhealth_5.2.txt"))), 60.0)
+    c.state = SnapshotSource("gpfs_mmgetstate", lambda: parse_mmgetstate(text("mmgetstate_5.1.txt")), 60.0)
+    waiters = parse_waiters(text("mmdiag_waiters_5.1.txt"))
+    c.waiters = SnapshotSource("gpfs_waiters", lambda: c.keep_waiters(waiters), 60.0)
+    c._sources = [c.io, c.health, c.usage, c.state, c.waiters]
     for s in c._sources:
         s.refresh_now()
     return [c]
@@ -230,9 +239,68 @@ def flux(repo: str) -> list[Collector]:
                                               **{"state-file": state}))]
 
 
+def textfile(repo: str) -> list[Collector]:
+    """A textfile directory with one (empty) file: the collector's own two families; what the files
+    hold is the site's (tests/fixtures/node/textfile/slurm-prolog has a prolog and NHC example)."""
+    from hpcwatch.exporters.textfile.collector import TextfileCollector
+
+    d = _fixture(repo, "node", "textfile", "doc-example")
+    return [TextfileCollector(CollectorContext.of(TextfileCollector, directory=d))]
+
+
+def lustre_health(repo: str) -> list[Collector]:
+    """A 2.15 server whose health_check names one unhealthy OST."""
+    from hpcwatch.exporters.lustre_health.collector import LustreHealthCollector
+
+    root = _fixture(repo, "lustre", "host_tree_2.15")
+    paths = Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"))
+    return [LustreHealthCollector(CollectorContext.of(LustreHealthCollector, paths))]
+
+
+def lnet(repo: str) -> list[Collector]:
+    """The 2.15 debugfs stats file of a busy client, and `lnetctl stats show` replayed by a stand-in."""
+    from hpcwatch.exporters.lnet.collector import LnetCollector
+
+    root = _fixture(repo, "lustre", "host_tree_2.15")
+    paths = Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"))
+    lnetctl = stand_in_commands({"lnetctl": _fixture(repo, "lustre", "lnetctl_stats_2.15.txt")})
+    return [LnetCollector(CollectorContext.of(LnetCollector, paths, source="file")),
+            LnetCollector(CollectorContext.of(LnetCollector, paths, source="lnetctl",
+                                              lnetctl=os.path.join(lnetctl, "lnetctl")))]
+
+
+def energy(repo: str) -> list[Collector]:
+    """A 2-socket node with a power meter and two jobs, sampled twice (tests/fixtures/energy/make_tree.py)."""
+    from hpcwatch.exporters.energy.collector import EnergyCollector
+
+    spec = importlib.util.spec_from_file_location("hpcwatch_doc_energy_tree",
+                                                  _fixture(repo, "energy", "make_tree.py"))
+    tree = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = tree  # type: ignore[union-attr]
+    spec.loader.exec_module(tree)  # type: ignore[union-attr]
+    root = tempfile.mkdtemp(prefix="hpcwatch-doc-energy-")
+    state = tree.NodeState(meter_uw=350_000_000, jobs={"4242001": tree.Job(100.0, 5.0, "0-1"),
+                                                       "4242002": tree.Job(10.0, 0.0, "2")})
+    tree.write(root, state)
+    paths = Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"))
+    c = EnergyCollector(CollectorContext.of(EnergyCollector, paths, gpu=False, interval=3600.0,
+                                            **{"power-meter": "hwmon"}))
+    c.available()
+    c.source.refresh_now()
+    state.packages_uj = [p + 40_000_000 for p in state.packages_uj]
+    state.dram_uj = [d + 6_000_000 for d in state.dram_uj]
+    state.busy_s += 60
+    state.jobs["4242001"].user_s += 40
+    state.jobs["4242002"].user_s += 10
+    tree.write(root, state)
+    c.source.refresh_now()
+    return [c]
+
+
 EXAMPLES: dict[str, Callable[[str], list[Collector]]] = {
-    "node": node, "jobs": jobs, "gpu": gpu, "fabric": fabric, "fabric_switches": fabric_switches,
-    "lustre": lustre, "lustre_server": lustre_server, "gpfs": gpfs, "nfs": nfs, "beegfs": beegfs,
+    "node": node, "textfile": textfile, "jobs": jobs, "gpu": gpu, "energy": energy, "fabric": fabric,
+    "fabric_switches": fabric_switches, "lustre": lustre, "lustre_server": lustre_server,
+    "lustre_health": lustre_health, "lnet": lnet, "gpfs": gpfs, "nfs": nfs, "beegfs": beegfs,
     "slurm": slurm, "flux": flux,
 }
 

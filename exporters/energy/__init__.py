@@ -1,5 +1,3 @@
-"""hpcwatch.exporters.energy: node energy (RAPL, GPUs, a node power meter) attributed to the jobs on the node."""
-
-from hpcwatch.exporters.energy.collector import EnergyCollector
-
-__all__ = ["EnergyCollector"]
+"""Node energy (`energy`, snapshot, node agent): RAPL, GPUs and a node power meter attributed to the jobs
+on the node. `attribution` (pure), `ipmi` (parser), `sampler`, `families` (the table), `collector`.
+"""

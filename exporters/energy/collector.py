@@ -16,27 +16,23 @@ import shutil
 import time
 from collections.abc import Iterator
 
+from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError
-from hpcwatch.exporters.energy.families import SPECS
+from hpcwatch.exporters.energy.families import FAMILIES
 from hpcwatch.exporters.energy.ipmi import IpmiParseError, PowerReading, read_dcmi_power
 from hpcwatch.exporters.energy.sampler import EnergyTotals, NodeSample
 from hpcwatch.exporters.files import list_dir, log_once, read_text
-from hpcwatch.exporters.jobs import JobsCollector
+from hpcwatch.exporters.jobs.collector import JobsCollector
 from hpcwatch.exporters.node import rapl
 from hpcwatch.exporters.node.stat import parse_stat
-from hpcwatch.exporters.registry import Collector, CollectorContext, Option, Paths, register
+from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.snapshot import SnapshotSource
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.energy")
 
 BUSY_MODES = (0, 1, 2, 5, 6, 7)   # user nice system irq softirq steal (idle and iowait are not busy)
 METERS = ("auto", "hwmon", "ipmi", "none")
-
-
-def _flag(value: str | bool) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def busy_seconds(stat_text: str, ticks: int) -> tuple[float, int]:
@@ -70,68 +66,36 @@ class EnergyCollector(Collector):
     help = "Node energy (RAPL, GPUs, a power meter) attributed to the jobs on the node, the rest unattributed"
     kind = "snapshot"
     default_agents = frozenset({"node"})
+    families = FAMILIES
     clock = staticmethod(time.monotonic)   # when a sample is taken (the meter's power is integrated over it)
     options = (
-        Option("interval", 5.0, "seconds between energy samples; each interval is split among the jobs of it",
-               type=float),
+        Option("interval", 5.0, "time between energy samples; each interval is split among the jobs of it",
+               type=opt.duration),
         Option("power-meter", "auto", "node power meter: auto (hwmon power_meter, else IPMI where ipmitool and "
                "/dev/ipmi0 exist), hwmon, ipmi or none", choices=METERS),
         Option("ipmitool", "ipmitool", "ipmitool binary for `ipmitool dcmi power reading`"),
-        Option("ipmi-interval", 30.0, "seconds between IPMI power readings (a BMC round trip each)", type=float),
-        Option("ipmi-timeout", 10.0, "seconds `ipmitool dcmi power reading` may take", type=float),
-        Option("gpu", True, "GPU energy through NVML, split by the GPU->job map", type=_flag),
+        Option("ipmi-interval", 30.0, "time between IPMI power readings (a BMC round trip each)", type=opt.duration),
+        Option("ipmi-timeout", 10.0, "how long `ipmitool dcmi power reading` may take", type=opt.duration),
+        Option("gpu", True, "GPU energy through NVML, split by the GPU->job map", type=bool),
         Option("job-map-dir", "/run/hpcwatch/gpu-jobs", "the Slurm prolog's GPU map (as the gpu collector's; "
                "under --path.rootfs; '' disables)"),
-        Option("nodes", "", "regexp of slurmd node names whose job cgroups are read (as the jobs collector's)"),
+        Option("nodes", None, "regexp of slurmd node names whose job cgroups are read (as the jobs collector's)",
+               type=opt.regexp),
     )
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """A 2-socket node with a power meter and two jobs, sampled twice (tests/fixtures/energy/make_tree.py)."""
-        import importlib.util
-        import sys
-        import tempfile
-
-        spec = importlib.util.spec_from_file_location(
-            "hpcwatch_doc_energy_tree", os.path.join(repo, "tests", "fixtures", "energy", "make_tree.py"))
-        tree = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = tree
-        spec.loader.exec_module(tree)  # type: ignore[union-attr]
-        root = tempfile.mkdtemp(prefix="hpcwatch-doc-energy-")
-        state = tree.NodeState(meter_uw=350_000_000, jobs={"4242001": tree.Job(100.0, 5.0, "0-1"),
-                                                           "4242002": tree.Job(10.0, 0.0, "2")})
-        tree.write(root, state)
-        opts = {o.name: o.default for o in cls.options}
-        opts.update({"gpu": False, "power-meter": "hwmon", "interval": 3600.0})
-        c = cls(CollectorContext(paths=Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys")),
-                                 options=opts))
-        c.available()
-        c.source.refresh_now()
-        state.packages_uj = [p + 40_000_000 for p in state.packages_uj]
-        state.dram_uj = [d + 6_000_000 for d in state.dram_uj]
-        state.busy_s += 60
-        state.jobs["4242001"].user_s += 40
-        state.jobs["4242002"].user_s += 10
-        tree.write(root, state)
-        c.source.refresh_now()
-        return [c]
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        o = ctx.options
         self.powercap = ctx.paths.sys("class", "powercap")
         self.hwmon = ctx.paths.sys("class", "hwmon")
         self.stat_path = ctx.paths.proc("stat")
         self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self.meter_mode = o.get("power-meter", "auto")
-        if self.meter_mode not in METERS:
-            raise ValueError(f"--collector.energy.power-meter: {self.meter_mode!r} is not one of {', '.join(METERS)}")
-        self.ipmitool = o.get("ipmitool", "ipmitool")
-        self.ipmi_timeout = float(o.get("ipmi-timeout", 10.0))
-        self.use_gpu = _flag(o.get("gpu", True))
-        map_dir = o.get("job-map-dir", "")
+        self.meter_mode = ctx.option("power-meter")  # one of METERS: argparse checked the choice
+        self.ipmitool = ctx.option("ipmitool")
+        self.ipmi_timeout = ctx.option("ipmi-timeout")
+        self.use_gpu = ctx.option("gpu")
+        map_dir = ctx.option("job-map-dir")
         self.job_map_dir = ctx.paths.root(map_dir) if map_dir else ""
-        self.jobs = JobsCollector(CollectorContext(paths=ctx.paths, options={"nodes": o.get("nodes", "")}))
+        self.jobs = JobsCollector(CollectorContext.of(JobsCollector, ctx.paths, nodes=ctx.option("nodes")))
         self.counter = rapl.EnergyCounter()
         self.zones: list[rapl.RaplZone] = []
         self.meter_dir: str | None = None
@@ -140,8 +104,8 @@ class EnergyCollector(Collector):
         self.meter_source = ""
         self.meter_watts: float | None = None
         self.ipmi: SnapshotSource[PowerReading | None] | None = None
-        self.source: SnapshotSource[dict] = SnapshotSource("energy", self.refresh, float(o.get("interval", 5.0)))
-        self.ipmi_interval = float(o.get("ipmi-interval", 30.0))
+        self.source: SnapshotSource[dict] = SnapshotSource("energy", self.refresh, ctx.option("interval"))
+        self.ipmi_interval = ctx.option("ipmi-interval")
 
     # --- start-up --------------------------------------------------------------------------------
     def available(self) -> str | None:
@@ -234,9 +198,7 @@ class EnergyCollector(Collector):
         if snap is None:
             return
         comps = [c for c in ("cpu", "dram", "gpu", "other") if c in snap["has"]]
-        fams = {name: (CounterMetricFamily(name.removesuffix("_total"), doc, labels=list(labels)) if kind == "counter"
-                       else GaugeMetricFamily(name, doc, labels=list(labels)))
-                for name, (kind, doc, labels) in SPECS.items()}
+        fams = {name: spec.new() for name, spec in FAMILIES.items()}
         for jobid, parts in sorted(snap["jobs"].items()):
             for c in comps:
                 fams["hpc_job_energy_joules_total"].add_metric([jobid, c], parts[c])

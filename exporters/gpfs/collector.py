@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import run_command
+from hpcwatch.exporters.families import FamilyTable, counter, gauge, histogram
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.gpfs.parse import (
     FsIo,
@@ -32,7 +33,6 @@ from hpcwatch.exporters.gpfs.state import GPFS_STATES, DaemonState, Waiter, pars
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.gpfs")
@@ -42,6 +42,61 @@ HEALTH_STATES = ("HEALTHY", "DEGRADED", "FAILED", "DEPEND", "TIPS", "CHECKING", 
                  "SUSPENDED", "DISABLED", "UNKNOWN")
 MMDF_AUTO_CLUSTER_INTERVAL = 600.0
 HealthSnapshot = tuple[list[HealthState], list[HealthEvent]]
+
+# (family, FsUsage attribute, help) of the per-filesystem usage gauges (mmdf -Y).
+USAGE_FAMILIES = (
+    ("hpc_gpfs_fs_size_bytes", "size", "Size of a GPFS filesystem (mmdf fsTotal)."),
+    ("hpc_gpfs_fs_free_bytes", "free", "Free full blocks in a GPFS filesystem (mmdf fsTotal)."),
+    ("hpc_gpfs_fs_free_fragments_bytes", "free_fragments",
+     "Free space in fragments (sub-blocks) of a GPFS filesystem."),
+    ("hpc_gpfs_data_size_bytes", "data_size", "Capacity of the data disks of a GPFS filesystem."),
+    ("hpc_gpfs_data_free_bytes", "data_free", "Free full blocks on the data disks of a GPFS filesystem."),
+    ("hpc_gpfs_metadata_size_bytes", "metadata_size", "Capacity of the metadata disks of a GPFS filesystem."),
+    ("hpc_gpfs_metadata_free_bytes", "metadata_free", "Free full blocks on the metadata disks of a GPFS filesystem."),
+)
+# mmdf -Y inode kind -> what its hpc_gpfs_inodes_<kind> gauge counts.
+INODE_FAMILIES = {"used": "Inodes in use", "free": "Allocated inodes not in use", "allocated": "Inodes allocated",
+                  "max": "Most inodes the filesystem may allocate"}
+# (family, DaemonState attribute, help) of the mmgetstate gauges.
+STATE_FAMILIES = (
+    ("hpc_gpfs_quorum_nodes", "quorum", "Quorum nodes needed for quorum (mmgetstate quorum)."),
+    ("hpc_gpfs_cluster_nodes_up", "nodes_up", "Nodes up in the GPFS cluster as this node's daemon sees it "
+                                              "(mmgetstate nodesUp)."),
+    ("hpc_gpfs_cluster_nodes", "total_nodes", "Nodes in the GPFS cluster (mmgetstate totalNodes)."),
+)
+
+FAMILIES = FamilyTable([
+    counter("hpc_gpfs_read_bytes_total",
+            "Bytes read from a GPFS filesystem by this node (mmpmon fs_io_s _br_).", "cluster", "fs"),
+    counter("hpc_gpfs_write_bytes_total",
+            "Bytes written to a GPFS filesystem by this node (mmpmon fs_io_s _bw_).", "cluster", "fs"),
+    counter("hpc_gpfs_operations_total",
+            "Calls this node made on a GPFS filesystem: open, close, read, write, readdir, inode_update (mmpmon "
+            "fs_io_s).", "cluster", "fs", "operation"),
+    gauge("hpc_gpfs_fs_disks", "Disks (NSDs) in a GPFS filesystem mounted on this node.", "cluster", "fs"),
+    gauge("hpc_gpfs_pool_size_bytes", "Size of a GPFS storage pool.", "fs", "pool"),
+    gauge("hpc_gpfs_pool_free_bytes", "Free full blocks in a GPFS storage pool.", "fs", "pool"),
+    gauge("hpc_gpfs_health_status",
+          "1 for the state a GPFS component or entity is in (mmhealth node show), 0 for the other states.",
+          "component", "entity", "entity_type", "status"),
+    gauge("hpc_gpfs_health_event",
+          "1 for each event mmhealth reports active on a GPFS component (hidden events left out); severity is TIP, "
+          "INFO, WARNING or ERROR (Scale 5.1+).", "component", "entity", "entity_type", "event", "severity"),
+    gauge("hpc_gpfs_state",
+          "1 for the state this node's GPFS daemon is in (mmgetstate: active, arbitrating, down, unknown), 0 for "
+          "the others.", "state"),
+    gauge("hpc_gpfs_waiters",
+          "Threads of this node's GPFS daemon waiting now, by thread name (mmdiag --waiters).", "thread"),
+    histogram("hpc_gpfs_waiter_seconds",
+              "How long the GPFS daemon's waiting threads have waited so far: a distribution of now, rebuilt each "
+              "refresh (never rate() it)."),
+    gauge("hpc_gpfs_waiter_longest_seconds",
+          "The longest current wait of a GPFS daemon thread on this node, 0 when none waits (mmdiag --waiters)."),
+    *(gauge(name, doc, "fs") for name, _, doc in USAGE_FAMILIES),
+    *(gauge(f"hpc_gpfs_inodes_{kind}", f"{doc} in a GPFS filesystem (mmdf -Y inode).", "fs")
+      for kind, doc in INODE_FAMILIES.items()),
+    *(gauge(name, doc) for name, _, doc in STATE_FAMILIES),
+])
 
 
 def _error(source: str):
@@ -60,6 +115,7 @@ class GpfsCollector(Collector):
     # holds the instance, so one class-wide cache serves the one collector an agent runs.
     _families = FamilyCache()
     default_agents = frozenset({"node", "cluster"})
+    families = FAMILIES
     options = (
         Option("bin-dir", "/usr/lpp/mmfs/bin", "directory holding mmpmon, mmdf, mmhealth"),
         Option("refresh-interval", 30.0, "time between mmpmon fs_io_s reads", type=opt.duration),
@@ -177,15 +233,10 @@ class GpfsCollector(Collector):
 
 
 def io_families(stats: list[FsIo]) -> Iterator[Metric]:
-    labels = ["cluster", "fs"]
-    br = CounterMetricFamily("hpc_gpfs_read_bytes", "Bytes read from a GPFS filesystem by this node "
-                             "(mmpmon fs_io_s _br_).", labels=labels)
-    bw = CounterMetricFamily("hpc_gpfs_write_bytes", "Bytes written to a GPFS filesystem by this node "
-                             "(mmpmon fs_io_s _bw_).", labels=labels)
-    ops = CounterMetricFamily("hpc_gpfs_operations", "Calls this node made on a GPFS filesystem: open, close, "
-                              "read, write, readdir, inode_update (mmpmon fs_io_s).", labels=labels + ["operation"])
-    disks = GaugeMetricFamily("hpc_gpfs_fs_disks", "Disks (NSDs) in a GPFS filesystem mounted on this node.",
-                              labels=labels)
+    br = FAMILIES.new("hpc_gpfs_read_bytes_total")
+    bw = FAMILIES.new("hpc_gpfs_write_bytes_total")
+    ops = FAMILIES.new("hpc_gpfs_operations_total")
+    disks = FAMILIES.new("hpc_gpfs_fs_disks")
     for s in sorted(stats, key=lambda s: (s.cluster, s.filesystem)):
         base = [s.cluster, s.filesystem]
         br.add_metric(base, s.bytes_read)
@@ -197,36 +248,22 @@ def io_families(stats: list[FsIo]) -> Iterator[Metric]:
 
 
 def usage_families(usage: dict[str, FsUsage]) -> Iterator[Metric]:
-    simple = (
-        ("hpc_gpfs_fs_size_bytes", "size", "Size of a GPFS filesystem (mmdf fsTotal)."),
-        ("hpc_gpfs_fs_free_bytes", "free", "Free full blocks in a GPFS filesystem (mmdf fsTotal)."),
-        ("hpc_gpfs_fs_free_fragments_bytes", "free_fragments", ("Free space in fragments (sub-blocks) of a GPFS "
-                                                               "filesystem.")),
-        ("hpc_gpfs_data_size_bytes", "data_size", "Capacity of the data disks of a GPFS filesystem."),
-        ("hpc_gpfs_data_free_bytes", "data_free", "Free full blocks on the data disks of a GPFS filesystem."),
-        ("hpc_gpfs_metadata_size_bytes", "metadata_size", "Capacity of the metadata disks of a GPFS filesystem."),
-        ("hpc_gpfs_metadata_free_bytes", "metadata_free", ("Free full blocks on the metadata disks of a GPFS "
-                                                          "filesystem.")),
-    )
-    for name, attr, doc in simple:
-        fam = GaugeMetricFamily(name, doc, labels=["fs"])
+    for name, attr, _ in USAGE_FAMILIES:
+        fam = FAMILIES.new(name)
         for fs, u in sorted(usage.items()):
             v = getattr(u, attr)
             if v is not None:
                 fam.add_metric([fs], v)
         yield fam
-    size = GaugeMetricFamily("hpc_gpfs_pool_size_bytes", "Size of a GPFS storage pool.", labels=["fs", "pool"])
-    free = GaugeMetricFamily("hpc_gpfs_pool_free_bytes", "Free full blocks in a GPFS storage pool.",
-                             labels=["fs", "pool"])
+    size = FAMILIES.new("hpc_gpfs_pool_size_bytes")
+    free = FAMILIES.new("hpc_gpfs_pool_free_bytes")
     for fs, u in sorted(usage.items()):
         for pool, (s, f) in sorted(u.pools.items()):
             size.add_metric([fs, pool], s)
             free.add_metric([fs, pool], f)
     yield from (size, free)
-    for kind, doc in (("used", "Inodes in use"), ("free", "Allocated inodes not in use"),
-                      ("allocated", "Inodes allocated"), ("max", "Most inodes the filesystem may allocate")):
-        fam = GaugeMetricFamily(f"hpc_gpfs_inodes_{kind}", f"{doc} in a GPFS filesystem (mmdf -Y inode).",
-                                labels=["fs"])
+    for kind in INODE_FAMILIES:
+        fam = FAMILIES.new(f"hpc_gpfs_inodes_{kind}")
         for fs, u in sorted(usage.items()):
             if kind in u.inodes:
                 fam.add_metric([fs], u.inodes[kind])
@@ -234,9 +271,7 @@ def usage_families(usage: dict[str, FsUsage]) -> Iterator[Metric]:
 
 
 def health_families(states: list[HealthState], events: list[HealthEvent]) -> Iterator[Metric]:
-    fam = GaugeMetricFamily("hpc_gpfs_health_status", "1 for the state a GPFS component or entity is in "
-                            "(mmhealth node show), 0 for the other states.",
-                            labels=["component", "entity", "entity_type", "status"])
+    fam = FAMILIES.new("hpc_gpfs_health_status")
     seen: set[tuple[str, str, str]] = set()
     for s in sorted(states, key=lambda s: (s.component, s.entity, s.entity_type)):
         key = (s.component, s.entity, s.entity_type)
@@ -246,46 +281,37 @@ def health_families(states: list[HealthState], events: list[HealthEvent]) -> Ite
         for state in sorted(set(HEALTH_STATES) | {s.status}):
             fam.add_metric(list(key) + [state], 1 if state == s.status else 0)
     yield fam
-    ev = GaugeMetricFamily("hpc_gpfs_health_event", "1 for each event mmhealth reports active on a GPFS component "
-                           "(hidden events left out); severity is TIP, INFO, WARNING or ERROR (Scale 5.1+).",
-                           labels=["component", "entity", "entity_type", "event", "severity"])
+    ev = FAMILIES.new("hpc_gpfs_health_event")
     for e in sorted(set(events), key=lambda e: (e.component, e.entity, e.entity_type, e.event, e.severity)):
         ev.add_metric([e.component, e.entity, e.entity_type, e.event, e.severity], 1)
     yield ev
 
 
 def state_families(state: DaemonState) -> Iterator[Metric]:
-    fam = GaugeMetricFamily("hpc_gpfs_state", "1 for the state this node's GPFS daemon is in (mmgetstate: "
-                            "active, arbitrating, down, unknown), 0 for the others.", labels=["state"])
+    fam = FAMILIES.new("hpc_gpfs_state")
     for s in sorted(set(GPFS_STATES) | {state.state}):
         fam.add_metric([s], 1 if s == state.state else 0)
     yield fam
-    for name, value, doc in (
-            ("hpc_gpfs_quorum_nodes", state.quorum, "Quorum nodes needed for quorum (mmgetstate quorum)."),
-            ("hpc_gpfs_cluster_nodes_up", state.nodes_up, "Nodes up in the GPFS cluster as this node's daemon "
-                                                          "sees it (mmgetstate nodesUp)."),
-            ("hpc_gpfs_cluster_nodes", state.total_nodes, "Nodes in the GPFS cluster (mmgetstate totalNodes).")):
-        fam = GaugeMetricFamily(name, doc)
+    for name, attr, _ in STATE_FAMILIES:
+        fam = FAMILIES.new(name)
+        value = getattr(state, attr)
         if value is not None:
             fam.add_metric([], value)
         yield fam
 
 
 def waiter_families(waiters: list[Waiter], bounds: list[float]) -> Iterator[Metric]:
-    count = GaugeMetricFamily("hpc_gpfs_waiters", "Threads of this node's GPFS daemon waiting now, by thread "
-                              "name (mmdiag --waiters).", labels=["thread"])
+    count = FAMILIES.new("hpc_gpfs_waiters")
     by_thread: dict[str, int] = {}
     for w in waiters:
         by_thread[w.thread] = by_thread.get(w.thread, 0) + 1
     for thread, n in sorted(by_thread.items()):
         count.add_metric([thread], n)
     yield count
-    hist = HistogramMetricFamily("hpc_gpfs_waiter_seconds", "How long the GPFS daemon's waiting threads have "
-                                 "waited so far: a distribution of now, rebuilt each refresh (never rate() it).")
+    hist = FAMILIES.new("hpc_gpfs_waiter_seconds")
     buckets = [(repr(float(b)), sum(1 for w in waiters if w.seconds <= b)) for b in bounds]
     hist.add_metric([], buckets + [("+Inf", len(waiters))], sum(w.seconds for w in waiters))
     yield hist
-    longest = GaugeMetricFamily("hpc_gpfs_waiter_longest_seconds", "The longest current wait of a GPFS daemon "
-                                "thread on this node, 0 when none waits (mmdiag --waiters).")
+    longest = FAMILIES.new("hpc_gpfs_waiter_longest_seconds")
     longest.add_metric([], max((w.seconds for w in waiters), default=0.0))
     yield longest

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from prometheus_client.core import HistogramMetricFamily
+from hpcwatch.exporters.families import FamilyTable, histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
@@ -124,11 +124,14 @@ def _le(value: float) -> str:
     return repr(float(value))
 
 
+# The histogram families the tables become (the lustre_server collector declares them with its own).
+BRW_FAMILIES = FamilyTable({spec.family: histogram(spec.family, spec.help, "target", "operation")
+                            for spec in BRW_TABLES.values()}.values())
+
+
 def brw_families(brw: dict[str, list[BrwTable]]) -> Iterator[Metric]:
     """One histogram family per known table, labelled by target and operation (read, write)."""
-    fams: dict[str, HistogramMetricFamily] = {}
-    for spec in BRW_TABLES.values():
-        fams[spec.family] = HistogramMetricFamily(spec.family, spec.help, labels=["target", "operation"])
+    fams: dict[str, Metric] = {name: spec.new() for name, spec in BRW_FAMILIES.items()}
     for target, tables in sorted(brw.items()):
         for table in tables:
             spec = BRW_TABLES.get(table.title)

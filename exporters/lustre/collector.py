@@ -7,15 +7,42 @@ from collections.abc import Iterator
 
 from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError
+from hpcwatch.exporters.families import FamilyTable, counter
 from hpcwatch.exporters.files import log_once, read_text
 from hpcwatch.exporters.lustre.reader import Lctl, find_files
 from hpcwatch.exporters.lustre.stats import fold_counters, param_device, parse_stats, split_get_param
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
-from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.lustre")
+
+FAMILIES = FamilyTable([
+    counter("hpc_lustre_client_operations_total",
+            "Operations this Lustre client issued on a mount (llite stats samples).", "fs", "client", "operation"),
+    counter("hpc_lustre_client_bytes_total",
+            "Bytes this Lustre client read or wrote on a mount (llite *_bytes sum).", "fs", "client", "operation"),
+    counter("hpc_lustre_client_operation_time_seconds_total",
+            "Time this Lustre client spent in operations on a mount (llite usecs, 2.14+).",
+            "fs", "client", "operation"),
+    counter("hpc_lustre_client_target_operations_total",
+            "Requests this Lustre client sent to one MDT (layer=mdc, md_stats) or OST (layer=osc, stats).",
+            "layer", "target", "operation"),
+    counter("hpc_lustre_client_target_bytes_total",
+            "Bytes this Lustre client moved to or from one OST (osc stats).", "layer", "target", "operation"),
+    counter("hpc_lustre_client_target_time_seconds_total",
+            "Time this Lustre client's requests to one MDT/OST took (usec counters).",
+            "layer", "target", "operation"),
+    counter("hpc_lustre_client_reopens_total",
+            "Opens of a file this Lustre client had opened and closed before (llite openclosetime samples, 2.15+).",
+            "fs", "client"),
+    counter("hpc_lustre_client_reopen_interval_seconds_total",
+            "Time from closing a file to opening it again on this Lustre client, summed over reopens (llite "
+            "openclosetime, 2.15+).", "fs", "client"),
+    counter("hpc_lustre_client_xattr_cache_hits_total",
+            "getxattr calls this Lustre client answered from its xattr cache (llite getxattr_hits; each is also "
+            "counted as a getxattr operation).", "fs", "client"),
+])
 
 # (device type, stats file) the client reads; llite is per mount, mdc/osc per target connection.
 CLIENT_FILES = (("llite", "stats"), ("mdc", "md_stats"), ("osc", "stats"))
@@ -40,6 +67,7 @@ class LustreCollector(Collector):
     help = "Lustre client operations, bytes and latency per mount (llite) and per MDC/OSC"
     kind = "live"
     default_agents = frozenset({"node"})
+    families = FAMILIES
     options = (
         Option("lctl", "lctl", "lctl binary, used when the stats files are not readable (debugfs unmounted)"),
         Option("timeout", 5.0, "how long an lctl call may take", type=opt.duration),
@@ -87,36 +115,15 @@ class LustreCollector(Collector):
         return texts
 
     def collect(self) -> Iterator[Metric]:
-        mount_labels = ["fs", "client", "operation"]
-        ops = CounterMetricFamily("hpc_lustre_client_operations",
-                                  "Operations this Lustre client issued on a mount (llite stats samples).",
-                                  labels=mount_labels)
-        byt = CounterMetricFamily("hpc_lustre_client_bytes",
-                                  "Bytes this Lustre client read or wrote on a mount (llite *_bytes sum).",
-                                  labels=mount_labels)
-        sec = CounterMetricFamily("hpc_lustre_client_operation_time_seconds",
-                                  "Time this Lustre client spent in operations on a mount (llite usecs, 2.14+).",
-                                  labels=mount_labels)
-        target_labels = ["layer", "target", "operation"]
-        rpcs = CounterMetricFamily("hpc_lustre_client_target_operations",
-                                   "Requests this Lustre client sent to one MDT (layer=mdc, md_stats) or "
-                                   "OST (layer=osc, stats).", labels=target_labels)
-        rbyt = CounterMetricFamily("hpc_lustre_client_target_bytes",
-                                   "Bytes this Lustre client moved to or from one OST (osc stats).",
-                                   labels=target_labels)
-        rsec = CounterMetricFamily("hpc_lustre_client_target_time_seconds",
-                                   "Time this Lustre client's requests to one MDT/OST took (usec counters).",
-                                   labels=target_labels)
-        reopens = CounterMetricFamily("hpc_lustre_client_reopens",
-                                      "Opens of a file this Lustre client had opened and closed before "
-                                      "(llite openclosetime samples, 2.15+).", labels=["fs", "client"])
-        gap = CounterMetricFamily("hpc_lustre_client_reopen_interval_seconds",
-                                  "Time from closing a file to opening it again on this Lustre client, summed "
-                                  "over reopens (llite openclosetime, 2.15+).", labels=["fs", "client"])
-        hits = CounterMetricFamily("hpc_lustre_client_xattr_cache_hits",
-                                   "getxattr calls this Lustre client answered from its xattr cache (llite "
-                                   "getxattr_hits; each is also counted as a getxattr operation).",
-                                   labels=["fs", "client"])
+        ops = FAMILIES.new("hpc_lustre_client_operations_total")
+        byt = FAMILIES.new("hpc_lustre_client_bytes_total")
+        sec = FAMILIES.new("hpc_lustre_client_operation_time_seconds_total")
+        rpcs = FAMILIES.new("hpc_lustre_client_target_operations_total")
+        rbyt = FAMILIES.new("hpc_lustre_client_target_bytes_total")
+        rsec = FAMILIES.new("hpc_lustre_client_target_time_seconds_total")
+        reopens = FAMILIES.new("hpc_lustre_client_reopens_total")
+        gap = FAMILIES.new("hpc_lustre_client_reopen_interval_seconds_total")
+        hits = FAMILIES.new("hpc_lustre_client_xattr_cache_hits_total")
         for (dev_type, device), text in sorted(self._read().items()):
             o: dict[str, int] = {}
             b: dict[str, int] = {}

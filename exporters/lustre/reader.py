@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterator
 
 from hpcwatch.exporters.command import CommandError, run_command
-from hpcwatch.exporters.files import list_dir
+from hpcwatch.exporters.files import list_dir, read_text
 from hpcwatch.exporters.registry import Paths
 
 
@@ -48,6 +48,24 @@ def read_blocks(path: str, size: int = 1 << 18) -> Iterator[str]:
             if not block:
                 return
             yield block
+
+
+def first_readable(paths: list[str]) -> tuple[str, str] | None:
+    """(path, text) of the first readable file."""
+    for p in paths:
+        text = read_text(p)
+        if text is not None:
+            return p, text
+    return None
+
+
+def verdict_paths(paths: Paths) -> list[str]:
+    return [paths.sys("fs", "lustre", "health_check"), paths.proc("fs", "lustre", "health_check")]
+
+
+def lnet_paths(paths: Paths, name: str) -> list[str]:
+    """An LNet/libcfs parameter file: debugfs from 2.12, /proc/sys/lnet before."""
+    return [paths.sys("kernel", "debug", "lnet", name), paths.proc("sys", "lnet", name)]
 
 
 class Lctl:

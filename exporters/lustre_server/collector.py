@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.command import CommandError
+from hpcwatch.exporters.families import FamilyTable, counter, gauge
 from hpcwatch.exporters.files import fail_scrape, log_once, read_text, reading
-from hpcwatch.exporters.lustre.brw import BrwTable, brw_families, parse_brw_stats
+from hpcwatch.exporters.lustre.brw import BRW_FAMILIES, BrwTable, brw_families, parse_brw_stats
 from hpcwatch.exporters.lustre.jobs import REMAINDER_JOBID, JobIdFormat, TargetJobs, aggregate_raw
 from hpcwatch.exporters.lustre.jobstats import iter_job_stats
 from hpcwatch.exporters.lustre.reader import Lctl, find_files, read_blocks
@@ -37,7 +38,6 @@ from hpcwatch.exporters.lustre.target import (
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("hpcwatch.collector.lustre_server")
@@ -47,10 +47,57 @@ STATS_SOURCE = "lustre_stats"
 # (device type in /proc|/sys, stats file name) for OSTs and MDTs.
 JOB_STATS_DEVICES = (("obdfilter", "job_stats"), ("mdt", "job_stats"))
 TARGET_STATS_DEVICES = (("obdfilter", "stats"), ("mdt", "md_stats"))
-CAPACITY_FILES = ("kbytestotal", "kbytesfree", "kbytesavail", "filestotal", "filesfree")
+# capacity file -> (family, help, scale to the family's unit)
+CAPACITY_FAMILIES = {
+    "kbytestotal": ("hpc_lustre_target_capacity_bytes", "Size of a Lustre OST/MDT.", 1024),
+    "kbytesfree": ("hpc_lustre_target_free_bytes", "Free space on a Lustre OST/MDT, reserved blocks included.", 1024),
+    "kbytesavail": ("hpc_lustre_target_available_bytes",
+                    "Space on a Lustre OST/MDT available to users (free minus reserved).", 1024),
+    "filestotal": ("hpc_lustre_target_files", "Inodes (objects) a Lustre OST/MDT can hold.", 1),
+    "filesfree": ("hpc_lustre_target_files_free", "Free inodes (objects) on a Lustre OST/MDT.", 1),
+}
+CAPACITY_FILES = tuple(CAPACITY_FAMILIES)
 # An OST's obdfilter device answers statfs as clients see it (`lfs df`: grants and the precreate
 # reserve taken out of kbytesavail); its OSD device gives the raw backend. MDTs have only the OSD's.
 CAPACITY_DEVICES = ("obdfilter", "mdt", "osd-*")
+
+# (family, RecoveryStatus attribute, help): a target exports those its current state prints.
+RECOVERY_GAUGES = (
+    ("hpc_lustre_target_recovery_completed_clients", "completed_clients",
+     "Clients that completed recovery with a Lustre target (COMPLETE and RECOVERING)."),
+    ("hpc_lustre_target_recovery_expected_clients", "expected_clients",
+     "Clients a Lustre target expects to reconnect during recovery (COMPLETE and RECOVERING)."),
+    ("hpc_lustre_target_recovery_connected_clients", "connected_clients",
+     "Clients that have reconnected to a Lustre target in recovery (RECOVERING only)."),
+    ("hpc_lustre_target_recovery_time_remaining_seconds", "time_remaining_seconds",
+     "Seconds until a recovering Lustre target's recovery window closes and it evicts the clients "
+     "still missing (RECOVERING only)."),
+    ("hpc_lustre_target_recovery_duration_seconds", "duration_seconds",
+     "How long a Lustre target's last recovery took (COMPLETE only)."),
+)
+
+FAMILIES = FamilyTable([
+    counter("hpc_lustre_job_operations_total",
+            "Operations a job issued to a Lustre target (job_stats samples); the jobs outside the top N are summed "
+            'into jobid="__other__".', "target", "jobid", "uid", "host", "operation"),
+    counter("hpc_lustre_job_bytes_total",
+            "Bytes a job read or wrote on a Lustre target (job_stats read_bytes/write_bytes sum).",
+            "target", "jobid", "uid", "host", "operation"),
+    counter("hpc_lustre_job_operation_time_seconds_total",
+            "Time a Lustre target spent serving a job's operations (job_stats usecs sum, Lustre 2.12 and later).",
+            "target", "jobid", "uid", "host", "operation"),
+    gauge("hpc_lustre_target_jobs", "Jobs present in a target's job_stats, before the top-N cap.", "target"),
+    counter("hpc_lustre_target_operations_total",
+            "Requests a Lustre OST/MDT served, by operation (obdfilter stats, mdt md_stats).", "target", "operation"),
+    counter("hpc_lustre_target_bytes_total",
+            "Bytes a Lustre OST/MDT read or wrote, by operation.", "target", "operation"),
+    counter("hpc_lustre_target_operation_time_seconds_total",
+            "Time a Lustre OST/MDT spent serving requests, by operation (usecs counters).", "target", "operation"),
+    gauge("hpc_lustre_target_recovery_status",
+          "1 for the recovery state a Lustre target is in (recovery_status), 0 for the others.", "target", "status"),
+    *(gauge(name, doc, "target") for name, doc, _ in CAPACITY_FAMILIES.values()),
+    *(gauge(name, doc, "target") for name, _, doc in RECOVERY_GAUGES),
+]) + BRW_FAMILIES
 
 
 @dataclasses.dataclass
@@ -80,6 +127,7 @@ class LustreServerCollector(Collector):
     # holds the instance, so one class-wide cache serves the one collector an agent runs.
     _families = FamilyCache()
     default_agents = frozenset({"cluster"})
+    families = FAMILIES
     options = (
         Option("refresh-interval", 30.0, "time between job_stats reads", type=opt.duration),
         Option("jobid-format", JobIdFormat("%j"),
@@ -251,17 +299,10 @@ JOB_LABELS = ["target", "jobid", "uid", "host", "operation"]
 
 
 def job_families(targets: list[TargetJobs]) -> Iterator[Metric]:
-    ops = CounterMetricFamily("hpc_lustre_job_operations",
-                              "Operations a job issued to a Lustre target (job_stats samples); the jobs "
-                              "outside the top N are summed into jobid=\"__other__\".", labels=JOB_LABELS)
-    byt = CounterMetricFamily("hpc_lustre_job_bytes",
-                              "Bytes a job read or wrote on a Lustre target (job_stats read_bytes/write_bytes sum).",
-                              labels=JOB_LABELS)
-    sec = CounterMetricFamily("hpc_lustre_job_operation_time_seconds",
-                              "Time a Lustre target spent serving a job's operations (job_stats usecs sum, "
-                              "Lustre 2.12 and later).", labels=JOB_LABELS)
-    count = GaugeMetricFamily("hpc_lustre_target_jobs",
-                              "Jobs present in a target's job_stats, before the top-N cap.", labels=["target"])
+    ops = FAMILIES.new("hpc_lustre_job_operations_total")
+    byt = FAMILIES.new("hpc_lustre_job_bytes_total")
+    sec = FAMILIES.new("hpc_lustre_job_operation_time_seconds_total")
+    count = FAMILIES.new("hpc_lustre_target_jobs")
     for t in targets:
         count.add_metric([t.target], t.total_jobs)
         entries = [(k.jobid, k.uid, k.host, v) for k, v in sorted(t.jobs.items(), key=lambda kv: (
@@ -280,15 +321,9 @@ def job_families(targets: list[TargetJobs]) -> Iterator[Metric]:
 
 
 def target_families(snap: ServerSnapshot) -> Iterator[Metric]:
-    labels = ["target", "operation"]
-    ops = CounterMetricFamily("hpc_lustre_target_operations",
-                              "Requests a Lustre OST/MDT served, by operation (obdfilter stats, mdt md_stats).",
-                              labels=labels)
-    byt = CounterMetricFamily("hpc_lustre_target_bytes",
-                              "Bytes a Lustre OST/MDT read or wrote, by operation.", labels=labels)
-    sec = CounterMetricFamily("hpc_lustre_target_operation_time_seconds",
-                              "Time a Lustre OST/MDT spent serving requests, by operation (usecs counters).",
-                              labels=labels)
+    ops = FAMILIES.new("hpc_lustre_target_operations_total")
+    byt = FAMILIES.new("hpc_lustre_target_bytes_total")
+    sec = FAMILIES.new("hpc_lustre_target_operation_time_seconds_total")
     for target, c in sorted(snap.counters.items()):
         for op, n in sorted(c.ops.items()):
             ops.add_metric([target, op], n)
@@ -298,49 +333,22 @@ def target_families(snap: ServerSnapshot) -> Iterator[Metric]:
             sec.add_metric([target, op], s)
     yield from (ops, byt, sec)
 
-    gauges = {
-        "kbytestotal": ("hpc_lustre_target_capacity_bytes", "Size of a Lustre OST/MDT.", 1024),
-        "kbytesfree": ("hpc_lustre_target_free_bytes", "Free space on a Lustre OST/MDT, reserved blocks included.",
-                       1024),
-        "kbytesavail": ("hpc_lustre_target_available_bytes",
-                        "Space on a Lustre OST/MDT available to users (free minus reserved).", 1024),
-        "filestotal": ("hpc_lustre_target_files", "Inodes (objects) a Lustre OST/MDT can hold.", 1),
-        "filesfree": ("hpc_lustre_target_files_free", "Free inodes (objects) on a Lustre OST/MDT.", 1),
-    }
-    for fname, (name, doc, scale) in gauges.items():
-        fam = GaugeMetricFamily(name, doc, labels=["target"])
+    for fname, (name, _, scale) in CAPACITY_FAMILIES.items():
+        fam = FAMILIES.new(name)
         for target, values in sorted(snap.capacity.items()):
             if fname in values:
                 fam.add_metric([target], values[fname] * scale)
         yield fam
 
-    state = GaugeMetricFamily("hpc_lustre_target_recovery_status",
-                              "1 for the recovery state a Lustre target is in (recovery_status), 0 for the others.",
-                              labels=["target", "status"])
+    state = FAMILIES.new("hpc_lustre_target_recovery_status")
     for target, r in sorted(snap.recovery.items()):
         for s in sorted(set(RECOVERY_STATES) | {r.status}):
             state.add_metric([target, s], 1 if s == r.status else 0)
     yield state
-    for name, attr, doc in RECOVERY_GAUGES:
-        fam = GaugeMetricFamily(name, doc, labels=["target"])
+    for name, attr, _ in RECOVERY_GAUGES:
+        fam = FAMILIES.new(name)
         for target, r in sorted(snap.recovery.items()):
             value = getattr(r, attr)
             if value is not None:
                 fam.add_metric([target], value)
         yield fam
-
-
-# (family, RecoveryStatus attribute, help): a target exports those its current state prints.
-RECOVERY_GAUGES = (
-    ("hpc_lustre_target_recovery_completed_clients", "completed_clients",
-     "Clients that completed recovery with a Lustre target (COMPLETE and RECOVERING)."),
-    ("hpc_lustre_target_recovery_expected_clients", "expected_clients",
-     "Clients a Lustre target expects to reconnect during recovery (COMPLETE and RECOVERING)."),
-    ("hpc_lustre_target_recovery_connected_clients", "connected_clients",
-     "Clients that have reconnected to a Lustre target in recovery (RECOVERING only)."),
-    ("hpc_lustre_target_recovery_time_remaining_seconds", "time_remaining_seconds",
-     "Seconds until a recovering Lustre target's recovery window closes and it evicts the clients "
-     "still missing (RECOVERING only)."),
-    ("hpc_lustre_target_recovery_duration_seconds", "duration_seconds",
-     "How long a Lustre target's last recovery took (COMPLETE only)."),
-)

@@ -22,7 +22,7 @@ from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.files import list_dir, log_once, read_text
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import numbered, read_edac
-from hpcwatch.exporters.node.families import DISK_COLUMNS, HWMON, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
+from hpcwatch.exporters.node.families import DISK_COLUMNS, FAMILIES, HWMON, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
 from hpcwatch.exporters.node.filesystem import filesystem_stats, parse_mounts
 from hpcwatch.exporters.node.hwmon import HwmonReader, sensor_samples
 from hpcwatch.exporters.node.loadavg import parse_loadavg
@@ -129,6 +129,7 @@ class NodeCollector(Collector):
             "hwmon, EDAC and RAPL families from /proc and /sys")
     kind = "live"
     default_agents = frozenset({"node"})
+    families = FAMILIES
     options = (
         Option("diskstats-device-exclude", opt.regexp(DISK_EXCLUDE), "regexp of /proc/diskstats devices to skip",
                type=opt.regexp),

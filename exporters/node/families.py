@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hpcwatch.exporters.families import FamilySpec, FamilyTable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, UnknownMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
@@ -229,6 +230,23 @@ def _build(name: str, spec: tuple[str, str, tuple[str, ...]], rows: list[tuple[t
 # the textfile collector's own: any name under these prefixes is the node collector's.
 DATA_NAMED_PREFIXES = ("node_memory_", "node_vmstat_", "node_hwmon_", "node_rapl_", "node_textfile_")
 OWN_PREFIXES = ("hpc_", "hpcwatch_")  # every other hpcwatch collector's families
+
+
+# The table the registry, the docs and tests see: SPECS, plus the data-named family sets as templates
+# (most specific first: the first template that matches a name is its spec).
+FAMILIES = FamilyTable([
+    *(FamilySpec(name, "unknown" if kind == "untyped" else kind, help_text, labels)
+      for name, (kind, help_text, labels) in SPECS.items()),
+    FamilySpec("node_memory_numa_{field}_total", "counter", "Pages of the NUMA node counted as a numastat field.",
+               ("node",)),
+    FamilySpec("node_memory_numa_{field}", "gauge", "A meminfo field of the NUMA node.", ("node",)),
+    FamilySpec("node_memory_{field}", "gauge", "A /proc/meminfo field, node_exporter's name."),
+    FamilySpec("node_vmstat_{field}", "unknown", "A /proc/vmstat field, node_exporter's name."),
+    FamilySpec("node_hwmon_{field}_total", "counter", "A counting hwmon sensor property.", HWMON),
+    FamilySpec("node_hwmon_{field}", "gauge", "A hwmon sensor property.", HWMON),
+    FamilySpec("node_rapl_{field}_joules_total", "counter", "Energy a RAPL domain used, in joules.",
+               ("index", "path")),
+])
 
 
 def is_own_family(name: str) -> bool:

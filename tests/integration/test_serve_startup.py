@@ -80,7 +80,7 @@ def serving():
 
 @pytest.mark.parametrize(("flag", "says"), [
     ("--collector.slurm.wait-buckets=abc", "'abc' is not a comma-separated list of seconds or durations"),
-    ("--collector.slurm.wait-buckets=60,30", "strictly increasing"),
+    ("--collector.slurm.wait-buckets=60,60", "positive and distinct"),
     ("--collector.slurm.refresh-interval=soon", "'soon' is not a duration"),
     ("--collector.slurm.label-limit=0", "0 is too small: at least 1"),
     ("--collector.node.diskstats-device-exclude=(", "'(' is not a valid regular expression"),

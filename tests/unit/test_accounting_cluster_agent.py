@@ -40,7 +40,10 @@ def bindir(tmp_path):
 
 
 def agent(bindir, tmp_path, dataset, **opts) -> SlurmCollector:
-    options = {"bin-dir": str(bindir), "state-file": str(tmp_path / "state.json"), "accounting-overlap": 1e10,
+    state = str(tmp_path / "state.json")
+    if not os.path.exists(state):
+        helpers.counting_since(state)  # an agent that was counting when the fixture's jobs ended
+    options = {"bin-dir": str(bindir), "state-file": state,
                "conf": str(tmp_path / "absent.conf"), "summary-dataset": str(dataset), "summary-delay": 0.0,
                "summary-prices": PRICES, **opts}
     c = SlurmCollector(helpers.make_context(agent="cluster", cls=SlurmCollector, **options))

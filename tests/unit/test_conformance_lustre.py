@@ -13,9 +13,10 @@ import os
 
 import helpers
 import pytest
-from hpcwatch.exporters.lustre.client import LustreCollector
-from hpcwatch.exporters.lustre.host import LnetCollector, LustreHealthCollector
-from hpcwatch.exporters.lustre.server import LustreServerCollector
+from hpcwatch.exporters.lnet.collector import LnetCollector
+from hpcwatch.exporters.lustre.collector import LustreCollector
+from hpcwatch.exporters.lustre_health.collector import LustreHealthCollector
+from hpcwatch.exporters.lustre_server.collector import LustreServerCollector
 from test_lustre_collectors import fake_lctl
 from test_lustre_host import fake_lnetctl
 
@@ -96,8 +97,9 @@ def lustre_2_10() -> str:
     server = LustreServerCollector(helpers.make_context(procfs=proc, sysfs=sys_, agent="cluster",
                                                        cls=LustreServerCollector, lctl="/nonexistent/lctl"))
     assert server.source.refresh_now(), server.source.last_error
-    node = [cls(helpers.make_context(procfs=proc, sysfs=sys_, cls=cls, lctl="/nonexistent/lctl"))
-            for cls in (LustreCollector, LustreHealthCollector)]
+    node = [LustreCollector(helpers.make_context(procfs=proc, sysfs=sys_, cls=LustreCollector,
+                                                 lctl="/nonexistent/lctl")),
+            LustreHealthCollector(helpers.make_context(procfs=proc, sysfs=sys_, cls=LustreHealthCollector))]
     node.append(LnetCollector(helpers.make_context(procfs=proc, sysfs=sys_, cls=LnetCollector, source="file")))
     text = helpers.render([server, *node])
     helpers.assert_promtool_clean(text)

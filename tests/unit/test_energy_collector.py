@@ -12,7 +12,7 @@ import sys
 import helpers
 import pynvml
 import pytest
-from hpcwatch.exporters.energy import EnergyCollector
+from hpcwatch.exporters.energy.collector import EnergyCollector
 from hpcwatch.exporters.energy.ipmi import IpmiParseError, parse_dcmi_power
 from hpcwatch.exporters.gpu import nvml
 from hypothesis import HealthCheck, given, settings

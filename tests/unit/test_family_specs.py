@@ -15,10 +15,11 @@ from hpcwatch.docexamples import examples
 from hpcwatch.metricsdoc import _render, families_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PREFIX = {"node": "hpc_node_", "jobs": "hpc_job_", "gpu": "hpc_gpu_", "fabric": "hpc_fabric_",
-          "fabric_switches": "hpc_fabric_", "lustre": "hpc_lustre_", "lustre_server": "hpc_lustre_",
-          "gpfs": "hpc_gpfs_", "nfs": "hpc_nfs_", "beegfs": "hpc_beegfs_", "slurm": ("hpc_scheduler_", "hpc_slurm_"),
-          "flux": ("hpc_scheduler_", "hpc_flux_")}
+PREFIX = {"node": ("node_", "hpc_node_"), "textfile": "node_textfile_", "jobs": "hpc_job_", "gpu": "hpc_gpu_",
+          "energy": ("hpc_job_energy_", "hpc_energy_"), "fabric": "hpc_fabric_", "fabric_switches": "hpc_fabric_",
+          "lustre": "hpc_lustre_", "lustre_server": "hpc_lustre_", "lustre_health": "hpc_lustre_",
+          "lnet": "hpc_lustre_lnet_", "gpfs": "hpc_gpfs_", "nfs": "hpc_nfs_", "beegfs": "hpc_beegfs_",
+          "slurm": ("hpc_scheduler_", "hpc_slurm_"), "flux": ("hpc_scheduler_", "hpc_flux_")}
 
 
 def health_families() -> set[str]:

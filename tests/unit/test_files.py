@@ -88,7 +88,7 @@ def test_held_files_report_read_errors(tmp_path, eio_on):
 
 def node_on(tmp_path) -> tuple[NodeCollector, str]:
     root = str(tmp_path / "real")
-    shutil.copytree(REAL, root)
+    shutil.copytree(REAL, root, symlinks=True)
     ctx = helpers.make_context(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"), cls=NodeCollector)
     return NodeCollector(ctx, stat=lambda _path: os.statvfs("/")), root
 
@@ -104,8 +104,8 @@ def test_eio_from_proc_fails_the_collector_and_counts_instead_of_vanishing(tmp_p
         collector.close()
     assert helpers.collector_success(text) == {"node": 0}
     assert helpers.values(text, "hpcwatch_read_errors_total", source="node") == [before + 1]
-    assert not helpers.values(text, "hpc_node_memory_mem_total_bytes")
-    assert helpers.values(text, "hpc_node_load1")  # the rest of the collector is still served
+    assert not helpers.values(text, "node_memory_MemTotal_bytes")
+    assert helpers.values(text, "node_load1")  # the rest of the collector is still served
     helpers.assert_promtool_clean(text)
 
 
@@ -119,5 +119,5 @@ def test_a_directory_in_place_of_a_proc_file_fails_the_collector(tmp_path):
         collector.close()
     assert helpers.collector_success(text) == {"node": 0}
     assert helpers.values(text, "hpcwatch_read_errors_total", source="node")
-    assert not helpers.values(text, "hpc_node_load1")
-    assert helpers.values(text, "hpc_node_memory_mem_total_bytes")
+    assert not helpers.values(text, "node_load1")
+    assert helpers.values(text, "node_memory_MemTotal_bytes")

@@ -9,7 +9,8 @@ import sys
 import pynvml
 import pytest
 from helpers import assert_promtool_clean, collector_success, make_context, render, values
-from hpcwatch.exporters.gpu import GpuCollector, nvml
+from hpcwatch.exporters.gpu import nvml
+from hpcwatch.exporters.gpu.collector import GpuCollector
 from hpcwatch.exporters.gpu.gpm import GPM_METRICS
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gpu")

@@ -8,7 +8,7 @@ import os
 import helpers
 import pytest
 from hpcwatch.exporters.lustre.brw import BRW_TABLES, brw_families, parse_brw_stats
-from hpcwatch.exporters.lustre.server import LustreServerCollector
+from hpcwatch.exporters.lustre_server.collector import LustreServerCollector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_lustre_collectors import fake_lctl

@@ -8,9 +8,10 @@ import stat
 
 import helpers
 import pytest
+from hpcwatch.exporters.lnet.collector import LnetCollector
 from hpcwatch.exporters.lustre.health import parse_health_check
-from hpcwatch.exporters.lustre.host import LnetCollector, LustreHealthCollector
 from hpcwatch.exporters.lustre.lnet import STATS_FIELDS, parse_lnet_stats, parse_lnetctl_stats
+from hpcwatch.exporters.lustre_health.collector import LustreHealthCollector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -11,13 +11,14 @@ import os
 
 import helpers
 import pytest
-from hpcwatch.exporters.node import NodeCollector, TextfileCollector
+from hpcwatch.exporters.node.collector import NodeCollector
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.loadavg import parse_loadavg
 from hpcwatch.exporters.node.meminfo import parse_meminfo
 from hpcwatch.exporters.node.netdev import parse_netdev
 from hpcwatch.exporters.node.rapl import read_rapl_zones
 from hpcwatch.exporters.node.stat import parse_stat
+from hpcwatch.exporters.textfile.collector import TextfileCollector
 
 FIX = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "fixtures", "node"))
 NE = os.path.join(FIX, "node_exporter")

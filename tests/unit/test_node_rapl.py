@@ -11,7 +11,7 @@ import threading
 import helpers
 import nodetrees
 import pytest
-from hpcwatch.exporters.node import NodeCollector
+from hpcwatch.exporters.node.collector import NodeCollector
 from hpcwatch.exporters.node.rapl import EnergyCounter, family_name, read_rapl_zones, zone_names
 from hypothesis import given
 from hypothesis import strategies as st

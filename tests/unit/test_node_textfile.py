@@ -11,10 +11,10 @@ import subprocess
 
 import helpers
 import pytest
-from hpcwatch.exporters.node.textfile import TextfileCollector, go_float
-from hpcwatch.exporters.node.textformat import TextFormatError, parse_text_format
 from hpcwatch.exporters.registry import load_all
 from hpcwatch.exporters.serve import add_serve_arguments, collector_options
+from hpcwatch.exporters.textfile.collector import TextfileCollector, go_float
+from hpcwatch.exporters.textfile.textformat import TextFormatError, parse_text_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -157,7 +157,7 @@ def test_flag_is_node_exporters() -> None:
     p = argparse.ArgumentParser()
     add_serve_arguments(p, {"textfile": load_all()["textfile"]})
     args = p.parse_args(["--collector.textfile.directory", "/var/lib/node_exporter/textfile_collector"])
-    assert collector_options(args, TextfileCollector) == {"directory": "/var/lib/node_exporter/textfile_collector"}
+    assert collector_options(args, TextfileCollector) == {"directory": ("/var/lib/node_exporter/textfile_collector",)}
 
 
 # --- the parser: exact records, errors, and agreement with expfmt (promtool uses it) ------------------

@@ -40,11 +40,11 @@ def test_other_types():
     assert opt.count("0") == 0 and opt.positive_count("3") == 3
     assert opt.regexp("") is None and opt.regexp("^a").pattern == "^a"
     assert opt.names(" a, b,,") == ("a", "b")
-    assert opt.buckets("1m,5m") == (60.0, 300.0)
+    assert opt.buckets("1m,5m") == (60.0, 300.0) == opt.buckets("5m,60")
     assert opt.auto(opt.duration)("auto") is None and opt.auto(opt.duration)("2m") == 120.0
     for parse, bad, says in ((opt.boolean, "maybe", "not a boolean"), (opt.positive_count, "0", "too small"),
                              (opt.count, "1.5", "not a whole number"), (opt.regexp, "(", "regular expression"),
-                             (opt.buckets, "5,1", "strictly increasing")):
+                             (opt.buckets, "5,5", "positive and distinct"), (opt.buckets, "0,5", "positive")):
         with pytest.raises(ValueError, match=says):
             parse(bad)
 

@@ -22,15 +22,22 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 
+from hpcwatch.exporters import options as opt
+from hpcwatch.exporters.families import FamilyTable, gauge
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.node.families import is_own_family
-from hpcwatch.exporters.node.textformat import ParsedFamily, TextFormatError, parse_text_format
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
-from prometheus_client.core import GaugeMetricFamily
+from hpcwatch.exporters.textfile.textformat import ParsedFamily, TextFormatError, parse_text_format
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 log = logging.getLogger("hpcwatch.collector.textfile")
+
+# Its own two families (node_exporter's); what the files hold is served as the files say (passthrough).
+FAMILIES = FamilyTable([
+    gauge("node_textfile_mtime_seconds", "Unix mtime of the textfiles successfully read.", "file"),
+    gauge("node_textfile_scrape_error", "1 if there was an error opening, reading or merging a file, 0 otherwise."),
+], passthrough=True)
 
 MAX_FILE_BYTES = 64 << 20  # a runaway script's file is an error, not an out-of-memory agent
 _METRIC_TYPE = {"counter": "counter", "gauge": "gauge", "untyped": "unknown", "summary": "summary",
@@ -211,11 +218,13 @@ class TextfileCollector(Collector):
             "and cron metrics)")
     kind = "live"
     default_agents = frozenset({"node"})
-    options = (Option("directory", "", "directory of *.prom files to read; a glob, or several separated by commas"),)
+    families = FAMILIES
+    options = (Option("directory", (), "directory of *.prom files to read; a glob, or several separated by commas",
+                      type=opt.names),)
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)
-        self.patterns = [p.strip() for p in str(ctx.option("directory")).split(",") if p.strip()]
+        self.patterns = list(ctx.option("directory"))
         self._cache: dict[str, tuple[tuple[int, int, int], TextFile]] = {}
 
     def available(self) -> str | None:
@@ -244,19 +253,9 @@ class TextfileCollector(Collector):
         for e in errors:
             log_once(log, e, "%s", e)
         yield from metrics
-        mtime = GaugeMetricFamily("node_textfile_mtime_seconds", "Unix mtime of the textfiles successfully read.",
-                                  labels=["file"])
+        mtime = FAMILIES.new("node_textfile_mtime_seconds")
         for path in sorted(merged.mtimes):
             mtime.add_metric([path], merged.mtimes[path])
         if merged.mtimes:
             yield mtime
-        yield GaugeMetricFamily("node_textfile_scrape_error",
-                                "1 if there was an error opening, reading or merging a file, 0 otherwise.",
-                                value=1 if errors else 0)
-
-    @classmethod
-    def doc_examples(cls, repo: str) -> list[Collector]:
-        """A textfile directory with one (empty) file: the collector's own two families; what the files
-        hold is the site's (tests/fixtures/node/textfile/slurm-prolog has a prolog and NHC example)."""
-        d = os.path.join(repo, "tests", "fixtures", "node", "textfile", "doc-example")
-        return [cls(CollectorContext(options={"directory": d}))]
+        yield FAMILIES["node_textfile_scrape_error"].value(1 if errors else 0)
