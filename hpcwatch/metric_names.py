@@ -16,6 +16,8 @@ COLLECTOR_DURATION = "hpcwatch_collector_duration_seconds"
 SOURCE_LAST_SUCCESS = "hpcwatch_source_last_success_timestamp_seconds"
 SOURCE_UP = "hpcwatch_source_up"
 PARSE_ERRORS = "hpcwatch_parse_errors_total"
+READ_ERRORS = "hpcwatch_read_errors_total"  # {source}: a file that exists could not be read
+STATE_SAVE_FAILURES = "hpcwatch_state_save_failures_total"  # {collector}: scheduler state not saved
 # Prometheus `job` label of the hpcwatch scrape jobs (deploy/prometheus/prometheus.yml).
 EXPORTER_JOB_RE = "hpcwatch.*"
 
