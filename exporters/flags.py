@@ -23,6 +23,13 @@ _METAVARS: dict[Callable[[str], Any], str] = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The serve help at 100 columns with the flag column wide enough for `--web.listen-address ADDRESS`."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=36, width=_WIDTH)
+
+
 def argtype(parse: Callable[[str], Any], name: str = "") -> Callable[[str], Any]:
     """`parse` as an argparse type: its ValueError message becomes the error argparse prints."""
     def convert(text: str) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 _DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_DECIMAL_DURATION = re.compile(r"(\d+\.\d*|\.\d+)(ms|s|m|h|d|w|y)")  # 1.5m: one unit with a fraction
 _UNITS = ((31536000.0, "y"), (604800.0, "w"), (86400.0, "d"), (3600.0, "h"), (60.0, "m"), (1.0, "s"),
           (0.001, "ms"))
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -20,18 +21,34 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def duration(text: str) -> float:
-    """`1h30m` -> 5400.0, `500ms` -> 0.5, `2.5` -> 2.5 (bare seconds); never negative, nan or inf."""
+    """`1h30m` -> 5400.0, `500ms` -> 0.5, `2.5` -> 2.5 (bare seconds), `1.5m` -> 90.0; never negative,
+    nan or inf."""
     s = str(text).strip()
     try:
         value = float(s)
     except ValueError:
         m = _DURATION.fullmatch(s)
-        if not s or m is None:
+        d = _DECIMAL_DURATION.fullmatch(s)
+        if d is not None:
+            value = float(d.group(1)) * dict((u, f) for f, u in _UNITS)[d.group(2)]
+        elif not s or m is None:
             raise ValueError(f"{text!r} is not a duration: use seconds or a Prometheus duration "
                              "such as 30s, 5m, 1h30m, 1d") from None
-        value = sum(int(n) * unit for n, (unit, _) in zip(m.groups(), _UNITS) if n)
+        else:
+            value = sum(int(n) * unit for n, (unit, _) in zip(m.groups(), _UNITS) if n)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{text!r} is not a duration: must be zero or more seconds")
+    return value
+
+
+def positive_duration(text: str) -> float:
+    """A duration above zero (a timeout or an interval that must run)."""
+    try:
+        value = duration(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise ValueError(f"{text!r}: expected a positive duration such as 10s, 2m or 0.5")
     return value
 
 

@@ -22,6 +22,7 @@ from hpcwatch.exporters.exposition import (
 )
 from hpcwatch.exporters.flags import (
     USAGE,
+    HelpFormatter,
     add_collector_arguments,
     add_help_arguments,
     argtype,
@@ -130,7 +131,7 @@ def serve_parser(registry: dict[str, type[Collector]], prog: str = "hpcwatch ser
 def parser_settings(registry: dict[str, type[Collector]]) -> dict[str, Any]:
     """Keyword arguments of the serve parser: short usage, description, the collector list."""
     return {"usage": USAGE, "description": SERVE_HELP, "epilog": serve_epilog(registry),
-            "formatter_class": argparse.RawDescriptionHelpFormatter, "allow_abbrev": False}
+            "formatter_class": HelpFormatter, "allow_abbrev": False}
 
 
 def parse_listen_address(addr: str) -> tuple[str, int]:

@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from hpcwatch.exporters import options as opt
+from hpcwatch.exporters.flags import argtype
 from hpcwatch.exporters.http1 import HEAD_END, HeadError, Request, parse_head, response_head
 from hpcwatch.exporters.webauth import BasicAuth
 from hpcwatch.exporters.webconfig import WebConfig
@@ -78,22 +80,7 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
-def duration(text: str) -> float:
-    """'10', '10s', '1.5m', '500ms', '1h' -> seconds (argparse type for the --web.* timeouts)."""
-    t = text.strip().lower()
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if t.endswith(suffix):
-            t, factor = t[: -len(suffix)], scale
-            break
-    else:
-        factor = 1.0
-    try:
-        value = float(t) * factor
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration such as 10s, 2m or 0.5")
-    return value
+duration = argtype(opt.positive_duration, "duration")  # the --web.* timeouts (exporters/options.py)
 
 
 def _positive_int(text: str) -> int:
@@ -117,9 +104,9 @@ def add_web_limit_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="N", help="open connections at most (lowered to fit the open-files limit); at the bound "
                                      "the connection that has waited longest for a request is closed "
                                      f"(default: {d.max_connections})")
-    p.add_argument("--web.config.reload-interval", dest="web_config_reload_interval", type=float, default=10.0,
-                   metavar="SECONDS", help="how often to check --web.config.file and its certificates for changes; "
-                                           "0 checks only on SIGHUP (default: 10)")
+    p.add_argument("--web.config.reload-interval", dest="web_config_reload_interval", type=argtype(opt.duration),
+                   default=10.0, metavar="DURATION", help="how often to check --web.config.file and its certificates "
+                                                          "for changes; 0 checks only on SIGHUP (default: 10s)")
     p.add_argument("--web.disable-exporter-metrics", dest="disable_exporter_metrics", action="store_true",
                    help="leave out the agent's own process_* and hpcwatch_http_*/hpcwatch_web_config_* metrics")
 

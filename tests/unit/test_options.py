@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 @pytest.mark.parametrize(("text", "seconds"), [
     ("30", 30.0), ("0.5", 0.5), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("1d", 86400.0),
     ("500ms", 0.5), ("1w", 604800.0), ("1y", 31536000.0), ("2h0m5s", 7205.0), (" 10s ", 10.0), ("0", 0.0),
+    ("1.5m", 90.0), ("0.5s", 0.5),
 ])
 def test_duration_takes_seconds_and_prometheus_durations(text, seconds):
     assert opt.duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "5x", "1m1h", "-1", "-5s", "nan", "inf", "1.5s", "s", "5 m"])
+@pytest.mark.parametrize("text", ["", "soon", "5x", "1m1h", "-1", "-5s", "nan", "inf", "1.5m30s", "s", "5 m"])
 def test_duration_rejects(text):
     with pytest.raises(ValueError, match="is not a duration"):
         opt.duration(text)
