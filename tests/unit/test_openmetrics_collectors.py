@@ -13,6 +13,8 @@ from hpcwatch.exporters.scrape import ScrapeCollector
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from hpcwatch.docexamples import examples as doc_examples
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -23,9 +25,8 @@ def _series(families) -> list[tuple]:
 
 @pytest.mark.parametrize("name", sorted(load_all()))
 def test_openmetrics_body_is_valid_and_carries_the_text_series(name, caplog):
-    examples = list(load_all()[name].doc_examples(REPO))
-    if not examples:
-        pytest.skip(f"{name} has no fixture example")
+    examples = doc_examples(name, REPO)
+    assert examples, f"{name} has no example in hpcwatch/docexamples.py"
     for collector in examples:   # one at a time, as an agent runs one instance of each
         with caplog.at_level(logging.ERROR):
             for source in collector.sources():
