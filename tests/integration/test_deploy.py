@@ -20,7 +20,8 @@ K8S_VERSION = "1.30.0"
 
 
 def _serve_help() -> str:
-    return subprocess.run([f"{VENV_BIN}/hpcwatch", "serve", "--help"], capture_output=True, text=True,
+    """Every serve flag, collector options included (the short --help leaves those out)."""
+    return subprocess.run([f"{VENV_BIN}/hpcwatch", "serve", "--help-all"], capture_output=True, text=True,
                           timeout=60, check=True).stdout
 
 
