@@ -6,9 +6,12 @@ exporters do), in two load shapes: "burst" (every 100 ms all 20 scrapers fire at
 Prometheus servers whose scrapes line up) and "back-to-back" (each scraper starts its next scrape as
 soon as the last one ends: a saturation test whose latency is 20 / throughput); the exporter
 process's CPU time per scrape; calls to slurmctld per interval for both; parser throughput on
-200,000 squeue lines. Scrapers keep their connections alive, as Prometheus does, and run in a
-separate process so they do not share the exporter's GIL.
-Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds 10]
+200,000 squeue and sacct lines with the per-call separator against the `|`-split reader it replaced
+(which a `|` or a newline in an account or partition broke); and `squeue --json` (the other
+delimiter-proof read 22.05 has) against our `squeue -O` on --json-jobs real pending jobs, command
+plus parse. Scrapers keep their connections alive, as Prometheus does, and run in a separate process
+so they do not share the exporter's GIL.
+Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds 10] [--json-jobs 2000]
 """
 
 from __future__ import annotations
@@ -161,16 +164,128 @@ def timed_commands(collector: SlurmCollector) -> dict[str, float]:
     return spent
 
 
-def synthetic_squeue(lines: int) -> str:
-    row = ("{i}|{i}|N/A|N/A|part{p}|{st}|user{u}|acct{a}|2026-11-21T15:09:43|2026-11-21T15:09:43|{start}|1|4|"
-           "cpu=4,mem=8G,node=1,billing=4,gres/gpu=1|{reason}")
+def synthetic_squeue(lines: int, sep: str) -> str:
+    """squeue -O output in SQUEUE_FIELDS order, fields joined by `sep`."""
     out = []
     for i in range(1, lines + 1):
         running = i % 3 == 0
-        out.append(row.format(i=i, p=i % 8, st="RUNNING" if running else "PENDING", u=i % 500, a=i % 50,
-                              start="2026-11-21T15:19:43" if running else "N/A",
-                              reason="None" if running else ("Priority", "Resources", "Dependency")[i % 3]))
+        out.append(sep.join([
+            str(i), str(i), "N/A", "N/A", f"part{i % 8}", "RUNNING" if running else "PENDING", f"user{i % 500}",
+            f"acct{i % 50}", "2026-11-21T15:09:43", "2026-11-21T15:09:43",
+            "2026-11-21T15:19:43" if running else "N/A", "1", "cpu=4,mem=8G,node=1,billing=4,gres/gpu=1",
+            "None" if running else ("Priority", "Resources", "Dependency")[i % 3], "4"]))
     return "\n".join(out) + "\n"
+
+
+def synthetic_sacct(lines: int, sep: str) -> str:
+    out = []
+    for i in range(1, lines + 1):
+        out.append(sep.join([str(i), str(i), f"part{i % 8}", ("COMPLETED", "FAILED", "CANCELLED by 0")[i % 3],
+                             "0:0", "2026-11-21T15:09:43", "2026-11-21T15:09:43", "2026-11-21T15:19:43",
+                             "2026-11-21T15:29:43", f"user{i % 500}", str(1000 + i % 500), f"acct{i % 50}", "1"]))
+    return "\n".join(out) + "\n"
+
+
+def pipe_split_squeue(text: str) -> tuple[list[parse.SqueueJob], int]:
+    """The squeue reader the separator replaced, as it was (the baseline): one line per job, split on `|`."""
+    jobs: list[parse.SqueueJob] = []
+    skipped = 0
+    n = len(parse.SQUEUE_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = line.split("|", n - 1)
+        p = p if len(p) == n else None
+        if p is None or not p[0].strip().isdigit():
+            skipped += 1
+            continue
+        jobs.append(parse.SqueueJob(p[0].strip(), p[1], p[2], p[3], p[4], p[5], p[6], p[7], parse.parse_time(p[8]),
+                                    parse.parse_time(p[9]), parse.parse_time(p[10]), parse._int(p[11]),
+                                    parse._int(p[14]), parse.tres_gpus(p[12]), p[13].strip()))
+    return jobs, skipped
+
+
+def pipe_split_sacct(text: str) -> tuple[list[parse.SacctJob], int]:
+    """The sacct reader the separator replaced, as it was (the baseline): `line.split("|")`, 13 fields."""
+    out: list[parse.SacctJob] = []
+    skipped = 0
+    n = len(parse.SACCT_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = line.split("|")
+        if len(p) != n or not p[1].strip().split("+")[0].isdigit():
+            skipped += 1
+            continue
+        uid = p[10].strip()
+        out.append(parse.SacctJob(
+            jobid=p[0].strip(), jobid_raw=p[1].strip(), partition=p[2].strip(), state=p[3].strip(),
+            exit_code=p[4].strip(), submit=parse.parse_time(p[5]), eligible=parse.parse_time(p[6]),
+            start=parse.parse_time(p[7]), end=parse.parse_time(p[8]), user=p[9].strip(),
+            uid=int(uid) if uid.isdigit() else None, account=p[11].strip(), nnodes=parse._int(p[12]),
+        ))
+    return out, skipped
+
+
+def best_of(fn, *args, runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        parse.parse_time.cache_clear()
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def parser_rows(lines: int, runs: int = 5) -> list[tuple[str, str]]:
+    """Per-call separator vs the `|` reader on the same synthetic records: best of `runs`, the two
+    interleaved so a shared machine's load changes hit both alike (caches cleared each run)."""
+    sep = parse.call_separator()
+    rows = []
+    for what, make, ours, baseline in (
+            ("squeue", synthetic_squeue, lambda t: parse.parse_squeue(t, sep), pipe_split_squeue),
+            ("sacct", synthetic_sacct, lambda t: parse.parse_sacct(t, sep), pipe_split_sacct)):
+        new_text, old_text = make(lines, sep), make(lines, "|")
+        new = old = float("inf")
+        for _ in range(runs):
+            new = min(new, best_of(ours, new_text, runs=1))
+            old = min(old, best_of(baseline, old_text, runs=1))
+        rows.append((f"parse {lines:,} {what} records: separator / `|` split (best of {runs})",
+                     f"{new:.3f} s / {old:.3f} s (ratio {new / old:.2f})"))
+    return rows
+
+
+def json_rows(cluster: SlurmCluster, jobs: int) -> list[tuple[str, str]]:
+    """`squeue --json` (command + json.loads) against our `squeue -O` (command + parse) on `jobs` real jobs."""
+    import json
+    import subprocess
+
+    env = {"SLURM_CONF": cluster.env["SLURM_CONF"]}
+    procs = []
+    for i in range(jobs):   # separate jobs (a pending array is one squeue record either way)
+        procs.append(subprocess.Popen([cluster.bin("sbatch"), "--hold", "--mem=10M", f"--chdir={cluster.jobs_dir}",
+                                       "--output=/dev/null", "--account=root", f"--job-name=j|{i}", "--wrap=true"],
+                                      env=cluster.env, stdout=subprocess.DEVNULL))
+        if len(procs) >= 8:
+            procs.pop(0).wait()
+    for p in procs:
+        p.wait()
+    sep = parse.call_separator()
+    fmt = parse.format_option(parse.SQUEUE_FIELDS, sep)
+
+    def ours() -> int:
+        return len(parse.parse_squeue(run_command(["squeue", "--noheader", "--all", "--Format", fmt], timeout=300,
+                                                  env=env), sep)[0])
+
+    def theirs() -> int:
+        return len(json.loads(run_command(["squeue", "--all", "--json"], timeout=300, env=env))["jobs"])
+
+    n_ours, n_json = ours(), theirs()
+    t_ours, t_json = best_of(ours), best_of(theirs)
+    size = len(run_command(["squeue", "--all", "--json"], timeout=300, env=env))
+    return [(f"squeue -O + parse, {n_ours:,} jobs (best of 3)", f"{t_ours * 1000:.0f} ms"),
+            (f"squeue --json + json.loads, {n_json:,} jobs (best of 3)",
+             f"{t_json * 1000:.0f} ms ({t_json / t_ours:.1f}x ours, {size / 1e6:.1f} MB of JSON)")]
 
 
 def main() -> int:
@@ -179,12 +294,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--json-jobs", type=int, default=2000, help="real pending jobs for the squeue --json figure")
     args = ap.parse_args()
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str]] = parser_rows(args.lines)
 
-    text = synthetic_squeue(args.lines)
+    sep = parse.call_separator()
+    text = synthetic_squeue(args.lines, sep)
     t0 = time.perf_counter()
-    jobs, _ = parse.parse_squeue(text)
+    jobs, _ = parse.parse_squeue(text, sep)
     t1 = time.perf_counter()
     build_queue("c", jobs, time.time(), (60.0, 3600.0))
     t2 = time.perf_counter()
@@ -237,6 +354,8 @@ def main() -> int:
             out = run_command(["squeue", "-a", "-r", "-h", "-o", "%A,%T,%r"], timeout=120, env=env)
             took = (time.perf_counter() - t0) * 1000
             rows.append(("one squeue -r call (50k lines)", f"{took:.1f} ms, {len(out.splitlines()):,} lines"))
+            if args.json_jobs:
+                rows.extend(json_rows(cluster, args.json_jobs))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

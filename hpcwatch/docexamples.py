@@ -20,13 +20,23 @@ from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS
 from hpcwatch.exporters.snapshot import SnapshotSource
 
 
-def stand_in_commands(outputs: dict[str, str]) -> str:
+def print_fixture_sh(fixture: str, separator: str = "") -> str:
+    """sh that prints `fixture` (a shell word); with `separator`, swaps in the per-call separator the caller
+    passed in its arguments (a unit-separator control character and 12 hex digits, as Slurm readers do)."""
+    if not separator:
+        return f"cat {fixture}\n"
+    us = "$(printf '\\037')"
+    return (f'sep=$(printf \'%s\\n\' "$@" | grep -o "{us}[0-9a-f]\\{{12\\}}" | head -n 1)\n'
+            f'sed "s/{separator.replace(chr(31), us)}/$sep/g" {fixture}\n')
+
+
+def stand_in_commands(outputs: dict[str, str], separator: str = "") -> str:
     """A temporary bin dir whose commands print fixture files (for command-driven doc examples)."""
     bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-bin-")
     for cmd, fixture in outputs.items():
         path = os.path.join(bindir, cmd)
         with open(path, "w") as fh:
-            fh.write(f"#!/bin/sh\ncat {shlex.quote(fixture)}\n")
+            fh.write("#!/bin/sh\n" + print_fixture_sh(shlex.quote(fixture), separator))
         os.chmod(path, 0o755)
     return bindir
 
@@ -211,12 +221,13 @@ def slurm(repo: str) -> list[Collector]:
     """Output captured from real Slurm 22.05 daemons (tests/fixtures/slurm), through stand-in commands,
     on an agent that was counting when the fixture's jobs finished."""
     from hpcwatch.exporters.slurm.collector import SlurmCollector
+    from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR
 
     fix = _fixture(repo, "slurm")
     bindir = stand_in_commands({
         "squeue": f"{fix}/squeue-22.05.txt", "sinfo": f"{fix}/sinfo-22.05.txt",
         "sdiag": f"{fix}/sdiag-22.05.txt", "sacct": f"{fix}/sacct-22.05.txt",
-        "scontrol": f"{fix}/scontrol-show-config-22.05.txt"})
+        "scontrol": f"{fix}/scontrol-show-config-22.05.txt"}, separator=FIXTURE_SEPARATOR)
     state = counting_since(os.path.join(tempfile.mkdtemp(prefix="hpcwatch-doc-"), "state.json"), 0.0)
     ctx = CollectorContext.of(SlurmCollector, agent="cluster", conf=os.path.join(bindir, "absent-slurm.conf"),
                               **{"bin-dir": bindir, "state-file": state})

@@ -71,18 +71,19 @@ class SlurmCommands:
         self.calls[name] = self.calls.get(name, 0) + 1
         return run_command([self.path(name) or name, *args], timeout=self.timeout, env=self.env)
 
-    def squeue(self) -> str:
-        return self.run("squeue", "--noheader", "--all", "--Format", parse.format_option(parse.SQUEUE_FIELDS))
+    def squeue(self, sep: str) -> str:
+        return self.run("squeue", "--noheader", "--all", "--Format", parse.format_option(parse.SQUEUE_FIELDS, sep))
 
-    def sinfo(self) -> str:
+    def sinfo(self, sep: str) -> str:
         return self.run("sinfo", "--noheader", "--Node", "--all", "--Format",
-                        parse.format_option(parse.SINFO_FIELDS))
+                        parse.format_option(parse.SINFO_FIELDS, sep))
 
     def sdiag(self) -> str:
         return self.run("sdiag")
 
-    def sacct(self, start: float, end: float) -> str:
-        return self.run("sacct", "--allusers", "--noheader", "--parsable2", "--allocations", "--duplicates",
+    def sacct(self, start: float, end: float, sep: str) -> str:
+        return self.run("sacct", "--allusers", "--noheader", "--parsable2", f"--delimiter={sep}",
+                        "--allocations", "--duplicates",
                         "--state", ",".join(parse.SACCT_STATES),
                         "--starttime", parse.format_time(start), "--endtime", parse.format_time(end),
                         "--format", ",".join(parse.SACCT_FIELDS))
@@ -101,12 +102,14 @@ class SlurmCommands:
         return self.run("sshare", "--noheader", "--parsable2", "--all", "--format", "Account,User,FairShare")
 
 
-def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: tuple[float, ...]
+def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: tuple[float, ...],
+                partitions: frozenset[str] = frozenset()
                 ) -> tuple[QueueSnapshot, dict[tuple[str, str], int], list[RunningJob]]:
     """Aggregate squeue lines -> (queue snapshot, pending jobs by (partition, reason), running runs).
 
     Running runs carry their start and queue wait (start - eligible) for the observation at start.
-    A job submitted to several partitions counts under the first one listed.
+    A job submitted to several partitions counts under the first one listed (`partitions`: the names
+    sinfo knows, so a name that holds a comma is not cut).
     """
     snap = QueueSnapshot(cluster=cluster)
     reasons: dict[tuple[str, str], int] = {}
@@ -117,7 +120,7 @@ def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: 
         state = slurm_live_state(j.state)
         if state is None:
             continue
-        queue = labels.value(j.partition.split(",", 1)[0])
+        queue = labels.value(parse.first_partition(j.partition, partitions))
         n = j.count
         snap.add_job(queue, state, n)
         if state == "pending":
@@ -262,6 +265,8 @@ class SlurmCollector(SchedulerCollector):
         self.fairshare = ctx.option("fairshare")
         self.label_limit = ctx.option("label-limit")
         self._sdiag: parse.SdiagStats | Exception = parse.SdiagStats()
+        self._nodes: list[parse.SinfoNode] | Exception = []
+        self._partitions: frozenset[str] = frozenset()   # from the last sinfo that answered
         self.summaries = SummaryAgent.from_options("slurm", ctx.options, self._summary_details)
         if self.summaries is not None:
             self.ledger.outbox = {}
@@ -275,7 +280,7 @@ class SlurmCollector(SchedulerCollector):
 
     # ------------------------------------------------------------ reads (background thread)
     def read_finished(self, start: float, end: float) -> FinishedRead:
-        """sdiag, then sacct over the window; complete up to `end` when slurmdbd has nothing queued."""
+        """sdiag, sinfo, then sacct over the window; complete up to `end` when slurmdbd has nothing queued."""
         if not self.cluster:  # no readable slurm.conf: ask slurmctld
             cfg = parse.parse_scontrol_config(self.commands.config())
             self.cluster = labels.value(cfg.get("ClusterName") or "unknown")
@@ -283,12 +288,20 @@ class SlurmCollector(SchedulerCollector):
             self._sdiag = parse.parse_sdiag(self.commands.sdiag())
         except (CommandError, parse.SlurmParseError) as exc:
             self._sdiag = exc  # slurmctld is down: accounting still counts, the live read then fails
+        # A fresh separator per call: no account, partition or name stored before it can hold it.
+        sep = parse.call_separator()
+        try:  # before sacct: partition names tell a comma inside a name from a list of partitions
+            self._nodes, bad = parse.parse_sinfo(self.commands.sinfo(sep), sep)
+            record_parse_error("slurm_sinfo", bad)
+            self._partitions = frozenset(n.partition for n in self._nodes) or self._partitions
+        except CommandError as exc:
+            self._nodes = exc
         try:
-            text = self.commands.sacct(start, end)
+            text = self.commands.sacct(start, end, sep)
         except CommandError as exc:
             raise AccountingUnavailable(f"sacct failed: {exc}") from exc
-        records, bad = parse.parse_sacct(text)
-        runs, unknown = parse.sacct_to_finished(records, self.cluster)
+        records, bad = parse.parse_sacct(text, sep)
+        runs, unknown = parse.sacct_to_finished(records, self.cluster, self._partitions)
         record_parse_error("slurm_sacct", bad + unknown)
         queued = None if isinstance(self._sdiag, Exception) else self._sdiag.get("top:DBD Agent queue size")
         # Only when slurmctld has nothing queued for slurmdbd is every job that ended before the sdiag
@@ -296,15 +309,16 @@ class SlurmCollector(SchedulerCollector):
         return FinishedRead(runs, end if queued == 0 else None)
 
     def read_live(self, now: float) -> LiveRead:
-        """squeue and sinfo (and sshare with fairshare); raises when slurmctld did not answer sdiag."""
-        if isinstance(self._sdiag, Exception):
-            raise self._sdiag
-        jobs, bad = parse.parse_squeue(self.commands.squeue())
+        """squeue (and sshare with fairshare) with the sinfo read_finished took; raises when slurmctld did not
+        answer sdiag or sinfo."""
+        for failed in (self._sdiag, self._nodes):
+            if isinstance(failed, Exception):
+                raise failed
+        sep = parse.call_separator()
+        jobs, bad = parse.parse_squeue(self.commands.squeue(sep), sep)
         record_parse_error("slurm_squeue", bad)
-        nodes, bad = parse.parse_sinfo(self.commands.sinfo())
-        record_parse_error("slurm_sinfo", bad)
-        queue, reasons, running = build_queue(self.cluster, jobs, now, self.buckets)
-        add_capacity(queue, nodes)
+        queue, reasons, running = build_queue(self.cluster, jobs, now, self.buckets, self._partitions)
+        add_capacity(queue, self._nodes)
         fairshare: list[parse.FairShare] = []
         if self.fairshare:
             try:

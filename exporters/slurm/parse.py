@@ -10,8 +10,11 @@ import dataclasses
 import datetime
 import functools
 import re
+import secrets
 import time
+from collections.abc import Iterator
 
+from hpcwatch.exporters import labels
 from hpcwatch.exporters.scheduler.model import FinishedJob, run_key
 from hpcwatch.exporters.scheduler.outcomes import UnknownStateError, slurm_outcome
 
@@ -20,22 +23,68 @@ class SlurmParseError(ValueError):
     """Slurm output that cannot be read at all (wrong format, wrong command)."""
 
 
-# Field lists, in the order the reader asks for them. Width 0 = print the whole value, no padding;
-# "|" is the suffix after each field. The free-text field (Reason) is last so it may contain "|".
+# Field lists, in the order the reader asks for them. Slurm takes any byte in account, partition,
+# QOS, job name and comment names (`|`, newlines, quotes, control characters), so no fixed delimiter
+# is safe: each call separates fields with a fresh `call_separator()` that no stored name can hold,
+# and the last field of every record is one that can never hold a newline, so a record ends at the
+# first newline after its last separator (see split_records).
 SQUEUE_FIELDS = ("JobID", "ArrayJobID", "ArrayTaskID", "HetJobOffset", "Partition", "State", "UserName",
-                 "Account", "SubmitTime", "EligibleTime", "StartTime", "NumNodes", "NumCPUs", "tres-alloc",
-                 "Reason")
-SINFO_FIELDS = ("NodeList", "PartitionName", "StateLong", "CPUsState", "Gres", "GresUsed")
+                 "Account", "SubmitTime", "EligibleTime", "StartTime", "NumNodes", "tres-alloc", "Reason",
+                 "NumCPUs")
+SINFO_FIELDS = ("NodeList", "PartitionName", "StateLong", "Gres", "GresUsed", "CPUsState")
 SACCT_FIELDS = ("JobID", "JobIDRaw", "Partition", "State", "ExitCode", "Submit", "Eligible", "Start", "End",
                 "User", "UID", "Account", "NNodes")
 # Terminal states for `sacct --state`: with a state list and -S/-E, sacct selects jobs that ENDED
 # inside the window. REQUEUED is left out on purpose: a requeued run is not a finished job.
 SACCT_STATES = ("BF", "CA", "CD", "DL", "F", "NF", "OOM", "PR", "TO")
 
+# What `sacct --parsable2` writes by default (hand-made dumps read by the SLO history engine).
+PIPE = "|"
+# The separator tests/fixtures/slurm are written with (a nonce of zeros); stand-in commands swap in
+# the one each call asks for.
+FIXTURE_SEPARATOR = "\x1f" + "0" * 12
 
-def format_option(fields: tuple[str, ...]) -> str:
-    """squeue/sinfo --Format value: every field unpadded and followed by '|' (the last one bare)."""
-    return ",".join(f"{f}:0|" for f in fields[:-1]) + f",{fields[-1]}:0"
+
+def call_separator() -> str:
+    """A field separator for one Slurm call: the unit-separator control character and a 48-bit nonce.
+
+    Names are stored before the call picks its nonce, so none can contain it (a 1 in 2**48 guess);
+    the control character keeps it out of anything printable even then.
+    """
+    return "\x1f" + secrets.token_hex(6)
+
+
+def format_option(fields: tuple[str, ...], sep: str) -> str:
+    """squeue/sinfo --Format value: every field unpadded (width 0), each but the last followed by `sep`."""
+    return ",".join(f"{f}:0{sep}" for f in fields[:-1]) + f",{fields[-1]}:0"
+
+
+def split_records(text: str, sep: str, n: int) -> Iterator[list[str] | None]:
+    """Records of `n` fields separated by `sep`, one per line: each record's fields, or None for a malformed one.
+
+    A value may hold newlines; the last field never does, so lines are joined until a record has its
+    n - 1 separators. A record with more separators than that (only when `sep` is a fixed string a
+    value happened to contain) is malformed, never shifted into the wrong fields. A generator: the
+    callers build their records as they go, without a second list of every line's fields.
+    """
+    pending: list[str] | None = None
+    for line in text.split("\n"):
+        p = line.split(sep)
+        if pending is not None:
+            if len(pending) + len(p) - 1 <= n:
+                pending[-1] += "\n" + p[0]
+                p = pending + p[1:]
+            else:
+                yield None          # a fragment no record completes: drop it, read this line alone
+            pending = None
+        if len(p) == n:
+            yield p
+        elif len(p) > n:
+            yield None
+        elif len(p) > 1 or line.strip():
+            pending = p
+    if pending is not None:
+        yield None
 
 
 _NO_TIME = frozenset({"", "Unknown", "N/A", "None", "(null)", "0"})
@@ -59,6 +108,11 @@ def parse_time(text: str) -> float | None:
 def format_time(ts: float) -> str:
     """Unix seconds -> the form sacct -S/-E reads (UTC, because the reader pins TZ=UTC)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+
+
+def _digits(text: str) -> bool:
+    """Only ASCII digits: str.isdigit() also takes '²' and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _int(text: str, default: int = 0) -> int:
@@ -94,11 +148,6 @@ def array_task_count(expr: str) -> int:
                 return 1
             total += (int(hi) - lo) // step_n + 1
     return max(total, 1)
-
-
-def _split(line: str, n: int) -> list[str] | None:
-    parts = line.split("|", n - 1)
-    return parts if len(parts) == n else None
 
 
 # ---------------------------------------------------------------- squeue
@@ -147,23 +196,35 @@ def tres_gpus(tres: str) -> int:
     return sum(int(m) for m in _GRES_GPU.findall(tres))
 
 
-def parse_squeue(text: str) -> tuple[list[SqueueJob], int]:
-    """Lines of `squeue --noheader -O <SQUEUE_FIELDS>` -> (jobs, lines skipped)."""
+def parse_squeue(text: str, sep: str) -> tuple[list[SqueueJob], int]:
+    """`squeue --noheader -O format_option(SQUEUE_FIELDS, sep)` -> (jobs, records skipped)."""
     jobs: list[SqueueJob] = []
     skipped = 0
-    n = len(SQUEUE_FIELDS)
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        p = _split(line, n)
-        if p is None or not p[0].strip().isdigit():
+    for p in split_records(text, sep, len(SQUEUE_FIELDS)):
+        if p is None or not _digits(p[0]):
             skipped += 1
             continue
-        # Fields are unpadded (width 0), so no strip() per field; positional construction is fastest.
-        jobs.append(SqueueJob(p[0].strip(), p[1], p[2], p[3], p[4], p[5], p[6], p[7], parse_time(p[8]),
-                              parse_time(p[9]), parse_time(p[10]), _int(p[11]), _int(p[12]), tres_gpus(p[13]),
-                              p[14].strip()))
+        # Fields are unpadded (width 0) and names are data: no strip() of names, positional construction.
+        jobs.append(SqueueJob(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], parse_time(p[8]),
+                              parse_time(p[9]), parse_time(p[10]), _int(p[11]), _int(p[14]), tres_gpus(p[12]),
+                              p[13]))
     return jobs, skipped
+
+
+def first_partition(field: str, known: frozenset[str] = frozenset()) -> str:
+    """The partition a pending job counts under: 'gpu,debug' -> 'gpu'.
+
+    squeue joins the partitions of a multi-partition job with commas, and a partition name may itself
+    hold a comma (`scontrol create PartitionName=a,b`), so the longest known name that starts the
+    field wins; without one, the text up to the first comma.
+    """
+    if field in known or "," not in field:
+        return field
+    best = ""
+    for name in known:
+        if len(name) > len(best) and field.startswith(name) and field[len(name)] == ",":
+            best = name
+    return best or field.split(",", 1)[0]
 
 
 # ---------------------------------------------------------------- sinfo
@@ -190,22 +251,20 @@ def gres_gpus(gres: str) -> int:
     return sum(int(m) for m in _GPU_COUNT.findall(re.sub(r"\([^)]*\)", "", gres)))
 
 
-def parse_sinfo(text: str) -> tuple[list[SinfoNode], int]:
-    """Lines of `sinfo -N --noheader -O <SINFO_FIELDS>` -> (nodes, lines skipped)."""
+def parse_sinfo(text: str, sep: str) -> tuple[list[SinfoNode], int]:
+    """`sinfo -N --noheader -O format_option(SINFO_FIELDS, sep)` -> (nodes, records skipped)."""
     out: list[SinfoNode] = []
     skipped = 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        p = _split(line, len(SINFO_FIELDS))
-        cpus = p[3].strip().split("/") if p else []
-        if p is None or len(cpus) != 4 or not all(c.isdigit() for c in cpus):
+    for p in split_records(text, sep, len(SINFO_FIELDS)):
+        cpus = p[5].strip().split("/") if p is not None else []
+        if p is None or len(cpus) != 4 or not all(_digits(c) for c in cpus) or not p[0].strip():
             skipped += 1
             continue
         a, i, o, t = (int(c) for c in cpus)
-        out.append(SinfoNode(node=p[0].strip(), partition=p[1].strip().rstrip("*"), state=p[2].strip(),
+        # `-O PartitionName` marks no default partition with '*' (unlike %P): the name is every byte.
+        out.append(SinfoNode(node=p[0].strip(), partition=p[1], state=p[2].strip(),
                              cpus_alloc=a, cpus_idle=i, cpus_other=o, cpus_total=t,
-                             gpus_total=gres_gpus(p[4].strip()), gpus_used=gres_gpus(p[5].strip())))
+                             gpus_total=gres_gpus(p[3].strip()), gpus_used=gres_gpus(p[4].strip())))
     return out, skipped
 
 
@@ -257,24 +316,28 @@ class SacctJob:
     nnodes: int
 
 
-def parse_sacct(text: str) -> tuple[list[SacctJob], int]:
-    """Lines of `sacct --noheader --parsable2 -X --format=<SACCT_FIELDS>` -> (records, lines skipped)."""
+def parse_sacct(text: str, sep: str = PIPE) -> tuple[list[SacctJob], int]:
+    """`sacct --noheader --parsable2 -X --delimiter=<sep> --format=<SACCT_FIELDS>` -> (records, skipped).
+
+    The default `|` reads hand-made dumps (a name holding `|` then makes its record malformed, counted,
+    never shifted); the collector passes a `call_separator()`, which no name can hold.
+    """
     out: list[SacctJob] = []
     skipped = 0
-    n = len(SACCT_FIELDS)
-    for line in text.splitlines():
-        if not line.strip():
+    for p in split_records(text, sep, len(SACCT_FIELDS)):
+        if p is None:
+            skipped += 1
             continue
-        p = line.split("|")
-        if len(p) != n or not p[1].strip().split("+")[0].isdigit():
+        jobid, raw = p[0].strip(), p[1].strip()
+        if not _digits(raw.split("+")[0]):
             skipped += 1
             continue
         uid = p[10].strip()
         out.append(SacctJob(
-            jobid=p[0].strip(), jobid_raw=p[1].strip(), partition=p[2].strip(), state=p[3].strip(),
+            jobid=jobid, jobid_raw=raw, partition=p[2], state=p[3].strip(),
             exit_code=p[4].strip(), submit=parse_time(p[5]), eligible=parse_time(p[6]),
             start=parse_time(p[7]), end=parse_time(p[8]), user=p[9].strip(),
-            uid=int(uid) if uid.isdigit() else None, account=p[11].strip(), nnodes=_int(p[12]),
+            uid=int(uid) if _digits(uid) else None, account=p[11], nnodes=_int(p[12]),
         ))
     return out, skipped
 
@@ -283,13 +346,16 @@ def parse_sacct(text: str) -> tuple[list[SacctJob], int]:
 _SEVERITY = ("node_fail", "boot_fail", "oom", "timeout", "failed", "preempted", "deadline", "cancelled", "success")
 
 
-def sacct_to_finished(records: list[SacctJob], cluster: str) -> tuple[list[FinishedJob], int]:
+def sacct_to_finished(records: list[SacctJob], cluster: str,
+                      partitions: frozenset[str] = frozenset()) -> tuple[list[FinishedJob], int]:
     """Turn sacct allocation records into neutral FinishedJob runs -> (runs, records with unknown states).
 
     Records that are not an end (REQUEUED, RUNNING...) are dropped. Array tasks are jobs of their
     own (`123_7`); a never-started array record (`123_[5-10]`) stands for its task count.
     Heterogeneous components (`123+0`, `123+1`) are one job: the leader's identity and queue, the
-    most severe component outcome.
+    most severe component outcome. A job cancelled while pending in several partitions is recorded
+    with all of them ('a,b'): it counts under the first, as in the live queue (`partitions`: see
+    first_partition).
     """
     unknown = 0
     runs: list[FinishedJob] = []
@@ -311,17 +377,19 @@ def sacct_to_finished(records: list[SacctJob], cluster: str) -> tuple[list[Finis
             het.setdefault(r.jobid.split("+", 1)[0], []).append((r, oc))
             continue
         count = array_task_count(r.jobid.split("_", 1)[1]) if "_[" in r.jobid else 1
-        runs.append(_finished(r, r.jobid, r.jobid_raw, oc, cluster, count))
+        runs.append(_finished(r, r.jobid, r.jobid_raw, oc, cluster, count, partitions))
     for leader_id, parts in het.items():
         parts.sort(key=lambda p: p[0].jobid)
         leader = parts[0][0]
         worst = min((oc for _, oc in parts), key=lambda oc: _SEVERITY.index(oc[0]))
-        runs.append(_finished(leader, leader_id, leader_id, worst, cluster, 1))
+        runs.append(_finished(leader, leader_id, leader_id, worst, cluster, 1, partitions))
     return runs, unknown
 
 
-def _finished(r: SacctJob, jobid: str, raw: str, oc: tuple[str, str], cluster: str, count: int) -> FinishedJob:
-    return FinishedJob(jobid=jobid, cluster=cluster, queue=r.partition, outcome=oc[0], cause=oc[1],
+def _finished(r: SacctJob, jobid: str, raw: str, oc: tuple[str, str], cluster: str, count: int,
+              partitions: frozenset[str]) -> FinishedJob:
+    return FinishedJob(jobid=jobid, cluster=cluster, queue=labels.value(first_partition(r.partition, partitions)),
+                       outcome=oc[0], cause=oc[1],
                        submit=r.submit, eligible=r.eligible, start=r.start, end=r.end, exit_code=r.exit_code,
                        user=r.user, account=r.account, nnodes=r.nnodes, key=run_key(raw, r.submit, r.start),
                        count=count)
@@ -349,7 +417,7 @@ def parse_sdiag(text: str) -> SdiagStats:
         raise SlurmParseError("not sdiag output (no 'Server thread count' line)")
     stats = SdiagStats()
     section = "top"
-    for raw in text.splitlines():
+    for raw in text.split("\n"):
         line = raw.strip()
         if not line or line.startswith("*"):
             continue
@@ -360,14 +428,13 @@ def parse_sdiag(text: str) -> SdiagStats:
             section = "rpc_type"
             continue
         if line.startswith(("Remote Procedure Call statistics by user", "Pending RPC")):
-            section = "rpc_other"
-            continue
+            break   # the rest names users and queued RPCs: nothing read, and a user name must not move a section
         if section == "rpc_type":
             m = _RPC.match(raw)
             if m:
                 stats.rpc_by_type[m.group(1)] = (int(m.group(2)), int(m.group(4)) / 1e6)
             continue
-        if section == "rpc_other" or ":" not in line:
+        if ":" not in line:
             continue
         name, _, value = line.partition(":")
         tok = value.strip().split(" ", 1)[0]
@@ -396,22 +463,39 @@ class FairShare:
     fairshare: float
 
 
+def _sshare_value(text: str) -> float | None | bool:
+    """FairShare column: a float, None when empty (account rows carry none on 22.05), False when not a number."""
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return False
+
+
 def parse_sshare(text: str) -> tuple[list[FairShare], int]:
-    """Lines of `sshare --noheader --parsable2 -a -o Account,User,FairShare` -> (rows, lines skipped)."""
-    out, skipped = [], 0
-    for line in text.splitlines():
-        if not line.strip():
+    """`sshare --noheader --parsable2 -a -o Account,User,FairShare` -> (rows with a value, records skipped).
+
+    sshare has no --delimiter and no --json (22.05), so records are read from the right: User and
+    FairShare never hold `|`, spaces or newlines, so a record ends on the first line whose last two
+    fields are a name and a number (or empty), and everything before them is the account, `|` and
+    newlines included. Leading spaces are sshare's tree indentation, not part of the name.
+    """
+    out: list[FairShare] = []
+    skipped = 0
+    pending = ""
+    for line in text.split("\n"):
+        rec = pending + "\n" + line if pending else line
+        parts = rec.rsplit("|", 2)
+        value = _sshare_value(parts[2]) if len(parts) == 3 else False
+        if value is False or any(c in parts[1] for c in " \t\n"):
+            pending = rec if rec.strip() else ""
             continue
-        p = line.split("|")
-        if len(p) != 3:
-            skipped += 1
-            continue
-        try:
-            fs = float(p[2])
-        except ValueError:
-            skipped += 1
-            continue
-        out.append(FairShare(account=p[0].strip(), user=p[1].strip(), fairshare=fs))
+        pending = ""
+        if value is not None:
+            out.append(FairShare(account=parts[0].lstrip(" "), user=parts[1], fairshare=value))
+    if pending:
+        skipped += 1
     return out, skipped
 
 

@@ -11,7 +11,10 @@ import time
 import helpers
 import pytest
 from hpcwatch.exporters.slurm.collector import SlurmCollector
+from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR as SEP
 from hpcwatch.exporters.slurm.parse import format_time
+
+from hpcwatch.docexamples import print_fixture_sh
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "slurm")
 OUTPUTS = {"squeue": "squeue-22.05.txt", "sinfo": "sinfo-22.05.txt", "sdiag": "sdiag-22.05.txt",
@@ -27,7 +30,7 @@ class FakeSlurm:
         for cmd, fix in {**OUTPUTS, "sshare": None}.items():
             path = os.path.join(self.bin, cmd)
             with open(path, "w") as fh:
-                fh.write('#!/bin/sh\necho "$@" >> "$0.calls"\ncat "$0.out" 2>/dev/null\n'
+                fh.write('#!/bin/sh\necho "$@" >> "$0.calls"\n' + print_fixture_sh('"$0.out"', SEP) +
                          'exit "$(cat "$0.rc" 2>/dev/null || echo 0)"\n')
             os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
             if fix:
@@ -52,7 +55,7 @@ def sacct_line(jobid: int, state: str, exit_code: str, ended_ago: float, ran: fl
     """One `sacct --parsable2` allocation line of a job that ended `ended_ago` seconds before now."""
     end = time.time() - ended_ago
     t = [format_time(end - ran - 60), format_time(end - ran - 60), format_time(end - ran), format_time(end)]
-    return f"{jobid}|{jobid}|debug|{state}|{exit_code}|{'|'.join(t)}|eve|1003|eng|1\n"
+    return SEP.join([str(jobid), str(jobid), "debug", state, exit_code, *t, "eve", "1003", "eng", "1"]) + "\n"
 
 
 @pytest.fixture
@@ -192,11 +195,11 @@ def test_corrupt_state_file_is_reported_and_moved_aside(fake, tmp_path, caplog):
 def test_hostile_label_values_are_escaped_capped_and_promtool_clean(fake, tmp_path):
     long = "x" * 10_000
     weird = 'quo"te\\back ünï漢 ' + long
-    line = (f"77|77|N/A|N/A|{weird}|PENDING|{weird}|acc\"ount|2026-11-21T15:09:43|2026-11-21T15:09:43|N/A|1|1|"
-            f"cpu=1|Reason with | pipe \" and {long}\n")
+    line = SEP.join(["77", "77", "N/A", "N/A", weird, "PENDING", weird, 'acc"ount', "2026-11-21T15:09:43",
+                     "2026-11-21T15:09:43", "N/A", "1", "cpu=1", f'Reason with | pipe " and {long}', "1"]) + "\n"
     fake.set("squeue", line)
-    fake.set("sacct", f"78|78|{weird}|FAILED|1:0|2026-11-21T15:09:43|2026-11-21T15:09:43|2026-11-21T15:09:44|"
-                      f"2026-11-21T15:09:45|u|1|a|1\n")
+    fake.set("sacct", SEP.join(["78", "78", weird, "FAILED", "1:0", "2026-11-21T15:09:43", "2026-11-21T15:09:43",
+                                "2026-11-21T15:09:44", "2026-11-21T15:09:45", "u", "1", "a", "1"]) + "\n")
     c = collector(fake, tmp_path, per_user=True, per_account=True)
     assert c.source.refresh_now(), c.source.last_error
     text = helpers.render(c)
@@ -211,8 +214,9 @@ def test_hostile_label_values_are_escaped_capped_and_promtool_clean(fake, tmp_pa
 
 
 def test_per_user_counts_are_capped(fake, tmp_path):
-    lines = "".join(f"{i}|{i}|N/A|N/A|debug|PENDING|user{i % 7}|a|2026-11-21T15:09:43|N/A|N/A|1|1|cpu=1|"
-                    f"Priority\n" for i in range(1, 50))
+    lines = "".join(SEP.join([str(i), str(i), "N/A", "N/A", "debug", "PENDING", f"user{i % 7}", "a",
+                              "2026-11-21T15:09:43", "N/A", "N/A", "1", "cpu=1", "Priority", "1"]) + "\n"
+                    for i in range(1, 50))
     fake.set("squeue", lines)
     c = collector(fake, tmp_path, per_user=True, label_limit=3)
     c.source.refresh_now()
