@@ -41,6 +41,25 @@ def stand_in_commands(outputs: dict[str, str], separator: str = "") -> str:
     return bindir
 
 
+def flux_stand_in_script(fixture_dir: str) -> str:
+    """sh for a stand-in `flux` that answers the commands the flux reader runs with files captured from
+    flux-core (jobs.json, R-<state>.json, status.txt, queues.json, eventlog-<id>.json), logs each call
+    to `$0.calls` and exits with the number in `$0.rc` (0 when absent)."""
+    d = shlex.quote(fixture_dir)
+    return ("#!/bin/sh\n"
+            'echo "$@" >> "$0.calls"\n'
+            'rc=$(cat "$0.rc" 2>/dev/null || echo 0)\n'
+            '[ "$rc" = 0 ] || exit "$rc"\n'
+            'case "$1 $2" in\n'
+            f'  "jobs "*) cat {d}/jobs.json ;;\n'
+            f'  "resource R") cat {d}/R-"$4".json ;;\n'
+            f'  "resource status") cat {d}/status.txt ;;\n'
+            f'  "config get") cat {d}/queues.json ;;\n'
+            f'  "job eventlog") cat {d}/eventlog-"$4".json ;;\n'
+            '  *) echo "stand-in flux: unexpected $*" >&2; exit 2 ;;\n'
+            'esac\n')
+
+
 def counting_since(path: str, origin: float) -> str:
     """A scheduler state file of an agent that has counted finished jobs since `origin` (Unix time),
     so the fixture's finished jobs count, as they would on an agent that was running when they ended."""
@@ -235,15 +254,14 @@ def slurm(repo: str) -> list[Collector]:
 
 
 def flux(repo: str) -> list[Collector]:
-    """`flux jobs --json` and `flux resource list` fixtures (Flux is not packaged for Debian 12)."""
+    """Output captured from flux-core 0.88 (tests/fixtures/flux/0.88), through a stand-in `flux`."""
     from hpcwatch.exporters.flux.collector import FluxCollector
 
-    fix = _fixture(repo, "flux")
+    fix = _fixture(repo, "flux", "0.88", "after")
     bindir = tempfile.mkdtemp(prefix="hpcwatch-doc-flux-")
     path = os.path.join(bindir, "flux")
     with open(path, "w") as fh:
-        fh.write(f'#!/bin/sh\ncase "$1" in jobs) cat "{fix}/flux-jobs-json-0.60.json";; '
-                 f'resource) cat "{fix}/flux-resource-list.txt";; esac\n')
+        fh.write(flux_stand_in_script(fix))
     os.chmod(path, 0o755)
     state = counting_since(os.path.join(bindir, "state.json"), 0.0)
     return [FluxCollector(CollectorContext.of(FluxCollector, agent="cluster", command=path,

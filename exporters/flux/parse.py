@@ -1,7 +1,7 @@
-"""Pure parsers for Flux command output: `flux jobs --json` and `flux resource list -o <RESOURCE_FORMAT>`.
+"""Pure parsers for Flux job output: `flux jobs --json` and `flux job eventlog -f json` (capacity: resources.py).
 
-Flux is not packaged for Debian 12, so these are tested on fixtures written in the documented formats
-(flux-jobs(1) field list, flux-resource(1) OUTPUT FORMAT); parsers raise only FluxParseError.
+Tested on output captured from flux-core 0.88 built from source (tests/fixtures/flux); parsers raise
+only FluxParseError.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from hpcwatch.exporters import labels
+from hpcwatch.exporters.flux.resources import DEFAULT_QUEUE
 from hpcwatch.exporters.scheduler.model import FinishedJob, run_key
 from hpcwatch.exporters.scheduler.outcomes import UnknownStateError, flux_outcome
-
-RESOURCE_FORMAT = "{state}|{queue}|{nnodes}|{ncores}|{ngpus}"
-DEFAULT_QUEUE = "default"   # Flux instances without named queues
 
 
 class FluxParseError(ValueError):
@@ -32,6 +31,8 @@ class FluxJob:
     returncode: int | None
     exception_type: str
     exception_note: str
+    exception_severity: int | None     # the most severe (lowest) of the job's exceptions; 0 is fatal
+    urgency: int | None                # 0: held by its owner or an operator (not eligible to start)
     t_submit: float | None
     t_depend: float | None
     t_sched: float | None
@@ -40,12 +41,21 @@ class FluxJob:
     nnodes: int
 
     @property
-    def eligible(self) -> float | None:
-        """When the job became schedulable: entered SCHED (dependencies met, priority set)."""
+    def held(self) -> bool:
+        """Pending with urgency 0: held, so not waiting for resources (its wait has not begun)."""
+        return self.urgency == 0 and self.t_run is None and self.state != "INACTIVE"
+
+    def eligible_at(self, released: float | None = None) -> float | None:
+        """When the job became schedulable: entered SCHED (dependencies met, priority set), or the
+        moment a hold on it was released (`released`, from its eventlog), whichever is later."""
         for t in (self.t_sched, self.t_depend, self.t_submit):
             if t is not None:
-                return t
-        return None
+                return max(t, released) if released is not None else t
+        return released
+
+    @property
+    def eligible(self) -> float | None:
+        return self.eligible_at()
 
 
 def _num(v: object) -> float | None:
@@ -59,7 +69,7 @@ def _int(v: object) -> int | None:
         return None
     if isinstance(v, int):
         return v
-    if isinstance(v, str) and v.lstrip("-").isdigit():
+    if isinstance(v, str) and v.lstrip("-").isascii() and v.lstrip("-").isdigit():
         return int(v)
     return None
 
@@ -103,53 +113,64 @@ def parse_flux_jobs(text: str) -> tuple[list[FluxJob], int]:
             result=_str(it.get("result")).upper(), returncode=_int(it.get("returncode")),
             exception_type=_str(exc.get("type")) if occurred else "",
             exception_note=_str(exc.get("note")) if occurred else "",
+            # an exception printed without a severity is taken as fatal (the reading that blames no exit code)
+            exception_severity=(_int(exc.get("severity")) if exc.get("severity") is not None else 0)
+            if occurred else None,
+            urgency=_int(it.get("urgency")),
             t_submit=_num(it.get("t_submit")), t_depend=_num(it.get("t_depend")), t_sched=_num(it.get("t_sched")),
             t_run=_num(it.get("t_run")), t_inactive=_num(it.get("t_inactive")), nnodes=_int(it.get("nnodes")) or 0,
         ))
     return jobs, skipped
 
 
-def flux_to_finished(jobs: list[FluxJob], cluster: str) -> tuple[list[FinishedJob], int]:
-    """Inactive Flux jobs -> neutral FinishedJob runs (active ones dropped) -> (runs, unknown results)."""
+def flux_to_finished(jobs: list[FluxJob], cluster: str,
+                     released: dict[str, float] | None = None) -> tuple[list[FinishedJob], int]:
+    """Inactive Flux jobs -> neutral FinishedJob runs (active ones dropped) -> (runs, unknown results).
+
+    `released`: job id -> when a hold on it was released (see release_time), so time held by its
+    owner does not count as queue wait.
+    """
+    released = released or {}
     runs, unknown = [], 0
     for j in jobs:
         try:
-            oc = flux_outcome(j.result, j.exception_type, j.exception_note, j.returncode, j.state)
+            oc = flux_outcome(j.result, j.exception_type, j.exception_note, j.returncode, j.state,
+                              severity=j.exception_severity)
         except UnknownStateError:
             unknown += 1
             continue
         if oc is None:
             continue
         runs.append(FinishedJob(
-            jobid=j.id, cluster=cluster, queue=j.queue, outcome=oc[0], cause=oc[1], submit=j.t_submit,
-            eligible=j.eligible, start=j.t_run, end=j.t_inactive,
+            jobid=j.id, cluster=cluster, queue=labels.value(j.queue), outcome=oc[0], cause=oc[1], submit=j.t_submit,
+            eligible=j.eligible_at(released.get(j.id)), start=j.t_run, end=j.t_inactive,
             exit_code="" if j.returncode is None else str(j.returncode), user=j.user, account="",
             nnodes=j.nnodes, key=run_key(j.id, j.t_submit, j.t_run)))
     return runs, unknown
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class FluxResources:
-    """One line of `flux resource list`: resources in a state (free, allocated, down) for a queue set."""
+def release_time(text: str) -> float | None:
+    """`flux job eventlog -f json ID` -> when the job's last hold was released (urgency 0 -> more), or None.
 
-    state: str
-    queues: tuple[str, ...]
-    nnodes: int
-    ncores: int
-    ngpus: int
-
-
-def parse_resource_list(text: str) -> tuple[list[FluxResources], int]:
-    """Lines of `flux resource list -n -o RESOURCE_FORMAT` -> (rows, lines skipped)."""
-    out, skipped = [], 0
+    The urgency is set at submit (`--urgency=hold` is 0) and by `urgency` events (`flux job urgency`).
+    """
+    urgency: int | None = None
+    released: float | None = None
     for line in text.splitlines():
         if not line.strip():
             continue
-        p = line.split("|")
-        if len(p) != 5 or not all(x.strip().isdigit() for x in p[2:]):
-            skipped += 1
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise FluxParseError(f"flux job eventlog: line is not JSON: {exc}") from None
+        if not isinstance(event, dict) or event.get("name") not in ("submit", "urgency"):
             continue
-        queues = tuple(q for q in p[1].strip().split(",") if q) or (DEFAULT_QUEUE,)
-        out.append(FluxResources(state=p[0].strip(), queues=queues, nnodes=int(p[2]), ncores=int(p[3]),
-                                 ngpus=int(p[4])))
-    return out, skipped
+        context = event.get("context") if isinstance(event.get("context"), dict) else {}
+        new = _int(context.get("urgency"))
+        stamp = _num(event.get("timestamp"))
+        if new is None:
+            continue
+        if urgency == 0 and new > 0 and stamp is not None:
+            released = stamp
+        urgency = new
+    return released

@@ -93,18 +93,22 @@ def slurm_live_state(state: str) -> str | None:
     return SLURM_LIVE.get(slurm_state_word(state))
 
 
-# Flux (RFC 21): result of an INACTIVE job, refined by the highest-severity exception type.
+# Flux (RFC 21): result of an INACTIVE job, refined by its most severe exception when that one is
+# fatal (severity 0); a job whose exceptions were all non-fatal and that then ended on its own is
+# judged by its result and exit code, like any other. Checked against flux-core 0.88 (see
+# docs/scheduler.md for what raises each type).
 FLUX_RESULTS = ("COMPLETED", "FAILED", "CANCELED", "TIMEOUT")
 
 FLUX_EXCEPTIONS = {
-    "cancel": ("cancelled", "none"),      # flux cancel by the owner (or flux job cancel)
-    "timeout": ("timeout", "user"),       # the job's own time limit
-    "oom": ("oom", "user"),               # job shell OOM plugin: a task hit its memory limit
-    "node-failure": ("node_fail", "system"),
-    "preempt": ("preempted", "system"),
-    "alloc": ("failed", "user"),          # unsatisfiable request: the job asked for what does not exist
-    "depend": ("cancelled", "none"),      # a dependency failed, so the job never ran
-    "exec": ("failed", "user"),           # the command could not be started (or see _LOST below)
+    "cancel": ("cancelled", "none"),      # flux cancel / flux job cancel (result CANCELED)
+    "timeout": ("timeout", "user"),       # the job's own time limit (result TIMEOUT)
+    "dependency": ("cancelled", "none"),  # a dependency can never be met (afterok on a failed job): never ran
+    "alloc": ("failed", "user"),          # unsatisfiable request: the job asked for what the queue lacks
+    "exec": ("failed", "user"),           # the job shell or a task failed to start or run (see _LOST)
+    "node-failure": ("node_fail", "system"),  # fatal loss of a node (flux-core raises it non-fatal: see _LOST)
+    "preempt": ("preempted", "system"),   # flux-core never raises it: a site plugin or an operator does
+    "oom": ("oom", "user"),               # flux-core never raises it (an OOM kill ends a task with SIGKILL,
+                                          # exit code 137): only a site plugin that says so
 }
 
 FLUX_LIVE = {
@@ -112,14 +116,17 @@ FLUX_LIVE = {
     "RUN": "running", "CLEANUP": "completing",
 }
 
-# Notes on an `exec` exception that mean the node went away under the job, not the job's fault.
+# Notes on a fatal `exec` exception that mean a node went away under the job, not the job's fault
+# (flux-core 0.88 job-exec: "node failure on node3 (rank 3)", "lost contact with job shell").
 _LOST = ("lost contact", "node failure", "broker", "lost connection")
 
 
 def flux_outcome(result: str, exception_type: str = "", exception_note: str = "",
-                 returncode: int | None = None, state: str = "INACTIVE") -> tuple[str, str] | None:
+                 returncode: int | None = None, state: str = "INACTIVE",
+                 severity: int | None = 0) -> tuple[str, str] | None:
     """(outcome, cause) of a Flux job from `flux jobs --json` fields, or None when it is still active.
 
+    `severity` is that of the exception given (0: fatal); a non-fatal one does not decide the outcome.
     Raises UnknownStateError for a result not in RFC 21's list.
     """
     if state and state.upper() != "INACTIVE":
@@ -127,7 +134,7 @@ def flux_outcome(result: str, exception_type: str = "", exception_note: str = ""
     result = (result or "").upper()
     if result not in FLUX_RESULTS:
         raise UnknownStateError(f"unknown Flux job result {result[:64]!r}")
-    etype = (exception_type or "").lower()
+    etype = (exception_type or "").lower() if severity in (0, None) else ""
     if result == "COMPLETED":
         return "success", "none"
     if result == "TIMEOUT":
@@ -139,7 +146,7 @@ def flux_outcome(result: str, exception_type: str = "", exception_note: str = ""
     if result == "CANCELED":
         return "cancelled", "none"
     if etype:
-        # An exception raised by the system we do not know by name: blame the system, not the user.
+        # A fatal exception raised by the system we do not know by name: blame the system, not the user.
         return "failed", "system"
     return "failed", "user"
 

@@ -76,7 +76,9 @@ def test_slurm_live_states():
     (("FAILED", "exec", "lost contact with job shell on broker pi2 (rank 1)", -9), ("node_fail", "system")),
     (("FAILED", "node-failure", "", -9), ("node_fail", "system")),
     (("FAILED", "exec", "task 0: start failed: foo: No such file or directory", 127), ("failed", "user")),
-    (("CANCELED", "depend", "dependency failed", -128), ("cancelled", "none")),
+    # flux-core 0.88: a failed afterok dependency is a fatal `dependency` exception, result FAILED
+    (("FAILED", "dependency", "dependency after-success=141113163776 can never be satisfied", 1),
+     ("cancelled", "none")),
     (("FAILED", "housekeeping", "", 1), ("failed", "system")),
     (("CANCELED", "preempt", "", -128), ("preempted", "system")),
 ])

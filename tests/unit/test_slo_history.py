@@ -70,7 +70,7 @@ def test_flux_bad_lines_and_truncated_document():
     assert r.report.dropped == {"malformed": 1, "truncated": 1, "not_finished": 1, "unknown_state": 1}
     outcomes = sorted(r.frame["outcome"].astype(str))
     assert outcomes == ["cancelled", "node_fail", "success"]   # exec + "lost contact" = node failure
-    with open(os.path.join(FIX, "..", "flux", "flux-jobs-json-0.60.json")) as fh:
+    with open(os.path.join(FIX, "..", "flux", "0.88", "after", "jobs.json")) as fh:
         doc = fh.read()
     cut = load_flux(doc[: len(doc) // 2], "cut", "alpha")
     assert cut.report.dropped["truncated"] == 1 and cut.report.used > 0
