@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -68,7 +69,9 @@ class FinishedJobLedger:
         return self.watermark - self.overlap, now
 
     def _before_origin(self, t: float | None) -> bool:
-        return t is not None and self.origin is not None and t < self.origin
+        # Accounting prints whole seconds (sacct End 12:00:05 for a job that ended at 12:00:05.9): a job
+        # that ends in the same second counting began must count, so origin is compared by its second.
+        return t is not None and self.origin is not None and t < math.floor(self.origin)
 
     def advance(self, end: float) -> None:
         """Every job that ended up to `end` is now in accounting: move the watermark, forget old keys."""

@@ -188,6 +188,15 @@ def test_fresh_ledger_counts_only_jobs_that_end_after_it_starts():
     assert led.wait["debug"].total == 2
 
 
+def test_a_job_ending_in_the_second_counting_began_counts():
+    """sacct prints whole seconds: a job that ended 0.4 s after counting began reads as ending before it."""
+    led = FinishedJobLedger(DEFAULT_WAIT_BUCKETS)
+    led.start(1000.6)
+    job = FinishedJob("1", "c", "q", "success", "none", 999.0, 999.0, 1000.0, 1000.0, "0:0", "u", "a", 1, "k1")
+    early = FinishedJob("2", "c", "q", "success", "none", 990.0, 990.0, 995.0, 999.0, "0:0", "u", "a", 1, "k2")
+    assert [j.jobid for j in led.count([job, early])] == ["1"]
+
+
 def test_origin_survives_the_state_file(tmp_path):
     path = str(tmp_path / "state.json")
     a = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=600)
