@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 
@@ -13,6 +14,9 @@ import helpers
 import pytest
 from hpcwatch.accounting.store import SummaryStore
 from hpcwatch.exporters.slurm.collector import SlurmCollector
+from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR
+
+from hpcwatch.docexamples import print_fixture_sh
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SLURM = os.path.join(ROOT, "tests", "fixtures", "slurm")
@@ -28,12 +32,13 @@ def bindir(tmp_path):
     d.mkdir()
     outputs = {"squeue": f"{SLURM}/squeue-22.05.txt", "sinfo": f"{SLURM}/sinfo-22.05.txt",
                "sdiag": f"{SLURM}/sdiag-22.05.txt", "scontrol": f"{SLURM}/scontrol-show-config-22.05.txt"}
-    for cmd, path in outputs.items():
-        (d / cmd).write_text(f"#!/bin/sh\ncat '{path}'\n")
+    for cmd, path in outputs.items():   # the slurm fixtures carry FIXTURE_SEPARATOR: swap in the call's own
+        (d / cmd).write_text("#!/bin/sh\n" + print_fixture_sh(f"'{path}'", FIXTURE_SEPARATOR))
+    # The counter's window is read with the call's separator (--delimiter): the `|` of the capture becomes it.
     (d / "sacct").write_text(
         "#!/bin/sh\necho \"$@\" >> \"$0.calls\"\ncase \" $* \" in\n"
         f"  *' --jobs '*) cat '{ACCT}/sacct-summary-22.05.txt' ;;\n"
-        f"  *) cat '{ACCT}/sacct-counter-22.05.txt' ;;\nesac\n")
+        f"  *) {print_fixture_sh(shlex.quote(ACCT + '/sacct-counter-22.05.txt'), '|')} ;;\nesac\n")
     for f in d.iterdir():
         f.chmod(f.stat().st_mode | stat.S_IEXEC)
     return d
