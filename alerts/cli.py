@@ -70,11 +70,12 @@ def _alert_config(args: argparse.Namespace):
 
 
 def _write(path: str, text: str) -> int:
+    """stdout for `-`; otherwise the file, its folders created, 0644 (an unwritable path: OutputError)."""
     if path == "-":
         sys.stdout.write(text)
     else:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        from hpcwatch.outputs import write_text
+        write_text(path, text)
     return 0
 
 

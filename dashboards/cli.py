@@ -56,11 +56,10 @@ def _refs(args: argparse.Namespace):
 
 def run_write(args: argparse.Namespace) -> int:
     from hpcwatch.dashboards import render_all
+
+    from hpcwatch.outputs import write_files
     files = render_all(_refs(args))
-    os.makedirs(args.out, exist_ok=True)
-    for name, text in files.items():
-        with open(os.path.join(args.out, name), "w", encoding="utf-8") as fh:
-            fh.write(text)
+    write_files({os.path.join(args.out, name): text for name, text in files.items()})
     print(f"wrote {len(files)} dashboards to {args.out}", file=sys.stderr)
     return 0
 

@@ -12,6 +12,7 @@ from hpcwatch.dashboards.helpers import (
     Q,
     bargauge,
     cluster_variable,
+    down_count,
     gauge,
     row,
     stat,
@@ -33,11 +34,13 @@ def build() -> Dashboard:
         stat("Scheduler", "1 when the cluster agent's last refresh reached the scheduler (hpc_scheduler_up).",
              f"min({n.SCHED_UP}{{{c}}})", "none", UP_DOWN, UP_MAPPING),
         stat("Exporter targets down", "hpcwatch scrape targets Prometheus cannot reach right now.",
-             f'count({n.UP}{{job=~"{n.EXPORTER_JOB_RE}",{c}}} == 0) or vector(0)', "none", ANY_BAD),
+             down_count(f'{n.UP}{{job=~"{n.EXPORTER_JOB_RE}",{c}}}'), "none", ANY_BAD),
         stat("Collectors failing", "Collectors whose last scrape raised or timed out (hpcwatch_collector_success 0).",
-             f"count({n.COLLECTOR_SUCCESS}{{{c}}} == 0) or vector(0)", "none", ANY_BAD),
-        stat("Alerts firing", "Infrastructure and SLO alerts firing now in this Prometheus.",
-             f'count({n.ALERTS}{{alertstate="firing",{c}}}) or vector(0)', "none", ANY_BAD),
+             down_count(f"{n.COLLECTOR_SUCCESS}{{{c}}}"), "none", ANY_BAD),
+        # No ALERTS series means none fires, but only where this Prometheus scrapes the cluster at all.
+        stat("Alerts firing", "Infrastructure and SLO alerts firing now in this Prometheus for the cluster "
+             "(no data when Prometheus scrapes nothing of it).",
+             f'count({n.ALERTS}{{alertstate="firing",{c}}}) or 0 * count({n.UP}{{{c}}})', "none", ANY_BAD),
         row("Capacity"),
         gauge("CPUs allocated", "Share of schedulable CPUs allocated to jobs.",
               f'sum({n.SCHED_CPUS}{{state="allocated",{c}}}) / sum({n.SCHED_CPUS}{{state!="total",{c}}})'),
@@ -73,4 +76,4 @@ def build() -> Dashboard:
     ]
     return Dashboard(UID, "hpcwatch / Cluster overview",
                      "One screen for the whole cluster: scheduler, capacity, job outcomes, SLOs and alerts.",
-                     "cluster", panels, [cluster_variable()], ("overview",))
+                     "cluster", panels, [cluster_variable(n.SCHED_UP)], ("overview",))

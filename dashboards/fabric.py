@@ -10,6 +10,7 @@ from hpcwatch.dashboards.helpers import (
     Q,
     bargauge,
     cluster_variable,
+    down_count,
     instance_variable,
     row,
     stat,
@@ -35,12 +36,12 @@ def build() -> Dashboard:
         row("Ports"),
         stat("Ports", "HCA ports the node agents report.", f"count({n.FABRIC_PORT_STATE}{{{s}}})", "none"),
         stat("Ports not active", "Ports whose logical state is not Active (4): no traffic can flow.",
-             f"count({n.FABRIC_PORT_STATE}{{{s}}} != {n.FABRIC_STATE_ACTIVE}) or vector(0)", "none", ANY_BAD),
+             down_count(f"{n.FABRIC_PORT_STATE}{{{s}}}", f"!= bool {n.FABRIC_STATE_ACTIVE}"), "none", ANY_BAD),
         stat("Physical state changes (1h)", "Physical link state transitions in the last hour: flapping links.",
              f"sum(changes({n.FABRIC_PORT_PHYS_STATE}{{{s}}}[1h]))", "none", ANY_BAD),
         stat("Saturated counters", "Error counters pinned at their maximum: IB counters stop instead of "
              "wrapping, so a flat line there hides new errors. Reset them with perfquery -R.",
-             f"sum({n.FABRIC_COUNTER_SATURATED}{{{s}}}) or vector(0)", "none", ANY_BAD),
+             f"sum({n.FABRIC_COUNTER_SATURATED}{{{s}}})", "none", ANY_BAD),
         row("Bandwidth"),
         timeseries("Transmit", "Bytes sent per second per port.",
                    [Q(f"rate({n.FABRIC_TRANSMIT_BYTES}{{{s}}}[{RI}])", PORT)], "Bps", min_=0),
@@ -80,4 +81,4 @@ def build() -> Dashboard:
     ]
     return Dashboard(UID, "hpcwatch / Fabric", "InfiniBand and RoCE ports: bandwidth, state, errors, "
                      "congestion and saturated counters.", "fabric", panels,
-                     [cluster_variable(), instance_variable(n.FABRIC_PORT_STATE)], ("fabric",))
+                     [cluster_variable(n.FABRIC_PORT_STATE), instance_variable(n.FABRIC_PORT_STATE)], ("fabric",))

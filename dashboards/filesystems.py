@@ -110,4 +110,4 @@ def build() -> Dashboard:
     return Dashboard(UID, "hpcwatch / Filesystems", "Parallel and network filesystems: throughput, metadata "
                      "operations, fullness, the jobs doing the I/O, Lustre recovery, health, disk I/O histograms "
                      "and LNet, GPFS daemon state, waiters and health events.", "filesystems", panels,
-                     [cluster_variable()], ("filesystems",))
+                     [cluster_variable(f'{n.UP}{{job=~"{n.EXPORTER_JOB_RE}"}}')], ("filesystems",))

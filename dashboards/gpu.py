@@ -10,6 +10,7 @@ from hpcwatch.dashboards.helpers import (
     Q,
     bargauge,
     cluster_variable,
+    down_count,
     heatmap,
     instance_variable,
     row,
@@ -31,7 +32,7 @@ def build() -> Dashboard:
         row("Fleet"),
         stat("GPUs", "GPUs the node agents report.", f"count({n.GPU_INFO}{{{s}}})", "none"),
         stat("GPUs lost", "GPUs that fell off the bus or stopped answering NVML.",
-             f"count({n.GPU_UP}{{{s}}} == 0) or vector(0)", "none", ANY_BAD),
+             down_count(f"{n.GPU_UP}{{{s}}}"), "none", ANY_BAD),
         stat("Mean utilisation", "Mean GPU utilisation over the selected GPUs.",
              f"avg({n.GPU_UTILIZATION}{{{s}}})", "percentunit", ((None, "orange"), (0.3, "green"))),
         stat("Power draw", "Power drawn by the selected GPUs.", f"sum({n.GPU_POWER}{{{s}}})", "watt"),
@@ -67,4 +68,4 @@ def build() -> Dashboard:
     ]
     return Dashboard(UID, "hpcwatch / GPU fleet", "Every GPU: utilisation, memory, power, temperature, "
                      "throttling, XID and ECC errors, row remapping.", "gpu", panels,
-                     [cluster_variable(), instance_variable(n.GPU_INFO)], ("gpu",))
+                     [cluster_variable(n.GPU_INFO), instance_variable(n.GPU_INFO)], ("gpu",))

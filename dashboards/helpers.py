@@ -22,6 +22,8 @@ GENERATED_TAG = "hpcwatch-generated"
 WIDTH = 24
 
 # Label filters every query of a dashboard shares; `$var` is expanded by Grafana (regex for All).
+# Every series carries `cluster` as shipped (docs/operator-guide.md, "The cluster label"): target
+# labels from the shipped scrape configs, and the scheduler families' own from slurm.conf.
 CLUSTER = 'cluster=~"$cluster"'
 NODE = 'cluster=~"$cluster",instance=~"$instance"'
 
@@ -207,11 +209,16 @@ def query_variable(name: str, label: str, query: str, multi: bool = True, includ
                       refresh=g.REFRESH_ON_TIME_RANGE_CHANGE, default="All" if include_all else None)
 
 
-def cluster_variable() -> g.Template:
-    """Clusters as the scheduler families name them (from slurm.conf or the Flux option): the agents' own
-    health series carry no `cluster` label, since no shipped scrape config adds one."""
-    from hpcwatch import metric_names as n
-    return query_variable("cluster", "Cluster", f"label_values({n.SCHED_UP}, cluster)")
+def cluster_variable(selector: str) -> g.Template:
+    """Clusters that have the series this dashboard is about (`selector`: a metric, with matchers), so
+    every value the list offers fills the dashboard; `cluster` comes from the shipped scrape configs."""
+    return query_variable("cluster", "Cluster", f"label_values({selector}, cluster)")
+
+
+def down_count(selector: str, healthy: str = "== bool 0") -> str:
+    """How many of the selected series are unhealthy: 0 when all are fine, and no data (never a
+    reassuring 0) when nothing matches, e.g. `sum(up{...} == bool 0)`. Never `or vector(0)`."""
+    return f"sum({selector} {healthy})"
 
 
 def instance_variable(metric: str, multi: bool = True) -> g.Template:

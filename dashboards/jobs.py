@@ -70,4 +70,4 @@ def build() -> Dashboard:
     ]
     jobid = query_variable("jobid", "Job", f'label_values({n.JOB_INFO}{{{CLUSTER}}}, jobid)')
     return Dashboard(UID, "hpcwatch / Jobs", "Per Slurm job: CPU efficiency, memory against the cgroup limit, "
-                     "GPU use and filesystem I/O.", "jobs", panels, [cluster_variable(), jobid], ("jobs",))
+                     "GPU use and filesystem I/O.", "jobs", panels, [cluster_variable(n.JOB_INFO), jobid], ("jobs",))

@@ -95,4 +95,5 @@ def build() -> Dashboard:
     ]
     return Dashboard(UID, "hpcwatch / Node", "One compute node: CPU, memory, pressure, storage, network, "
                      "sensors, its jobs and the exporter's own health.", "node", panels,
-                     [cluster_variable(), instance_variable(n.NODE_BOOT_TIME, multi=False)], ("node",))
+                     [cluster_variable(n.NODE_BOOT_TIME), instance_variable(n.NODE_BOOT_TIME, multi=False)],
+                     ("node",))

@@ -76,4 +76,4 @@ def build() -> Dashboard:
     queue = query_variable("queue", "Queue", f"label_values({n.SCHED_JOBS}{{{CLUSTER}}}, queue)")
     return Dashboard(UID, "hpcwatch / Scheduler", "Slurm or Flux through the scheduler-neutral model: queues, "
                      "waits, outcomes by cause, capacity and controller health.", "scheduler", panels,
-                     [cluster_variable(), queue], ("scheduler",))
+                     [cluster_variable(n.SCHED_UP), queue], ("scheduler",))

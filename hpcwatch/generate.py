@@ -1,22 +1,27 @@
 """`hpcwatch generate [--check] [--out deploy]`: write (or check) every generated artifact under deploy/.
 
-What is written: the infrastructure alert rules and their promtool tests, the SLO rules (and the SLO
-engine's promtool tests) for the default HPC catalogue (examples/slo/hpc-catalogue.yaml), every
-Grafana dashboard (one SLO detail dashboard per catalogue SLO), and the example
-Alertmanager config with the receiver config it was generated from. Each file says it is generated
-and by which command; `--check` writes nothing and exits 1 listing the files that are stale.
+What is written: the Prometheus config (hpcwatch.promconfig), the infrastructure alert rules and
+their promtool tests, the SLO rules (and the SLO engine's promtool tests) for the default HPC
+catalogue (examples/slo/hpc-catalogue.yaml, shipped in the wheel as hpcwatch.examples), every
+Grafana dashboard (one SLO detail dashboard per catalogue SLO), and the example Alertmanager config
+with the receiver config it was generated from. Each file says it is generated and by which
+command; `--check` writes nothing and exits 1 listing the files that are stale. Files are written
+0644 (hpcwatch.outputs): Prometheus and Grafana read them as their own users.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.resources
 import logging
 import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from hpcwatch import outputs
 
 log = logging.getLogger("hpcwatch.generate")
 
@@ -26,11 +31,12 @@ RULES_DIR = "prometheus/rules"
 TESTS_DIR = "prometheus/rules/tests"
 ALERTMANAGER_DIR = "alertmanager"
 SLO_RULES_FILE = "hpcwatch-slo.rules.yml"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
 K8S_DIR = "kubernetes/base"  # the kustomization there lists these two generated files
 
 HELP = """Write the default generated artifacts under deploy/ (or check they are fresh).
 
+  deploy/prometheus/prometheus.yml  scrape, rule and alerting config (targets go in targets/*.yml)
   deploy/prometheus/rules/        infrastructure alert rules (+ SLO rules of the HPC catalogue)
   deploy/prometheus/rules/tests/  promtool unit tests for them
   deploy/grafana/dashboards/      every Grafana dashboard as JSON
@@ -40,6 +46,7 @@ HELP = """Write the default generated artifacts under deploy/ (or check they are
 
 examples:
   hpcwatch generate                 # rewrite deploy/
+  hpcwatch generate -o /tmp/deploy  # the same files anywhere (folders are created)
   hpcwatch generate --check         # CI: exit 1 and list stale files, write nothing
 """
 
@@ -47,15 +54,17 @@ examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write the generated artifacts under deploy/ (or --check them)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="deploy", help="deploy directory (default: deploy)")
+    p.add_argument("-o", "--out", default="deploy", help="deploy directory (default: deploy)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 listing stale or missing files")
     p.set_defaults(func=run)
 
 
 # --- the SLO engine ------------------------------------------------------------------------------------
 
-# The default HPC catalogue: the objectives `hpcwatch generate` writes rules and dashboards for.
-DEFAULT_CATALOGUE = os.path.join(ROOT, "examples", "slo", "hpc-catalogue.yaml")
+# The default HPC catalogue: the objectives `hpcwatch generate` writes rules and dashboards for. It is
+# package data (examples/ is the package hpcwatch.examples), so an installed wheel generates the same.
+CATALOGUE_NAME = "examples/slo/hpc-catalogue.yaml"
+DEFAULT_CATALOGUE = str(importlib.resources.files("hpcwatch.examples").joinpath("slo", "hpc-catalogue.yaml"))
 
 
 def _slo_api(name: str) -> Any | None:
@@ -75,8 +84,8 @@ def load_slo_specs(paths: Sequence[str]) -> list[Any]:
 
 
 def default_slos() -> list[Any]:
-    """The default HPC catalogue's SLO models ([] outside a source checkout, which lacks examples/)."""
-    if not os.path.exists(DEFAULT_CATALOGUE) or _slo_api("load_specs") is None:
+    """The default HPC catalogue's SLO models ([] without the SLO engine)."""
+    if _slo_api("load_specs") is None:
         return []
     return load_slo_specs([DEFAULT_CATALOGUE])
 
@@ -89,7 +98,7 @@ def _slo_files(slos: list[Any]) -> dict[str, str]:
     from hpcwatch.slo import writer
     from hpcwatch.slo.promtests import promtool_test_files
 
-    head = _yaml_header(f"SLO rules of the default HPC catalogue ({os.path.relpath(DEFAULT_CATALOGUE, ROOT)})")
+    head = _yaml_header(f"SLO rules of the default HPC catalogue ({CATALOGUE_NAME})")
     out = {f"{RULES_DIR}/{SLO_RULES_FILE}": head + writer.prometheus_text(generate_rules(slos))}
     for path, text in promtool_test_files(slos, f"{TESTS_DIR}/slo").items():
         out[path] = _yaml_header("promtool tests of the HPC catalogue's SLO alerts") + text
@@ -105,10 +114,12 @@ def _yaml_header(what: str) -> str:
 
 def artifacts() -> dict[str, str]:
     """{path relative to deploy/: content} of every generated file."""
+    from hpcwatch import promconfig
     from hpcwatch.alerts import alertmanager, rules
     from hpcwatch.dashboards import render_all, slo_refs
 
     out: dict[str, str] = {}
+    out[PROMETHEUS_CONFIG] = promconfig.render(_yaml_header("the Prometheus config hpcwatch ships"))
     out[f"{RULES_DIR}/{rules.RULES_FILE}"] = rules.render_rules(command=COMMAND)
     out[f"{TESTS_DIR}/{rules.TESTS_FILE}"] = rules.render_tests(f"../{rules.RULES_FILE}", command=COMMAND)
     slos = default_slos()
@@ -185,15 +196,12 @@ def stale(root: str, files: dict[str, str]) -> list[str]:
 
 
 def write(root: str, files: dict[str, str]) -> list[str]:
+    """Write what changed (0644, folders created), remove orphans; the paths that were stale."""
     changed = stale(root, files)
-    for rel, text in files.items():
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if _read(path) != text:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+    outputs.write_files({os.path.join(root, rel): text for rel, text in files.items()
+                         if _read(os.path.join(root, rel)) != text})
     for rel in _orphans(root, files):
-        os.remove(os.path.join(root, rel))
+        outputs.remove(os.path.join(root, rel))
     return changed
 
 

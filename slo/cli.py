@@ -168,7 +168,7 @@ def run_generate(args) -> int:
     try:
         writer.write_all(files)
     except OSError as exc:
-        print(f"error: writing output: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # hpcwatch.outputs.OutputError: `PATH: reason`
         return 1
     if stdout is not None:
         sys.stdout.write(stdout)

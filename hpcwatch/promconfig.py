@@ -1,0 +1,81 @@
+"""deploy/prometheus/prometheus.yml: the scrape, rule and alerting config every installation starts from.
+
+One `cluster` story (docs/operator-guide.md, "The cluster label"): every target gets `cluster` and
+`node` as target labels from its file_sd target group, so node-level series carry the cluster
+whichever exporter serves them (hpcwatch's node agent or a plain node_exporter). The cluster
+agent's scheduler families name their own cluster (slurm.conf ClusterName, or the Flux option);
+`honor_labels` keeps that, while its own health series take the target label.
+Targets live only in file_sd files: the tests and `hpcwatch demo` run this file byte for byte and
+write nothing but those files.
+"""
+
+from __future__ import annotations
+
+# Job names the dashboards and alerts select on (metric_names.EXPORTER_JOB_RE matches the first two).
+NODE_JOB, CLUSTER_JOB, NODE_EXPORTER_JOB = "hpcwatch-node", "hpcwatch-cluster", "node"
+# file_sd globs, relative to prometheus.yml: {job: glob}; Alertmanager's under "alertmanager".
+TARGET_FILES = {NODE_JOB: "targets/hpcwatch-node-*.yml", CLUSTER_JOB: "targets/hpcwatch-cluster-*.yml",
+                NODE_EXPORTER_JOB: "targets/node-exporter-*.yml", "alertmanager": "targets/alertmanager-*.yml"}
+SCRAPE_INTERVAL = "30s"  # the cluster agent refreshes every 30 s: scraping faster buys nothing
+EVALUATION_INTERVAL = "30s"
+
+_NODE_RELABEL = """\
+    relabel_configs:
+      - source_labels: [__address__]    # node = the host part of the address
+        regex: "(.+):\\\\d+"
+        target_label: node
+"""
+
+TEMPLATE = f"""\
+# Prometheus for hpcwatch: the node agents (or node_exporter), the cluster agent, the generated rules
+# and Alertmanager. Copy deploy/prometheus/ to /etc/prometheus/ and list your hosts in targets/:
+# this file holds no address, so it never needs editing.
+#
+# The cluster label. Every target takes `cluster` from its file_sd target group (and `node` from its
+# address), so node metrics carry it whoever exports them. One file per cluster and job, e.g.
+# targets/hpcwatch-node-mycluster.yml:
+#   - targets: ["cn001:19466", "cn002:19466"]
+#     labels: {{cluster: mycluster}}
+# targets/hpcwatch-cluster-mycluster.yml (the same name as ClusterName in slurm.conf):
+#   - targets: ["head1:19467"]
+#     labels: {{cluster: mycluster}}
+# targets/alertmanager-local.yml:
+#   - targets: ["localhost:9093"]
+# The cluster agent's scheduler families carry their own `cluster` (from slurm.conf); honor_labels
+# keeps it. If the two names differ, the alert HpcSchedulerMetricsMissing says so.
+global:
+  scrape_interval: {SCRAPE_INTERVAL}
+  scrape_timeout: 15s
+  evaluation_interval: {EVALUATION_INTERVAL}
+
+rule_files:
+  - rules/*.yml
+
+alerting:
+  alertmanagers:
+    - file_sd_configs:
+        - files: ["{TARGET_FILES["alertmanager"]}"]
+
+scrape_configs:
+  # The node agent on every compute node (hpcwatch serve, :19466).
+  - job_name: {NODE_JOB}
+    file_sd_configs:
+      - files: ["{TARGET_FILES[NODE_JOB]}"]
+{_NODE_RELABEL}
+  # The cluster agent, one per cluster (hpcwatch serve --agent cluster, :19467).
+  - job_name: {CLUSTER_JOB}
+    honor_labels: true                  # scheduler families keep the cluster slurm.conf names
+    file_sd_configs:
+      - files: ["{TARGET_FILES[CLUSTER_JOB]}"]
+{_NODE_RELABEL}
+  # A plain node_exporter, where a site keeps it for node metrics (then run the node agent with
+  # --no-collector.node): the same labels, so hpcwatch's dashboards and alerts work on it.
+  - job_name: {NODE_EXPORTER_JOB}
+    file_sd_configs:
+      - files: ["{TARGET_FILES[NODE_EXPORTER_JOB]}"]
+{_NODE_RELABEL}"""
+
+
+def render(header: str) -> str:
+    """The file's text behind a generated-file header."""
+    return header + TEMPLATE
