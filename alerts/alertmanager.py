@@ -103,6 +103,9 @@ class RoutingConfig:
     users_repeat: str = "24h"
     group_wait: str = "30s"
     group_interval: str = "5m"
+    # On-call learns within a minute that a page resolved (PagerDuty closes the incident then), and
+    # new alerts joining a paged group are not held back five minutes.
+    page_group_interval: str = "1m"
     page_repeat: str = "4h"
     ticket_repeat: str = "24h"
 
@@ -127,7 +130,7 @@ def _receiver(where: str, raw: Any, types: tuple[str, ...] = RECEIVER_TYPES) -> 
 
 def load_config(text: str) -> RoutingConfig:
     raw = read_mapping(text, "`oncall` and `ticket`", ConfigError)
-    timers = ("group_wait", "group_interval", "page_repeat", "ticket_repeat", "users_repeat")
+    timers = ("group_wait", "group_interval", "page_group_interval", "page_repeat", "ticket_repeat", "users_repeat")
     unknown = set(raw) - {"oncall", "ticket", "job_failure_slos", "users", "act", *timers}
     if unknown:
         raise ConfigError(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -189,7 +192,10 @@ def _regex_alternatives(values: tuple[str, ...]) -> str:
 
 def build(cfg: RoutingConfig) -> dict[str, Any]:
     def route(receiver: str, matcher: str, repeat: str) -> dict[str, Any]:
-        return {"receiver": receiver, "matchers": [matcher], "repeat_interval": repeat}
+        r: dict[str, Any] = {"receiver": receiver, "matchers": [matcher]}
+        if receiver == ONCALL:
+            r["group_interval"] = cfg.page_group_interval
+        return {**r, "repeat_interval": repeat}
 
     slos = _regex_alternatives(cfg.job_failure_slos)
     return {

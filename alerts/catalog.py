@@ -20,6 +20,30 @@ N1L = {"cluster": "c1", "instance": "n1:19466", "job": "hpcwatch-node"}
 C1L = {"cluster": "c1", "instance": "head:19467", "job": "hpcwatch-cluster"}
 
 
+def _targets() -> list[AlertRule]:
+    """Silence that no `up == 0` can see: targets service discovery lost, a cluster without its agent."""
+    node, cluster = f'job="{n.NODE_AGENT_JOB}"', f'job="{n.CLUSTER_AGENT_JOB}"'
+    return [
+        AlertRule(
+            "HpcwatchTargetsAbsent", f"absent({n.UP}{{{cluster}}}) or absent({n.UP}{{{node}}})", "warning",
+            "exporter", "Prometheus has no {{ $labels.job }} target",
+            "Service discovery has given Prometheus no target of job {{ $labels.job }} for 10 minutes "
+            "(an empty or missing targets/*.yml file, a renamed job): nothing from those agents is "
+            "scraped, so no other alert about them can fire.",
+            Case(((f"up{{{N1}}}", "1x20"),), "15m", {"job": n.CLUSTER_AGENT_JOB}),
+            Case(((f"up{{{N1}}}", "1x20"), (f"up{{{C1}}}", "1x20")), "15m"), "10m"),
+        AlertRule(
+            "HpcwatchClusterAgentMissing",
+            f"group by (cluster) ({n.UP}{{{node}}}) unless on (cluster) group by (cluster) ({n.UP}{{{cluster}}})",
+            "warning", "exporter", "Cluster {{ $labels.cluster }} has node agents but no cluster agent",
+            "Prometheus scrapes node agents of cluster {{ $labels.cluster }} but no cluster agent target "
+            "carries that cluster label: the scheduler, its SLOs and their pages are blind.",
+            Case(((f"up{{{N1}}}", "1x20"), ('up{cluster="c2",instance="head2:19467",job="hpcwatch-cluster"}',
+                                             "1x20")), "15m", {"cluster": "c1"}),
+            Case(((f"up{{{N1}}}", "1x20"), (f"up{{{C1}}}", "1x20")), "15m"), "10m"),
+    ]
+
+
 def _exporter() -> list[AlertRule]:
     return [
         AlertRule(
@@ -329,6 +353,18 @@ def _scheduler() -> list[AlertRule]:
     fin = n.SCHED_JOBS_FINISHED
     return [
         AlertRule(
+            # The cluster agent answers but serves no hpc_scheduler_up under the cluster its target is
+            # labelled with: the slurm/flux collector was skipped, or slurm.conf names another cluster.
+            "HpcSchedulerMetricsMissing",
+            f'{n.UP}{{job="{n.CLUSTER_AGENT_JOB}"}} == 1 unless on (cluster) {n.SCHED_UP}', "warning", "scheduler",
+            "Cluster agent {{ $labels.instance }} serves no scheduler metrics for {{ $labels.cluster }}",
+            "The cluster agent at {{ $labels.instance }} is up but has exported no hpc_scheduler_up with "
+            "cluster=\"{{ $labels.cluster }}\" for 10 minutes: its scheduler collector is not running, or "
+            "the scheduler names the cluster differently from the scrape target's label.",
+            Case(((f"up{{{C1}}}", "1x20"), (f'{n.SCHED_UP}{{cluster="other",instance="head:19467",'
+                                            f'job="hpcwatch-cluster"}}', "1x20")), "15m", C1L),
+            Case(((f"up{{{C1}}}", "1x20"), (f"{n.SCHED_UP}{{{C1}}}", "1x20")), "15m"), "10m"),
+        AlertRule(
             "HpcSchedulerDown", f"{n.SCHED_UP} == 0", "critical", "scheduler",
             "Scheduler of cluster {{ $labels.cluster }} is unreachable",
             "The cluster agent has not reached the scheduler of {{ $labels.cluster }} for 5 minutes: no jobs "
@@ -386,7 +422,7 @@ def _scheduler() -> list[AlertRule]:
 
 def all_alerts() -> list[tuple[str, list[AlertRule]]]:
     """(rule group name, alerts) in the order they are written."""
-    return [("hpcwatch-exporter", _exporter()), ("hpcwatch-node", _node()), ("hpcwatch-gpu", _gpu()),
+    return [("hpcwatch-exporter", _targets() + _exporter()), ("hpcwatch-node", _node()), ("hpcwatch-gpu", _gpu()),
             ("hpcwatch-fabric", _fabric()), ("hpcwatch-filesystems", _filesystems()),
             ("hpcwatch-scheduler", _scheduler())]
 

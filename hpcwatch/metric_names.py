@@ -18,8 +18,11 @@ SOURCE_UP = "hpcwatch_source_up"
 PARSE_ERRORS = "hpcwatch_parse_errors_total"
 READ_ERRORS = "hpcwatch_read_errors_total"  # {source}: a file that exists could not be read
 STATE_SAVE_FAILURES = "hpcwatch_state_save_failures_total"  # {collector}: scheduler state not saved
-# Prometheus `job` label of the hpcwatch scrape jobs (deploy/prometheus/prometheus.yml).
+# Prometheus `job` label of the scrape jobs in deploy/prometheus/prometheus.yml (hpcwatch.promconfig).
 EXPORTER_JOB_RE = "hpcwatch.*"
+NODE_AGENT_JOB = "hpcwatch-node"
+CLUSTER_AGENT_JOB = "hpcwatch-cluster"
+NODE_EXPORTER_JOB = "node"  # a plain node_exporter, where a site keeps it
 
 # --- node collector (exporters/node): node_exporter's exact names, so these dashboards and alerts
 # work on a site that runs plain node_exporter, and node_exporter's own dashboards work on ours -----

@@ -11,8 +11,10 @@ write nothing but those files.
 
 from __future__ import annotations
 
-# Job names the dashboards and alerts select on (metric_names.EXPORTER_JOB_RE matches the first two).
-NODE_JOB, CLUSTER_JOB, NODE_EXPORTER_JOB = "hpcwatch-node", "hpcwatch-cluster", "node"
+from hpcwatch.metric_names import CLUSTER_AGENT_JOB as CLUSTER_JOB
+from hpcwatch.metric_names import NODE_AGENT_JOB as NODE_JOB
+from hpcwatch.metric_names import NODE_EXPORTER_JOB
+
 # file_sd globs, relative to prometheus.yml: {job: glob}; Alertmanager's under "alertmanager".
 TARGET_FILES = {NODE_JOB: "targets/hpcwatch-node-*.yml", CLUSTER_JOB: "targets/hpcwatch-cluster-*.yml",
                 NODE_EXPORTER_JOB: "targets/node-exporter-*.yml", "alertmanager": "targets/alertmanager-*.yml"}
