@@ -8,6 +8,7 @@ from hpcwatch.exporters.scheduler.outcomes import CAUSES, NEUTRAL_PAIRS, OUTCOME
 from hpcwatch.slo import conventions as c
 from hpcwatch.slo.goformat import go_quote
 from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, SpecObject, frozen_map
+from hpcwatch.slo.spec_sloth import _intervals
 from hpcwatch.slo.validate import Fields
 from hpcwatch.slo.windows import WindowsCatalogue
 
@@ -131,7 +132,8 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
     if doc.get("kind") != "SLOCatalogue":
         raise f.fail("kind", "SLOCatalogue", doc.get("kind"))
     spec = f.mapping(doc.get("spec"), "spec")
-    f.only(spec, "spec", {"service", "clusters", "period", "labels", "min_events", "buckets", "alerting", "slos"})
+    f.only(spec, "spec", {"service", "clusters", "period", "labels", "min_events", "buckets", "alerting", "slos",
+                          "interval"})
     service = f.name(spec, "service", "spec.service") if "service" in spec else "hpc"
     clusters = spec.get("clusters")
     if not isinstance(clusters, list) or not clusters or not all(isinstance(x, str) and x for x in clusters):
@@ -140,6 +142,8 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
     if period_s % 86400:
         raise f.fail("spec.period", "whole days such as 28d or 30d", spec.get("period"))
     labels = f.labels(spec.get("labels"), "spec.labels")
+    # Sloth's rule-group evaluation intervals ({all, slierror, metadata, alert}), for every SLO here.
+    intervals = _intervals(f, spec.get("interval"), "spec.interval")
     min_default = f.integer(spec, "min_events", "spec.min_events", default=DEFAULT_MIN_EVENTS)
     buckets = spec.get("buckets", list(DEFAULT_WAIT_BUCKETS))
     if not isinstance(buckets, list) or not buckets or not all(
@@ -191,7 +195,7 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
                     page_alert=_scoped(metas[0], scope), ticket_alert=_scoped(metas[1], scope),
                     min_events=min_events or None,
                     events_per_second=False, low_traffic=kind in JOB_SLIS, source=path,
-                    spec=CATALOGUE_API, mode=c.MODE_PROM, origin=origin))
+                    spec=CATALOGUE_API, mode=c.MODE_PROM, origin=origin, intervals=intervals))
     return out
 
 
