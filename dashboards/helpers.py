@@ -1,9 +1,10 @@
 """Shared builders for Grafana 10 dashboards: panels, variables, layout and the stamped JSON.
 
-grafanalib (0.7) builds the dashboard shell and its template variables; its panel classes predate
-Grafana 10 (string datasources, the old heatmap), so panels are built here as the JSON Grafana 10
-saves itself. Every panel reads the `datasource` variable, and carries a unit, thresholds and a
-description — the unit tests hold every dashboard to that.
+grafanalib (0.7) builds the dashboard shell; its panel and template classes predate Grafana 10
+(string datasources, the old heatmap, null-valued legacy keys), so panels and variables are built
+here as the JSON Grafana saves itself, and tests/integration/test_grafana_schema.py type-checks
+every dashboard against Grafana's published schema. Every panel reads the `datasource` variable,
+and carries a unit, thresholds and a description — the unit tests hold every dashboard to that.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 import grafanalib.core as g
 from grafanalib._gen import DashboardEncoder
 
-SCHEMA_VERSION = 38  # Grafana 10.0
+# The final v1 dashboard schema (Grafana 12): Grafana 12 loads it as it is, and Grafana 10 and 11
+# run none of their migration steps on it (each only upgrades versions below its own).
+SCHEMA_VERSION = 42
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GENERATED_TAG = "hpcwatch-generated"
 WIDTH = 24
@@ -69,7 +72,7 @@ class Dashboard:
     description: str
     module: str
     panels: list[Panel]
-    variables: list[g.Template] = field(default_factory=list)
+    variables: list[dict[str, Any]] = field(default_factory=list)
     tags: tuple[str, ...] = ()
     time_from: str = "now-6h"
 
@@ -165,7 +168,7 @@ def table(title: str, description: str, queries: Sequence[Q], unit: str = "short
     transformations.append({"id": "organize", "options": {
         "excludeByName": {name: True for name in hide}, "indexByName": {},
         "renameByName": {f"Value #{chr(ord('A') + i)}": q.legend for i, q in enumerate(queries) if q.legend}}})
-    options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""},
+    options = {"showHeader": True, "cellHeight": "sm",
                "sortBy": [{"displayName": sort_by, "desc": True}] if sort_by else []}
     custom = {"align": "auto", "cellOptions": {"type": "auto"}, "inspect": False}
     return Panel(_panel("table", title, description, qs, unit, thresholds, None, None, options, custom,
@@ -180,7 +183,7 @@ def heatmap(title: str, description: str, expr: str, unit: str = "s", calculate:
     options = {"calculate": calculate, "cellGap": 1, "color": {"mode": "scheme", "scheme": "Oranges", "fill": "dark",
                                                            "scale": "exponential", "exponent": 0.5, "steps": 64},
                "yAxis": {"axisPlacement": "left", "unit": unit}, "rowsFrame": {"layout": "auto"},
-               "tooltip": {"show": True, "yHistogram": True}, "legend": {"show": True},
+               "tooltip": {"mode": "single", "yHistogram": True}, "legend": {"show": True},
                "filterValues": {"le": 1e-9}, "exemplars": {"color": "rgba(255,0,255,0.7)"}}
     custom = {"hideFrom": {"legend": False, "tooltip": False, "viz": False},
               "scaleDistribution": {"type": "linear"}}
@@ -197,19 +200,27 @@ UP_MAPPING = [{"type": "value", "options": {"0": {"text": "down", "color": "red"
 
 # --- variables --------------------------------------------------------------------------------------
 
-def datasource_variable() -> g.Template:
-    return g.Template(name="datasource", label="Data source", type="datasource", query="prometheus",
-                      default="default", hide=0)
+def datasource_variable() -> dict[str, Any]:
+    """The Prometheus data source to read, chosen in the dashboard (no `__inputs`: provisioning works)."""
+    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+            "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
+            "skipUrlSync": False}
 
 
-def query_variable(name: str, label: str, query: str, multi: bool = True, include_all: bool = True) -> g.Template:
-    """A Prometheus label_values() variable; All expands to `.*` so `=~` filters keep series without it."""
-    return g.Template(name=name, label=label, query=query, dataSource=DATASOURCE, multi=multi,
-                      includeAll=include_all, allValue=".*" if include_all else None,
-                      refresh=g.REFRESH_ON_TIME_RANGE_CHANGE, default="All" if include_all else None)
+def query_variable(name: str, label: str, query: str, multi: bool = True, include_all: bool = True) -> dict[str, Any]:
+    """A Prometheus label_values() variable, refreshed when the time range changes; All is `.*` (one
+    regex however many values there are), and a variable without All starts on its first value."""
+    v: dict[str, Any] = {"name": name, "label": label, "type": "query", "datasource": DATASOURCE, "query": query,
+                         "hide": 0, "includeAll": include_all, "multi": multi, "options": [], "refresh": 2,
+                         "regex": "", "skipUrlSync": False, "sort": 1}
+    if include_all:
+        v["allValue"] = ".*"
+        v["current"] = {"selected": True, "text": ["All"] if multi else "All",
+                        "value": ["$__all"] if multi else "$__all"}
+    return v
 
 
-def cluster_variable(selector: str) -> g.Template:
+def cluster_variable(selector: str) -> dict[str, Any]:
     """Clusters that have the series this dashboard is about (`selector`: a metric, with matchers), so
     every value the list offers fills the dashboard; `cluster` comes from the shipped scrape configs."""
     return query_variable("cluster", "Cluster", f"label_values({selector}, cluster)")
@@ -221,7 +232,7 @@ def down_count(selector: str, healthy: str = "== bool 0") -> str:
     return f"sum({selector} {healthy})"
 
 
-def instance_variable(metric: str, multi: bool = True) -> g.Template:
+def instance_variable(metric: str, multi: bool = True) -> dict[str, Any]:
     return query_variable("instance", "Instance", f'label_values({metric}{{{CLUSTER}}}, instance)',
                           multi=multi, include_all=multi)
 
@@ -255,13 +266,15 @@ def to_json(d: Dashboard) -> dict[str, Any]:
              "edit the code, not this JSON.")
     shell = g.Dashboard(
         title=d.title, uid=d.uid, description=f"{d.description} {stamp}", tags=["hpcwatch", GENERATED_TAG, *d.tags],
-        templating=g.Templating([datasource_variable(), *d.variables]), panels=[], refresh="1m",
+        templating=g.Templating([]), panels=[], refresh="1m",
         graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR, time=g.Time(d.time_from, "now"), timezone="browser",
     )
     data = json.loads(json.dumps(shell.to_json_data(), cls=DashboardEncoder))
     for key in LEGACY_KEYS:
         data.pop(key, None)
     data["schemaVersion"] = SCHEMA_VERSION
+    data["templating"] = {"list": [datasource_variable(), *d.variables]}
+    data["timepicker"] = {}  # grafanalib's carries time_options, which Grafana 12 removes (schema v41)
     data["panels"] = layout(d.panels)
     data["editable"] = False  # provisioned from files: changes belong in the code
     if len(d.uid) > 40:

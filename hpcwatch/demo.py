@@ -1,32 +1,29 @@
 """`hpcwatch demo`: the whole stack on one machine (root, Debian 12), and the pieces the e2e tests share.
 
 Slurm with accounting (hpcwatch.harness), the cluster and node agents (`hpcwatch serve` children),
-Prometheus scraping both with every generated rule, Alertmanager with the generated routing sending
-to a webhook inside this process (which prints each page), and a job mix: successes, user failures,
-jobs held pending, and a node that fails under running jobs so the job-success SLO pages.
-Ctrl-C or SIGTERM tears it all down; `--duration` does so after that many seconds.
+and Prometheus and Alertmanager on the configs hpcwatch ships (hpcwatch.harness.shipped): the
+generated prometheus.yml and rules byte for byte, targets in file_sd files, the generated routing
+with its PagerDuty and webhook receivers pointed at this process, which prints each notification.
+A job mix runs (successes, user failures, jobs held pending), then a node fails under running jobs:
+the job-success SLO pages on-call through Alertmanager, and the page resolves once the failures
+leave the alert windows. Ctrl-C or SIGTERM tears it all down; `--duration` does so after that long.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import http.server
 import io
-import json
 import os
 import random
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Self
 
-import yaml
-
+from hpcwatch.harness.shipped import Notification, Target
 from hpcwatch.harness.util import (
     Daemon,
     DaemonError,
@@ -37,23 +34,31 @@ from hpcwatch.harness.util import (
     wait_http,
     which,
 )
+from hpcwatch.metric_names import CLUSTER_AGENT_JOB, NODE_AGENT_JOB
 
-# A 1-day SLO period with alert windows of seconds to minutes: a burn pages while you watch.
-# Burn-rate factor = errorBudgetPercent% x 24h / longWindow: page 2.88 and 2.16, tickets 1.44.
+# A 1-day SLO period with alert windows of minutes, so a burn pages while you watch and the page
+# resolves a minute after the failures stop. Every short window is 1 m or more: the shipped
+# Alertmanager config waits 30 s (group_wait) before the first notification of a group, and an alert
+# that fired for less than that would never be sent. Burn-rate factor = errorBudgetPercent% x 24h /
+# longWindow = 1.44 for all four. The end-to-end tests use the same windows.
 SHORT_WINDOWS = """\
 apiVersion: sloth.slok.dev/v1
 kind: AlertWindows
 spec:
   sloPeriod: 1d
   page:
-    quick: {errorBudgetPercent: 0.2, shortWindow: 15s, longWindow: 1m}
-    slow: {errorBudgetPercent: 0.3, shortWindow: 30s, longWindow: 2m}
-  ticket:
     quick: {errorBudgetPercent: 0.5, shortWindow: 1m, longWindow: 5m}
-    slow: {errorBudgetPercent: 1, shortWindow: 2m, longWindow: 10m}
+    slow: {errorBudgetPercent: 1, shortWindow: 1m, longWindow: 10m}
+  ticket:
+    quick: {errorBudgetPercent: 2, shortWindow: 2m, longWindow: 20m}
+    slow: {errorBudgetPercent: 5, shortWindow: 5m, longWindow: 50m}
 """
 
-# The demo cluster's catalogue: the harness has partitions `debug` (default) and `gpu`.
+# The demo cluster's catalogue: the harness has partitions `debug` (default) and `gpu`. Job success at
+# 99% (budget 1%): a node failing under two of the ~20 jobs a minute the mix finishes burns past the
+# page threshold of 1.44 x 1% in both its 1 m and 5 m windows. Rules are evaluated every 2 s (the
+# shipped prometheus.yml evaluates its own every 30 s).
+DEMO_CLUSTER = "demo"
 DEMO_CATALOGUE = """\
 apiVersion: hpcwatch/v1
 kind: SLOCatalogue
@@ -62,13 +67,14 @@ spec:
   service: hpc
   clusters: [demo]
   period: 1d
+  interval: {all: 2s}
   min_events: 5
   alerting:
     page_alert: {labels: {severity: critical, component: jobs}}
     ticket_alert: {labels: {severity: warning, component: jobs}}
   slos:
     - sli: job-success
-      objective: 90
+      objective: 99
       queues: [debug, gpu]
     - sli: queue-wait
       objective: 90
@@ -112,6 +118,10 @@ class Agent(Daemon):
     def log_path(self) -> str:
         return os.path.join(self.dir, "agent.log")
 
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
     def start(self) -> Agent:
         os.makedirs(self.dir, exist_ok=True)
         argv = [sys.executable, "-m", "hpcwatch.cli", "serve", "--agent", self.agent,
@@ -132,64 +142,6 @@ class Agent(Daemon):
         return http_get(self.url + "/metrics", timeout=10)[1].decode()
 
 
-class WebhookReceiver:
-    """An Alertmanager webhook receiver on a free loopback port: keeps every notification, by path."""
-
-    def __init__(self, on_notify: Callable[[str, dict], None] | None = None) -> None:
-        self.notifications: list[tuple[float, str, dict]] = []
-        self.lock = threading.Lock()
-        self.on_notify = on_notify
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    doc = json.loads(body)
-                except ValueError:
-                    doc = {"unparsed": body.decode("utf-8", "replace")}
-                with receiver.lock:
-                    receiver.notifications.append((time.time(), self.path, doc))
-                self.send_response(200)
-                self.end_headers()
-                if receiver.on_notify is not None:
-                    receiver.on_notify(self.path, doc)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def received(self, path: str | None = None) -> list[tuple[float, str, dict]]:
-        with self.lock:
-            return [n for n in self.notifications if path is None or n[1] == path]
-
-
-def alertmanager_config(workdir: str, oncall_url: str, ticket_url: str, group_wait: str = "1s",
-                        group_interval: str = "2s") -> str:
-    """Alertmanager YAML from `hpcwatch alerts alertmanager`, both receivers as webhooks."""
-    receivers = os.path.join(workdir, f"receivers-{free_port()}.yml")
-    out = receivers.replace("receivers-", "alertmanager-")
-    with open(receivers, "w", encoding="utf-8") as fh:
-        yaml.safe_dump({"oncall": {"type": "webhook", "url": oncall_url},
-                        "ticket": {"type": "webhook", "url": ticket_url},
-                        "group_wait": group_wait, "group_interval": group_interval,
-                        "page_repeat": "1h", "ticket_repeat": "1h"}, fh)
-    cli("alerts", "alertmanager", "--config", receivers, "-o", out)
-    with open(out, encoding="utf-8") as fh:
-        return fh.read()
-
-
 def slo_rules(workdir: str, catalogue: str, windows: str, name: str = "slo") -> str:
     """Rule file from `hpcwatch slo generate --windows` for a catalogue and AlertWindows (texts or paths)."""
     def as_file(text_or_path: str, stem: str) -> str:
@@ -207,23 +159,11 @@ def slo_rules(workdir: str, catalogue: str, windows: str, name: str = "slo") -> 
     return out
 
 
-def prometheus_config(targets: dict[str, str], alertmanager: str, interval: str = "1s",
-                      remote_write: str | None = None) -> dict[str, Any]:
-    """Scrape `targets` ({job: base url}) every `interval`, evaluate rules as often, alert `alertmanager`."""
-    cfg: dict[str, Any] = {
-        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.split("://")[-1]]}]}]},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [url.split("://")[-1]]}]}
-                           for job, url in targets.items()],
-    }
-    if remote_write:
-        # Raw samples only: the rule engine on the other side records its own slo:* series and ALERTS.
-        cfg["remote_write"] = [{
-            "url": remote_write,
-            "queue_config": {"batch_send_deadline": "1s", "min_backoff": "100ms", "max_backoff": "1s"},
-            "write_relabel_configs": [{"source_labels": ["__name__"], "regex": "slo:.*|sloth_.*|ALERTS.*",
-                                       "action": "drop"}]}]
-    return cfg
+def agent_targets(cluster: str, node: Agent, cluster_agent: Agent, interval: str) -> dict[str, list[Target]]:
+    """file_sd targets of both agents as an operator writes them: `cluster` as a target label (the
+    Slurm ClusterName), plus Prometheus' own per-target scrape interval to compress time."""
+    labels = {"cluster": cluster, "__scrape_interval__": interval, "__scrape_timeout__": interval}
+    return {NODE_AGENT_JOB: [Target(node.address, labels)], CLUSTER_AGENT_JOB: [Target(cluster_agent.address, labels)]}
 
 
 def missing_requirements() -> str | None:
@@ -251,7 +191,9 @@ def prometheus_ui(url: str) -> str:
 
 class JobMix:
     """A realistic trickle of jobs: mostly successes, some user failures, some held pending, and (once)
-    a node that goes down under running jobs and comes back a minute later."""
+    a node that fails under two running jobs, stays out of service a while, then is resumed."""
+
+    OUTAGE = 90.0  # seconds the failed node stays drained before the demo resumes it
 
     def __init__(self, slurm, say: Callable[[str], None], incident_after: float, seed: int = 7) -> None:
         self.slurm = slurm
@@ -263,9 +205,10 @@ class JobMix:
         self.down_since: float | None = None
         self.incident_done = incident_after <= 0
 
-    def submit(self, *args: str, wrap: str) -> None:
+    def submit(self, *args: str, wrap: str) -> int | None:
         with contextlib.suppress(Exception):  # a refused submission is part of a busy cluster
-            self.slurm.sbatch(None, "--mem=32M", "--no-requeue", *args, wrap=wrap)
+            return self.slurm.sbatch(None, "--mem=32M", "--no-requeue", *args, wrap=wrap)
+        return None
 
     def start(self) -> None:
         """Jobs that stay pending: one held by its user, one waiting for a begin time an hour away."""
@@ -284,29 +227,42 @@ class JobMix:
             self.submit("--partition=gpu", "--job-name=train", wrap=f"sleep {self.rand.randint(2, 10)}")
         elapsed = time.monotonic() - self.began
         if not self.incident_done and self.down_since is None and elapsed >= self.incident_after:
-            for _ in range(2):
-                self.submit(f"--nodelist={self.victim}", "--job-name=long-sim", wrap="sleep 3600")
-            time.sleep(3)
-            self.slurm.run(["scontrol", "update", f"nodename={self.victim}", "state=down",
-                            "reason=demo-node-failure"], check=False)
-            self.down_since = time.monotonic()
-            self.say(f"incident: node {self.victim} is DOWN under running jobs (watch the job-success page)")
-        elif self.down_since is not None and time.monotonic() - self.down_since > 60:
+            self.incident()
+        elif self.down_since is not None and time.monotonic() - self.down_since > self.OUTAGE:
             r = self.slurm.run(["scontrol", "update", f"nodename={self.victim}", "state=resume"], check=False)
             if r.returncode == 0:
-                self.say(f"incident over: node {self.victim} resumed (the page resolves in a minute or two)")
+                self.say(f"incident over: node {self.victim} resumed by the operator")
                 self.down_since, self.incident_done = None, True
+
+    def incident(self) -> None:
+        """Two long jobs on the victim; once they run, the node goes DOWN (Slurm ends them NODE_FAIL,
+        cause system) and is drained so it stays out until resumed, as after a real hardware fault."""
+        jobs = [j for j in (self.submit(f"--nodelist={self.victim}", "--job-name=long-sim", wrap="sleep 3600")
+                            for _ in range(2)) if j is not None]
+        for j in jobs:
+            with contextlib.suppress(Exception):
+                self.slurm.wait_job(j, states=("RUNNING",), timeout=30)
+        self.slurm.run(["scontrol", "update", f"nodename={self.victim}", "state=down",
+                        "reason=demo-node-failure"], check=False)
+        self.slurm.run(["scontrol", "update", f"nodename={self.victim}", "state=drain",
+                        "reason=demo-node-failure"], check=False)
+        self.down_since = time.monotonic()
+        self.say(f"incident: node {self.victim} failed under {len(jobs)} running jobs (NODE_FAIL, cause system) "
+                 "and is drained. Expect a PAGE within about a minute (Alertmanager waits 30 s to group it).")
 
 
 # --------------------------------------------------------------------------------------------- the command
 
 DEMO_HELP = """The whole stack on this machine (root, Debian 12 packages; `make deps` installs them).
 
-Slurm with accounting (3 slurmd), the cluster and node agents, Prometheus with every generated rule
-(plus SLOs for the demo cluster with windows of seconds to minutes), Alertmanager with the generated
-routing. A job mix runs: successes, user failures, pending jobs, and after --incident-after seconds
-a node fails under running jobs, so the job-success SLO pages. Pages are printed as they arrive.
-Everything listens on 127.0.0.1; Ctrl-C or SIGTERM stops it all and removes the work directory.
+Slurm with accounting (3 slurmd), the cluster and node agents, and Prometheus and Alertmanager on the
+configs `hpcwatch generate` writes (deploy/prometheus/prometheus.yml, the rules, the Alertmanager
+routing) with targets in file_sd files and the PagerDuty and webhook receivers pointed at this
+process; plus SLOs for the demo cluster with windows of seconds to minutes. A job mix runs:
+successes, user failures, pending jobs; after --incident-after seconds a node fails under two running
+jobs, so the job-success SLO pages on-call, and the page resolves a minute or two later.
+Notifications are printed as they arrive. Everything listens on 127.0.0.1; Ctrl-C or SIGTERM stops
+it all and removes the work directory.
 
 examples:
   hpcwatch demo                      # until Ctrl-C
@@ -373,53 +329,65 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, workdir: str, stack: contextlib.ExitStack, say: Callable[[str], None]) -> None:
-    from hpcwatch.harness.prometheus import Alertmanager, Prometheus
+    from hpcwatch.harness.shipped import NotificationReceiver, ShippedPrometheus, shipped_alertmanager
     from hpcwatch.harness.slurm import SlurmCluster
 
     say(f"work directory {workdir}")
     deploy = os.path.join(workdir, "deploy")
     cli("generate", "--out", deploy)
-    rules_dir = os.path.join(deploy, "prometheus", "rules")
-    rule_files = [os.path.join(rules_dir, f) for f in sorted(os.listdir(rules_dir)) if f.endswith(".yml")]
-    rule_files.append(slo_rules(workdir, DEMO_CATALOGUE, SHORT_WINDOWS, "demo-slo"))
-    say(f"generated {len(rule_files)} rule files, dashboards and Alertmanager routing")
+    slo = slo_rules(workdir, DEMO_CATALOGUE, SHORT_WINDOWS, "demo-slo")
+    say(f"generated {deploy}/ with `hpcwatch generate` and the demo's SLO rules with `hpcwatch slo generate`")
+    counts: dict[str, int] = {}
 
-    def on_notify(path: str, doc: dict) -> None:
-        for a in doc.get("alerts", []):
-            lab = a.get("labels", {})
+    def on_notify(note: Notification) -> None:
+        what = {"oncall": "PAGE", "ticket": "TICKET"}.get(note.receiver, note.receiver.upper())
+        counts[f"{what} {note.status}"] = counts.get(f"{what} {note.status}", 0) + 1
+        for a in note.alerts:
+            lab = a["labels"]
             where = " ".join(f"{k}={lab[k]}" for k in ("cluster", "queue", "instance") if k in lab)
-            say(f"{path.strip('/').upper()} {a.get('status')}: {lab.get('alertname')} {where} - "
-                f"{a.get('annotations', {}).get('summary', '')}")
+            say(f"{what} {a['status']} ({note.kind} to {note.receiver}): {lab.get('alertname')} {where} - "
+                f"{a['annotations'].get('summary', '')}")
 
-    hook = stack.enter_context(WebhookReceiver(on_notify))
-    say(f"starting Slurm with accounting ({args.nodes} nodes)")
-    slurm = stack.enter_context(SlurmCluster(os.path.join(workdir, "slurm"), cluster_name="demo",
+    hook = stack.enter_context(NotificationReceiver(on_notify))
+    say(f"starting Slurm with accounting ({args.nodes} nodes, cluster {DEMO_CLUSTER})")
+    slurm = stack.enter_context(SlurmCluster(os.path.join(workdir, "slurm"), cluster_name=DEMO_CLUSTER,
                                              nodes=args.nodes))
     state = os.path.join(workdir, "agent-cluster", "slurm-state.json")
     cluster = stack.enter_context(Agent(workdir, "cluster", [
         f"--collector.slurm.conf={slurm.conf_path}", "--collector.slurm.refresh-interval=2",
         f"--collector.slurm.state-file={state}"]))
     node = stack.enter_context(Agent(workdir, "node"))
-    am = stack.enter_context(Alertmanager(workdir, alertmanager_config(
-        workdir, hook.url + "/page", hook.url + "/ticket")))
-    prom = stack.enter_context(Prometheus(workdir, prometheus_config(
-        {"hpcwatch-cluster": cluster.url, "hpcwatch-node": node.url}, am.url, interval="2s"), rule_files))
+    am = stack.enter_context(shipped_alertmanager(workdir, deploy, hook.url))
+    targets = {**agent_targets(DEMO_CLUSTER, node, cluster, "2s"), "alertmanager": [Target(am.url.split("//")[1])]}
+    prom = stack.enter_context(ShippedPrometheus(workdir, deploy, targets, [slo]))
     mix = JobMix(slurm, say, args.incident_after)
     mix.start()
     dashboards = os.path.join(deploy, "grafana", "dashboards")
     ui = prometheus_ui(prom.url)
     print(f"""
-hpcwatch demo is up; jobs are running. Open:
+hpcwatch demo is up; jobs are running. What it did:
+  - wrote {deploy}/ with `hpcwatch generate` (what you would install)
+  - Prometheus runs {prom.config_path} unchanged (a copy of deploy/prometheus/prometheus.yml) with
+    deploy/prometheus/rules/*.yml and the demo SLOs in {prom.dir}/rules/; targets are the only files
+    written, in {prom.dir}/targets/ (labels: cluster={DEMO_CLUSTER}, scraped every 2 s)
+  - Alertmanager runs deploy/alertmanager/alertmanager.yml: pages go to its PagerDuty receiver, tickets
+    to its webhook, both pointed at this process, which prints what they receive
+Where to look:
   Prometheus      {ui}/alerts    (rules: {ui}/rules, targets: {ui}/targets)
   Alertmanager    {am.url}/#/alerts
   cluster agent   {cluster.url}/metrics
   node agent      {node.url}/metrics
   dashboards      {dashboards}/*.json  (import into Grafana with {prom.url} as the Prometheus data source)
   Slurm           SLURM_CONF={slurm.conf_path} squeue
-Pages and tickets are printed here as Alertmanager sends them. Ctrl-C stops and removes everything.
+A node fails under running jobs {args.incident_after:g} s after start (--incident-after). Ctrl-C stops and
+removes everything.
 """, flush=True)
     deadline = time.monotonic() + args.duration if args.duration > 0 else None
-    while deadline is None or time.monotonic() < deadline:
-        mix.tick()
-        time.sleep(3 if deadline is None else max(0.0, min(3, deadline - time.monotonic())))
-    say(f"--duration {args.duration:g}s reached; tearing down")
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            mix.tick()
+            time.sleep(3 if deadline is None else max(0.0, min(3, deadline - time.monotonic())))
+        say(f"--duration {args.duration:g}s reached; tearing down")
+    finally:
+        summary = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "none"
+        say(f"notifications received: {summary}")

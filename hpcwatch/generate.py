@@ -40,6 +40,7 @@ HELP = """Write the default generated artifacts under deploy/ (or check they are
   deploy/prometheus/rules/        infrastructure alert rules (+ SLO rules of the HPC catalogue)
   deploy/prometheus/rules/tests/  promtool unit tests for them
   deploy/grafana/dashboards/      every Grafana dashboard as JSON
+  deploy/grafana/provisioning/    the Prometheus data source and dashboard provider for Grafana
   deploy/alertmanager/            an example Alertmanager config and the receiver config behind it
   deploy/kubernetes/base/         prometheusrules.yaml (PrometheusRule) and grafana-dashboards.yaml
                                   (ConfigMaps for the Grafana sidecar)
@@ -116,7 +117,7 @@ def artifacts() -> dict[str, str]:
     """{path relative to deploy/: content} of every generated file."""
     from hpcwatch import promconfig
     from hpcwatch.alerts import alertmanager, rules
-    from hpcwatch.dashboards import render_all, slo_refs
+    from hpcwatch.dashboards import provisioning, render_all, slo_refs
 
     out: dict[str, str] = {}
     out[PROMETHEUS_CONFIG] = promconfig.render(_yaml_header("the Prometheus config hpcwatch ships"))
@@ -125,6 +126,8 @@ def artifacts() -> dict[str, str]:
     slos = default_slos()
     out.update(_slo_files(slos))
     slo_text = out.get(f"{RULES_DIR}/{SLO_RULES_FILE}")
+    for rel, text in provisioning.files(_yaml_header("Grafana provisioning for the hpcwatch dashboards")).items():
+        out[f"grafana/{rel}"] = text
     for name, text in render_all(slo_refs(slos)).items():
         out[f"{DASHBOARD_DIR}/{name}"] = text
     out[f"{K8S_DIR}/prometheusrules.yaml"] = _prometheus_rules_crd(

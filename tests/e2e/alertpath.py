@@ -1,11 +1,13 @@
 """The end-to-end alert path, run once per session (conftest.alert_run) and recorded for the tests to judge.
 
-Real Slurm (hpcwatch.harness, 4 slurmd), the cluster agent (refresh 2 s) and the node agent as
-`hpcwatch serve` children, Prometheus scraping both every second with the SLO rules that
-`hpcwatch slo generate --windows` writes for tests/fixtures/e2e/hpc-catalogue.yaml (plus the
-infrastructure rules), remote-writing raw samples to VictoriaMetrics, where vmalert evaluates the
-same rule files. Each rule engine notifies its own Alertmanager, configured by
-`hpcwatch alerts alertmanager`, whose webhooks land in this process.
+What ships, run for real (hpcwatch.harness.shipped): real Slurm (4 slurmd), the cluster agent
+(refresh 2 s) and the node agent as `hpcwatch serve` children; Prometheus on deploy/prometheus/
+prometheus.yml and deploy/prometheus/rules/*.yml byte for byte, plus the SLO rules
+`hpcwatch slo generate --windows` writes for tests/fixtures/e2e/hpc-catalogue.yaml (evaluated every
+second) in its rules/ folder; targets only in file_sd files (cluster label, 1 s scrapes). Next to it
+VictoriaMetrics scrapes the same prometheus.yml and targets, and vmalert evaluates the same rule
+files. Each engine notifies its own Alertmanager on deploy/alertmanager/alertmanager.yml with only
+the receivers' endpoints pointed here: pages arrive as PagerDuty events, tickets as webhooks.
 
 The scenario: healthy jobs; user failures alone (must not page); nodes set down under running jobs
 (must page); nodes resumed while user failures go on (the page must resolve). Every wait has a
@@ -25,19 +27,23 @@ import pytest
 from helpers import IN_CI
 
 from hpcwatch import demo
+from hpcwatch.harness.shipped import Notification, NotificationReceiver
 from hpcwatch.harness.util import MissingDaemon, which
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "e2e")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEPLOY = os.path.join(ROOT, "deploy")  # as `hpcwatch generate` wrote it (tests/unit checks it is fresh)
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "e2e")
 CATALOGUE = os.path.join(FIXTURES, "hpc-catalogue.yaml")
-WINDOWS = os.path.join(FIXTURES, "alert-windows-1d.yaml")
+WINDOWS = demo.SHORT_WINDOWS  # the demo's: short windows of 1 m, longer than Alertmanager's group_wait
 CLUSTER, QUEUE = "e2e", "debug"
 SLO = f"job-success-{CLUSTER}-{QUEUE}"
 ALERT = "JobSuccessSLO"
 MIN_EVENTS = 5
 
-# Deadlines (not assertions on speed: they bound how long a broken path makes the suite wait).
-PAGE_WITHIN = 60.0
-RESOLVE_WITHIN = 150.0
+# Deadlines (not assertions on speed: they bound how long a broken path makes the suite wait). The
+# shipped routing waits group_wait 30 s before a first page and regroups pages every minute.
+PAGE_WITHIN = 120.0
+RESOLVE_WITHIN = 240.0
 SEEN_WITHIN = 60.0
 
 BINARIES = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "prometheus",
@@ -80,10 +86,24 @@ def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.5) ->
 
 
 @dataclasses.dataclass
-class Notification:
-    at: float          # wall-clock time it reached the webhook
+class Seen:
+    """A notification and when it came, relative to the phase it answers."""
+
+    note: Notification
     after: float       # seconds after the phase began (burn or recovery)
-    doc: dict          # the Alertmanager webhook payload
+
+    @property
+    def at(self) -> float:
+        return self.note.at
+
+    def page_alert(self) -> dict[str, Any]:
+        """The one page alert of the SLO this notification carries (labels, annotations, status)."""
+        (alert,) = [a for a in self.note.alerts if is_page(a)]
+        return alert
+
+
+def is_page(alert: dict[str, Any]) -> bool:
+    return alert["labels"].get("alertname") == ALERT and alert["labels"].get("sloth_severity") == "page"
 
 
 @dataclasses.dataclass
@@ -94,32 +114,31 @@ class AlertRun:
     user_phase: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     burn_began: float = 0.0
     recovery_began: float = 0.0
-    page: dict[str, Notification | None] = dataclasses.field(default_factory=dict)
-    resolved: dict[str, Notification | None] = dataclasses.field(default_factory=dict)
+    page: dict[str, Seen | None] = dataclasses.field(default_factory=dict)
+    resolved: dict[str, Seen | None] = dataclasses.field(default_factory=dict)
     vmalert_alerts: list[dict] = dataclasses.field(default_factory=list)
     at_resolve: dict[str, float | None] = dataclasses.field(default_factory=dict)
-    notifications: list[tuple[float, str, dict]] = dataclasses.field(default_factory=list)
+    notifications: list[Notification] = dataclasses.field(default_factory=list)
     diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
     agents: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    rule_files: list[str] = dataclasses.field(default_factory=list)
 
-    def pages(self, engine: str, status: str | None = None) -> list[tuple[float, dict]]:
-        """(time, alert) of every JobSuccessSLO page alert that engine's Alertmanager sent on-call."""
-        out = []
-        for at, path, doc in self.notifications:
-            if path != f"/{engine}/oncall":
-                continue
-            for a in doc.get("alerts", []):
-                lab = a.get("labels", {})
-                if lab.get("alertname") == ALERT and lab.get("sloth_severity") == "page" and \
-                        (status is None or a.get("status") == status):
-                    out.append((at, a))
-        return out
+    def pages(self, engine: str, status: str | None = None) -> list[Notification]:
+        """Every on-call notification of that engine's Alertmanager that carries the SLO's page with
+        `status` (PagerDuty: a trigger event is firing, a resolve event resolved)."""
+        return [n for n in self.notifications if n.path.startswith(f"/{engine}/oncall/")
+                and any(is_page(a) for a in n.alerts) and (status is None or n.status == status)]
+
+    def about_the_slo(self) -> list[Notification]:
+        """Every notification, page or ticket, that carries the SLO's alert."""
+        return [n for n in self.notifications
+                if any(a["labels"].get("sloth_slo") == SLO for a in n.alerts)]
 
 
 class Scenario:
     """Drives Slurm and records what Prometheus, vmalert and the webhooks did."""
 
-    def __init__(self, slurm, prom, vm, vmalert, hook: demo.WebhookReceiver) -> None:
+    def __init__(self, slurm, prom, vm, vmalert, hook: NotificationReceiver) -> None:
         self.slurm, self.prom, self.vm, self.vmalert, self.hook = slurm, prom, vm, vmalert, hook
         self.run = AlertRun()
         self.engines = {"prom": prom, "vm": vm}
@@ -182,30 +201,29 @@ class Scenario:
         self.phase("user failures alone, recorded by both engines", t)
 
     def user_window(self, engine: str, need: bool = True) -> dict[str, float | None] | None:
-        """The page's long window as one engine sees it at one instant; with `need`, None until it holds
+        """The page's short window as one engine sees it at one instant; with `need`, None until it holds
         the user failures (increase() extrapolates, hence 5 of 6 and 9 of 11)."""
         d, at = self.engines[engine], time.time() - 0.5
         got = {"user_failures_1m": value(d, f'sum(increase(hpc_scheduler_jobs_finished_total{{cluster="{CLUSTER}",'
                                             f'queue="{QUEUE}",cause="user"}}[1m]))', at),
-               "events_1m": value(d, f'slo:sli_events:count1m{{sloth_slo="{SLO}"}}', at),
+               "events_5m": value(d, f'slo:sli_events:count5m{{sloth_slo="{SLO}"}}', at),
                "error_ratio_1m": value(d, f'slo:sli_error:ratio_rate1m{{sloth_slo="{SLO}"}}', at),
-               "error_ratio_15s": value(d, f'slo:sli_error:ratio_rate15s{{sloth_slo="{SLO}"}}', at)}
-        if need and not ((got["user_failures_1m"] or 0) >= 5 and (got["events_1m"] or 0) >= 9
+               "error_ratio_5m": value(d, f'slo:sli_error:ratio_rate5m{{sloth_slo="{SLO}"}}', at)}
+        if need and not ((got["user_failures_1m"] or 0) >= 5 and (got["events_5m"] or 0) >= 9
                          and got["error_ratio_1m"] is not None):
             return None
         return got
 
     def refresh(self) -> AlertRun:
-        """The record with every notification the webhooks got so far."""
+        """The record with every notification the receivers got so far."""
         self.run.notifications = self.hook.received()
         return self.run
 
-    def first(self, engine: str, status: str, since: float) -> Notification | None:
+    def first(self, engine: str, status: str, since: float) -> Seen | None:
         """The first on-call notification of the page with `status` from that engine since `since`."""
-        for at, _alert in self.refresh().pages(engine, status):
-            if at >= since:
-                doc = next(d for a, p, d in self.run.notifications if a == at and p == f"/{engine}/oncall")
-                return Notification(at, round(at - since, 1), doc)
+        for note in self.refresh().pages(engine, status):
+            if note.at >= since:
+                return Seen(note, round(note.at - since, 1))
         return None
 
     def system_failures(self) -> None:
@@ -262,10 +280,10 @@ class Scenario:
                     self.run.resolved[engine] = got
                     if engine == "prom":
                         self.run.at_resolve = {
-                            "user_failures_30s": value(self.prom, 'sum(increase(hpc_scheduler_jobs_finished_total'
-                                                                  f'{{cluster="{CLUSTER}",cause="user"}}[30s]))'),
-                            "error_ratio_30s": self.sli("prom", "slo:sli_error:ratio_rate30s"),
-                            "error_ratio_2m": self.sli("prom", "slo:sli_error:ratio_rate2m")}
+                            "user_failures_1m": value(self.prom, 'sum(increase(hpc_scheduler_jobs_finished_total'
+                                                                 f'{{cluster="{CLUSTER}",cause="user"}}[1m]))'),
+                            "error_ratio_1m": self.sli("prom", "slo:sli_error:ratio_rate1m"),
+                            "error_ratio_5m": self.sli("prom", "slo:sli_error:ratio_rate5m")}
             if len(self.run.resolved) == len(self.engines) or (
                     "prom" in self.run.resolved and time.monotonic() - t > 20 + RESOLVE_WITHIN / 2):
                 break  # vmalert's resolve is reported when seen, not waited for past this
@@ -273,8 +291,8 @@ class Scenario:
         for engine in set(self.engines) - set(self.run.resolved):
             self.run.resolved[engine] = None
             self.run.diagnostics[f"{engine} at resolve deadline"] = self.snapshot(engine)
-        # Two more seconds of notifications: nothing may page again after the resolve.
-        time.sleep(2)
+        # A few more seconds of notifications: nothing may page again after the resolve.
+        time.sleep(3)
         self.refresh()
         self.phase("recovery to page resolved", t)
 

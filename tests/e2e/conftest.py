@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from alertpath import CATALOGUE, CLUSTER, WINDOWS, AlertRun, Scenario, require_e2e
+from alertpath import CATALOGUE, CLUSTER, DEPLOY, WINDOWS, AlertRun, Scenario, require_e2e
 
 from hpcwatch import demo
 
@@ -17,7 +17,14 @@ from hpcwatch import demo
 def alert_run(tmp_path_factory, request) -> AlertRun:
     """Start the stack, drive the scenario once, tear everything down; the record of what happened."""
     require_e2e()
-    from hpcwatch.harness.prometheus import Alertmanager, Prometheus, VictoriaMetrics, VMAlert
+    from hpcwatch.harness.prometheus import VMAlert
+    from hpcwatch.harness.shipped import (
+        NotificationReceiver,
+        ShippedPrometheus,
+        ShippedVictoriaMetrics,
+        Target,
+        shipped_alertmanager,
+    )
     from hpcwatch.harness.slurm import SlurmCluster
 
     work = str(tmp_path_factory.mktemp("e2e"))
@@ -25,27 +32,28 @@ def alert_run(tmp_path_factory, request) -> AlertRun:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
-        hook = stack.enter_context(demo.WebhookReceiver())
+        hook = stack.enter_context(NotificationReceiver())
         slurm = stack.enter_context(SlurmCluster(os.path.join(work, "slurm"), cluster_name=CLUSTER, nodes=4))
         state = os.path.join(work, "slurm-state.json")
         cluster = stack.enter_context(demo.Agent(work, "cluster", [
             f"--collector.slurm.conf={slurm.conf_path}", "--collector.slurm.refresh-interval=2",
             f"--collector.slurm.state-file={state}"]))
         node = stack.enter_context(demo.Agent(work, "node"))
-        rules = [demo.slo_rules(work, CATALOGUE, WINDOWS, "e2e-slo"), os.path.join(work, "infra.rules.yml")]
-        demo.cli("alerts", "rules", "-o", rules[1])
-        am = {e: stack.enter_context(Alertmanager(work, demo.alertmanager_config(
-            work, f"{hook.url}/{e}/oncall", f"{hook.url}/{e}/ticket"))) for e in ("prom", "vm")}
-        vm = stack.enter_context(VictoriaMetrics(work))
-        prom = stack.enter_context(Prometheus(work, demo.prometheus_config(
-            {"hpcwatch-cluster": cluster.url, "hpcwatch-node": node.url}, am["prom"].url, interval="1s",
-            remote_write=vm.url + "/api/v1/write"), rules))
-        vmalert = stack.enter_context(VMAlert(work, rules, vm.url, am["vm"].url, evaluation_interval="1s",
+        slo = demo.slo_rules(work, CATALOGUE, WINDOWS, "e2e-slo")
+        am = {e: stack.enter_context(shipped_alertmanager(work, DEPLOY, f"{hook.url}/{e}")) for e in ("prom", "vm")}
+        targets = demo.agent_targets(CLUSTER, node, cluster, "1s")
+        prom = stack.enter_context(ShippedPrometheus(
+            work, DEPLOY, {**targets, "alertmanager": [Target(am["prom"].url.split("//")[1])]}, [slo]))
+        # VictoriaMetrics scrapes the same prometheus.yml and targets; vmalert evaluates the same rules.
+        vm = stack.enter_context(ShippedVictoriaMetrics(work, prom.config_path))
+        vmalert = stack.enter_context(VMAlert(work, [os.path.join(prom.dir, "rules", "*.yml")], vm.url,
+                                              am["vm"].url, evaluation_interval="30s",
                                               extra_args=[f"-remoteWrite.url={vm.url}",
                                                           "-remoteWrite.flushInterval=500ms",
                                                           "-datasource.queryStep=5s"]))
         timings["stack up"] = round(time.monotonic() - t0, 1)
         scenario = Scenario(slurm, prom, vm, vmalert, hook)
+        scenario.run.rule_files = prom.loaded_rule_files()
         scenario.scraping()
         scenario.healthy()
         scenario.user_failures_alone()
@@ -77,8 +85,8 @@ def report_timings(config, run: AlertRun) -> None:
         lines.append(f"  {name}: page on-call {p.after if p else 'NOT SEEN'}s after the nodes went down, "
                      f"resolved {r.after if r else 'NOT SEEN'}s after they resumed")
     paths: dict[str, int] = {}
-    for _at, path, doc in run.notifications:
-        key = f"{path} {doc.get('status')}"
+    for note in run.notifications:
+        key = f"{note.path} {note.status}"
         paths[key] = paths.get(key, 0) + 1
     lines.append("  notifications: " + ", ".join(f"{k} x{n}" for k, n in sorted(paths.items())))
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():

@@ -1,10 +1,12 @@
-"""`hpcwatch demo` as a user runs it: the URLs it prints answer while it runs, `--duration` ends it
-with status 0, and nothing it started is left behind. Without root it says what it needs, status 2."""
+"""`hpcwatch demo` as a user runs it: the URLs it prints answer while it runs, its incident pages
+on-call and the page resolves, Ctrl-C ends it with status 0, and nothing it started is left behind.
+Without root it says what it needs, status 2."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -41,20 +43,33 @@ def leftovers(workdir: str) -> list[str]:
     return found
 
 
-def test_demo_serves_its_urls_then_tears_everything_down():
+def _wait_for(lines: list[str], proc: subprocess.Popen, pattern: str, timeout: float) -> re.Match | None:
+    """The first output line matching `pattern` (a regex), or None once the timeout passes or the demo exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            m = re.search(pattern, line)
+            if m:
+                return m
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.5)
+    return None
+
+
+def test_demo_pages_then_resolves_then_tears_everything_down():
+    """As a user runs it: the URLs it prints answer; its node failure pages on-call through the shipped
+    Alertmanager routing (a PagerDuty trigger) and the page resolves; Ctrl-C (SIGINT) ends it with
+    status 0 and nothing it started is left behind."""
     require_e2e()
     began = time.monotonic()
-    proc = subprocess.Popen([*DEMO, "--duration", "40"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([*DEMO, "--incident-after", "10", "--duration", "600"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while not any(line.startswith("  Slurm") for line in list(lines)):
-            assert proc.poll() is None, "demo exited before it was up:\n" + "".join(lines)
-            assert time.monotonic() < deadline, "demo not up after 120s:\n" + "".join(lines)
-            time.sleep(0.5)
+        assert _wait_for(lines, proc, r"^  Slurm ", 180), "demo not up:\n" + "".join(lines)
         up = time.monotonic() - began
         text = "".join(lines)
         urls = sorted(set(URL.findall(text)))
@@ -64,14 +79,26 @@ def test_demo_serves_its_urls_then_tears_everything_down():
         workdir = re.search(r"work directory (\S+)", text).group(1)
         dashboards = re.search(r"dashboards\s+(\S+)/\*\.json", text).group(1)
         assert any(f.endswith(".json") for f in os.listdir(dashboards))
+        # The page, then its resolve, as the demo prints what the on-call receiver got. Deadlines bound
+        # the wait (group_wait 30 s, pages regrouped every minute); they are not speed assertions.
+        assert _wait_for(lines, proc, r"incident: node \S+ failed", 120), "".join(lines)
+        page = _wait_for(lines, proc, r"PAGE firing \(pagerduty to oncall\): JobSuccessSLO cluster=demo", 180)
+        assert page, "no page on-call after the node failure:\n" + "".join(lines)
+        resolved = _wait_for(lines, proc, r"PAGE resolved \(pagerduty to oncall\): JobSuccessSLO cluster=demo", 300)
+        assert resolved, "the page never resolved:\n" + "".join(lines)
+        paged_after = time.monotonic() - began
+        proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0, "".join(lines)
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(60)
     reader.join(10)
-    print(f"demo: up after {up:.1f}s, exited after {time.monotonic() - began:.1f}s")
-    assert "every daemon is gone" in "".join(lines)
+    print(f"demo: up after {up:.1f}s, page resolved after {paged_after:.1f}s, exited after "
+          f"{time.monotonic() - began:.1f}s")
+    text = "".join(lines)
+    assert "every daemon is gone" in text
+    assert re.search(r"notifications received: .*PAGE firing x1.*PAGE resolved x1", text), text
     assert leftovers(workdir) == []
     assert not os.path.exists(workdir)
     for url in urls:
