@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from hpcwatch.logs import setup_logging
-from hpcwatch.outputs import OutputError
+from hpcwatch.outputs import describe
 from hpcwatch.version import __version__
 
 DESCRIPTION = """hpcwatch: job-aware observability for HPC clusters.
@@ -78,12 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:
         # A path that cannot be read or written: `error: PATH: reason`, never a traceback.
-        if isinstance(exc, OutputError):
-            print(f"error: {exc}", file=sys.stderr)
-        elif exc.filename is not None:
-            print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
-        else:
+        message = describe(exc)
+        if message is None:
             raise
+        print(f"error: {message}", file=sys.stderr)
         return 1
 
 

@@ -113,16 +113,25 @@ def register(sub) -> None:
     docs_sub = p.add_subparsers(dest="docs_command", metavar="WHAT", required=True)
     m = docs_sub.add_parser("metrics", help="write docs/metrics.md from the collectors and their fixtures",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("--repo", default=".", help="repository root holding tests/fixtures and docs/ (default: .)")
-    m.add_argument("--check", action="store_true", help="exit 1 if docs/metrics.md is stale, write nothing")
+    m.add_argument("--repo", default=".", help="source checkout holding tests/fixtures/ (default: .)")
+    m.add_argument("-o", "--out", help="file to write (default: REPO/docs/metrics.md)")
+    m.add_argument("--check", action="store_true", help="exit 1 if the file is stale, write nothing")
     m.set_defaults(func=_run_metrics)
 
 
 def _run_metrics(args) -> int:
     import sys
 
+    from hpcwatch.outputs import write_text
+
     repo = os.path.abspath(args.repo)
-    target = os.path.join(repo, "docs", "metrics.md")
+    target = args.out or os.path.join(repo, "docs", "metrics.md")
+    if not os.path.isdir(os.path.join(repo, "tests", "fixtures")):
+        # The fixture trees are test data of the source repository, not part of the installed package.
+        print(f"error: {repo}: no tests/fixtures/ here; `hpcwatch docs metrics` renders every collector on the "
+              "fixture trees of a source checkout: run it in one (git clone https://github.com/hpcwatch/hpcwatch) "
+              "or pass --repo CHECKOUT", file=sys.stderr)
+        return 1
     text = document(repo)
     try:
         with open(target, encoding="utf-8") as fh:
@@ -134,8 +143,6 @@ def _run_metrics(args) -> int:
             print(f"{target} is stale: run `hpcwatch docs metrics`", file=sys.stderr)
             return 1
         return 0
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(target, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_text(target, text)
     print(f"wrote {target}")
     return 0

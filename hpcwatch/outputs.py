@@ -34,6 +34,15 @@ def _blocking_file(path: str) -> str | None:
     return p if os.path.lexists(p) and not os.path.isdir(p) else None
 
 
+def describe(exc: OSError) -> str | None:
+    """`PATH: reason` for an OSError about a path (any command's), None when it names no path."""
+    if isinstance(exc, OutputError):
+        return str(exc)
+    if not isinstance(exc.filename, str):
+        return None
+    return str(_reason(exc, exc.filename))
+
+
 def _reason(exc: OSError, path: str) -> OutputError:
     """The failing path and a reason a person can act on (makedirs over a file says only "File exists")."""
     if isinstance(exc, FileExistsError | NotADirectoryError):

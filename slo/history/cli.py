@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import calendar
-import os
 import sys
 import time
 
@@ -122,11 +121,11 @@ def run_report(args) -> int:
         if args.out == "-":
             sys.stdout.write(text)
         else:
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            with open(args.out, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            from hpcwatch.outputs import write_text
+            write_text(args.out, text)
             print(f"{len(report.histories)} SLOs replayed; wrote {args.out}", file=sys.stderr)
-    except OSError as exc:
-        print(f"error: writing {args.out}: {exc}", file=sys.stderr)
+    except OSError as exc:  # hpcwatch.outputs: `PATH: reason`
+        from hpcwatch.outputs import describe
+        print(f"error: {describe(exc) or exc}", file=sys.stderr)
         return 1
     return 0

@@ -5,11 +5,14 @@ deploy/prometheus/rules/*.yml byte for byte (scrapes and rule evaluations every 
 plus the SLO rules `hpcwatch slo generate` writes for tests/fixtures/dashboards/slo-catalogue.yaml
 in its rules/ folder, as an operator adds their own. The only files the test writes are the file_sd
 target lists, every target group labelled `cluster` with the harness Slurm's ClusterName:
-- jobs hpcwatch-node and hpcwatch-cluster: one in-process exporter per collector documentation
-  example (hpcwatch/docexamples.py, the fixture trees docs/metrics.md is rendered from: fake 8x H100 NVML, InfiniBand/RoCE/
-  saturated sysfs, ibdiags replay, Lustre client and server, GPFS, NFS, BeeGFS, Flux, node, cgroup
-  v1 and v2 jobs), except slurm's, replaced by the slurm collector against the harness's real Slurm,
-  where the test submits jobs that succeed, one that fails, one held and one that keeps running;
+- jobs hpcwatch-node and hpcwatch-cluster: in-process exporters serving every collector's
+  documentation examples (the fixture trees docs/metrics.md is rendered from: fake 8x H100 NVML,
+  InfiniBand/RoCE/saturated sysfs, ibdiags replay, Lustre client and server, GPFS, NFS, BeeGFS, Flux,
+  node, cgroup v1 and v2 jobs), one exporter per example, except a compute node agent that serves
+  the first node, GPU and fabric examples together with a jobs tree whose jobs are the ones its GPUs
+  and the Lustre servers name (as on a real node, where they are the same jobs); and the slurm
+  collector against the harness's real Slurm, where the test submits jobs that succeed, one that
+  fails, one held and one that keeps running;
 - job node: the Debian node_exporter, as at a site that keeps it for node metrics.
 The test also drives the fake GPUs the way a bad day would (two XID 79, new ECC errors, a process of
 a Slurm job on a GPU), so the panels that only show trouble have some.
@@ -87,6 +90,13 @@ def _targets(d: dict) -> list[tuple[str, str, str, bool]]:
     return [(p["title"], t["refId"], t["expr"], t["instant"]) for p in iter_panels(d) for t in p.get("targets", [])]
 
 
+# The compute node agent: these collectors' first examples, served with COMPUTE_JOBS, on one target.
+COMPUTE_NODE = ("node", "gpu", "fabric")
+# Its jobs: the v2 cgroup fixture with its two jobs renamed to the job whose process runs on the fake
+# GPU 0 (tests/fixtures/gpu/proc/4242) and a job the Lustre job_stats fixtures account I/O to.
+COMPUTE_JOBS = {"77": "777", "78": "4242"}
+
+
 def _examples() -> list[tuple[str, object]]:
     """(collector name, instance) for every collector's documentation examples, slurm's left out."""
     from hpcwatch.exporters.registry import load_all
@@ -98,6 +108,29 @@ def _examples() -> list[tuple[str, object]]:
         if name != "slurm":
             out += [(name, c) for c in examples(name, ROOT)]
     return out
+
+
+def _compute_jobs(dest: str):
+    """A jobs collector on a copy of tests/fixtures/jobs/v2 whose jobs are renamed per COMPUTE_JOBS."""
+    import shutil
+
+    from hpcwatch.exporters.jobs import JobsCollector
+
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "jobs", "v2"), dest, symlinks=True)
+    scope = os.path.join(dest, "sys", "fs", "cgroup", "system.slice", "slurmstepd.scope")
+    for old, new in COMPUTE_JOBS.items():
+        os.rename(os.path.join(scope, f"job_{old}"), os.path.join(scope, f"job_{new}"))
+    for path in glob.glob(os.path.join(dest, "proc", "*", "environ")):
+        with open(path, "rb") as fh:
+            env = fh.read().split(b"\0")
+        for i, entry in enumerate(env):
+            name, _, value = entry.partition(b"=")
+            if name in (b"SLURM_JOB_ID", b"SLURM_JOBID") and value.decode() in COMPUTE_JOBS:
+                env[i] = name + b"=" + COMPUTE_JOBS[value.decode()].encode()
+        with open(path, "wb") as fh:
+            fh.write(b"\0".join(env))
+    return JobsCollector(helpers.make_context(procfs=os.path.join(dest, "proc"), sysfs=os.path.join(dest, "sys"),
+                                              cls=JobsCollector))
 
 
 def _wait(prom, exprs: list[str], timeout: float) -> list[str]:
@@ -162,9 +195,9 @@ def stack(tmp_path_factory, slurm, node_exporter):
     from hpcwatch.exporters.gpu import nvml
     from hpcwatch.exporters.serve import Exporter
     from hpcwatch.exporters.slurm.collector import SlurmCollector
-    from hpcwatch.harness.shipped import ShippedPrometheus, Target
 
     from hpcwatch import demo
+    from hpcwatch.harness.shipped import ShippedPrometheus, Target
 
     tmp = tmp_path_factory.mktemp("dash")
     began = time.time()
@@ -190,7 +223,13 @@ def stack(tmp_path_factory, slurm, node_exporter):
     jobids: list[int] = []
     prom = None
     try:
+        compute = [c for name in COMPUTE_NODE for c in [next(c for n_, c in examples if n_ == name)]]
+        exporter = Exporter([*compute, _compute_jobs(str(tmp / "compute-jobs"))], ("127.0.0.1", 0), agent="node")
+        exporter.start()
+        exporters.append(("compute node: " + ", ".join((*COMPUTE_NODE, "jobs")), n.NODE_AGENT_JOB, exporter))
         for name, collector in examples:
+            if any(collector is c for c in compute):
+                continue
             agent = "node" if "node" in type(collector).default_agents else "cluster"
             exporter = Exporter([collector], ("127.0.0.1", 0), agent=agent)
             exporter.start()
@@ -230,7 +269,8 @@ def test_every_collector_is_scraped_with_the_cluster_label(stack):
     """Each example is a healthy target of the shipped jobs, and every series it sends carries `cluster`."""
     from hpcwatch.exporters.registry import load_all
 
-    assert {name for name, _, _ in stack.exporters} == set(load_all()), "every registered collector is served"
+    served = {part for name, _, _ in stack.exporters for part in name.removeprefix("compute node: ").split(", ")}
+    assert served == set(load_all()), "every registered collector is served"
     left = _wait(stack.prom, [f'count(up{{job=~"hpcwatch-.*|node"}}) >= {len(stack.exporters) + 1}'], 120)
     assert not left, stack.prom.targets()
     down = [r["metric"]["instance"] for r in stack.prom.query('up{job=~"hpcwatch.*|node"} == 0')]

@@ -173,9 +173,9 @@ def _dashboards() -> dict[str, dict]:
 
 def _newest_schema_version(home: str) -> int:
     node = require_binary("node")
-    proc = subprocess.run([node, "--input-type=module", "-e",
-                           f"import {{ defaultDashboard }} from '{NEWEST}'; console.log(defaultDashboard.schemaVersion)"],
-                          cwd=home, capture_output=True, text=True, timeout=60)
+    script = f"import {{ defaultDashboard }} from '{NEWEST}'; console.log(defaultDashboard.schemaVersion)"
+    proc = subprocess.run([node, "--input-type=module", "-e", script], cwd=home, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr
     return int(proc.stdout.strip())
 
