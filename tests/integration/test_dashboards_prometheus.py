@@ -94,7 +94,7 @@ def _targets(d: dict) -> list[tuple[str, str, str, bool]]:
 COMPUTE_NODE = ("node", "gpu", "fabric")
 # Its jobs: the v2 cgroup fixture with its two jobs renamed to the job whose process runs on the fake
 # GPU 0 (tests/fixtures/gpu/proc/4242) and a job the Lustre job_stats fixtures account I/O to.
-COMPUTE_JOBS = {"77": "777", "78": "4242"}
+COMPUTE_JOBS = {"77": "777", "78": "4243"}
 
 
 def _examples() -> list[tuple[str, object]]:
