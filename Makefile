@@ -7,10 +7,27 @@ BIN := $(VENV)/bin
 DEB_PKGS := munge:munged mariadb-server:mariadbd slurm-wlm:slurmctld slurmdbd:slurmdbd \
 	prometheus:prometheus prometheus-alertmanager:amtool prometheus-pushgateway:prometheus-pushgateway \
 	victoria-metrics:vmalert prometheus-node-exporter:prometheus-node-exporter chromium:chromium \
-	kubernetes-client:kubectl systemd:systemd-analyze openssl:openssl
+	kubernetes-client:kubectl systemd:systemd-analyze openssl:openssl npm:npm \
+	debootstrap:debootstrap buildah:buildah podman:podman
 PYTEST_ARGS ?=
+# Quote several pytest arguments: make test PYTEST_ARGS="tests/unit -x -q"
 
-.PHONY: run test deps venv generate check-generated demo lint bench clean
+# The container image (Containerfile), built without any registry pull. The caches (the debootstrap
+# root filesystem, the dependency wheels) live outside the repository, keyed by what they hold.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' hpcwatch/version.py)
+IMAGE := localhost/hpcwatch:$(VERSION)
+CACHE ?= $(or $(HPCWATCH_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hpcwatch)
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+# Debian 12 minbase with Python and the Slurm client commands the cluster agent runs.
+BASE_PKGS := python3,python3-venv,ca-certificates,slurm-client
+BASE_KEY := $(shell echo "bookworm $(BASE_PKGS) $(DEBIAN_MIRROR)" | sha256sum | cut -c1-12)
+BASE_TAR := $(CACHE)/image/rootfs-bookworm-$(BASE_KEY).tar
+BASE_IMAGE := localhost/hpcwatch-base:bookworm-$(BASE_KEY)
+LOCK := deploy/container/requirements.lock
+WHEELS := $(CACHE)/image/wheels-$(shell sha256sum $(LOCK) 2>/dev/null | cut -c1-12)
+CONTEXT := build/image
+
+.PHONY: run test deps venv generate check-generated demo lint bench clean wheel image image-base image-lock image-name
 
 run: venv generate
 	$(BIN)/hpcwatch serve --agent node
@@ -54,6 +71,45 @@ lint: venv
 
 bench: venv
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# --- the container image -----------------------------------------------------------------------------
+
+image-name:
+	@echo $(IMAGE)
+
+wheel: venv
+	rm -rf $(CONTEXT) && mkdir -p $(CONTEXT)/wheels
+	$(BIN)/pip wheel --no-deps --quiet -w $(CONTEXT)/wheels .
+
+# Debian 12 by debootstrap, once per package list (as root: debootstrap makes device nodes, chroots).
+$(BASE_TAR):
+	@mkdir -p $(dir $@)
+	root=$$(mktemp -d $(CACHE)/image/rootfs.XXXXXX) && \
+	trap 'umount -R "$$root"/proc "$$root"/sys "$$root"/dev 2>/dev/null; rm -rf --one-file-system "$$root"' EXIT && \
+	debootstrap --variant=minbase --include=$(BASE_PKGS) bookworm "$$root" $(DEBIAN_MIRROR) >/dev/null && \
+	chroot "$$root" apt-get clean && \
+	rm -rf "$$root"/var/lib/apt/lists/* "$$root"/usr/share/doc/* "$$root"/usr/share/man/* \
+	    "$$root"/usr/share/locale/* && \
+	tar --numeric-owner --one-file-system -C "$$root" -cf $@.tmp . && mv $@.tmp $@
+
+image-base: $(BASE_TAR)
+	podman image exists $(BASE_IMAGE) || podman import --quiet $(BASE_TAR) $(BASE_IMAGE) >/dev/null
+
+# The dependency wheels of the lock file, each checked against its hash.
+$(WHEELS)/.complete: $(LOCK) | venv
+	$(BIN)/pip download --quiet --only-binary=:all: --no-deps --require-hashes -r $(LOCK) -d $(WHEELS)
+	touch $@
+
+image: wheel image-base $(WHEELS)/.complete
+	cp $(LOCK) $(CONTEXT)/requirements.lock
+	cp -l $(WHEELS)/*.whl $(CONTEXT)/wheels/ 2>/dev/null || cp $(WHEELS)/*.whl $(CONTEXT)/wheels/
+	buildah build --pull=never --layers --quiet --build-arg BASE=$(BASE_IMAGE) -f Containerfile \
+	    -t $(IMAGE) $(CONTEXT) >/dev/null
+	@podman image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+# Re-pin the image's Python dependencies (after changing them in pyproject.toml).
+image-lock: wheel
+	$(BIN)/python deploy/container/lock.py $(CONTEXT)/wheels/hpcwatch-$(VERSION)-py3-none-any.whl > $(LOCK)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

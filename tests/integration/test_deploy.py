@@ -1,8 +1,10 @@
 """What operators install: systemd units verified by systemd-analyze, the kustomize base and overlays
-rendered by kubectl and validated against the Kubernetes schemas, Prometheus config by promtool."""
+rendered by kubectl and validated against the Kubernetes schemas (the image `make image` builds, the
+NetworkPolicy, the TLS and basic-auth overlay), Prometheus config by promtool."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -69,14 +71,16 @@ def test_systemd_execstart_flags_exist(unit):
             assert re.search(rf"{re.escape(flag)}\b", help_text), f"{unit}: {flag} is not a serve flag"
 
 
+@functools.cache
 def _kustomize(path: str) -> list[dict]:
+    """The rendered objects (cached: the tests only read them)."""
     kubectl = require_binary("kubectl")
     proc = subprocess.run([kubectl, "kustomize", path], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
-OVERLAYS = ["base", "overlays/gpu-nodes", "overlays/slurm-hostpath"]
+OVERLAYS = ["base", "overlays/gpu-nodes", "overlays/slurm-hostpath", "overlays/tls-basic-auth"]
 
 
 @pytest.mark.parametrize("where", OVERLAYS)
@@ -151,3 +155,79 @@ def test_prometheus_config_passes_promtool(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
+
+
+def _workloads(objects: list[dict]) -> list[dict]:
+    return [o for o in objects if o["kind"] in ("DaemonSet", "Deployment")]
+
+
+@pytest.mark.parametrize("where", OVERLAYS)
+def test_workloads_run_the_image_make_image_builds(where):
+    image = subprocess.run(["make", "-s", "-C", ROOT, "image-name"], capture_output=True, text=True, timeout=60,
+                           check=True).stdout.strip()
+    from hpcwatch.version import __version__
+
+    assert image == f"localhost/hpcwatch:{__version__}"
+    for obj in _workloads(_kustomize(os.path.join(DEPLOY, "kubernetes", where))):
+        (c,) = obj["spec"]["template"]["spec"]["containers"]
+        assert c["image"] == image and c["imagePullPolicy"] == "IfNotPresent", (obj["metadata"]["name"], c["image"])
+
+
+def test_network_policy_admits_scrapes_from_the_monitoring_namespace_only():
+    objects = _kustomize(os.path.join(DEPLOY, "kubernetes", "base"))
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": "hpcwatch"}
+    (rule,) = spec["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    # Every pod it selects names its port `metrics`.
+    for obj in _workloads(objects):
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == "hpcwatch"
+        assert [p["name"] for p in obj["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["metrics"]
+
+
+def test_service_monitors_label_cluster_like_the_shipped_prometheus_config():
+    objects = _kustomize(os.path.join(DEPLOY, "kubernetes", "base"))
+    monitors = {o["metadata"]["name"]: o["spec"]["endpoints"][0] for o in objects if o["kind"] == "ServiceMonitor"}
+    for name, ep in monitors.items():
+        assert {"targetLabel": "cluster", "replacement": "mycluster"} in ep["relabelings"], name
+    assert monitors["hpcwatch-cluster"].get("honorLabels") is True
+    assert not monitors["hpcwatch-node"].get("honorLabels")
+
+
+def test_tls_overlay_mounts_the_web_config_and_scrapes_with_tls_and_basic_auth(tmp_path):
+    import bcrypt
+    from hpcwatch.exporters.webconfig import load_web_config
+
+    where = os.path.join(DEPLOY, "kubernetes", "overlays", "tls-basic-auth")
+    objects = _kustomize(where)
+    for obj in _workloads(objects):
+        pod = obj["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        assert "--web.config.file=/etc/hpcwatch/web/web-config.yml" in c["args"]
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        assert mounts["/etc/hpcwatch/web"]["readOnly"] and mounts["/etc/hpcwatch/tls"]["readOnly"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert secrets == {"web-config": "hpcwatch-web-config", "tls": "hpcwatch-tls"}
+        for probe in ("readinessProbe", "livenessProbe"):
+            if probe in c:  # every path asks for the password: TCP checks
+                assert c[probe]["tcpSocket"] == {"port": "metrics"}, (obj["metadata"]["name"], probe)
+    for sm in (o for o in objects if o["kind"] == "ServiceMonitor"):
+        ep = sm["spec"]["endpoints"][0]
+        assert ep["scheme"] == "https" and ep["tlsConfig"]["ca"]["secret"]["name"] == "hpcwatch-tls"
+        assert ep["basicAuth"]["password"] == {"name": "hpcwatch-scrape-auth", "key": "password"}
+    # The example web config is what the agent reads, once the hash is a real one and the files exist.
+    openssl = require_binary("openssl")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hpcwatch",
+                    "-keyout", str(tmp_path / "tls.key"), "-out", str(tmp_path / "tls.crt")],
+                   check=True, capture_output=True, timeout=120)
+    text = open(os.path.join(where, "web-config.example.yml")).read()
+    assert "REPLACE-WITH-A-BCRYPT-HASH" in text
+    text = (text.replace("REPLACE-WITH-A-BCRYPT-HASH", bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode())
+            .replace("/etc/hpcwatch/tls/", str(tmp_path) + "/"))
+    (tmp_path / "web-config.yml").write_text(text)
+    cfg = load_web_config(str(tmp_path / "web-config.yml"))
+    assert "prometheus" in cfg.users
