@@ -8,7 +8,7 @@ DEB_PKGS := munge:munged mariadb-server:mariadbd slurm-wlm:slurmctld slurmdbd:sl
 	prometheus:prometheus prometheus-alertmanager:amtool prometheus-pushgateway:prometheus-pushgateway \
 	victoria-metrics:vmalert prometheus-node-exporter:prometheus-node-exporter chromium:chromium \
 	kubernetes-client:kubectl systemd:systemd-analyze openssl:openssl npm:npm \
-	debootstrap:debootstrap buildah:buildah podman:podman
+	debootstrap:debootstrap buildah:buildah podman:podman runc:runc
 PYTEST_ARGS ?=
 # Quote several pytest arguments: make test PYTEST_ARGS="tests/unit -x -q"
 
@@ -26,6 +26,8 @@ BASE_IMAGE := localhost/hpcwatch-base:bookworm-$(BASE_KEY)
 LOCK := deploy/container/requirements.lock
 WHEELS := $(CACHE)/image/wheels-$(shell sha256sum $(LOCK) 2>/dev/null | cut -c1-12)
 CONTEXT := build/image
+# RUN steps in a chroot: no OCI runtime or cgroup setup needed (CI machines, containers, hybrid cgroups).
+BUILDAH_ISOLATION ?= chroot
 
 .PHONY: run test deps venv generate check-generated demo lint bench clean wheel image image-base image-lock image-name
 
@@ -78,8 +80,8 @@ image-name:
 	@echo $(IMAGE)
 
 wheel: venv
-	rm -rf $(CONTEXT) && mkdir -p $(CONTEXT)/wheels
-	$(BIN)/pip wheel --no-deps --quiet -w $(CONTEXT)/wheels .
+	rm -rf $(CONTEXT) && mkdir -p $(CONTEXT)/hpcwatch $(CONTEXT)/deps
+	$(BIN)/pip wheel --no-deps --quiet -w $(CONTEXT)/hpcwatch .
 
 # Debian 12 by debootstrap, once per package list (as root: debootstrap makes device nodes, chroots).
 $(BASE_TAR):
@@ -102,14 +104,15 @@ $(WHEELS)/.complete: $(LOCK) | venv
 
 image: wheel image-base $(WHEELS)/.complete
 	cp $(LOCK) $(CONTEXT)/requirements.lock
-	cp -l $(WHEELS)/*.whl $(CONTEXT)/wheels/ 2>/dev/null || cp $(WHEELS)/*.whl $(CONTEXT)/wheels/
-	buildah build --pull=never --layers --quiet --build-arg BASE=$(BASE_IMAGE) -f Containerfile \
+	cp -l $(WHEELS)/*.whl $(CONTEXT)/deps/ 2>/dev/null || cp $(WHEELS)/*.whl $(CONTEXT)/deps/
+	buildah build --pull=never --layers --quiet --isolation=$(BUILDAH_ISOLATION) --build-arg BASE=$(BASE_IMAGE) \
+	    -f Containerfile \
 	    -t $(IMAGE) $(CONTEXT) >/dev/null
 	@podman image inspect --format '$(IMAGE): {{.Size}} bytes' $(IMAGE)
 
 # Re-pin the image's Python dependencies (after changing them in pyproject.toml).
 image-lock: wheel
-	$(BIN)/python deploy/container/lock.py $(CONTEXT)/wheels/hpcwatch-$(VERSION)-py3-none-any.whl > $(LOCK)
+	$(BIN)/python deploy/container/lock.py $(CONTEXT)/hpcwatch/hpcwatch-$(VERSION)-py3-none-any.whl > $(LOCK)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

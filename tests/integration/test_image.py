@@ -10,6 +10,7 @@ the image with podman. Where this sandbox cannot run a container, it inspects th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -27,8 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.daemons]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = f"localhost/hpcwatch:{__version__}"
 # Errors that mean "this sandbox cannot start containers", not "the image is broken".
-SANDBOX = ("cgroup", "OCI runtime", "crun", "runc", "netavark", "slirp4netns", "newuidmap", "operation not permitted",
-           "mount", "namespace")
+SANDBOX = ("cgroup", "OCI runtime", "OCI permission", "setrlimit", "netavark", "slirp4netns", "newuidmap",
+           "operation not permitted", "mount", "namespace", "executable file not found")
 
 
 @pytest.fixture(scope="module")
@@ -63,22 +64,37 @@ def _podman(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *argv], capture_output=True, text=True, timeout=timeout)
 
 
-def _runs(request) -> bool:
-    """Whether this sandbox can start a container at all (else the tests inspect and say so)."""
-    proc = _podman("run", "--rm", "--network=none", "--entrypoint=/bin/true", IMAGE)
-    if proc.returncode == 0:
-        return True
-    if any(s.lower() in proc.stderr.lower() for s in SANDBOX):
-        _say(request, f"podman cannot run containers here ({proc.stderr.strip().splitlines()[-1]}); "
-                      "the image is inspected instead")
-        return False
-    raise AssertionError(proc.stderr)
+# How to start a container here, most ordinary first: sandboxes refuse podman's default rlimits
+# (raise above the hard limit) or crun's cgroup setup on hybrid cgroup hierarchies.
+ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
+WAYS = ((), ULIMITS, ("--runtime", "runc", *ULIMITS))
+
+
+@functools.cache
+def _run_args() -> tuple[tuple[str, ...] | None, str]:
+    """(podman global+run options that start a container here, or None; the last refusal)."""
+    why = ""
+    for way in WAYS:
+        runtime, rest = (way[:2], way[2:]) if way[:1] == ("--runtime",) else ((), way)
+        proc = _podman(*runtime, "run", "--rm", "--network=none", *rest, "--entrypoint=/bin/true", IMAGE)
+        if proc.returncode == 0:
+            return way, ""
+        why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"status {proc.returncode}"
+        if not any(s.lower() in proc.stderr.lower() for s in SANDBOX):
+            raise AssertionError(f"podman run failed for another reason than the sandbox: {proc.stderr}")
+    return None, why
+
+
+def _run(*argv: str, detach: bool = False) -> subprocess.CompletedProcess:
+    way, _ = _run_args()
+    runtime, rest = (way[:2], way[2:]) if way[:1] == ("--runtime",) else ((), way)
+    return _podman(*runtime, "run", *(("-d",) if detach else ("--rm",)), *rest, *argv)
 
 
 def test_the_image_is_what_the_manifests_run(image):
     cfg = image["Config"]
     assert image["RepoTags"] and IMAGE in image["RepoTags"]
-    assert cfg["User"] == "64030:64030"
+    assert cfg["User"] == "19466:19466"
     assert cfg["Entrypoint"] == ["/opt/hpcwatch/bin/hpcwatch"] and cfg["Cmd"] == ["serve"]
     assert {"19466/tcp", "19467/tcp"} <= set(cfg.get("ExposedPorts") or {})
     rendered = subprocess.run(["kubectl", "kustomize", os.path.join(ROOT, "deploy", "kubernetes", "base")],
@@ -100,23 +116,29 @@ def test_the_image_installs_hpcwatch_and_the_slurm_client(image, request):
         assert os.path.isdir(os.path.join(root, "opt/hpcwatch/lib", site[0], "site-packages", "hpcwatch"))
         assert not os.path.exists(os.path.join(root, "opt/hpcwatch/bin/pip")), "pip is left out of the image"
         with open(os.path.join(root, "etc/passwd")) as fh:
-            assert any(line.startswith("hpcwatch:x:64030:64030:") for line in fh)
+            assert any(line.startswith("hpcwatch:x:19466:19466:") for line in fh)
     finally:
         _podman("umount", cid)
         _podman("rm", "-f", cid)
 
 
 def test_hpcwatch_runs_in_the_image(image, request):
-    if not _runs(request):
+    way, why = _run_args()
+    if way is None:
+        _say(request, f"podman cannot start a container in this sandbox ({why}); the image was inspected instead")
         return
-    version = _podman("run", "--rm", "--network=none", IMAGE, "version")
+    if way:
+        _say(request, f"containers start here with: podman {' '.join(way)}")
+    version = _run("--network=none", IMAGE, "version")
     assert version.returncode == 0 and version.stdout.strip() == f"hpcwatch {__version__}", version.stderr
-    helptext = _podman("run", "--rm", "--network=none", IMAGE, "serve", "--help")
+    helptext = _run("--network=none", IMAGE, "serve", "--help")
     assert helptext.returncode == 0 and "--web.listen-address" in helptext.stdout, helptext.stderr
-    # The node agent, as the DaemonSet runs it (nobody, read-only root), answering a scrape.
+    # The node agent as the DaemonSet runs it (nobody, read-only root filesystem), answering a scrape.
     port = free_port()
-    cid = _podman("run", "-d", "--network=host", "--user=65534:65534", "--read-only", IMAGE, "serve",
-                  "--agent=node", f"--web.listen-address=127.0.0.1:{port}").stdout.strip()
+    started = _run("--network=host", "--user=65534:65534", "--read-only", IMAGE, "serve", "--agent=node",
+                   f"--web.listen-address=127.0.0.1:{port}", detach=True)
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
     try:
         deadline = time.monotonic() + 60
         while True:
