@@ -284,9 +284,9 @@ class Scenario:
                                                                  f'{{cluster="{CLUSTER}",cause="user"}}[1m]))'),
                             "error_ratio_1m": self.sli("prom", "slo:sli_error:ratio_rate1m"),
                             "error_ratio_5m": self.sli("prom", "slo:sli_error:ratio_rate5m")}
-            if len(self.run.resolved) == len(self.engines) or (
-                    "prom" in self.run.resolved and time.monotonic() - t > 20 + RESOLVE_WITHIN / 2):
-                break  # vmalert's resolve is reported when seen, not waited for past this
+            prom_done = self.run.resolved.get("prom")
+            if len(self.run.resolved) == len(self.engines) or (prom_done and time.time() - prom_done.at > 30):
+                break  # vmalert's resolve is reported when seen, waited for 30 s past Prometheus' only
             time.sleep(2)
         for engine in set(self.engines) - set(self.run.resolved):
             self.run.resolved[engine] = None
