@@ -122,6 +122,7 @@ class AlertRun:
     diagnostics: dict[str, Any] = dataclasses.field(default_factory=dict)
     agents: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     rule_files: list[str] = dataclasses.field(default_factory=list)
+    state_mode: int = 0
 
     def pages(self, engine: str, status: str | None = None) -> list[Notification]:
         """Every on-call notification of that engine's Alertmanager that carries the SLO's page with

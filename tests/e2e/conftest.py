@@ -60,6 +60,7 @@ def alert_run(tmp_path_factory, request) -> AlertRun:
         scenario.system_failures()
         scenario.recovery()
         run = scenario.run
+        run.state_mode = os.stat(state).st_mode & 0o777  # the ledger the cluster agent keeps
         for what, expr in (("up", 'min by (job) (up{job=~"hpcwatch-.*"})'),
                            ("collector_success", "min by (job) (min_over_time(hpcwatch_collector_success[5m]))")):
             for r in prom.query(expr):

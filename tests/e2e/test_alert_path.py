@@ -22,6 +22,12 @@ def test_the_shipped_rules_and_ours_are_loaded(alert_run):
         set(alert_run.rule_files), alert_run.rule_files
 
 
+def test_the_state_file_stays_private(alert_run):
+    # Rules, dashboards and configs are written 0644 for the daemons that read them; the finished-job
+    # ledger is the agent's own.
+    assert alert_run.state_mode == 0o600, oct(alert_run.state_mode)
+
+
 def test_both_agents_scraped_and_every_collector_healthy(alert_run):
     # Over the whole run: both agents answered, and no collector ever reported success 0.
     assert alert_run.agents == {"hpcwatch-cluster": {"up": 1, "collector_success": 1},

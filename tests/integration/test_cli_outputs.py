@@ -1,9 +1,10 @@
-"""Every command that writes files, run as an operator runs it (the installed `hpcwatch`): it creates
-missing folders and writes 0644 files; a folder it may not write to, or a file where a folder should
-be, ends with `error: PATH: reason` and status 1, never a traceback.
+"""Every command that writes files: it creates missing folders and writes 0644 files; a folder it may
+not write to, or a file where a folder should be, ends with `error: PATH: reason` and status 1, never
+a traceback.
 
-The read-only case runs the command as `nobody` (setpriv) when the tests run as root, since root
-writes through any permission bit; otherwise as the current user.
+The read-only case runs the installed `hpcwatch` as `nobody` (setpriv) when the tests run as root,
+since root writes through any permission bit (otherwise as the current user); the other two cases
+call the same `main()` in this process, which is what the command runs.
 """
 
 from __future__ import annotations
@@ -69,13 +70,26 @@ def _run(argv: list[str], out: str, sacct: str, as_nobody: bool = False) -> subp
                           env={**os.environ, "HOME": "/tmp"})
 
 
+def _main(argv: list[str], out: str, sacct: str, capsys) -> tuple[int, str]:
+    """`hpcwatch ARGV` in this process: (status, stderr)."""
+    from hpcwatch.cli import main
+
+    capsys.readouterr()
+    rc = main([a.replace("{out}", out).replace("{sacct}", sacct) for a in argv])
+    return rc, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", COMMANDS)
-def test_missing_folders_are_created_and_files_are_0644(name, world):
+def test_missing_folders_are_created_and_files_are_0644(name, world, capsys):
     base, sacct = world
     argv, written = COMMANDS[name]
     out = os.path.join(base, name.replace(" ", "-").replace("(", "").replace(")", ""), "not", "there", "yet")
-    proc = _run(argv, out, sacct)
-    assert proc.returncode == 0, proc.stderr
+    old = os.umask(0o077)  # a umask that would make files 0600: the outputs are 0644 whatever it is
+    try:
+        rc, err = _main(argv, out, sacct, capsys)
+    finally:
+        os.umask(old)
+    assert rc == 0, err
     for rel in written:
         mode = stat.S_IMODE(os.stat(os.path.join(out, rel)).st_mode)
         assert mode == 0o644, f"{rel}: {oct(mode)}"
@@ -95,13 +109,12 @@ def test_read_only_folder_is_an_error_naming_the_path(name, world):
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_a_file_where_a_folder_should_be_is_an_error_naming_it(name, world):
+def test_a_file_where_a_folder_should_be_is_an_error_naming_it(name, world, capsys):
     base, sacct = world
     argv, _ = COMMANDS[name]
     blocker = tempfile.mktemp(prefix="file-", dir=base)
     with open(blocker, "w") as fh:
         fh.write("not a folder\n")
-    proc = _run(argv, os.path.join(blocker, "out"), sacct)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"error: {blocker}: not a directory", proc.stderr
+    rc, err = _main(argv, os.path.join(blocker, "out"), sacct, capsys)
+    assert rc == 1, err
+    assert err.strip().splitlines()[-1] == f"error: {blocker}: not a directory", err

@@ -9,7 +9,7 @@ target lists, every target group labelled `cluster` with the harness Slurm's Clu
   documentation examples (the fixture trees docs/metrics.md is rendered from: fake 8x H100 NVML,
   InfiniBand/RoCE/saturated sysfs, ibdiags replay, Lustre client and server, GPFS, NFS, BeeGFS, Flux,
   node, cgroup v1 and v2 jobs), one exporter per example, except a compute node agent that serves
-  the first node, GPU and fabric examples together with a jobs tree whose jobs are the ones its GPUs
+  the first node, textfile, GPU and fabric examples together with a jobs tree whose jobs are the ones its GPUs
   and the Lustre servers name (as on a real node, where they are the same jobs); and the slurm
   collector against the harness's real Slurm, where the test submits jobs that succeed, one that
   fails, one held and one that keeps running;
@@ -91,7 +91,7 @@ def _targets(d: dict) -> list[tuple[str, str, str, bool]]:
 
 
 # The compute node agent: these collectors' first examples, served with COMPUTE_JOBS, on one target.
-COMPUTE_NODE = ("node", "gpu", "fabric")
+COMPUTE_NODE = ("node", "textfile", "gpu", "fabric")
 # Its jobs: the v2 cgroup fixture with its two jobs renamed to the job whose process runs on the fake
 # GPU 0 (tests/fixtures/gpu/proc/4242) and a job the Lustre job_stats fixtures account I/O to.
 COMPUTE_JOBS = {"77": "777", "78": "4243"}
