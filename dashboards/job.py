@@ -105,4 +105,4 @@ def build() -> Dashboard:
                            include_all=False)
     return Dashboard(UID, "hpcwatch / Job", "One Slurm job: identity, CPU, memory against its limit, GPUs (SM "
                      "active), filesystem I/O, energy and the notes of `hpcwatch job report`.", "job", panels,
-                     [cluster_variable(), jobid], ("jobs",), time_from="now-1h")
+                     [cluster_variable(n.JOB_INFO), jobid], ("jobs",), time_from="now-1h")
