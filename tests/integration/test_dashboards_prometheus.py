@@ -93,8 +93,10 @@ def _targets(d: dict) -> list[tuple[str, str, str, bool]]:
 # The compute node agent: these collectors' first examples, served with COMPUTE_JOBS, on one target.
 COMPUTE_NODE = ("node", "textfile", "gpu", "fabric")
 # Its jobs: the v2 cgroup fixture with its two jobs renamed to the job whose process runs on the fake
-# GPU 0 (tests/fixtures/gpu/proc/4242) and a job the Lustre job_stats fixtures account I/O to.
+# GPU 0 (tests/fixtures/gpu/proc/4242) and a job the Lustre job_stats fixtures account I/O to, plus a
+# copy of the first as the job the energy example attributes energy to.
 COMPUTE_JOBS = {"77": "777", "78": "4243"}
+COMPUTE_JOB_COPIES = {"777": "4242001"}
 
 
 def _examples() -> list[tuple[str, object]]:
@@ -120,6 +122,8 @@ def _compute_jobs(dest: str):
     scope = os.path.join(dest, "sys", "fs", "cgroup", "system.slice", "slurmstepd.scope")
     for old, new in COMPUTE_JOBS.items():
         os.rename(os.path.join(scope, f"job_{old}"), os.path.join(scope, f"job_{new}"))
+    for src, copy in COMPUTE_JOB_COPIES.items():
+        shutil.copytree(os.path.join(scope, f"job_{src}"), os.path.join(scope, f"job_{copy}"), symlinks=True)
     for path in glob.glob(os.path.join(dest, "proc", "*", "environ")):
         with open(path, "rb") as fh:
             env = fh.read().split(b"\0")
