@@ -133,6 +133,13 @@ def test_hpcwatch_runs_in_the_image(image, request):
     assert version.returncode == 0 and version.stdout.strip() == f"hpcwatch {__version__}", version.stderr
     helptext = _run("--network=none", IMAGE, "serve", "--help")
     assert helptext.returncode == 0 and "--web.listen-address" in helptext.stdout, helptext.stderr
+    # Every runtime requirement of the installed distribution is there (the lock file kept up with pyproject).
+    check = ("import importlib.metadata as m, re\n"
+             "reqs = [r for r in m.requires('hpcwatch') if 'extra ==' not in r]\n"
+             "missing = [r for r in reqs if not list(m.distributions(name=re.split(r'[<>=!~;\\[ ]', r)[0]))]\n"
+             "print(missing); raise SystemExit(1 if missing else 0)")
+    deps = _run("--network=none", "--entrypoint=/opt/hpcwatch/bin/python", IMAGE, "-c", check)
+    assert deps.returncode == 0, deps.stdout + deps.stderr
     # The node agent as the DaemonSet runs it (nobody, read-only root filesystem), answering a scrape.
     port = free_port()
     started = _run("--network=host", "--user=65534:65534", "--read-only", IMAGE, "serve", "--agent=node",
