@@ -84,11 +84,14 @@ wheel: venv
 	$(BIN)/pip wheel --no-deps --quiet -w $(CONTEXT)/hpcwatch .
 
 # Debian 12 by debootstrap, once per package list (as root: debootstrap makes device nodes, chroots).
+# The root folder is 0755 (mktemp's 0700 would stop package scripts run as other users, e.g. munge's).
 $(BASE_TAR):
 	@mkdir -p $(dir $@)
-	root=$$(mktemp -d $(CACHE)/image/rootfs.XXXXXX) && \
+	root=$$(mktemp -d $(CACHE)/image/rootfs.XXXXXX) && chmod 0755 "$$root" && \
 	trap 'umount -R "$$root"/proc "$$root"/sys "$$root"/dev 2>/dev/null; rm -rf --one-file-system "$$root"' EXIT && \
-	debootstrap --variant=minbase --include=$(BASE_PKGS) bookworm "$$root" $(DEBIAN_MIRROR) >/dev/null && \
+	{ debootstrap --variant=minbase --include=$(BASE_PKGS) bookworm "$$root" $(DEBIAN_MIRROR) >"$$root.log" 2>&1 || \
+	  { tail -25 "$$root.log" "$$root/debootstrap/debootstrap.log" 2>/dev/null; rm -f "$$root.log"; exit 1; }; } && \
+	rm -f "$$root.log" && \
 	chroot "$$root" apt-get clean && \
 	rm -rf "$$root"/var/lib/apt/lists/* "$$root"/usr/share/doc/* "$$root"/usr/share/man/* \
 	    "$$root"/usr/share/locale/* && \
