@@ -113,13 +113,16 @@ ENDPOINTS = {"pagerduty_configs": "url", "opsgenie_configs": "api_url", "webhook
 SECRET_FILES = {"pagerduty_configs": ("routing_key_file", "routing_key"),
                 "opsgenie_configs": ("api_key_file", "api_key")}
 KINDS = {"pagerduty_configs": "pagerduty", "opsgenie_configs": "opsgenie", "webhook_configs": "webhook"}
+CLOSED_SMTP = "127.0.0.1:1"  # email integrations: a loopback port nothing listens on
 
 
 def redirect_receivers(config: Mapping[str, Any], base_url: str, secrets_dir: str) -> dict[str, Any]:
-    """A copy of an Alertmanager config whose integrations post to base_url/<receiver>/<kind>; key files
-    it names are replaced by files in secrets_dir. Nothing else changes."""
+    """A copy of an Alertmanager config whose integrations post to base_url/<receiver>/<kind> (email to a
+    closed loopback port); key files it names are replaced by files in secrets_dir. Nothing else changes."""
     out = copy.deepcopy(dict(config))
     for receiver in out.get("receivers") or []:
+        for integration in receiver.get("email_configs") or []:
+            integration["smarthost"] = CLOSED_SMTP  # mail stays on this machine: nothing listens there
         for key, kind in KINDS.items():
             for integration in receiver.get(key) or []:
                 url = f"{base_url}/{receiver['name']}/{kind}"
@@ -140,6 +143,8 @@ def endpoints_masked(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config with every endpoint and secret blanked: equal for a shipped and a redirected config."""
     out = copy.deepcopy(dict(config))
     for receiver in out.get("receivers") or []:
+        for integration in receiver.get("email_configs") or []:
+            integration.pop("smarthost", None)
         for key in KINDS:
             for integration in receiver.get(key) or []:
                 for field in (ENDPOINTS[key], *SECRET_FILES.get(key, ())):
