@@ -6,13 +6,14 @@ plus the SLO rules `hpcwatch slo generate` writes for tests/fixtures/dashboards/
 in its rules/ folder, as an operator adds their own. The only files the test writes are the file_sd
 target lists, every target group labelled `cluster` with the harness Slurm's ClusterName:
 - jobs hpcwatch-node and hpcwatch-cluster: in-process exporters serving every collector's
-  documentation examples (the fixture trees docs/metrics.md is rendered from: fake 8x H100 NVML,
-  InfiniBand/RoCE/saturated sysfs, ibdiags replay, Lustre client and server, GPFS, NFS, BeeGFS, Flux,
-  node, cgroup v1 and v2 jobs), one exporter per example, except a compute node agent that serves
-  the first node, textfile, GPU and fabric examples together with a jobs tree whose jobs are the ones its GPUs
-  and the Lustre servers name (as on a real node, where they are the same jobs); and the slurm
-  collector against the harness's real Slurm, where the test submits jobs that succeed, one that
-  fails, one held and one that keeps running;
+  documentation examples (hpcwatch/docexamples.py: the fixture trees docs/metrics.md is rendered
+  from: fake 8x H100 NVML, InfiniBand/RoCE/saturated sysfs, ibdiags replay, Lustre client and
+  server, GPFS, NFS, BeeGFS, Flux, node, energy, cgroup v1 and v2 jobs), one exporter per example,
+  except a compute node agent that serves the first node, textfile, GPU and fabric examples with a
+  jobs tree whose jobs are the ones its GPUs, the Lustre servers and the energy example name (as on
+  a real node, where they are the same jobs); and the slurm collector against the harness's real
+  Slurm, where the test submits jobs that succeed, one that fails, one held and one that keeps
+  running;
 - job node: the Debian node_exporter, as at a site that keeps it for node metrics.
 The test also drives the fake GPUs the way a bad day would (two XID 79, new ECC errors, a process of
 a Slurm job on a GPU), so the panels that only show trouble have some.
