@@ -117,7 +117,9 @@ def _compute_jobs(dest: str):
     """A jobs collector on a copy of tests/fixtures/jobs/v2 whose jobs are renamed per COMPUTE_JOBS."""
     import shutil
 
-    from hpcwatch.exporters.jobs import JobsCollector
+    from hpcwatch.exporters.registry import load_all
+
+    jobs = load_all()["jobs"]
 
     shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "jobs", "v2"), dest, symlinks=True)
     scope = os.path.join(dest, "sys", "fs", "cgroup", "system.slice", "slurmstepd.scope")
@@ -134,8 +136,7 @@ def _compute_jobs(dest: str):
                 env[i] = name + b"=" + COMPUTE_JOBS[value.decode()].encode()
         with open(path, "wb") as fh:
             fh.write(b"\0".join(env))
-    return JobsCollector(helpers.make_context(procfs=os.path.join(dest, "proc"), sysfs=os.path.join(dest, "sys"),
-                                              cls=JobsCollector))
+    return jobs(helpers.make_context(procfs=os.path.join(dest, "proc"), sysfs=os.path.join(dest, "sys"), cls=jobs))
 
 
 def _wait(prom, exprs: list[str], timeout: float) -> list[str]:
