@@ -35,7 +35,7 @@ run: venv generate
 	$(BIN)/hpcwatch serve --agent node
 
 test: deps venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Installs missing Debian packages when root; otherwise says what is missing and carries on
 # (tests that need a missing daemon skip with that message, or fail when CI=true).
