@@ -1,7 +1,9 @@
 """The `jobs` collector (node agent, live): per-job CPU, memory, OOM and task counts from Slurm job cgroups.
 
-Series carry `jobid`; identity lives once in `hpc_job_info{jobid,user,uid}`. Families are built fresh
-per scrape, so a job that ended is gone from the next scrape. Layouts: see `tree`.
+Series carry `jobid`; identity lives once in `hpc_job_info{jobid,user,uid,account,partition}`: the uid from
+the cgroup, the account and partition from the Slurm prolog's per-job file (`info`; empty where that file
+is absent). Families are built fresh per scrape, so a job that ended is gone from the next scrape.
+Layouts: see `tree`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.families import FamilyTable, counter, gauge
 from hpcwatch.exporters.files import log_once
 from hpcwatch.exporters.jobs import tree
+from hpcwatch.exporters.jobs.info import DEFAULT_DIR, JobIdentity, read_job_info
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from prometheus_client.metrics_core import Metric
@@ -24,8 +27,9 @@ log = logging.getLogger("hpcwatch.collector.jobs")
 
 FAMILIES = FamilyTable([
     gauge("hpc_job_info",
-          "Identity of a job running on this node (value 1): its owner as user name and uid.",
-          "jobid", "user", "uid"),
+          "Identity of a job running on this node (value 1): its owner as user name and uid, and the account and "
+          "partition Slurm runs it under (from the prolog's file, deploy/slurm/prolog.d/hpcwatch-job-info.sh; "
+          "empty where that file is absent).", "jobid", "user", "uid", "account", "partition"),
     counter("hpc_job_cpu_seconds_total",
             "CPU time the job's processes used, by mode (user or system), from cpuacct.stat (cgroup v1) or cpu.stat"
             " (v2).", "jobid", "mode"),
@@ -57,6 +61,8 @@ FAMILIES = FamilyTable([
 ])
 
 PARSE_SOURCE = "jobs_cgroup"
+INFO_PARSE_SOURCE = "jobs_info"
+NO_IDENTITY = JobIdentity()
 
 
 SLURMD_PATHS = ("/usr/sbin/slurmd", "/usr/bin/slurmd", "/usr/local/sbin/slurmd", "/opt/slurm/sbin/slurmd")
@@ -81,6 +87,8 @@ class JobsCollector(Collector):
     options = (
         Option("nodes", None, "regexp of slurmd node names whose job cgroups are read (multiple-slurmd hosts); "
                "empty reads all", type=opt.regexp),
+        Option("info-dir", DEFAULT_DIR, "directory where the Slurm prolog records each job's account and partition "
+               "(deploy/slurm/prolog.d/hpcwatch-job-info.sh; under --path.rootfs; '' disables)"),
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
@@ -89,8 +97,12 @@ class JobsCollector(Collector):
         self.procfs = ctx.paths.proc()
         self.nodes = ctx.option("nodes")
         self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        info_dir = ctx.option("info-dir")
+        self.info_dir = ctx.paths.root(info_dir) if info_dir else ""
         # (root path, rel) -> (numeric jobid or None, uid or None), resolved once per job (v2 layouts).
         self._identity: dict[tuple[str, str], tuple[str | None, int | None]] = {}
+        # jobid -> what the prolog recorded, read once per job (a running job's account does not change).
+        self._info: dict[str, JobIdentity] = {}
 
     def available(self) -> str | None:
         if not os.path.isdir(self.mount):
@@ -140,7 +152,29 @@ class JobsCollector(Collector):
                 readings[jobid] = r
         for key in [k for k in self._identity if k not in seen]:
             del self._identity[key]
+        for jobid in [j for j in self._info if j not in readings]:
+            del self._info[jobid]
         return [readings[k] for k in sorted(readings)]
+
+    def job_info(self, jobid: str, uid: int | None) -> JobIdentity:
+        """The prolog's record of the job (cached once found), or an empty one where there is none yet."""
+        known = self._info.get(jobid)
+        if known is not None or not self.info_dir:
+            return known or NO_IDENTITY
+        found, bad = read_job_info(self.info_dir, jobid)
+        if bad:
+            record_parse_error(INFO_PARSE_SOURCE, bad)
+            log_once(log, f"info-bad:{jobid}", "%s/%s: %d malformed entries skipped (expected NAME=value entries "
+                     "each ended by a NUL byte)", self.info_dir, jobid, bad)
+        if found is None:
+            return NO_IDENTITY
+        if uid is not None and found.uid is not None and found.uid != uid:
+            # Another job's file (a job id reused after a controller reset): its account is not this job's.
+            log_once(log, f"info-uid:{jobid}:{found.uid}", "%s/%s names uid %d but the job's cgroup belongs to "
+                     "uid %d; ignored", self.info_dir, jobid, found.uid, uid)
+            return NO_IDENTITY
+        self._info[jobid] = found
+        return found
 
     def collect(self) -> Iterator[Metric]:
         info = FAMILIES.new("hpc_job_info")
@@ -160,8 +194,11 @@ class JobsCollector(Collector):
             "oom_kills": FAMILIES.new("hpc_job_oom_kills_total"),
         }
         for r in self.read_jobs():
-            uid = "" if r.uid is None else str(r.uid)
-            info.add_metric([r.jobid, user_name(r.uid) if r.uid is not None else "", uid], 1)
+            ident = self.job_info(r.jobid, r.uid)
+            uid = r.uid if r.uid is not None else ident.uid
+            # Slurm's user name where the prolog recorded it (right even where this host lacks the user).
+            user = ident.user or (user_name(uid) if uid is not None else "")
+            info.add_metric([r.jobid, user, "" if uid is None else str(uid), ident.account, ident.partition], 1)
             if r.cpu is not None:
                 cpu.add_metric([r.jobid, "user"], r.cpu.user)
                 cpu.add_metric([r.jobid, "system"], r.cpu.system)

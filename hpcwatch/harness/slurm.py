@@ -3,6 +3,8 @@
 munged (own key and socket), MariaDB (own datadir, port and socket), slurmdbd, slurmctld and one or
 more slurmd, all as root on 127.0.0.1 with free ports; clients get `SLURM_CONF` through `.env`.
 Job cgroups are on (proctrack/task/jobacct_gather cgroup) when cgroup v1 memory is mounted.
+The shipped prolog and epilog helpers (deploy/slurm/{prolog,epilog}.d) run for every job as an operator
+installs them, writing into this cluster's `job_info_dir` and `gpu_map_dir` instead of /run/hpcwatch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from collections.abc import Iterable, Sequence
 from hpcwatch.harness.util import Daemon, DaemonError, Process, free_port, tail, wait_port, wait_until, which
 
 CGROUP_V1_ROOT = "/sys/fs/cgroup"
+# The shipped Slurm helpers, where this is a checkout (an installed wheel has no deploy/: no prologs then).
+DEPLOY_SLURM = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "deploy", "slurm")
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
                    "PREEMPTED", "BOOT_FAIL", "DEADLINE")
 
@@ -69,6 +74,9 @@ class SlurmCluster(Daemon):
         self.conf_path = os.path.join(self.conf_dir, "slurm.conf")
         self.log_dir = os.path.join(self.workdir, "log")
         self.jobs_dir = os.path.join(self.workdir, "jobs")
+        # Where the shipped prolog helpers write (HPCWATCH_JOB_INFO_DIR, HPCWATCH_GPU_MAP_DIR).
+        self.job_info_dir = os.path.join(self.workdir, "run", "hpcwatch", "jobs")
+        self.gpu_map_dir = os.path.join(self.workdir, "run", "hpcwatch", "gpu-jobs")
         self.munge_socket = os.path.join(self.workdir, "munge", "munge.socket")
         self.mysql_socket = os.path.join(self.workdir, "mysql", "mysqld.sock")
         self.ports = {"mysql": free_port(), "dbd": free_port(), "ctld": free_port()}
@@ -89,8 +97,9 @@ class SlurmCluster(Daemon):
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster (argv[0] is looked up with bin())."""
         argv = [self.bin(argv[0]), *argv[1:]]
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, input=input,
-                              check=False)
+        # errors="replace": sacctmgr cuts columns by bytes, which can split a UTF-8 account name.
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, input=input, check=False)
         if check and proc.returncode != 0:
             raise SlurmCommandError(proc.returncode, argv, proc.stdout, proc.stderr)
         return proc
@@ -294,7 +303,7 @@ class SlurmCluster(Daemon):
             ("SlurmdSpoolDir", f"{w}/spool/%n"), ("SlurmctldPidFile", f"{w}/run/slurmctld.pid"),
             ("SlurmdPidFile", f"{w}/run/slurmd.%n.pid"), ("SlurmctldLogFile", self._log("slurmctld")),
             ("SlurmdLogFile", f"{self.log_dir}/slurmd.%n.log"), ("SlurmctldDebug", "info"),
-            ("SlurmdDebug", "info"), ("JobAcctGatherFrequency", "5"),
+            ("SlurmdDebug", "info"), ("JobAcctGatherFrequency", "5"), *self._prologs(),
         ]
         nodes = ",".join(self.node_names)
         tail_lines = [f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={p} CPUs={self.cpus} "
@@ -305,6 +314,25 @@ class SlurmCluster(Daemon):
         self._write(self.conf_path, text + "\n".join(tail_lines) + "\n", 0o644)
         for n in self.node_names:
             os.makedirs(os.path.join(w, "spool", n), exist_ok=True)
+
+    def _prologs(self) -> list[tuple[str, str]]:
+        """Prolog= and Epilog= for the shipped helpers, each behind a wrapper naming this cluster's directories
+        (slurmd hands prologs no environment of its own); [] where deploy/slurm is not there."""
+        out = []
+        for key, kind in (("Prolog", "prolog.d"), ("Epilog", "epilog.d")):
+            shipped = os.path.join(DEPLOY_SLURM, kind)
+            scripts = sorted(f for f in os.listdir(shipped) if f.endswith(".sh")) if os.path.isdir(shipped) else []
+            if not scripts:
+                continue
+            wrappers = os.path.join(self.conf_dir, kind)
+            os.makedirs(wrappers, exist_ok=True)
+            for name in scripts:
+                self._write(os.path.join(wrappers, name), "#!/bin/sh\n"
+                            f"HPCWATCH_JOB_INFO_DIR={shlex.quote(self.job_info_dir)} "
+                            f"HPCWATCH_GPU_MAP_DIR={shlex.quote(self.gpu_map_dir)} "
+                            f"exec /bin/sh {shlex.quote(os.path.join(shipped, name))}\n", 0o755)
+            out.append((key, os.path.join(wrappers, "*")))
+        return out
 
     @staticmethod
     def _write(path: str, text: str, mode: int) -> None:

@@ -1,10 +1,14 @@
 """The jobs collector against real Slurm job cgroups: jobs submitted to the harness cluster show up
-with the limits Slurm was asked for, and their series go away when the jobs end."""
+with the limits Slurm was asked for and the account and partition the shipped prolog recorded, and their
+series go away when the jobs end."""
 
 from __future__ import annotations
 
+import os
+
 import helpers
 import pytest
+from hpcwatch.exporters import labels
 from hpcwatch.exporters.jobs.collector import JobsCollector
 
 from hpcwatch.harness.slurm import cgroup_v1_memory
@@ -16,8 +20,10 @@ MiB = 1 << 20
 
 
 def jobs_scrape(slurm) -> str:
-    # Only this cluster's slurmd: other clusters on the same host have their own slurm_<node> roots.
-    c = JobsCollector(helpers.make_context(cls=JobsCollector, nodes=slurm.node_name))
+    # Only this cluster's slurmd: other clusters on the same host have their own slurm_<node> roots, and
+    # their prologs their own info directories (the harness points the shipped prolog at job_info_dir).
+    c = JobsCollector(helpers.make_context(cls=JobsCollector, nodes=slurm.node_name,
+                                           **{"info-dir": slurm.job_info_dir}))
     assert c.available() is None
     text = helpers.render(c)
     helpers.assert_promtool_clean(text)
@@ -80,6 +86,9 @@ def test_running_jobs_match_slurm(cgroup_slurm):
         assert {str(j) for j in jobs} <= {i["jobid"] for i in info} <= before | squeue_ids(slurm)
         for i in info:
             assert (i["uid"], i["user"]) == ("0", "root")
+            # No --account: the user's default account; no --partition: the default one (debug).
+            if i["jobid"] in {str(j) for j in jobs}:
+                assert (i["account"], i["partition"]) == ("root", "debug")
         for j in jobs:
             assert helpers.values(text, "hpc_job_memory_limit_bytes", jobid=str(j)) == [requested_mem_bytes(slurm, j)]
             assert helpers.values(text, "hpc_job_tasks", jobid=str(j))[0] >= 2  # slurmstepd + the batch shell
@@ -108,3 +117,56 @@ def test_completed_job_leaves_no_series(cgroup_slurm):
     assert slurm.wait_job(jobid) == "COMPLETED"
     wait_until(lambda: not helpers.values(jobs_scrape(slurm), "hpc_job_info", jobid=str(jobid)), 60,
                "completed job's cgroup removed", interval=0.5)
+
+
+# Account names real Slurm 22.05 stores and hands to the prolog as they are (sacctmgr turns quotes into
+# backticks): UTF-8, `|`, shell text and a newline. A 2 KB name is refused by sbatch ("too long") and CJK
+# by the harness database (collation error 1267), so those are tested on the shipped prolog alone in
+# tests/unit/test_jobs_info.py.
+ACCOUNTS = ("physics", "chémie|ünïcødé", "$(id);`x`|q", "new\nline")
+
+
+def slurm_account_partition(slurm, jobid: int) -> tuple[str, str]:
+    """What Slurm itself says the job's account and partition are (squeue; NUL-separated, so any name survives)."""
+    out = slurm.run(["squeue", "-h", "-j", str(jobid), "-o", "%a\x1f%P"]).stdout
+    account, partition = out.rstrip("\n").split("\x1f")
+    return account, partition
+
+
+def run_and_check_identity(slurm, jobs: dict[int, tuple[str, str]]) -> None:
+    """Wait for the running jobs' hpc_job_info and hold it to {jobid: (account, partition)}; cancel them;
+    wait for the shipped epilog to remove their files."""
+    ids = {str(j) for j in jobs}
+    try:
+        for j in jobs:
+            slurm.wait_job(j, states=["RUNNING"])
+            assert slurm_account_partition(slurm, j) == jobs[j]  # Slurm took the name as given
+        got: dict[str, dict[str, str]] = {}
+
+        def labelled() -> bool:
+            got.clear()
+            got.update({i["jobid"]: i for i in helpers.series_labels(jobs_scrape(slurm), "hpc_job_info")})
+            return all(got.get(j, {}).get("account") for j in ids)
+
+        wait_until(labelled, 60, "jobs' cgroups and prolog files", interval=0.5)
+        for j, (account, partition) in jobs.items():
+            assert got[str(j)] == {"jobid": str(j), "user": "root", "uid": "0",
+                                   "account": labels.value(account), "partition": partition}
+    finally:
+        slurm.run(["scancel", *ids], check=False)
+    for j in jobs:
+        assert slurm.wait_job(j) == "CANCELLED"
+    wait_until(lambda: not ids & set(os.listdir(slurm.job_info_dir)), 60, "epilog removed the jobs' files",
+               interval=0.5)
+
+
+def test_prolog_gives_jobs_their_account_and_partition(cgroup_slurm):
+    slurm = cgroup_slurm
+    for account in ACCOUNTS:
+        slurm.run(["sacctmgr", "-i", "add", "account", account])
+        slurm.run(["sacctmgr", "-i", "add", "user", "root", f"account={account}"])
+    # Two at a time: the harness node has as many CPUs as the host (2 here) and each job takes one.
+    for batch in (ACCOUNTS[:2], ACCOUNTS[2:]):
+        run_and_check_identity(slurm, {
+            slurm.sbatch(None, f"--account={a}", f"--partition={p}", "--mem=50M", wrap="sleep 300"): (a, p)
+            for a, p in zip(batch, ("gpu", "debug"))})

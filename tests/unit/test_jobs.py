@@ -46,7 +46,8 @@ def test_cgroup_v1_layout():
     text = scrape(os.path.join(FIXTURES, "v1"))
     v = lambda name, **labels: helpers.values(text, name, **labels)
     assert helpers.series_labels(text, "hpc_job_info") == [
-        {"jobid": "5", "user": user(0), "uid": "0"}, {"jobid": "7", "user": user(1000), "uid": "1000"}]
+        {"jobid": "5", "user": user(0), "uid": "0", "account": "", "partition": ""},
+        {"jobid": "7", "user": user(1000), "uid": "1000", "account": "", "partition": ""}]
     ticks = os.sysconf("SC_CLK_TCK")
     assert v("hpc_job_cpu_seconds_total", jobid="7", mode="user") == [pytest.approx(123456 / ticks)]
     assert v("hpc_job_cpu_seconds_total", jobid="7", mode="system") == [pytest.approx(789 / ticks)]
@@ -70,7 +71,8 @@ def test_cgroup_v2_layout():
     text = scrape(os.path.join(FIXTURES, "v2"))
     v = lambda name, **labels: helpers.values(text, name, **labels)
     assert helpers.series_labels(text, "hpc_job_info") == [
-        {"jobid": "77", "user": user(1000), "uid": "1000"}, {"jobid": "78", "user": user(0), "uid": "0"}]
+        {"jobid": "77", "user": user(1000), "uid": "1000", "account": "", "partition": ""},
+        {"jobid": "78", "user": user(0), "uid": "0", "account": "", "partition": ""}]
     assert v("hpc_job_cpu_seconds_total", jobid="77", mode="user") == [4.5]
     assert v("hpc_job_cpu_seconds_total", jobid="77", mode="system") == [0.5]
     assert v("hpc_job_memory_limit_bytes", jobid="77") == [1073741824]
@@ -88,9 +90,9 @@ def test_cgroup_v2_layout():
 def test_sluid_layout_resolves_numeric_jobid_from_a_task():
     text = scrape(os.path.join(FIXTURES, "sluid"))
     info = helpers.series_labels(text, "hpc_job_info")
-    assert {"jobid": "123456", "user": user(1000), "uid": "1000"} in info
+    assert {"jobid": "123456", "user": user(1000), "uid": "1000", "account": "", "partition": ""} in info
     # No task process yet: the SLUID is the label until a task shows up.
-    assert {"jobid": "s5K1KKYB0000ZZ", "user": "", "uid": ""} in info
+    assert {"jobid": "s5K1KKYB0000ZZ", "user": "", "uid": "", "account": "", "partition": ""} in info
     assert helpers.values(text, "hpc_job_memory_limit_bytes", jobid="123456") == [2147483648]
 
 
