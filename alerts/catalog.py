@@ -78,6 +78,31 @@ def _exporter() -> list[AlertRule]:
             Case(((f'{n.PARSE_ERRORS}{{source="node_meminfo",{N1}}}', "0 0 1 2 3"),), "4m",
                  {**N1L, "source": "node_meminfo"}),
             Case(((f'{n.PARSE_ERRORS}{{source="node_meminfo",{N1}}}', "2x4"),), "4m")),
+        # Reads of files that exist failing (EIO from a driver, EACCES for the agent's user). A scrape with
+        # one also reports success 0, so when every scrape fails HpcwatchCollectorFailing fires as well;
+        # this one also catches the intermittent failures that leave success at 1 most of the time. The
+        # 15-minute window with `for: 15m` ignores one glitch and tickets errors that keep coming.
+        AlertRule(
+            "HpcwatchReadErrors", f"increase({n.READ_ERRORS}[15m]) > 0", "warning", "exporter",
+            "{{ $labels.instance }} cannot read files of {{ $labels.source }}",
+            "Files of the {{ $labels.source }} collector on {{ $labels.instance }} exist but have failed to "
+            "read (I/O error, permission denied) for 15 minutes; their series are missing from those scrapes. "
+            "The agent log names the file and the error.",
+            Case(((f'{n.READ_ERRORS}{{source="jobs",{N1}}}', "0+2x30"),), "25m", {**N1L, "source": "jobs"}),
+            Case(((f'{n.READ_ERRORS}{{source="jobs",{N1}}}', "0 3x29"),), "25m"), "15m"),
+        # The scheduler's ledger could not be saved: it serves the counters it last saved, so
+        # hpc_scheduler_jobs_finished_total stops moving and the job SLOs see no new jobs. Saves are tried
+        # on every change; a 10-minute window held 15 minutes ignores one failed save and its retry.
+        AlertRule(
+            "HpcwatchStateSaveFailing", f"increase({n.STATE_SAVE_FAILURES}[10m]) > 0", "warning", "exporter",
+            "{{ $labels.collector }} on {{ $labels.instance }} cannot save its state: finished-job counters frozen",
+            "The {{ $labels.collector }} collector on {{ $labels.instance }} has failed to save its state file "
+            "for 15 minutes. It keeps counting in memory but serves the counters it last saved, so finished jobs "
+            "stop showing in hpc_scheduler_jobs_finished_total and the job SLOs; nothing is lost once a save "
+            "succeeds. The agent log says why (disk full, read-only, permissions).",
+            Case(((f'{n.STATE_SAVE_FAILURES}{{collector="slurm",{C1}}}', "0+1x30"),), "25m",
+                 {**C1L, "collector": "slurm"}),
+            Case(((f'{n.STATE_SAVE_FAILURES}{{collector="slurm",{C1}}}', "0 1x29"),), "25m"), "15m"),
     ]
 
 

@@ -8,8 +8,9 @@ the operators' ticket queue.
 
 The joins (ARCHITECTURE.md, "Job attribution"): GPU series are per GPU; `hpc_gpu_job_info{gpu,uuid,
 jobid}` ties a GPU to the jobs on it (from the processes' cgroups, and from the Slurm prolog's map for
-GPUs no process has opened); identity lives once in `hpc_job_info{jobid,user,...}`, one per node the
-job runs on, so it is collapsed by job before the join. Matching is on (cluster, instance, uuid)
+GPUs no process has opened); identity lives once in `hpc_job_info{jobid,user,account,...}`, one per node
+the job runs on, so it is collapsed to one row per job before the join (the real account wherever one
+node knows it, from the Slurm prolog's file; `unknown` only where none does). Matching is on (cluster, instance, uuid)
 within a node and (cluster, jobid) across nodes, so a multi-node job is one alert.
 """
 
@@ -147,10 +148,14 @@ UTIL_WINDOW = "15m"   # GPU utilisation is averaged over this before the thresho
 MEM_FALLBACK_WINDOW = "1h"   # where memory.peak is missing (cgroup v2 before 5.19), the highest usage seen in it
 ON_GPU = "on (cluster, instance, uuid)"
 ON_JOB = "on (cluster, jobid)"
-# One identity per job: hpc_job_info is exported by every node the job runs on. Where the node agent
-# does not know the account, the alert says `unknown` rather than carrying an empty label.
-IDENTITY = (f'label_replace(max by (cluster, jobid, user, account) ({n.JOB_INFO}), '
+# One identity per job: hpc_job_info is exported by every node the job runs on, and the nodes may
+# disagree (one has the prolog's file, another not yet: account "" there). A join needs exactly one row
+# per job, so the rows that know the account are weighted 2, those that do not 1 (account `unknown`
+# rather than an empty label), topk keeps one per job, and group resets the value to 1.
+_KNOWN = f'max by (cluster, jobid, user, account) ({n.JOB_INFO}{{account!=""}}) * 2'
+_UNKNOWN = (f'label_replace(max by (cluster, jobid, user, account) ({n.JOB_INFO}{{account=""}}), '
             '"account", "unknown", "account", "")')
+IDENTITY = f"group by (cluster, jobid, user, account) (topk by (cluster, jobid) (1, {_KNOWN} or {_UNKNOWN}))"
 
 
 def _per_job(inner: str) -> str:

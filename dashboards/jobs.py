@@ -7,6 +7,7 @@ from hpcwatch.dashboards.helpers import (
     CLUSTER,
     HIGH_BAD_RATIO,
     LOW_BAD_RATIO,
+    NEUTRAL,
     Dashboard,
     Q,
     bargauge,
@@ -33,9 +34,21 @@ def build() -> Dashboard:
     cpu_eff = (f"sum by (jobid) (rate({n.JOB_CPU_SECONDS}{{{J}}}[{RI}])) / "
                f"sum by (jobid) ({n.JOB_CPUS}{{{J}}})")
     mem_ratio = f"sum by (jobid) ({n.JOB_MEMORY_USAGE}{{{J}}}) / sum by (jobid) ({n.JOB_MEMORY_LIMIT}{{{J}}})"
+    # One account per job: where only some of its nodes know it (prolog file), theirs; `unknown` where none does.
+    jobs_by_account = (f'count by (account) (group by (cluster, jobid, account) ({n.JOB_INFO}{{{J},account!=""}}) '
+                       f'or on (cluster, jobid) label_replace(group by (cluster, jobid, account) '
+                       f'({n.JOB_INFO}{{{J},account=""}}), "account", "unknown", "account", ""))')
+    cpus_by_account = (f"sum by (account) ({n.JOB_CPUS}{{{J}}} * on (cluster, instance, jobid) group_left (account) "
+                       f"{n.JOB_INFO}{{{J}}})")
     panels = [
-        table("Jobs", "Identity of the selected jobs on the nodes that run them.",
+        table("Jobs", "Identity of the selected jobs on the nodes that run them: owner, and the account and "
+              "partition the Slurm prolog recorded (empty where deploy/slurm/prolog.d is not installed).",
               [Q(f"{n.JOB_INFO}{{{J}}}", "")], "none", hide=("Time", "__name__", "Value", "job")),
+        bargauge("Jobs by account", "Selected jobs running now per Slurm account (`unknown`: no node of the job "
+                 "has the prolog's record).", [Q(jobs_by_account, "{{account}}", instant=True)], "none",
+                 NEUTRAL, 0, None),
+        timeseries("CPUs held by account", "CPUs allocated to the selected jobs, summed per Slurm account.",
+                   [Q(cpus_by_account, "{{account}}")], "none", min_=0, stack=True),
         row("CPU and memory"),
         timeseries("CPU efficiency", "CPU seconds used per second, divided by the CPUs the job holds: "
                    "well below 1 means allocated cores sit idle.", [Q(cpu_eff, "{{jobid}}")],

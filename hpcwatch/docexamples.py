@@ -90,13 +90,13 @@ def node(repo: str) -> list[Collector]:
 
 
 def jobs(repo: str) -> list[Collector]:
-    """The cgroup v1 (Debian 12, Slurm 22.05) and v2 fixture trees."""
+    """The cgroup v1 (Debian 12, Slurm 22.05) and v2 fixture trees, with the prolog's files under run/."""
     from hpcwatch.exporters.jobs.collector import JobsCollector
 
     out: list[Collector] = []
     for layout in ("v1", "v2"):
         root = _fixture(repo, "jobs", layout)
-        paths = Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"))
+        paths = Paths(procfs=os.path.join(root, "proc"), sysfs=os.path.join(root, "sys"), rootfs=root)
         out.append(JobsCollector(CollectorContext.of(JobsCollector, paths)))
     return out
 

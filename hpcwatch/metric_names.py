@@ -59,7 +59,7 @@ NODE_TEXTFILE_MTIME = "node_textfile_mtime_seconds"  # {file}
 NODE_TEXTFILE_ERROR = "node_textfile_scrape_error"
 
 # --- jobs collector (hpc_job_, exporters/jobs) -----------------------------------------------------
-JOB_INFO = "hpc_job_info"  # {jobid, user, uid}; account and partition where the node agent knows them
+JOB_INFO = "hpc_job_info"  # {jobid, user, uid, account, partition}; account/partition "" without the prolog file
 JOB_CPU_SECONDS = "hpc_job_cpu_seconds_total"  # {jobid, mode=user|system}
 JOB_CPUS = "hpc_job_cpus"  # CPUs in the job's cpuset on this node
 JOB_MEMORY_USAGE = "hpc_job_memory_usage_bytes"

@@ -76,7 +76,8 @@ def test_waste_cases_discriminate(generated):
 
 
 # Shapes the generated cases do not show: a job on two nodes, two jobs sharing one GPU (MPS), a GPU
-# with no process (the unused alert only), a GPU no job holds, a node agent that knows no account.
+# with no process (the unused alert only), a GPU no job holds, a node agent that knows no account, and a
+# job on two nodes of which only one knows its account (the prolog not installed, or not run yet, on the other).
 N = 'cluster="c1",job="hpcwatch-node"'
 
 
@@ -89,7 +90,7 @@ def _series(node: str, gpu: str, util: str, procs: str, jobs: tuple[str, ...]) -
 
 
 def _identity(node: str, jobid: str, user: str, account: str | None) -> dict:
-    acct = f',account="{account}"' if account else ""
+    acct = "" if account is None else f',account="{account}",partition=""'
     return {"series": f'hpc_job_info{{{N},instance="{node}:19466",jobid="{jobid}",user="{user}",uid="1"{acct}}}',
             "values": "1x100"}
 
@@ -111,9 +112,11 @@ def test_joins_on_other_shapes(tmp_path):
               + _series("n3", "0", idle, "2x100", ("5", "6"))           # two jobs share one idle GPU
               + _series("n4", "0", "0x100", "0x100", ("8",))            # held, no process at all
               + _series("n5", "0", idle, "1x100", ())                   # idle, but no job holds it
+              + _series("n6", "0", idle, "1x100", ("9",)) + _series("n7", "0", idle, "1x100", ("9",))
               + [_identity("n1", "77", "bob", None), _identity("n2", "77", "bob", None),
                  _identity("n3", "5", "carol", "chem"), _identity("n3", "6", "dave", "bio"),
-                 _identity("n4", "8", "erin", "phys")])
+                 _identity("n4", "8", "erin", "phys"), _identity("n6", "9", "frank", "astro"),
+                 _identity("n7", "9", "frank", "")])
     job = {"cluster": "c1"}
     tests = {"rule_files": ["waste.rules.yml"], "evaluation_interval": "1m", "tests": [{
         "interval": "1m", "input_series": series,
@@ -122,6 +125,7 @@ def test_joins_on_other_shapes(tmp_path):
                 _expect("HpcJobGpuIdle", {**job, "jobid": "5", "user": "carol", "account": "chem"}, "1"),
                 _expect("HpcJobGpuIdle", {**job, "jobid": "6", "user": "dave", "account": "bio"}, "1"),
                 _expect("HpcJobGpuIdle", {**job, "jobid": "77", "user": "bob", "account": "unknown"}, "2"),
+                _expect("HpcJobGpuIdle", {**job, "jobid": "9", "user": "frank", "account": "astro"}, "2"),
             ]},
             {"eval_time": "90m", "alertname": "HpcJobGpuUnused", "exp_alerts": [
                 _expect("HpcJobGpuUnused", {**job, "jobid": "8", "user": "erin", "account": "phys"}, "1"),

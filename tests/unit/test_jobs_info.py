@@ -265,3 +265,16 @@ def user(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+@pytest.mark.parametrize("script", [PROLOG, os.path.join(DEPLOY, "prolog.d", "hpcwatch-gpu-map.sh")])
+def test_prologs_make_world_readable_directories_whatever_the_umask(tmp_path, script):
+    """slurmd may run prologs with umask 077; the node agent reads as an unprivileged user."""
+    d = tmp_path / "run" / "hpcwatch" / "jobs"
+    env = {"PATH": "/usr/bin:/bin", "HPCWATCH_JOB_INFO_DIR": str(d), "HPCWATCH_GPU_MAP_DIR": str(d),
+           "SLURM_JOB_ID": "601", "SLURM_JOB_ACCOUNT": "a", "SLURM_JOB_GPUS": "0"}
+    proc = subprocess.run(["/bin/sh", "-c", 'umask 077; exec /bin/sh "$0"', script], env=env, timeout=30, check=False)
+    assert proc.returncode == 0
+    for path in (tmp_path / "run", tmp_path / "run" / "hpcwatch", d):
+        assert path.stat().st_mode & 0o777 == 0o755, path
+    assert (d / "601").stat().st_mode & 0o777 == 0o644

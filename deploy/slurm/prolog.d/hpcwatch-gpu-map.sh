@@ -22,7 +22,8 @@ case "$gpus" in
     NoDevFiles|none|'') exit 0 ;;
 esac
 
-mkdir -p "$dir" 2>/dev/null || exit 0
+# World-readable whatever slurmd's umask: the node agent runs as an unprivileged user.
+(umask 022 && mkdir -p "$dir") 2>/dev/null || exit 0
 tmp="$dir/.$job.$$"
 # One token per line; only index or UUID characters pass, anything else is dropped here already.
 printf '%s\n' "$gpus" | tr ',' '\n' | grep -E '^([0-9]{1,4}|(GPU|MIG)-[0-9A-Za-z/_-]{1,128})$' > "$tmp" 2>/dev/null

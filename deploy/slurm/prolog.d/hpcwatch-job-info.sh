@@ -18,7 +18,8 @@ case "$job" in
     ''|*[!0-9]*) exit 0 ;;   # not a job id we can name a file after
 esac
 
-mkdir -p "$dir" 2>/dev/null || exit 0
+# World-readable whatever slurmd's umask: the node agent runs as an unprivileged user.
+(umask 022 && mkdir -p "$dir") 2>/dev/null || exit 0
 tmp="$dir/.$job.$$"
 if printf 'SLURM_JOB_ACCOUNT=%.1024s\000SLURM_JOB_PARTITION=%.1024s\000SLURM_JOB_USER=%.1024s\000SLURM_JOB_UID=%.20s\000' \
         "${SLURM_JOB_ACCOUNT:-}" "${SLURM_JOB_PARTITION:-}" "${SLURM_JOB_USER:-}" "${SLURM_JOB_UID:-}" \
