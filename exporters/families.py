@@ -10,6 +10,7 @@ fails the suite. A name with `{field}` placeholders declares a set of families b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
@@ -55,13 +56,25 @@ class FamilySpec:
     def exposed(self, **fields: str) -> str:
         return self.name.format(**fields) if fields else self.name
 
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        """A templated name as a regexp with one group per field (a plain name matches only itself)."""
+        return re.compile("".join(re.escape(text) + (f"(?P<{f}>[a-zA-Z0-9_]+)" if f else "")
+                                  for text, f, _, _ in string.Formatter().parse(self.name)))
+
     def matches(self, name: str) -> bool:
         """True when `name` is this family (or, for a template, one of its family set)."""
         if not self.fields:
             return name == self.name
-        pattern = "".join(re.escape(text) + ("[a-zA-Z0-9_]+" if f else "")
-                          for text, f, _, _ in string.Formatter().parse(self.name))
-        return re.fullmatch(pattern, name) is not None
+        return self._pattern.fullmatch(name) is not None
+
+    def fields_of(self, exposed: str) -> dict[str, str]:
+        """The field values that make `exposed` from this template (the inverse of `exposed()`); {} for a
+        plain name. ValueError when `exposed` is not of this family."""
+        m = self._pattern.fullmatch(exposed)
+        if m is None:
+            raise ValueError(f"{exposed} is not a family of {self.name}")
+        return m.groupdict()
 
     def new(self, help: str | None = None, **fields: str) -> Metric:  # noqa: A002 - prometheus' own word
         """An empty prometheus_client family for this spec, for one scrape's samples."""

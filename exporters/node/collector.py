@@ -22,7 +22,7 @@ from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.files import list_dir, log_once, read_text
 from hpcwatch.exporters.node.diskstats import parse_diskstats
 from hpcwatch.exporters.node.edac import numbered, read_edac
-from hpcwatch.exporters.node.families import DISK_COLUMNS, FAMILIES, HWMON, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
+from hpcwatch.exporters.node.families import DISK_COLUMNS, FAMILIES, NETDEV_COLUMNS, PRESSURE, FamilyBuilder
 from hpcwatch.exporters.node.filesystem import filesystem_stats, parse_mounts
 from hpcwatch.exporters.node.hwmon import HwmonReader, sensor_samples
 from hpcwatch.exporters.node.loadavg import parse_loadavg
@@ -273,7 +273,7 @@ class NodeCollector(Collector):
         self._bad(path, "meminfo", errors)
         for f in fields:
             name = "node_memory_" + f.key
-            out.declare(name, "gauge", MEMINFO_HELP.get(f.field) or f"Memory information field {f.key}.")
+            out.declare(name, MEMINFO_HELP.get(f.field) or f"Memory information field {f.key}.")
             out.add(name, (), f.value)
 
     def _pressure(self, out: FamilyBuilder) -> None:
@@ -304,7 +304,7 @@ class NodeCollector(Collector):
             if not _METRIC_NAME.fullmatch(name):
                 self._bad(path, "vmstat", 1, f"has a field that cannot be a metric name ({field!r})")
                 continue
-            out.declare(name, "untyped", f"/proc/vmstat information field {field}.")
+            out.declare(name, f"/proc/vmstat information field {field}.")
             out.add(name, (), value)
 
     def _diskstats(self, out: FamilyBuilder) -> None:
@@ -421,7 +421,7 @@ class NodeCollector(Collector):
                 if label is not None:
                     out.add("node_hwmon_sensor_label", (chip.chip, sensor, label), 1)
                 for s in sensor_samples(chip.chip, sensor, data):
-                    out.declare(s.family, s.kind, s.help, HWMON)
+                    out.declare(s.family, s.help)
                     out.add(s.family, s.labels, s.value)
 
     def _edac(self, out: FamilyBuilder) -> None:
@@ -461,7 +461,7 @@ class NodeCollector(Collector):
                 self._bad(path, "meminfo_numa", errors)
                 for f in fields:
                     name = "node_memory_numa_" + f.key
-                    out.declare(name, "gauge", f"Memory information field {f.key} of the NUMA node.", ("node",))
+                    out.declare(name, f"Memory information field {f.key} of the NUMA node.")
                     out.add(name, (f.node,), f.value)
             path = os.path.join(self.numa_dir, f"node{n}", "numastat")
             text = self._read(path, "meminfo_numa")
@@ -470,7 +470,7 @@ class NodeCollector(Collector):
                 self._bad(path, "meminfo_numa", errors)
                 for field, value in stats.items():
                     name = f"node_memory_numa_{field}_total"
-                    out.declare(name, "counter", f"Pages of the NUMA node counted as {field} (numastat).", ("node",))
+                    out.declare(name, f"Pages of the NUMA node counted as {field} (numastat).")
                     out.add(name, (n,), value)
 
     def _rapl(self, out: FamilyBuilder) -> None:
@@ -493,6 +493,6 @@ class NodeCollector(Collector):
                 out.add("node_rapl_joules_total", (str(z.index), z.path, z.name), total / 1e6)
             else:
                 name = family_name(z.name)
-                out.declare(name, "counter", f"Energy the RAPL {z.name} domain used, in joules (wraps of "
-                            "energy_uj accumulated).", ("index", "path"))
+                out.declare(name, f"Energy the RAPL {z.name} domain used, in joules (wraps of energy_uj "
+                            "accumulated).")
                 out.add(name, (str(z.index), z.path), total / 1e6)

@@ -36,10 +36,10 @@ class HwmonDir(NamedTuple):
 
 
 class SensorSample(NamedTuple):
-    """One sample of a sensor property: family, type (gauge or counter), HELP, label values, value."""
+    """One sample of a sensor property: family, HELP, label values, value (the type is the family's row in
+    node/families.py: `node_hwmon_{field}_total` counters, every other one a gauge)."""
 
     family: str
-    kind: str
     help: str
     labels: tuple[str, ...]
     value: float
@@ -89,17 +89,17 @@ def sensor_samples(chip: str, sensor: str, data: dict[str, str]) -> list[SensorS
     if stype in ("beep_enable", "vrm", "update_interval"):
         raw = data.get("", "")
         if stype == "beep_enable":
-            out.append(SensorSample("node_hwmon_beep_enabled", "gauge", "Hardware beep enabled.", labels,
+            out.append(SensorSample("node_hwmon_beep_enabled", "Hardware beep enabled.", labels,
                                     1.0 if raw == "1" else 0.0))
             return out
         value = parse_float(raw)
         if value is None:
             return out
         if stype == "vrm":
-            out.append(SensorSample("node_hwmon_voltage_regulator_version", "gauge", "Hardware voltage regulator.",
+            out.append(SensorSample("node_hwmon_voltage_regulator_version", "Hardware voltage regulator.",
                                     labels, value))
         else:
-            out.append(SensorSample("node_hwmon_update_interval_seconds", "gauge",
+            out.append(SensorSample("node_hwmon_update_interval_seconds",
                                     "Hardware monitor update interval.", labels, value * 0.001))
         return out
     prefix = "node_hwmon_" + stype
@@ -125,43 +125,43 @@ def _unit_sample(stype: str, element: str, name: str, labels: tuple[str, ...], v
                  data: dict[str, str]) -> SensorSample | None:
     """One property's sample with node_exporter's unit suffix and scale, in its order of rules."""
     if element in ("fault", "alarm"):
-        return SensorSample(name, "gauge", f"Hardware sensor {element} status ({stype}).", labels, value)
+        return SensorSample(name, f"Hardware sensor {element} status ({stype}).", labels, value)
     if element == "beep":
-        return SensorSample(name + "_enabled", "gauge", "Hardware monitor sensor has beeping enabled.", labels, value)
+        return SensorSample(name + "_enabled", "Hardware monitor sensor has beeping enabled.", labels, value)
     what = element or "input"
     if stype in ("in", "cpu"):
-        return SensorSample(name + "_volts", "gauge", f"Hardware monitor for voltage ({what}).", labels,
+        return SensorSample(name + "_volts", f"Hardware monitor for voltage ({what}).", labels,
                             value * 0.001)
     if stype == "temp" and element != "type":
-        return SensorSample(name + "_celsius", "gauge", f"Hardware monitor for temperature ({what}).", labels,
+        return SensorSample(name + "_celsius", f"Hardware monitor for temperature ({what}).", labels,
                             value * 0.001)
     if stype == "curr":
-        return SensorSample(name + "_amps", "gauge", f"Hardware monitor for current ({what}).", labels,
+        return SensorSample(name + "_amps", f"Hardware monitor for current ({what}).", labels,
                             value * 0.001)
     if stype == "energy":
-        return SensorSample(name + "_joule_total", "counter", f"Hardware monitor for joules used so far ({what}).",
+        return SensorSample(name + "_joule_total", f"Hardware monitor for joules used so far ({what}).",
                             labels, value / 1e6)
     if stype == "power" and element == "accuracy":
-        return SensorSample(name, "gauge", "Hardware monitor power meter accuracy, as a ratio.", labels, value / 1e6)
+        return SensorSample(name, "Hardware monitor power meter accuracy, as a ratio.", labels, value / 1e6)
     if stype == "power" and element in ("average_interval", "average_interval_min", "average_interval_max"):
-        return SensorSample(name + "_seconds", "gauge", f"Hardware monitor power usage update interval ({what}).",
+        return SensorSample(name + "_seconds", f"Hardware monitor power usage update interval ({what}).",
                             labels, value * 0.001)
     if stype == "power":
-        return SensorSample(name + "_watt", "gauge", f"Hardware monitor for power usage in watts ({what}).",
+        return SensorSample(name + "_watt", f"Hardware monitor for power usage in watts ({what}).",
                             labels, value / 1e6)
     if stype == "humidity":
-        return SensorSample(name, "gauge", f"Hardware monitor for humidity, as a ratio ({what}).", labels,
+        return SensorSample(name, f"Hardware monitor for humidity, as a ratio ({what}).", labels,
                             value / 1e6)
     if stype == "fan" and element in ("input", "min", "max", "target"):
-        return SensorSample(name + "_rpm", "gauge", f"Hardware monitor for fan revolutions per minute ({what}).",
+        return SensorSample(name + "_rpm", f"Hardware monitor for fan revolutions per minute ({what}).",
                             labels, value)
     if stype == "freq":
         label = data.get("label")
         if element != "input" or label is None:
             return None
-        return SensorSample(name + "_freq_mhz", "gauge", "Hardware monitor for GPU frequency in MHz.",
+        return SensorSample(name + "_freq_mhz", "Hardware monitor for GPU frequency in MHz.",
                             (labels[0], clean_metric_name(label)), value / 1e6)
-    return SensorSample(name, "gauge", f"Hardware monitor {stype} element {element}.", labels, value)
+    return SensorSample(name, f"Hardware monitor {stype} element {element}.", labels, value)
 
 
 def is_dynamic(prop: str) -> bool:

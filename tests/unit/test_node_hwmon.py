@@ -9,6 +9,7 @@ import re
 import helpers
 import nodetrees
 import pytest
+from hpcwatch.exporters.node.families import FAMILIES
 from hpcwatch.exporters.node.hwmon import (
     HwmonDir,
     chip_labels,
@@ -155,4 +156,5 @@ def test_clean_and_explode_fuzz(text: str) -> None:
 def test_sensor_samples_fuzz(sensor: str, data: dict[str, str]) -> None:
     for s in sensor_samples("chip", sensor, data):
         assert re.fullmatch(r"node_hwmon_[a-z0-9_:]+", s.family), s.family
-        assert s.kind in ("gauge", "counter") and len(s.labels) == 2
+        assert len(s.labels) == 2
+        assert FAMILIES.spec_of(s.family).type == ("counter" if s.family.endswith("_total") else "gauge")
