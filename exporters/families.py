@@ -48,7 +48,7 @@ class FamilySpec:
         if not self.help or any(not _NAME.fullmatch(label) for label in self.labels):
             raise ValueError(f"{self.name}: needs a HELP text and valid label names")
 
-    @property
+    @functools.cached_property  # a frozen spec's name never changes; matches() runs per lookup
     def fields(self) -> tuple[str, ...]:
         """The `{placeholders}` of a templated name, () for a plain one."""
         return tuple(f for _, f, _, _ in string.Formatter().parse(self.name) if f)
@@ -58,8 +58,8 @@ class FamilySpec:
 
     @functools.cached_property
     def _pattern(self) -> re.Pattern[str]:
-        """A templated name as a regexp with one group per field (a plain name matches only itself)."""
-        return re.compile("".join(re.escape(text) + (f"(?P<{f}>[a-zA-Z0-9_]+)" if f else "")
+        """A templated name as a regexp (a plain name matches only itself)."""
+        return re.compile("".join(re.escape(text) + ("[a-zA-Z0-9_]+" if f else "")
                                   for text, f, _, _ in string.Formatter().parse(self.name)))
 
     def matches(self, name: str) -> bool:
@@ -68,20 +68,15 @@ class FamilySpec:
             return name == self.name
         return self._pattern.fullmatch(name) is not None
 
-    def fields_of(self, exposed: str) -> dict[str, str]:
-        """The field values that make `exposed` from this template (the inverse of `exposed()`); {} for a
-        plain name. ValueError when `exposed` is not of this family."""
-        m = self._pattern.fullmatch(exposed)
-        if m is None:
-            raise ValueError(f"{exposed} is not a family of {self.name}")
-        return m.groupdict()
-
     def new(self, help: str | None = None, **fields: str) -> Metric:  # noqa: A002 - prometheus' own word
         """An empty prometheus_client family for this spec, for one scrape's samples."""
-        name = self.exposed(**fields)
-        if self.type == "counter":
-            name = name.removesuffix("_total")
-        return TYPES[self.type](name, help or self.help, labels=list(self.labels))
+        return self.new_as(self.exposed(**fields), help)
+
+    def new_as(self, exposed: str, help: str | None = None) -> Metric:  # noqa: A002
+        """`new` for an exposed name already known to be of this spec (e.g. found with FamilyTable.spec_of):
+        no template to fill in on a scrape's hot path."""
+        name = exposed.removesuffix("_total") if self.type == "counter" else exposed
+        return TYPES[self.type](name, help or self.help, labels=self.labels)
 
     def value(self, value: float, help: str | None = None, **fields: str) -> Metric:  # noqa: A002
         """A family of this label-less spec holding one sample."""

@@ -196,12 +196,12 @@ FAMILIES = FamilyTable([
 
 
 @functools.lru_cache(maxsize=4096)  # data-named families repeat every scrape; their number is the hardware's
-def _spec(name: str) -> tuple[FamilySpec, dict[str, str]]:
-    """The row of FAMILIES an exposed family belongs to, and the template fields that name it."""
+def _spec(name: str) -> tuple[FamilySpec, bool]:
+    """The row of FAMILIES an exposed family belongs to, and whether that row is a template."""
     spec = FAMILIES.spec_of(name)
     if spec is None:
         raise KeyError(f"node family {name} has samples but no row in FAMILIES")
-    return spec, spec.fields_of(name)
+    return spec, bool(spec.fields)
 
 
 class FamilyBuilder:
@@ -225,9 +225,9 @@ class FamilyBuilder:
 
     def families(self) -> Iterator[Metric]:
         for name, rows in self._rows.items():
-            spec, fields = _spec(name)
+            spec, templated = _spec(name)
             # A fixed family keeps its row's HELP; a template's generic one is replaced by the field's own.
-            fam = spec.new(self._help.get(name) if fields else None, **fields)
+            fam = spec.new_as(name, self._help.get(name) if templated else None)
             labels = spec.labels
             append = fam.samples.append
             seen: set[tuple[str, ...]] = set()
