@@ -43,14 +43,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def serve_lists_collector(name: str) -> tuple[bool, str]:
-    """Whether `hpcwatch serve --help` offers --collector.<name>, and if not, why."""
-    proc = subprocess.run([HPCWATCH, "serve", "--help"], capture_output=True, text=True, timeout=60,
+    """Whether `hpcwatch serve --help-all` offers --collector.<name>, and if not, why."""
+    proc = subprocess.run([HPCWATCH, "serve", "--help-all"], capture_output=True, text=True, timeout=60,
                           check=False)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return False, f"`hpcwatch serve --help` failed ({last})"
-    if f"--collector.{name} " not in proc.stdout.replace("\n", " "):
-        return False, f"`hpcwatch serve --help` does not list --collector.{name}"
+        return False, f"`hpcwatch serve --help-all` failed ({last})"
+    if f"collector.{name}\n" not in proc.stdout and f"--collector.{name} " not in proc.stdout.replace("\n", " "):
+        return False, f"`hpcwatch serve --help-all` does not list --collector.{name}"
     return True, ""
 
 
@@ -59,7 +59,10 @@ class Target:
 
     def __init__(self, name: str, argv: list[str], port: int, fresh: bool = False) -> None:
         self.name, self.argv, self.port, self.fresh = name, argv, port, fresh
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe nobody drains: a server logging every scrape (node_exporter's systemd
+        # collector without D-Bus) would block on a full pipe and stop answering.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
         self.conn: http.client.HTTPConnection | None = None
         self.walls: list[float] = []
         self.body = b""
@@ -68,7 +71,8 @@ class Target:
         end = time.monotonic() + limit
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise SystemExit(f"{self.name} exited: {self.proc.stderr.read().decode()[-2000:]}")
+                self.log.seek(0)
+                raise SystemExit(f"{self.name} exited: {self.log.read().decode(errors='replace')[-2000:]}")
             with contextlib.suppress(OSError, http.client.HTTPException):
                 self.scrape()
                 return
@@ -110,6 +114,7 @@ class Target:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
 
 
 @contextlib.contextmanager
