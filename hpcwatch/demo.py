@@ -356,7 +356,8 @@ def _run(args: argparse.Namespace, workdir: str, stack: contextlib.ExitStack, sa
     cluster = stack.enter_context(Agent(workdir, "cluster", [
         f"--collector.slurm.conf={slurm.conf_path}", "--collector.slurm.refresh-interval=2",
         f"--collector.slurm.state-file={state}"]))
-    node = stack.enter_context(Agent(workdir, "node"))
+    # The harness runs the shipped prologs, which record each job's account and partition here.
+    node = stack.enter_context(Agent(workdir, "node", [f"--collector.jobs.info-dir={slurm.job_info_dir}"]))
     am = stack.enter_context(shipped_alertmanager(workdir, deploy, hook.url))
     targets = {**agent_targets(DEMO_CLUSTER, node, cluster, "2s"), "alertmanager": [Target(am.url.split("//")[1])]}
     prom = stack.enter_context(ShippedPrometheus(workdir, deploy, targets, [slo]))
