@@ -10,6 +10,7 @@ import subprocess
 
 import helpers
 import pytest
+import test_jobs
 from hpcwatch.exporters import labels
 from hpcwatch.exporters.jobs.collector import JobsCollector
 from hpcwatch.exporters.jobs.info import JobIdentity, parse_job_info, read_job_info
@@ -53,12 +54,12 @@ def prolog(info_dir: str, jobid: str, account: str, partition: str = "batch", us
 
 
 def collector(base: str, **options: object) -> JobsCollector:
-    ctx = helpers.make_context(procfs=os.path.join(base, "proc"), sysfs=os.path.join(base, "sys"), rootfs=base,
-                               cls=JobsCollector, **options)
-    return JobsCollector(ctx)
+    """The jobs collector on a fixture tree that is also its --path.rootfs (where run/hpcwatch/jobs lives)."""
+    return test_jobs.collector(base, rootfs=base, **options)
 
 
 def scrape(c: JobsCollector) -> str:
+    """One scrape of this collector instance (its cache of prolog records kept between calls)."""
     text = helpers.render(c)
     helpers.assert_promtool_clean(text)
     assert helpers.collector_success(text) == {"jobs": 1.0}
