@@ -76,6 +76,8 @@ def shipped_prometheus_config(node_port: int, cluster_port: int) -> dict:
     cfg.pop("rule_files", None)
     cfg.pop("alerting", None)
     targets = {"hpcwatch-node": node_port, "hpcwatch-cluster": cluster_port}
+    # The shipped node_exporter peer job has no target here.
+    cfg["scrape_configs"] = [sc for sc in cfg["scrape_configs"] if sc["job_name"] in targets]
     for sc in cfg["scrape_configs"]:
         sc.pop("file_sd_configs", None)
         sc["static_configs"] = [{"targets": [f"127.0.0.1:{targets[sc['job_name']]}"]}]
