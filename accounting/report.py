@@ -46,8 +46,17 @@ def _money(x: float | None, currency: str) -> str:
     return "?" if x is None else f"{x:.2f} {currency}".strip()
 
 
+def printable(line: str) -> str:
+    """A line safe for a terminal: each non-printable character (escape sequences, a newline or carriage return
+    inside a job name, bidi overrides) written as its Python escape ('\\x1b', '\\n', '\\u202e')."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+
+
 def render_text(s: JobSummary, source: str, grafana_url: str = "") -> str:
-    """The report as plain text (80 columns, no colour: it goes into e-mail too)."""
+    """The report as plain text (80 columns, no colour: it goes into e-mail too); names are user data, so
+    every line is passed through printable()."""
     state = f"{s.state or '?'} ({s.outcome}{', ' + s.cause if s.cause else ''})" if s.outcome else (s.state or "?")
     lines = [
         f"Job {s.jobid}" + (f" ({s.name})" if s.name else "") + f" on cluster {s.cluster}: {state}",
@@ -92,7 +101,7 @@ def render_text(s: JobSummary, source: str, grafana_url: str = "") -> str:
     if s.missing:
         lines += ["", "Not known"] + [f"  {m}" for m in s.missing]
     lines += ["", f"Dashboard: {dashboard_link(s, grafana_url)}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 def to_json(s: JobSummary, source: str, grafana_url: str = "") -> dict[str, Any]:

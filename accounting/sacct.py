@@ -1,10 +1,14 @@
-"""The batched accounting reader: one `sacct -j id1,id2,... --parsable2` call per refresh, parsed purely.
+"""The batched accounting reader: one `sacct --jobs id1,id2,...` call per refresh, parsed purely.
 
 The finished-job counter's sacct window reads only what counting needs; a summary needs more
 (requested and allocated TRES, CPU time, peak RSS from the steps, time limit, QOS, nodes). Those are
 read here for a whole batch of jobs at once, by their JobIDRaw (sacct resolves a raw id to the array
 task or het component it belongs to). Step lines fold into their allocation: the highest MaxRSS,
 and bytes and energy summed.
+
+Names are data: Slurm stores any byte in job names, accounts, partitions and QOS (`|`, newlines,
+control characters), so fields are separated by a `call_separator()` chosen for each call and
+carried from the argv to the parser, and records are split with the counters' own `split_records`.
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from hpcwatch.exporters.command import run_command
-from hpcwatch.exporters.slurm.parse import parse_time
+from hpcwatch.exporters.slurm.parse import call_separator, parse_time, split_records
 
-# JobName is free text and may hold "|": it is last, so a line splits into len-1 fields plus the rest.
+# ElapsedRaw (digits, never a newline) is last so a record ends at the first newline after its last
+# separator (split_records); the free-text fields (Partition, QOS, Account, JobName) sit in the middle.
 SUMMARY_FIELDS = ("JobID", "JobIDRaw", "State", "ExitCode", "Partition", "QOS", "User", "UID", "Account", "Cluster",
-                  "Submit", "Eligible", "Start", "End", "ElapsedRaw", "TimelimitRaw", "NNodes", "NodeList",
+                  "JobName", "Submit", "Eligible", "Start", "End", "TimelimitRaw", "NNodes", "NodeList",
                   "NCPUS", "ReqCPUS", "ReqTRES", "AllocTRES", "TotalCPU", "MaxRSS", "TRESUsageInTot",
-                  "TRESUsageOutTot", "ConsumedEnergyRaw", "JobName")
+                  "TRESUsageOutTot", "ConsumedEnergyRaw", "ElapsedRaw")
 _IDX = {name: i for i, name in enumerate(SUMMARY_FIELDS)}
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$")
 _DURATION = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 RAW_ID = re.compile(r"^\d{1,20}$")
+# What sacct prints as JobID: 12, 12_3, 12_[1-3%2], 12+1, each maybe with a step (.batch, .0, .extern).
+_JOB_ID = re.compile(r"^\d+(?:[_+][\w\[\]%,-]+)?(?:\.\w+)?$")
 JOB_SELECTOR = re.compile(r"^\d{1,20}(?:_\d{1,10})?$")   # a raw id, or an array task as users write it
 
 
@@ -121,9 +128,14 @@ def tres_gpu_model(tres: Mapping[str, str]) -> str:
     return models.pop() if len(models) == 1 else ""
 
 
+def _digits(text: str) -> bool:
+    """Only ASCII digits: str.isdigit() also takes '²', which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _int(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if _digits(text) else None
 
 
 def _limit(text: str) -> float | None:
@@ -137,19 +149,20 @@ def _usage(tres_text: str, name: str) -> int | None:
     return None if value is None else size_bytes(value)
 
 
-def parse_summary_sacct(text: str) -> tuple[dict[str, SacctDetail], int]:
-    """Lines of `sacct --noheader --parsable2 --format <SUMMARY_FIELDS>` (steps included) ->
-    ({JobIDRaw of each allocation: detail}, lines skipped)."""
+def parse_summary_sacct(text: str, sep: str) -> tuple[dict[str, SacctDetail], int]:
+    """`sacct --noheader --parsable2 --delimiter=<sep> --format <SUMMARY_FIELDS>` (steps included) ->
+    ({JobIDRaw of each allocation: detail}, records skipped).
+
+    A malformed record (wrong field count, a JobID, JobIDRaw or ElapsedRaw that is not one) is counted,
+    never shifted.
+    """
     allocations: dict[str, SacctDetail] = {}
     by_jobid: dict[str, SacctDetail] = {}
     steps: list[list[str]] = []
     skipped = 0
-    n = len(SUMMARY_FIELDS)
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        p = line.split("|", n - 1)
-        if len(p) != n or not p[_IDX["JobIDRaw"]].split(".")[0].isdigit():
+    for p in split_records(text, sep, len(SUMMARY_FIELDS)):
+        if p is None or not _JOB_ID.match(p[0]) or not _digits(p[_IDX["JobIDRaw"]].split(".")[0]) \
+                or not _digits(p[-1].strip()):
             skipped += 1
             continue
         if "." in p[_IDX["JobID"]]:
@@ -169,16 +182,17 @@ def parse_summary_sacct(text: str) -> tuple[dict[str, SacctDetail], int]:
 
 def _detail(p: list[str]) -> SacctDetail:
     g = lambda name: p[_IDX[name]].strip()  # noqa: E731 - field by name
+    raw = lambda name: p[_IDX[name]]  # noqa: E731 - a name is data: every byte kept
     energy = _int(g("ConsumedEnergyRaw"))
     return SacctDetail(
         jobid=g("JobID"), jobid_raw=g("JobIDRaw"), state=g("State"), exit_code=g("ExitCode"),
-        partition=g("Partition"), qos=g("QOS"), user=g("User"), uid=_int(g("UID")), account=g("Account"),
+        partition=raw("Partition"), qos=raw("QOS"), user=g("User"), uid=_int(g("UID")), account=raw("Account"),
         cluster=g("Cluster"),
         submit=parse_time(g("Submit")), eligible=parse_time(g("Eligible")), start=parse_time(g("Start")),
         end=parse_time(g("End")), elapsed_s=_float(g("ElapsedRaw")), time_limit_s=_limit(g("TimelimitRaw")),
         nnodes=_int(g("NNodes")), nodelist=g("NodeList"), cpus_alloc=_int(g("NCPUS")), cpus_req=_int(g("ReqCPUS")),
         req_tres=parse_tres(g("ReqTRES")), alloc_tres=parse_tres(g("AllocTRES")),
-        total_cpu_s=duration_s(g("TotalCPU")), name=p[_IDX["JobName"]],
+        total_cpu_s=duration_s(g("TotalCPU")), name=raw("JobName"),
         alloc_energy_j=float(energy) if energy else None)
 
 
@@ -203,19 +217,21 @@ def _fold_step(owner: SacctDetail, p: list[str]) -> None:
         owner.step_energy_j = (owner.step_energy_j or 0.0) + energy
 
 
-def sacct_argv(sacct: str, ids: Sequence[str]) -> list[str]:
-    """The one batched call for a refresh's jobs (ids are checked: they go on a command line)."""
+def sacct_argv(sacct: str, ids: Sequence[str], sep: str) -> list[str]:
+    """The one batched call for a refresh's jobs, fields separated by `sep` (a `call_separator()`, which the
+    parser is given too); ids are checked: they go on a command line."""
     bad = [i for i in ids if not JOB_SELECTOR.match(i)]
     if bad:
         raise ValueError(f"not job ids: {bad[:5]}")
-    return [sacct, "--allusers", "--noheader", "--parsable2", "--jobs", ",".join(ids),
+    return [sacct, "--allusers", "--noheader", "--parsable2", f"--delimiter={sep}", "--jobs", ",".join(ids),
             "--format", ",".join(SUMMARY_FIELDS)]
 
 
 def read_details(sacct: str, ids: Iterable[str], env: Mapping[str, str] | None = None,
                  timeout: float = 30.0) -> tuple[dict[str, SacctDetail], int]:
-    """The reader: run the batched sacct (pinned environment, timeout) and parse it."""
+    """The reader: run the batched sacct (pinned environment, timeout, a fresh separator) and parse it."""
     ids = sorted(set(ids), key=lambda i: tuple(int(x) for x in i.split("_")) if JOB_SELECTOR.match(i) else (0,))
     if not ids:
         return {}, 0
-    return parse_summary_sacct(run_command(sacct_argv(sacct, ids), timeout=timeout, env=dict(env or {})))
+    sep = call_separator()
+    return parse_summary_sacct(run_command(sacct_argv(sacct, ids, sep), timeout=timeout, env=dict(env or {})), sep)

@@ -35,6 +35,7 @@ from hpcwatch.accounting.schema import SCHEMA
 from hpcwatch.accounting.store import ROW_GROUP, SummaryStore
 from hpcwatch.accounting.writer import SummaryWriter
 from hpcwatch.exporters.scheduler.model import FinishedJob, run_key
+from hpcwatch.exporters.slurm.parse import call_separator
 
 T0 = 1_767_225_600   # 2026-01-01T00:00:00Z
 USERS = [f"user{i:03d}" for i in range(500)]
@@ -47,6 +48,19 @@ OUTCOME_P = [0.8, 0.08, 0.05, 0.03, 0.035, 0.005]
 
 
 # ----------------------------------------------------------------------------------------- writer
+# The order synthetic_jobs lists fields in; sacct writes them in SUMMARY_FIELDS order, separated by SEP.
+_LISTED = ("JobID", "JobIDRaw", "State", "ExitCode", "Partition", "QOS", "User", "UID", "Account", "Cluster",
+           "Submit", "Eligible", "Start", "End", "ElapsedRaw", "TimelimitRaw", "NNodes", "NodeList",
+           "NCPUS", "ReqCPUS", "ReqTRES", "AllocTRES", "TotalCPU", "MaxRSS", "TRESUsageInTot",
+           "TRESUsageOutTot", "ConsumedEnergyRaw", "JobName")
+SEP = call_separator()   # one batched call's separator, as the reader picks it
+
+
+def _record(values: list[str]) -> str:
+    by_name = dict(zip(_LISTED, values, strict=True))
+    return SEP.join(by_name[f] for f in SUMMARY_FIELDS) + "\n"
+
+
 def synthetic_jobs(n: int, end_before: float, rng: random.Random) -> list[tuple[FinishedJob, str, int, int]]:
     """(finished job, its sacct lines, node index, gpus) for n jobs ending in the hour before end_before."""
     out = []
@@ -77,7 +91,7 @@ def synthetic_jobs(n: int, end_before: float, rng: random.Random) -> list[tuple[
                 f"cpu={cpus},mem={cpus * 4}G,node=1", "00:10.000", f"{rng.randint(1, cpus * 4000)}M",
                 "fs/disk=1000", "fs/disk=2000", "0", "batch"]
         assert len(alloc) == len(SUMMARY_FIELDS) == len(step)
-        out.append((job, "|".join(alloc) + "\n" + "|".join(step) + "\n", node, gpus))
+        out.append((job, _record(alloc) + _record(step), node, gpus))
     return out
 
 
@@ -116,7 +130,7 @@ def openmetrics(jobs: list[tuple[FinishedJob, str, int, int]], step: int = 30) -
 
 
 def _field(text: str, name: str) -> str:
-    return text.splitlines()[0].split("|")[SUMMARY_FIELDS.index(name)]
+    return text.splitlines()[0].split(SEP)[SUMMARY_FIELDS.index(name)]
 
 
 def run_writer(args: argparse.Namespace) -> None:
@@ -128,12 +142,12 @@ def run_writer(args: argparse.Namespace) -> None:
     now = time.time()
     jobs = synthetic_jobs(args.jobs, now - 7200, rng)
     text = "".join(s for _, s, _, _ in jobs)
-    details, _ = parse_summary_sacct(text)
+    details, _ = parse_summary_sacct(text, SEP)
     finished = [j for j, _, _, _ in jobs]
     work = tempfile.mkdtemp(prefix="hpcwatch-bench-acct-")
     try:
         def sacct(ids):   # the batched call's text for these ids, parsed the way the writer parses sacct
-            return parse_summary_sacct("".join(jobs[int(i) - 100000][1] for i in ids))
+            return parse_summary_sacct("".join(jobs[int(i) - 100000][1] for i in ids), SEP)
 
         rates = {}
         for label, client in (("without Prometheus", None), ("with Prometheus", "prom")):

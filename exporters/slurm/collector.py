@@ -88,10 +88,10 @@ class SlurmCommands:
                         "--starttime", parse.format_time(start), "--endtime", parse.format_time(end),
                         "--format", ",".join(parse.SACCT_FIELDS))
 
-    def sacct_jobs(self, ids: list[str]) -> str:
+    def sacct_jobs(self, ids: list[str], sep: str) -> str:
         """The summary writer's one batched call: the given jobs with their steps (accounting.sacct)."""
         from hpcwatch.accounting.sacct import sacct_argv
-        argv = sacct_argv(self.path("sacct") or "sacct", ids)
+        argv = sacct_argv(self.path("sacct") or "sacct", ids, sep)
         self.calls["sacct"] = self.calls.get("sacct", 0) + 1
         return run_command(argv, timeout=self.timeout, env=self.env)
 
@@ -335,7 +335,8 @@ class SlurmCollector(SchedulerCollector):
 
     def _summary_details(self, ids):
         from hpcwatch.accounting.sacct import parse_summary_sacct
-        details, bad = parse_summary_sacct(self.commands.sacct_jobs(list(ids)))
+        sep = parse.call_separator()
+        details, bad = parse_summary_sacct(self.commands.sacct_jobs(list(ids), sep), sep)
         record_parse_error("slurm_sacct_summary", bad)
         return details, bad
 

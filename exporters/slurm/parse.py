@@ -81,7 +81,7 @@ def split_records(text: str, sep: str, n: int) -> Iterator[list[str] | None]:
             yield p
         elif len(p) > n:
             yield None
-        elif len(p) > 1 or line.strip():
+        elif len(p) > 1 or p[0].strip():   # a joined fragment stays pending across an empty line
             pending = p
     if pending is not None:
         yield None

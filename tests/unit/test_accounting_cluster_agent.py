@@ -34,10 +34,11 @@ def bindir(tmp_path):
                "sdiag": f"{SLURM}/sdiag-22.05.txt", "scontrol": f"{SLURM}/scontrol-show-config-22.05.txt"}
     for cmd, path in outputs.items():   # the slurm fixtures carry FIXTURE_SEPARATOR: swap in the call's own
         (d / cmd).write_text("#!/bin/sh\n" + print_fixture_sh(f"'{path}'", FIXTURE_SEPARATOR))
-    # The counter's window is read with the call's separator (--delimiter): the `|` of the capture becomes it.
+    # Both sacct reads ask for their own separator (--delimiter): the counter window's `|` and the summary
+    # capture's FIXTURE_SEPARATOR become it.
     (d / "sacct").write_text(
         "#!/bin/sh\necho \"$@\" >> \"$0.calls\"\ncase \" $* \" in\n"
-        f"  *' --jobs '*) cat '{ACCT}/sacct-summary-22.05.txt' ;;\n"
+        f"  *' --jobs '*) {print_fixture_sh(shlex.quote(ACCT + '/sacct-summary-22.05.txt'), FIXTURE_SEPARATOR)} ;;\n"
         f"  *) {print_fixture_sh(shlex.quote(ACCT + '/sacct-counter-22.05.txt'), '|')} ;;\nesac\n")
     for f in d.iterdir():
         f.chmod(f.stat().st_mode | stat.S_IEXEC)

@@ -15,7 +15,7 @@ from hpcwatch.accounting.record import GpuUsage, JobSummary, NodeUsage
 from hpcwatch.accounting.report import render_json, render_text
 from hpcwatch.accounting.sacct import parse_summary_sacct
 from hpcwatch.accounting.summary import PROMETHEUS_FIELDS, build_summary
-from hpcwatch.exporters.slurm.parse import parse_sacct, sacct_to_finished
+from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR, parse_sacct, sacct_to_finished
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 FIX = os.path.join(ROOT, "tests", "fixtures", "accounting")
@@ -32,7 +32,7 @@ def read(name: str) -> str:
 def jobs():
     runs, unknown = sacct_to_finished(parse_sacct(read("sacct-counter-22.05.txt"))[0], "hpcw")
     assert unknown == 0
-    details, _ = parse_summary_sacct(read("sacct-summary-22.05.txt"))
+    details, _ = parse_summary_sacct(read("sacct-summary-22.05.txt"), FIXTURE_SEPARATOR)
     return {j.jobid: (j, details[j.key.split("@")[0]]) for j in runs}
 
 

@@ -9,7 +9,7 @@ import pytest
 from hpcwatch.accounting.sacct import parse_summary_sacct
 from hpcwatch.accounting.store import StoreError, SummaryStore
 from hpcwatch.accounting.writer import SummaryWriter
-from hpcwatch.exporters.slurm.parse import parse_sacct, sacct_to_finished
+from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR, parse_sacct, sacct_to_finished
 
 FIX = os.path.join(os.path.dirname(__file__), "..", "fixtures", "accounting")
 
@@ -30,7 +30,7 @@ class RecordingSacct:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
-        self.details, _ = parse_summary_sacct(read("sacct-summary-22.05.txt"))
+        self.details, _ = parse_summary_sacct(read("sacct-summary-22.05.txt"), FIXTURE_SEPARATOR)
 
     def __call__(self, ids):
         self.calls.append(list(ids))
