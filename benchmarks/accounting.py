@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/accounting.py writer            # jobs/s, without and with Prometheus
     .venv/bin/python benchmarks/accounting.py report --jobs 10000000
     .venv/bin/python benchmarks/accounting.py size --jobs 1000000
+    .venv/bin/python benchmarks/accounting.py parse --jobs 20000
 
 writer: N synthetic finished jobs with their sacct detail (the batched call's text, parsed as the
   writer parses it) are summarised and appended in refreshes of `--per-refresh` jobs, first without
@@ -12,6 +13,8 @@ report: a dataset of `--jobs` summaries, `--per-month` a month (compacted: one f
   by job id), then `hpcwatch job report JOBID` (the installed CLI, a fresh process) for finished jobs
   picked at random; the peer is a full scan of the job id column with pyarrow.
 size: one month of `--jobs` summaries on disk, against the same rows as sacct --parsable2 text.
+parse: the batched call's text of `--jobs` jobs (a step each) read with the per-call separator, against
+  the `|`-split reader it replaced (which a `|`, newline or carriage return in a name broke).
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hpcwatch.accounting import sacct
 from hpcwatch.accounting.sacct import SUMMARY_FIELDS, parse_summary_sacct
 from hpcwatch.accounting.schema import SCHEMA
 from hpcwatch.accounting.store import ROW_GROUP, SummaryStore
 from hpcwatch.accounting.writer import SummaryWriter
 from hpcwatch.exporters.scheduler.model import FinishedJob, run_key
-from hpcwatch.exporters.slurm.parse import call_separator
+from hpcwatch.exporters.slurm.parse import call_separator, parse_time
 
 T0 = 1_767_225_600   # 2026-01-01T00:00:00Z
 USERS = [f"user{i:03d}" for i in range(500)]
@@ -348,6 +352,51 @@ def run_report(args: argparse.Namespace) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+# ----------------------------------------------------------------------------------------- parse
+def pipe_split_summary(text: str) -> tuple[dict[str, sacct.SacctDetail], int]:
+    """The summary reader the separator replaced, as it was (the baseline): one line per record, split on `|`."""
+    allocations, by_jobid, steps, skipped = {}, {}, [], 0
+    n = len(SUMMARY_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        p = line.split("|", n - 1)
+        if len(p) != n or not p[1].split(".")[0].isdigit():
+            skipped += 1
+            continue
+        if "." in p[0]:
+            steps.append(p)
+            continue
+        d = sacct._detail(p)
+        allocations[d.jobid_raw] = by_jobid[d.jobid] = d
+    for p in steps:
+        owner = by_jobid.get(p[0].split(".", 1)[0])
+        if owner is None:
+            skipped += 1
+            continue
+        sacct._fold_step(owner, p)
+    return allocations, skipped
+
+
+def run_parse(args: argparse.Namespace) -> None:
+    jobs = synthetic_jobs(args.jobs, T0, random.Random(11))
+    new_text = "".join(s for _, s, _, _ in jobs)
+    old_text = new_text.replace(SEP, "|")       # synthetic names hold no `|`: the same records, `|`-separated
+    assert parse_summary_sacct(new_text, SEP) == pipe_split_summary(old_text)
+    new = old = float("inf")
+    for _ in range(args.runs):                  # interleaved, so a shared machine's load hits both alike
+        for text, fn, best in ((new_text, lambda t: parse_summary_sacct(t, SEP), "new"),
+                               (old_text, pipe_split_summary, "old")):
+            parse_time.cache_clear()            # both read the same timestamps: neither may inherit the other's cache
+            t0 = time.process_time()
+            fn(text)
+            took = time.process_time() - t0
+            new, old = (min(new, took), old) if best == "new" else (new, min(old, took))
+    print(f"parse {2 * args.jobs:,} summary records ({args.jobs:,} jobs and their steps), CPU best of {args.runs}: "
+          f"separator {new:.3f} s / `|` split {old:.3f} s (ratio {new / old:.2f}); text "
+          f"{len(new_text.encode()) / 1e6:.1f} MB / {len(old_text.encode()) / 1e6:.1f} MB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -363,8 +412,11 @@ def main() -> int:
     r.add_argument("--keep", action="store_true")
     s = sub.add_parser("size")
     s.add_argument("--jobs", type=int, default=1_000_000)
+    p = sub.add_parser("parse")
+    p.add_argument("--jobs", type=int, default=20_000)
+    p.add_argument("--runs", type=int, default=9)
     args = ap.parse_args()
-    {"writer": run_writer, "report": run_report, "size": run_size}[args.what](args)
+    {"writer": run_writer, "report": run_report, "size": run_size, "parse": run_parse}[args.what](args)
     return 0
 
 
