@@ -115,6 +115,16 @@ class SlurmCluster(Daemon):
         out = self.run(argv, input=script).stdout.strip()
         return int(out.split(";")[0])
 
+    def add_names(self, accounts: Iterable[str] = (), qos: Iterable[str] = (), partitions: Iterable[str] = ()) -> None:
+        """Create accounts (root a user of each), QOS, and partitions on this cluster's node, names as given."""
+        for a in accounts:
+            self.run(["sacctmgr", "-i", "add", "account", a])
+            self.run(["sacctmgr", "-i", "add", "user", "root", f"account={a}"])
+        for q in qos:
+            self.run(["sacctmgr", "-i", "add", "qos", q])
+        for p in partitions:
+            self.run(["scontrol", "create", f"PartitionName={p}", f"Nodes={self.node_name}", "State=UP"])
+
     def job_state(self, jobid: int) -> str | None:
         """The job's state from squeue, or from accounting once it has left the queue; None if unknown."""
         q = self.run(["squeue", "-h", "-j", str(jobid), "-o", "%T"], check=False)

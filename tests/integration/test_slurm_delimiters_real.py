@@ -39,13 +39,7 @@ MEM = ("--mem=50M", "--cpus-per-task=1")
 @pytest.fixture(scope="module")
 def cluster(slurm_factory):
     c = slurm_factory(cluster_name="delim")
-    for a in ACCOUNTS:
-        c.run(["sacctmgr", "-i", "add", "account", a])
-        c.run(["sacctmgr", "-i", "add", "user", "root", f"account={a}"])
-    for q in QOS:
-        c.run(["sacctmgr", "-i", "add", "qos", q])
-    for p in PARTITIONS:
-        c.run(["scontrol", "create", f"PartitionName={p}", f"Nodes={c.node_name}", "State=UP"])
+    c.add_names(ACCOUNTS, QOS, PARTITIONS)
     return c
 
 
