@@ -67,13 +67,13 @@ STATE_FAMILIES = (
 
 FAMILIES = FamilyTable([
     counter("hpc_gpfs_read_bytes_total",
-            "Bytes read from a GPFS filesystem by this node (mmpmon fs_io_s _br_).", "cluster", "fs"),
+            "Bytes read from a GPFS filesystem by this node (mmpmon fs_io_s _br_).", "gpfs_cluster", "fs"),
     counter("hpc_gpfs_write_bytes_total",
-            "Bytes written to a GPFS filesystem by this node (mmpmon fs_io_s _bw_).", "cluster", "fs"),
+            "Bytes written to a GPFS filesystem by this node (mmpmon fs_io_s _bw_).", "gpfs_cluster", "fs"),
     counter("hpc_gpfs_operations_total",
             "Calls this node made on a GPFS filesystem: open, close, read, write, readdir, inode_update (mmpmon "
-            "fs_io_s).", "cluster", "fs", "operation"),
-    gauge("hpc_gpfs_fs_disks", "Disks (NSDs) in a GPFS filesystem mounted on this node.", "cluster", "fs"),
+            "fs_io_s).", "gpfs_cluster", "fs", "operation"),
+    gauge("hpc_gpfs_fs_disks", "Disks (NSDs) in a GPFS filesystem mounted on this node.", "gpfs_cluster", "fs"),
     gauge("hpc_gpfs_pool_size_bytes", "Size of a GPFS storage pool.", "fs", "pool"),
     gauge("hpc_gpfs_pool_free_bytes", "Free full blocks in a GPFS storage pool.", "fs", "pool"),
     gauge("hpc_gpfs_health_status",

@@ -191,6 +191,10 @@ def test_collector_node_agent_runs_no_mmdf_by_default(tmp_path):
     helpers.assert_promtool_clean(text)
     assert helpers.collector_success(text) == {"gpfs": 1}
     assert helpers.values(text, "hpc_gpfs_read_bytes_total", fs="scratch") == [6291456000]
+    # The GPFS cluster name rides in gpfs_cluster: `cluster` is the HPC cluster's target label.
+    assert helpers.values(text, "hpc_gpfs_read_bytes_total", gpfs_cluster="hpc.example.org",
+                          fs="scratch") == [6291456000]
+    assert all("cluster" not in labels for labels in helpers.series_labels(text, "hpc_gpfs_read_bytes_total"))
     assert helpers.values(text, "hpc_gpfs_operations_total", fs="home", operation="readdir") == [9]
     assert helpers.values(text, "hpc_gpfs_health_status", component="NETWORK", entity="ib0", status="FAILED") == [1]
     assert helpers.values(text, "hpc_gpfs_health_status", component="NETWORK", entity="ib0", status="HEALTHY") == [0]
