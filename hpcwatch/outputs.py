@@ -4,13 +4,16 @@ Rules, dashboards and configs are read by other users (Prometheus, Grafana, Aler
 their own accounts), so they are written 0644 whatever the umask; `tempfile.mkstemp` alone would
 leave them 0600. State files are not written here: they stay private (exporters/scheduler/ledger.py).
 A path that cannot be written raises OutputError, which `hpcwatch` prints as `error: PATH: reason`.
+The temp-and-rename itself is hpcwatch.exporters.atomicfile's (fsync included): this module adds the
+mode, folder checks and the errors a person can act on.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
+
+from hpcwatch.exporters.atomicfile import write_many
 
 PUBLIC = 0o644
 
@@ -49,8 +52,7 @@ def _reason(exc: OSError, path: str) -> OutputError:
         blocker = _blocking_file(path)
         if blocker:
             return OutputError(blocker, "not a directory")
-    where = exc.filename if isinstance(exc.filename, str) and not os.path.basename(
-        exc.filename).startswith(".hpcwatch-") else path
+    where = exc.filename if isinstance(exc.filename, str) else path  # atomicfile never names its temp file
     return OutputError(where, exc.strerror or str(exc))
 
 
@@ -65,32 +67,15 @@ def ensure_dir(path: str) -> None:
 
 
 def write_files(files: Mapping[str, str], mode: int = PUBLIC) -> None:
-    """Write every file or none: each goes to a temporary file beside it, renamed once all are written."""
-    temps: list[tuple[str, str]] = []
+    """Write every file or none (UTF-8, `mode`): each to a temporary file beside it, renamed once all are
+    written; OutputError naming the path (or the file blocking its folder) when one cannot be."""
+    for path in files:
+        ensure_dir(os.path.dirname(os.path.abspath(path)))
     try:
-        for path, text in files.items():
-            ensure_dir(os.path.dirname(os.path.abspath(path)))
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=".hpcwatch-", suffix=".tmp", dir=os.path.dirname(
-                    os.path.abspath(path)))
-            except OSError as exc:
-                raise _reason(exc, os.path.dirname(os.path.abspath(path))) from None
-            temps.append((tmp, path))
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.chmod(tmp, mode)
-            except OSError as exc:
-                raise _reason(exc, path) from None
-        for tmp, path in temps:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise _reason(exc, path) from None
-    except BaseException:
-        for tmp, _ in temps:
-            _unlink(tmp)
-        raise
+        write_many({path: (lambda fh, text=text: fh.write(text.encode("utf-8"))) for path, text in files.items()},
+                   mode)
+    except OSError as exc:
+        raise _reason(exc, exc.filename) from None  # write_many names the file or folder, never its temp
 
 
 def write_text(path: str, text: str, mode: int = PUBLIC) -> None:
@@ -105,10 +90,3 @@ def remove(path: str) -> None:
         pass
     except OSError as exc:
         raise _reason(exc, path) from None
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
