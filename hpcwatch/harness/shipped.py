@@ -28,6 +28,7 @@ from typing import Any, Self
 
 import yaml
 
+from hpcwatch.exporters.atomicfile import write_atomically
 from hpcwatch.harness.prometheus import Alertmanager, Prometheus, VictoriaMetrics
 from hpcwatch.promconfig import TARGET_FILES
 
@@ -48,12 +49,9 @@ def target_file(job: str) -> str:
 def write_targets(directory: str, job: str, targets: Sequence[Target]) -> str:
     """Write a file_sd file for `job` under `directory` (prometheus.yml's folder); its path."""
     path = os.path.join(directory, target_file(job))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     doc = [{"targets": [t.address], **({"labels": dict(t.labels)} if t.labels else {})} for t in targets]
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(doc, fh, sort_keys=False)
-    os.replace(tmp, path)  # file_sd must never read a half-written file
+    text = yaml.safe_dump(doc, sort_keys=False).encode("utf-8")
+    write_atomically(path, lambda fh: fh.write(text))  # file_sd must never read a half-written file
     return path
 
 
@@ -69,7 +67,7 @@ class ShippedPrometheus(Prometheus):
                  extra_rules: Sequence[str] = ()) -> None:
         super().__init__(workdir, {})
         self.deploy_dir = os.path.abspath(deploy_dir)
-        self.targets = {job: list(ts) for job, ts in targets.items()}
+        self.target_lists = {job: list(ts) for job, ts in targets.items()}  # not `targets`: that is the API method
         self.extra_rules = [os.path.abspath(p) for p in extra_rules]
 
     def prepare(self) -> None:
@@ -79,12 +77,12 @@ class ShippedPrometheus(Prometheus):
         os.makedirs(rules, exist_ok=True)
         for path in sorted(glob.glob(os.path.join(src, "rules", "*.yml"))) + self.extra_rules:
             shutil.copyfile(path, os.path.join(rules, os.path.basename(path)))
-        for job, targets in self.targets.items():
+        for job, targets in self.target_lists.items():
             write_targets(self.dir, job, targets)
 
     def set_targets(self, job: str, targets: Sequence[Target]) -> None:
         """Change one job's targets while running (file_sd notices the file within seconds)."""
-        self.targets[job] = list(targets)
+        self.target_lists[job] = list(targets)
         write_targets(self.dir, job, targets)
 
     def loaded_rule_files(self) -> list[str]:
