@@ -240,6 +240,12 @@ def stack(tmp_path_factory, slurm, node_exporter):
             exporter = Exporter([collector], ("127.0.0.1", 0), agent=agent)
             exporter.start()
             exporters.append((name, f"hpcwatch-{agent}", exporter))
+        # GPFS runs in both agents; in the cluster agent's job (honor_labels) a family label named
+        # `cluster` would replace the target's: serve its example there too.
+        from hpcwatch.docexamples import examples as doc_examples
+        exporter = Exporter(doc_examples("gpfs", ROOT), ("127.0.0.1", 0), agent="cluster")
+        exporter.start()
+        exporters.append(("gpfs", n.CLUSTER_AGENT_JOB, exporter))
         labels = {"cluster": cluster}
         targets = {job: [Target(f"127.0.0.1:{e.port}", labels) for _, j, e in exporters if j == job]
                    for job in (n.NODE_AGENT_JOB, n.CLUSTER_AGENT_JOB)}
@@ -284,6 +290,26 @@ def test_every_collector_is_scraped_with_the_cluster_label(stack):
     unlabelled = stack.prom.query('count by (job, __name__) ({job=~"hpcwatch.*|node", cluster=""})')
     assert not down and not failing, f"targets down: {down}; collectors failing: {failing}"
     assert not unlabelled, f"series without a cluster label: {[r['metric'] for r in unlabelled]}"
+
+
+def test_no_family_label_collides_with_a_target_label(stack, slurm):
+    """A family label named like a target label (cluster, node, job, instance) comes out as exported_<label>,
+    or, under honor_labels, replaces the target's: none does here but node_exporter's NUMA `node`
+    (KNOWN_COLLISIONS in tests/unit/test_target_labels.py). GPFS names its cluster gpfs_cluster, and its
+    series keep the HPC cluster in both agents' jobs."""
+    sels = {job: f'hpc_gpfs_read_bytes_total{{job="{job}",cluster="{slurm.cluster_name}"}}'
+            for job in (n.NODE_AGENT_JOB, n.CLUSTER_AGENT_JOB)}
+    left = _wait(stack.prom, [*sels.values(), 'up{job="node"} == 1'], 120)
+    assert not left, f"no data for {left}; GPFS series: {[r['metric'] for r in stack.prom.query('hpc_gpfs_fs_disks')]}"
+    doc = stack.prom.get_json("/api/v1/labels", {"match[]": '{job=~"hpcwatch.*|node"}'})
+    exported = [label for label in doc["data"] if label.startswith("exported_")]
+    assert exported in ([], ["exported_node"]), exported
+    on = stack.prom.query('count by (__name__) ({job=~"hpcwatch.*|node", exported_node!=""})')
+    assert all(r["metric"]["__name__"].startswith("node_memory_numa_") for r in on), on
+    for job, sel in sels.items():
+        got = stack.prom.query(sel)
+        assert sorted(r["metric"]["gpfs_cluster"] for r in got) == [
+            "hpc.example.org", "hpc.example.org", "remote.example.org"], (job, got)
 
 
 def _allowed(uid: str, title: str, ref: str) -> str | None:
