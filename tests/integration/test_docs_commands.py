@@ -144,8 +144,11 @@ mount --make-rprivate /
 ip link set lo up
 mount --bind {shlex.quote(etc)} /etc
 script=$(cat {shlex.quote(str(tmp_path / 'script.sh'))})
+mount -t tmpfs tmpfs /opt && mkdir -p /opt/hpcwatch /opt/.checkout
+mount --bind {shlex.quote(ROOT)} /opt/.checkout && mount --bind {shlex.quote(ROOT)}/.venv /opt/hpcwatch
 mount -t tmpfs tmpfs /tmp && mkdir -p /tmp/work && ln -s {shlex.quote(ROOT)} /tmp/work/hpcwatch
-mount -t tmpfs tmpfs /opt && mkdir -p /opt/hpcwatch && mount --bind {shlex.quote(ROOT)}/.venv /opt/hpcwatch
+# A checkout under /tmp (the empty tmpfs hid it) is put back where it was.
+[ -d {shlex.quote(ROOT)}/.venv ] || {{ mkdir -p {shlex.quote(ROOT)} && mount --bind /opt/.checkout {shlex.quote(ROOT)}; }}
 export PATH=/opt/hpcwatch/bin:$PATH HOME=/tmp
 cd {shlex.quote(cwd)}
 exec bash -e -o pipefail -c "$script"
