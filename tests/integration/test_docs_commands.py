@@ -138,6 +138,7 @@ def test_blocks_run_as_written(doc, tmp_path):
     subprocess.run(["cp", "-a", "/etc/.", etc], check=True, timeout=120)
     (tmp_path / "script.sh").write_text(script)
     cwd = ROOT if doc == "README.md" else "/tmp/work"
+    root = shlex.quote(ROOT)
     setup = f"""
 set -e
 mount --make-rprivate /
@@ -148,7 +149,7 @@ mount -t tmpfs tmpfs /opt && mkdir -p /opt/hpcwatch /opt/.checkout
 mount --bind {shlex.quote(ROOT)} /opt/.checkout && mount --bind {shlex.quote(ROOT)}/.venv /opt/hpcwatch
 mount -t tmpfs tmpfs /tmp && mkdir -p /tmp/work && ln -s {shlex.quote(ROOT)} /tmp/work/hpcwatch
 # A checkout under /tmp (the empty tmpfs hid it) is put back where it was.
-[ -d {shlex.quote(ROOT)}/.venv ] || {{ mkdir -p {shlex.quote(ROOT)} && mount --bind /opt/.checkout {shlex.quote(ROOT)}; }}
+[ -d {root}/.venv ] || {{ mkdir -p {root} && mount --bind /opt/.checkout {root}; }}
 export PATH=/opt/hpcwatch/bin:$PATH HOME=/tmp
 cd {shlex.quote(cwd)}
 exec bash -e -o pipefail -c "$script"
