@@ -16,10 +16,13 @@ import logging
 import pkgutil
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpcwatch.exporters import options as opt
 from prometheus_client.metrics_core import Metric
+
+if TYPE_CHECKING:
+    from hpcwatch.exporters.jobcap import JobCap
 
 log = logging.getLogger("hpcwatch.registry")
 
@@ -129,6 +132,7 @@ class Collector:
     kind: ClassVar[str] = "live"  # "live" or "snapshot"
     default_agents: ClassVar[frozenset[str]] = frozenset()
     options: ClassVar[Sequence[Option]] = ()
+    job_cap: JobCap | None = None  # per-job collectors: their --collector.<name>.max-jobs cap (jobcap.py)
 
     def __init__(self, ctx: CollectorContext) -> None:
         missing = [o.name for o in self.options if o.name not in ctx.options]

@@ -18,6 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from hpcwatch.exporters.exposition import FamilyBytes
 from hpcwatch.exporters.files import reading
+from hpcwatch.exporters.jobcap import not_exported_family
 from hpcwatch.exporters.registry import Collector
 from hpcwatch.exporters.selfmetrics import collect_parse_errors, collect_read_errors
 from hpcwatch.exporters.snapshot import SnapshotSource
@@ -157,6 +158,10 @@ class ScrapeCollector:
         health.extend(self._memoized("parse_errors", tuple(errors[0].samples), lambda: errors))
         reads = list(collect_read_errors())
         health.extend(self._memoized("read_errors", tuple(reads[0].samples), lambda: reads))
+        caps = [(name, cap) for name, cap in ((c.name, c.job_cap) for c in chosen) if cap is not None]
+        if caps:
+            key = tuple((name, cap.not_exported) for name, cap in caps)
+            health.extend(self._memoized("jobs_not_exported", key, lambda: [not_exported_family(caps)]))
         return results, health
 
     def collect(self, only: Collection[str] | None = None) -> Iterator[Metric]:

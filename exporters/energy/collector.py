@@ -22,6 +22,7 @@ from hpcwatch.exporters.energy.families import FAMILIES
 from hpcwatch.exporters.energy.ipmi import IpmiParseError, PowerReading, read_dcmi_power
 from hpcwatch.exporters.energy.sampler import EnergyTotals, NodeSample
 from hpcwatch.exporters.files import list_dir, log_once, read_text
+from hpcwatch.exporters.jobcap import MAX_JOBS_OPTION, JobCap
 from hpcwatch.exporters.jobs.collector import JobsCollector
 from hpcwatch.exporters.node import rapl
 from hpcwatch.exporters.node.stat import parse_stat
@@ -81,6 +82,7 @@ class EnergyCollector(Collector):
                "under --path.rootfs; '' disables)"),
         Option("nodes", None, "regexp of slurmd node names whose job cgroups are read (as the jobs collector's)",
                type=opt.regexp),
+        MAX_JOBS_OPTION,
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
@@ -95,6 +97,7 @@ class EnergyCollector(Collector):
         self.use_gpu = ctx.option("gpu")
         map_dir = ctx.option("job-map-dir")
         self.job_map_dir = ctx.paths.root(map_dir) if map_dir else ""
+        self.job_cap = JobCap(ctx.option("max-jobs"))  # series only: every job still gets its share of energy
         self.jobs = JobsCollector(CollectorContext.of(JobsCollector, ctx.paths, nodes=ctx.option("nodes")))
         self.counter = rapl.EnergyCounter()
         self.zones: list[rapl.RaplZone] = []
@@ -194,6 +197,10 @@ class EnergyCollector(Collector):
 
     # --- scrape path --------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
+        yield from self.job_cap.apply(self._families())
+
+    def _families(self) -> Iterator[Metric]:
+        """The last snapshot's families, every job's included."""
         snap = self.source.value
         if snap is None:
             return

@@ -22,6 +22,7 @@ from hpcwatch.exporters.gpu.families import FAMILIES, FamilyBuilder, label_value
 from hpcwatch.exporters.gpu.gpm import GpmDevice
 from hpcwatch.exporters.gpu.jobs import read_job_map, read_pid_jobid
 from hpcwatch.exporters.gpu.xid import WatchedGpu, XidWatcher
+from hpcwatch.exporters.jobcap import MAX_JOBS_OPTION, JobCap
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
 from prometheus_client.metrics_core import Metric
 
@@ -167,6 +168,7 @@ class GpuCollector(Collector):
                "GPU supports it (Hopper and newer)", type=bool),
         Option("gpm-interval", 1.0, "least time between two GPM samples of a GPU; a scrape sooner than that "
                "gets the last values again", type=opt.duration),
+        MAX_JOBS_OPTION,
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
@@ -176,6 +178,7 @@ class GpuCollector(Collector):
         self.xid_events = ctx.option("xid-events")
         self.gpm = ctx.option("gpm")
         self.gpm_interval = ctx.option("gpm-interval")
+        self.job_cap = JobCap(ctx.option("max-jobs"))
         self._gpm: dict[tuple[str, str], GpmDevice] = {}
         map_dir = ctx.option("job-map-dir")
         self.job_map_dir = ctx.paths.root(map_dir) if map_dir else ""
@@ -328,7 +331,7 @@ class GpuCollector(Collector):
                 one.add("hpc_gpu_up", (gpu.label, gpu.uuid), 0)
             out.extend(one)
         self._xid(out)
-        return list(out.families())
+        return list(self.job_cap.apply(out.families()))
 
     def _info(self, out: FamilyBuilder, label: str, uuid: str, name: str, pci: str, mig_mode: str) -> None:
         out.add("hpc_gpu_info", (label, uuid, name, self.driver_version, self.cuda_version, pci, mig_mode), 1)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from hpcwatch.exporters import options as opt
 from hpcwatch.exporters.families import FamilyTable, counter, gauge
 from hpcwatch.exporters.files import log_once
+from hpcwatch.exporters.jobcap import MAX_JOBS_OPTION, JobCap
 from hpcwatch.exporters.jobs import tree
 from hpcwatch.exporters.jobs.info import DEFAULT_DIR, JobIdentity, read_job_info
 from hpcwatch.exporters.registry import Collector, CollectorContext, Option, register
@@ -89,6 +90,7 @@ class JobsCollector(Collector):
                "empty reads all", type=opt.regexp),
         Option("info-dir", DEFAULT_DIR, "directory where the Slurm prolog records each job's account and partition "
                "(deploy/slurm/prolog.d/hpcwatch-job-info.sh; under --path.rootfs; '' disables)"),
+        MAX_JOBS_OPTION,
     )
 
     def __init__(self, ctx: CollectorContext) -> None:
@@ -96,6 +98,7 @@ class JobsCollector(Collector):
         self.mount = ctx.paths.sys("fs", "cgroup")
         self.procfs = ctx.paths.proc()
         self.nodes = ctx.option("nodes")
+        self.job_cap = JobCap(ctx.option("max-jobs"))
         self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         info_dir = ctx.option("info-dir")
         self.info_dir = ctx.paths.root(info_dir) if info_dir else ""
@@ -177,6 +180,10 @@ class JobsCollector(Collector):
         return found
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.job_cap.apply(self._families())
+
+    def _families(self) -> Iterator[Metric]:
+        """Every job's families, before the cap."""
         info = FAMILIES.new("hpc_job_info")
         cpu = FAMILIES.new("hpc_job_cpu_seconds_total")
         gauges = {
