@@ -103,7 +103,35 @@ def _exporter() -> list[AlertRule]:
             Case(((f'{n.STATE_SAVE_FAILURES}{{collector="slurm",{C1}}}', "0+1x30"),), "25m",
                  {**C1L, "collector": "slurm"}),
             Case(((f'{n.STATE_SAVE_FAILURES}{{collector="slurm",{C1}}}', "0 1x29"),), "25m"), "15m"),
+        _series_growth(),
     ]
+
+
+# Series growth per target (docs/scaling.md, "Protections"). Job churn adds and removes series all day
+# (16 per job on a node agent): a node refilled with 128 one-core jobs adds ~2,000 in an hour, and its
+# total falls back as they end. A leak (a label whose values never repeat) adds series that stay. The
+# alert wants both: many new series an hour AND a total still climbing, for an hour; by then the target
+# is on its way to sample_limit, where its whole scrape fails.
+SERIES_ADDED_PER_HOUR = 4000
+NET_GROWTH_PER_HOUR = 1000
+
+
+def _series_growth() -> AlertRule:
+    target = f'job=~"{n.EXPORTER_JOB_RE}|{n.NODE_EXPORTER_JOB}"'
+    return AlertRule(
+        "HpcwatchTargetSeriesGrowing",
+        f"sum_over_time({n.SCRAPE_SERIES_ADDED}{{{target}}}[1h]) > {SERIES_ADDED_PER_HOUR} "
+        f"and deriv({n.SCRAPE_SAMPLES_SCRAPED}{{{target}}}[1h]) * 3600 > {NET_GROWTH_PER_HOUR}",
+        "warning", "exporter", "Series from {{ $labels.instance }} keep growing",
+        f"Target {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) added more than {SERIES_ADDED_PER_HOUR:,} new "
+        f"series in the last hour while its total grew by more than {NET_GROWTH_PER_HOUR:,} an hour, for an hour: "
+        "a label whose values never repeat, or per-job series past what the cap allows. Past sample_limit every "
+        "scrape of the target fails.",
+        # 100 new series a minute and 100 more in total each minute (a leak) vs the same churn, flat total.
+        Case(((f"{n.SCRAPE_SERIES_ADDED}{{{N1}}}", "100x150"), (f"{n.SCRAPE_SAMPLES_SCRAPED}{{{N1}}}", "600+100x150")),
+             "140m", N1L),
+        Case(((f"{n.SCRAPE_SERIES_ADDED}{{{N1}}}", "100x150"), (f"{n.SCRAPE_SAMPLES_SCRAPED}{{{N1}}}", "2600x150")),
+             "140m"), "1h")
 
 
 def _node() -> list[AlertRule]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from hpcwatch.alerts import recording
 from hpcwatch.alerts.catalog import all_alerts
 from hpcwatch.alerts.model import DEFAULT_RUNBOOK_BASE, AlertRule, render_template
 from hpcwatch.alerts.waste import GROUP as WASTE_GROUP
@@ -44,9 +45,11 @@ def alert_groups(config: AlertConfig | None = None) -> list[tuple[str, list[Aler
 
 
 def rule_groups(runbook_base: str = DEFAULT_RUNBOOK_BASE, config: AlertConfig | None = None) -> dict[str, Any]:
-    return {"groups": [{"name": name, **({"interval": GROUP_INTERVALS[name]} if name in GROUP_INTERVALS else {}),
-                        "rules": [rule_dict(a, runbook_base) for a in alerts]}
-                       for name, alerts in alert_groups(config)]}
+    """The cluster pre-aggregations (recording rules the dashboards read), then every alert group."""
+    return {"groups": [recording.group()] + [
+        {"name": name, **({"interval": GROUP_INTERVALS[name]} if name in GROUP_INTERVALS else {}),
+         "rules": [rule_dict(a, runbook_base) for a in alerts]}
+        for name, alerts in alert_groups(config)]}
 
 
 def render_rules(runbook_base: str = DEFAULT_RUNBOOK_BASE, command: str = "hpcwatch alerts rules",
@@ -63,7 +66,8 @@ def _expected(a: AlertRule, runbook_base: str) -> dict[str, Any]:
 
 def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE,
                     config: AlertConfig | None = None) -> dict[str, Any]:
-    """One promtool test per alert and case: the firing case expects exactly one alert, the quiet none."""
+    """One promtool test per alert and case (the firing case expects exactly one alert, the quiet none),
+    then one per recording rule (the value it records)."""
     tests = []
     for _, alerts in alert_groups(config):
         for a in alerts:
@@ -75,7 +79,7 @@ def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_B
                     "alert_rule_test": [{"eval_time": case.eval_time, "alertname": a.name,
                                          "exp_alerts": [_expected(a, runbook_base)] if fires else []}],
                 })
-    return {"rule_files": rule_files, "evaluation_interval": "1m", "tests": tests}
+    return {"rule_files": rule_files, "evaluation_interval": "1m", "tests": tests + recording.unit_tests()}
 
 
 def render_tests(rule_file: str, runbook_base: str = DEFAULT_RUNBOOK_BASE,

@@ -51,9 +51,11 @@ def build() -> Dashboard:
                  unit="none", thresholds=((None, "blue"),), min_=0, max_=None, w=12, h=6),
         timeseries("Jobs by state", "Jobs the scheduler holds, by state.",
                    [Q(f"sum by (state) ({n.SCHED_JOBS}{{{c}}})", "{{state}}")], "none", stack=True),
-        timeseries("CPU and GPU busy", "Mean CPU busy share over all nodes, and mean GPU utilisation.",
-                   [Q(f'1 - avg(rate({n.NODE_CPU_SECONDS}{{mode="idle",{c}}}[{RI}]))', "CPU busy"),
-                    Q(f"avg({n.GPU_UTILIZATION}{{{c}}})", "GPU utilisation")],
+        # Pre-aggregated per cluster (alerts/recording.py): one series per cluster, not one per core.
+        timeseries("CPU and GPU busy", "Mean CPU busy share over all nodes (5-minute rate), and mean GPU "
+                   "utilisation.",
+                   [Q(f"1 - sum({n.REC_CPU_IDLE_RATE}{{{c}}}) / sum({n.REC_CPU_COUNT}{{{c}}})", "CPU busy"),
+                    Q(f"sum({n.REC_GPU_UTILIZATION_SUM}{{{c}}}) / sum({n.REC_GPU_COUNT}{{{c}}})", "GPU utilisation")],
                    "percentunit", HIGH_BAD_RATIO, 0, 1),
         row("Jobs"),
         timeseries("Jobs finished per hour by outcome", "Jobs that reached a terminal state, by outcome.",

@@ -31,13 +31,14 @@ def build() -> Dashboard:
     md = f'operation!~"{n.LUSTRE_DATA_OPS}",{c}'
     panels = [
         row("Lustre"),
+        # The client panels sum every node's series: pre-aggregated per cluster (alerts/recording.py).
         timeseries("Lustre client throughput",
-                   "Bytes per second all clients read and wrote, per filesystem and operation.",
-                   [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_BYTES}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")],
+                   "Bytes per second all clients read and wrote, per filesystem and operation (5-minute rate).",
+                   [Q(f"sum by (fs, operation) ({n.REC_LUSTRE_CLIENT_BYTES_RATE}{{{c}}})", "{{fs}} {{operation}}")],
                    "Bps", min_=0),
         timeseries("Lustre client operations", "Operations per second from all clients, by operation "
-                   "(open, close, getattr, ... are metadata).",
-                   [Q(f"sum by (fs, operation) (rate({n.LUSTRE_CLIENT_OPS}{{{c}}}[{RI}]))", "{{fs}} {{operation}}")],
+                   "(open, close, getattr, ... are metadata; 5-minute rate).",
+                   [Q(f"sum by (fs, operation) ({n.REC_LUSTRE_CLIENT_OPS_RATE}{{{c}}})", "{{fs}} {{operation}}")],
                    "ops", min_=0),
         bargauge("OST/MDT space used", "Share of each target's space in use; Lustre slows and fails writes "
                  "as OSTs fill.", [Q(f"1 - {n.LUSTRE_TARGET_AVAILABLE}{{{c}}} / {n.LUSTRE_TARGET_CAPACITY}{{{c}}}",
@@ -73,10 +74,10 @@ def build() -> Dashboard:
                     Q(f"sum by (instance, event) (rate({n.LNET_HEALTH_EVENTS}{{{c}}}[{RI}]))",
                       "{{instance}} {{event}}")], "pps", ANY_BAD, 0, w=24),
         row("NFS"),
-        timeseries("NFS throughput", "Bytes per second read and written per mount.",
-                   [Q(f'sum by (mountpoint) (rate({n.NFS_IO_BYTES}{{kind=~"{n.NFS_READ_KINDS}",{c}}}[{RI}]))',
+        timeseries("NFS throughput", "Bytes per second read and written per mount (5-minute rate).",
+                   [Q(f'sum by (mountpoint) ({n.REC_NFS_IO_BYTES_RATE}{{kind=~"{n.NFS_READ_KINDS}",{c}}})',
                       "{{mountpoint}} read"),
-                    Q(f'sum by (mountpoint) (rate({n.NFS_IO_BYTES}{{kind=~"{n.NFS_WRITE_KINDS}",{c}}}[{RI}]))',
+                    Q(f'sum by (mountpoint) ({n.REC_NFS_IO_BYTES_RATE}{{kind=~"{n.NFS_WRITE_KINDS}",{c}}})',
                       "{{mountpoint}} write")],
                    "Bps", min_=0),
         timeseries("NFS operations", "RPC operations per second per mount and operation.",

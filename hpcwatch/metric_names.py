@@ -199,6 +199,19 @@ SLO_BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
 SLO_INFO = "sloth_slo_info"
 ALERTS = "ALERTS"  # Prometheus' synthetic series of pending/firing alerts
 
+# --- cluster pre-aggregations (alerts/recording.py): what the cluster-wide dashboard panels read, summed
+# per cluster once per evaluation instead of over every node's series on every refresh ------------------
+REC_CPU_COUNT = "cluster:node_cpus:count"
+REC_CPU_IDLE_RATE = "cluster:node_cpu_idle_seconds:rate5m"
+REC_GPU_UTILIZATION_SUM = "cluster:hpc_gpu_utilization_ratio:sum"
+REC_GPU_COUNT = "cluster:hpc_gpus:count"
+REC_LUSTRE_CLIENT_BYTES_RATE = "cluster_fs_operation:hpc_lustre_client_bytes:rate5m"
+REC_LUSTRE_CLIENT_OPS_RATE = "cluster_fs_operation:hpc_lustre_client_operations:rate5m"
+REC_NFS_IO_BYTES_RATE = "cluster_mountpoint_kind:hpc_nfs_io_bytes:rate5m"
+# Prometheus' per-target scrape series (the series-growth alert)
+SCRAPE_SERIES_ADDED = "scrape_series_added"
+SCRAPE_SAMPLES_SCRAPED = "scrape_samples_scraped"
+
 # Sloth's multiwindow multi-burn-rate alerts, as the share of the period's budget each spends:
 # page = 2% in 1h (x14.4 on 30d) or 5% in 6h (x6); ticket = 10% in 1d (x3) or 10% in 3d (x1).
 # (label, share of budget, long window in hours). Factor = share * period / long window, so dashboards
@@ -211,8 +224,11 @@ BURN_THRESHOLDS = (
 )
 
 
+PREFIXES = ("hpc_", "hpcwatch_", "node_", "slo:", "sloth_", "cluster:", "cluster_", "scrape_")
+
+
 def all_metric_names() -> list[str]:
     """Every name above (metric families and recording rules), for docs and the report."""
     return sorted({v for k, v in globals().items()
                    if k.isupper() and isinstance(v, str) and re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", v)
-                   and (v.startswith(("hpc_", "hpcwatch_", "node_", "slo:", "sloth_")) or v in ("up", "ALERTS"))})
+                   and (v.startswith(PREFIXES) or v in ("up", "ALERTS"))})

@@ -21,6 +21,23 @@ TARGET_FILES = {NODE_JOB: "targets/hpcwatch-node-*.yml", CLUSTER_JOB: "targets/h
 SCRAPE_INTERVAL = "30s"  # the cluster agent refreshes every 30 s: scraping faster buys nothing
 EVALUATION_INTERVAL = "30s"
 
+# Scrape limits (docs/scaling.md, "Protections"). A target past sample_limit fails its whole scrape
+# (`up` 0, HpcTargetSamplesNearLimit warns before), so each limit sits well above what the target
+# legitimately sends. Node targets: the series budget (tests/series_budget.json: 585 series with 4 jobs,
+# 16 per running job) at the default per-job cap of 128 jobs is ~2,600 series; an 8-GPU node adds
+# ~1,000 more; 10,000 leaves more than 2x headroom over both (tests/unit/test_series_budget.py checks).
+NODE_SAMPLE_LIMIT = 10_000
+# The cluster agent's series grow with queues, users and Lustre targets (top-N jobs per target), not
+# per node: the bound only stops a runaway (a label that explodes) from taking Prometheus down.
+CLUSTER_SAMPLE_LIMIT = 2_000_000
+LABEL_LIMIT = 30  # the widest series (hpc_gpu_info) has 7 labels, plus job, instance, cluster, node
+LABEL_VALUE_LENGTH_LIMIT = 1024  # our user-supplied values are cut at 128; mount points can be long
+
+def _limits(samples: int) -> str:
+    return (f"    sample_limit: {samples}\n    label_limit: {LABEL_LIMIT}\n"
+            f"    label_value_length_limit: {LABEL_VALUE_LENGTH_LIMIT}\n")
+
+
 _NODE_RELABEL = """\
     relabel_configs:
       - source_labels: [__address__]    # node = the host part of the address
@@ -45,6 +62,9 @@ TEMPLATE = f"""\
 #   - targets: ["localhost:9093"]
 # The cluster agent's scheduler families carry their own `cluster` (from slurm.conf); honor_labels
 # keeps it. If the two names differ, the alert HpcSchedulerMetricsMissing says so.
+#
+# Limits: a node target past sample_limit ({NODE_SAMPLE_LIMIT:,} series, over twice the node's series budget
+# at the per-job cap) or a series past label_limit fails that scrape; docs/scaling.md ("Protections").
 global:
   scrape_interval: {SCRAPE_INTERVAL}
   scrape_timeout: 15s
@@ -61,19 +81,19 @@ alerting:
 scrape_configs:
   # The node agent on every compute node (hpcwatch serve, :19466).
   - job_name: {NODE_JOB}
-    file_sd_configs:
+{_limits(NODE_SAMPLE_LIMIT)}    file_sd_configs:
       - files: ["{TARGET_FILES[NODE_JOB]}"]
 {_NODE_RELABEL}
   # The cluster agent, one per cluster (hpcwatch serve --agent cluster, :19467).
   - job_name: {CLUSTER_JOB}
     honor_labels: true                  # scheduler families keep the cluster slurm.conf names
-    file_sd_configs:
+{_limits(CLUSTER_SAMPLE_LIMIT)}    file_sd_configs:
       - files: ["{TARGET_FILES[CLUSTER_JOB]}"]
 {_NODE_RELABEL}
   # A plain node_exporter, where a site keeps it for node metrics (then run the node agent with
   # --no-collector.node): the same labels, so hpcwatch's dashboards and alerts work on it.
   - job_name: {NODE_EXPORTER_JOB}
-    file_sd_configs:
+{_limits(NODE_SAMPLE_LIMIT)}    file_sd_configs:
       - files: ["{TARGET_FILES[NODE_EXPORTER_JOB]}"]
 {_NODE_RELABEL}"""
 

@@ -42,6 +42,7 @@ def test_cases_discriminate(tmp_path):
     """Swap the expectations: every quiet case expected to fire and every firing case expected quiet must
     fail, so no case passes because the rule can never (or always) fire."""
     spec = unit_tests_dict([RULES_FILE])
+    spec["tests"] = [t for t in spec["tests"] if "alert_rule_test" in t]  # recording rules: values, not alerts
     for t in spec["tests"]:
         art = t["alert_rule_test"][0]
         if art["exp_alerts"]:
@@ -52,6 +53,21 @@ def test_cases_discriminate(tmp_path):
     proc = _promtool("test", "rules", os.path.basename(test), cwd=str(tmp_path))
     assert proc.returncode != 0
     failed = len(re.findall(r"^\s+name: ", proc.stdout + proc.stderr, re.MULTILINE))
+    assert failed == len(spec["tests"]), proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_recording_rule_cases_discriminate(tmp_path):
+    """Every recording rule's expected value, off by one, must fail: each case pins what is recorded."""
+    spec = unit_tests_dict([RULES_FILE])
+    spec["tests"] = [t for t in spec["tests"] if "promql_expr_test" in t]
+    assert spec["tests"]
+    for t in spec["tests"]:
+        for sample in t["promql_expr_test"][0]["exp_samples"]:
+            sample["value"] += 1
+    _, test = _write(tmp_path, spec)
+    proc = _promtool("test", "rules", os.path.basename(test), cwd=str(tmp_path))
+    assert proc.returncode != 0
+    failed = len(re.findall(r"^\s+expr: ", proc.stdout + proc.stderr, re.MULTILINE))
     assert failed == len(spec["tests"]), proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

@@ -36,7 +36,7 @@ def test_catalogue_covers_the_issue_and_names_are_unique():
 @pytest.mark.parametrize("a", ALERTS, ids=lambda a: a.name)
 def test_rule_has_labels_annotations_and_runbook(a):
     rules = yaml.safe_load(render_rules())
-    rule = next(r for g in rules["groups"] for r in g["rules"] if r["alert"] == a.name)
+    rule = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == a.name)
     assert rule["labels"]["severity"] in ("critical", "warning", "info")
     assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
     assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks/{a.name}.md")
@@ -77,8 +77,20 @@ def test_model_rejects_unknown_severity_and_component():
 def test_generated_tests_have_a_firing_and_a_quiet_case_per_alert():
     tests = yaml.safe_load(render_tests("rules.yml"))["tests"]
     for a in ALERTS:
-        mine = [t for t in tests if t["alert_rule_test"][0]["alertname"] == a.name]
+        mine = [t for t in tests if "alert_rule_test" in t and t["alert_rule_test"][0]["alertname"] == a.name]
         assert [bool(t["alert_rule_test"][0]["exp_alerts"]) for t in mine] == [True, False]
+
+
+def test_every_recording_rule_has_a_value_test_and_a_name_from_the_names_module():
+    from hpcwatch.alerts import recording
+
+    from hpcwatch import metric_names
+    tests = yaml.safe_load(render_tests("rules.yml"))["tests"]
+    recorded = [t["promql_expr_test"][0]["expr"] for t in tests if "promql_expr_test" in t]
+    rules = yaml.safe_load(render_rules())["groups"][0]
+    assert rules["name"] == recording.GROUP
+    assert recorded == [r["record"] for r in rules["rules"]]
+    assert set(recorded) <= set(metric_names.all_metric_names())
 
 
 def test_generated_files_are_stamped():

@@ -84,7 +84,8 @@ def test_metric_names_come_from_the_names_module(d):
     known = set(metric_names.all_metric_names())
     exprs = [e for _, e in panel_exprs(d)] + [v["query"] for v in d["templating"]["list"] if v["type"] == "query"]
     for expr in exprs:
-        for name in re.findall(r"\b((?:hpc_|hpcwatch_|slo:|sloth_)[a-zA-Z0-9_:]+)", expr):
+        for name in re.findall(r"(?<![a-zA-Z0-9_:])((?:hpc_|hpcwatch_|slo:|sloth_|cluster:|cluster_)[a-zA-Z0-9_:]+)",
+                               expr):
             if name.startswith("sloth_") and not name.endswith("_info"):
                 continue  # a label (sloth_id, sloth_service, ...), not a metric
             assert name.removesuffix("_bucket") in known, f"{d['uid']}: {name} is not in hpcwatch.metric_names"

@@ -35,7 +35,7 @@ def test_off_by_default_and_switched_on_in_the_alert_config():
         assert r["labels"] == {"severity": "warning", "component": "jobs", "audience": "user"}
         assert "jobid" in r["annotations"]["summary"] and "hpcwatch job report" in r["annotations"]["description"]
     # Every other alert keeps its labels: no audience label outside the waste group.
-    assert all("audience" not in r["labels"] for g in rules["groups"] if g["name"] != "hpcwatch-waste"
+    assert all("audience" not in r.get("labels", {}) for g in rules["groups"] if g["name"] != "hpcwatch-waste"
                for r in g["rules"])
 
 
