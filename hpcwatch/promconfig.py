@@ -22,16 +22,20 @@ SCRAPE_INTERVAL = "30s"  # the cluster agent refreshes every 30 s: scraping fast
 EVALUATION_INTERVAL = "30s"
 
 # Scrape limits (docs/scaling.md, "Protections"). A target past sample_limit fails its whole scrape
-# (`up` 0, HpcTargetSamplesNearLimit warns before), so each limit sits well above what the target
-# legitimately sends. Node targets: the series budget (tests/series_budget.json: 585 series with 4 jobs,
-# 16 per running job) at the default per-job cap of 128 jobs is ~2,600 series; an 8-GPU node adds
-# ~1,000 more; 10,000 leaves more than 2x headroom over both (tests/unit/test_series_budget.py checks).
-NODE_SAMPLE_LIMIT = 10_000
+# (`up` 0; HpcwatchTargetSeriesGrowing warns before), so each limit sits well above what the target
+# legitimately sends. Node targets, from the series budget (tests/series_budget.json: 585 series on the
+# 2-CPU fixture node with 4 jobs, 16 per further running job): a 256-CPU node (8 node_cpu series per CPU)
+# at the default per-job cap of 128 jobs with 8 H100 GPUs (~1,200 series, their docs example) sends about
+# 5,800 series; 20,000 is over three times that (tests/unit/test_series_budget.py checks).
+NODE_SAMPLE_LIMIT = 20_000
 # The cluster agent's series grow with queues, users and Lustre targets (top-N jobs per target), not
 # per node: the bound only stops a runaway (a label that explodes) from taking Prometheus down.
 CLUSTER_SAMPLE_LIMIT = 2_000_000
 LABEL_LIMIT = 30  # the widest series (hpc_gpu_info) has 7 labels, plus job, instance, cluster, node
 LABEL_VALUE_LENGTH_LIMIT = 1024  # our user-supplied values are cut at 128; mount points can be long
+# Scrape-config fields Prometheus knows and vmagent (strict parsing, as Debian 12 ships it) refuses:
+# a vmagent config built from these scrape jobs must leave them out (vmagent takes sample_limit).
+PROMETHEUS_ONLY_FIELDS = ("label_limit", "label_value_length_limit")
 
 def _limits(samples: int) -> str:
     return (f"    sample_limit: {samples}\n    label_limit: {LABEL_LIMIT}\n"
@@ -63,7 +67,7 @@ TEMPLATE = f"""\
 # The cluster agent's scheduler families carry their own `cluster` (from slurm.conf); honor_labels
 # keeps it. If the two names differ, the alert HpcSchedulerMetricsMissing says so.
 #
-# Limits: a node target past sample_limit ({NODE_SAMPLE_LIMIT:,} series, over twice the node's series budget
+# Limits: a node target past sample_limit ({NODE_SAMPLE_LIMIT:,} series, over three times a 256-CPU, 8-GPU node
 # at the per-job cap) or a series past label_limit fails that scrape; docs/scaling.md ("Protections").
 global:
   scrape_interval: {SCRAPE_INTERVAL}
