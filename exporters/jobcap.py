@@ -28,8 +28,8 @@ MAX_JOBS_OPTION = Option(
 
 
 def jobid_order(jobid: str) -> tuple[int, int, str]:
-    """Sort key: numeric job ids by number (oldest first), then any other id by its text."""
-    return (0, int(jobid), "") if jobid.isdigit() else (1, 0, jobid)
+    """Sort key: numeric job ids by number (oldest first), then any other id by its text (ties by text)."""
+    return (0, int(jobid), jobid) if jobid.isascii() and jobid.isdigit() else (1, 0, jobid)
 
 
 def kept_jobs(jobids: Iterable[str], limit: int) -> set[str] | None:
