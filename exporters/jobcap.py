@@ -49,6 +49,10 @@ class JobCap:
 
     def apply(self, families: Iterable[Metric]) -> Iterator[Metric]:
         """The families with only the kept jobs' samples (samples without a job all stay)."""
+        if self.limit <= 0:  # no cap: nothing to scan
+            self.not_exported = 0
+            yield from families
+            return
         families = list(families)
         keep = kept_jobs((s.labels[JOBID] for f in families for s in f.samples if s.labels.get(JOBID)), self.limit)
         if keep is None:
