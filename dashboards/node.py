@@ -74,9 +74,9 @@ def build() -> Dashboard:
         timeseries("Memory used per NUMA node", "Memory in use on each NUMA node (total minus free): a job "
                    "bound to one socket can run out there while the node has memory left.",
                    [Q(f"{n.NODE_NUMA_MEM_TOTAL}{{{s}}} - {n.NODE_NUMA_MEM_FREE}{{{s}}}",
-                      "{{instance}} node {{node}}")], "bytes", min_=0),
+                      "{{node}} NUMA {{numa_node}}")], "bytes", min_=0),
         timeseries("NUMA misses", "Pages allocated on a node other than the one the task wanted, per second.",
-                   [Q(f"rate({n.NODE_NUMA_MISS}{{{s}}}[{RI}])", "{{instance}} node {{node}}")], "short", min_=0),
+                   [Q(f"rate({n.NODE_NUMA_MISS}{{{s}}}[{RI}])", "{{node}} NUMA {{numa_node}}")], "short", min_=0),
         table("Network links", "Each interface: operstate up, link speed, and carrier changes (link flaps) "
               "in the last hour.",
               [Q(f"{n.NODE_NETWORK_UP}{{{s}}}", "up"), Q(f"{n.NODE_NETWORK_SPEED}{{{s}}}", "speed"),

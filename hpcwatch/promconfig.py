@@ -49,6 +49,17 @@ _NODE_RELABEL = """\
         target_label: node
 """
 
+# node_exporter's NUMA families label the NUMA node `node`, which the target label `node` renames to
+# exported_node: give it a name of its own (numa_node), so dashboards can tell host and NUMA node apart.
+_NUMA_RELABEL = """\
+    metric_relabel_configs:
+      - source_labels: [exported_node]  # node_memory_numa_*: node_exporter's NUMA node number
+        regex: "(.+)"
+        target_label: numa_node
+      - regex: exported_node
+        action: labeldrop
+"""
+
 TEMPLATE = f"""\
 # Prometheus for hpcwatch: the node agents (or node_exporter), the cluster agent, the generated rules
 # and Alertmanager. Copy deploy/prometheus/ to /etc/prometheus/ and list your hosts in targets/:
@@ -87,7 +98,7 @@ scrape_configs:
   - job_name: {NODE_JOB}
 {_limits(NODE_SAMPLE_LIMIT)}    file_sd_configs:
       - files: ["{TARGET_FILES[NODE_JOB]}"]
-{_NODE_RELABEL}
+{_NODE_RELABEL}{_NUMA_RELABEL}
   # The cluster agent, one per cluster (hpcwatch serve --agent cluster, :19467).
   - job_name: {CLUSTER_JOB}
     honor_labels: true                  # scheduler families keep the cluster slurm.conf names
@@ -99,7 +110,7 @@ scrape_configs:
   - job_name: {NODE_EXPORTER_JOB}
 {_limits(NODE_SAMPLE_LIMIT)}    file_sd_configs:
       - files: ["{TARGET_FILES[NODE_EXPORTER_JOB]}"]
-{_NODE_RELABEL}"""
+{_NODE_RELABEL}{_NUMA_RELABEL}"""
 
 
 def render(header: str) -> str:

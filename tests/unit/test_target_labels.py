@@ -34,9 +34,12 @@ SAME_MEANING = {
 }
 # Collisions known and not yet resolved: (collector, label) -> why it stays for now. Keep this empty;
 # an entry is a bug with an issue, never a way to let a new label in.
+# Collisions kept on purpose, each renamed by the shipped configs' metric relabelling: {(collector,
+# label): the name the series carry in Prometheus}.
 KNOWN_COLLISIONS = {
-    ("node", "node"): "node_exporter's NUMA label on node_memory_numa_* (kept for drop-in compatibility); "
-                      "the shipped config's `node` target label renames it exported_node",
+    # node_exporter's NUMA label on node_memory_numa_* (kept for drop-in compatibility): the `node`
+    # target label renames it exported_node, which the shipped config moves to numa_node.
+    ("node", "node"): "numa_node",
 }
 _COMMENTED_GROUP_LABELS = re.compile(r"^#\s+labels:\s*(\{.*\})\s*$", re.M)
 
@@ -135,3 +138,34 @@ def test_known_collisions_are_still_real():
     """An entry resolved elsewhere must leave the table, so the table never outlives its bug."""
     real = {(c, label) for c, _, label in collisions()}
     assert set(KNOWN_COLLISIONS) <= real, sorted(set(KNOWN_COLLISIONS) - real)
+
+
+def _renames(rules: list[dict], src: str, dst: str, keys: tuple[str, str, str]) -> bool:
+    """Whether metric relabel rules move label `src` to `dst` and drop `src`."""
+    source, target, action = keys
+    moved = any(r.get(source) == [src] and r.get(target) == dst for r in rules)
+    dropped = any(r.get(action) == "labeldrop" and r.get("regex") == src for r in rules)
+    return moved and dropped
+
+
+def test_known_collisions_are_renamed_by_every_shipped_job_that_meets_them():
+    """Each kept collision arrives as exported_<label>; every non-honoring job (and ServiceMonitor) that
+    scrapes the collector moves it to its documented name, so dashboards can select it."""
+    collectors, honoring = registry.load_all(), honoring_jobs()
+    jobs = _prometheus_jobs()
+    with open(SERVICE_MONITORS, encoding="utf-8") as fh:
+        monitors = {d["metadata"]["name"]: d for d in yaml.safe_load_all(fh)
+                    if d and d.get("kind") == "ServiceMonitor"}
+    for (name, label), renamed in KNOWN_COLLISIONS.items():
+        src = f"exported_{label}"
+        scraped_by = {AGENT_JOBS[a] for a in collectors[name].default_agents} - honoring
+        if name == "node":
+            scraped_by.add(n.NODE_EXPORTER_JOB)  # the node_exporter peer job exposes the same families
+        assert scraped_by, name
+        for job in scraped_by:
+            rules = jobs[job].get("metric_relabel_configs", [])
+            assert _renames(rules, src, renamed, ("source_labels", "target_label", "action")), (job, rules)
+            if job in monitors:
+                for e in monitors[job]["spec"]["endpoints"]:
+                    rules = e.get("metricRelabelings", [])
+                    assert _renames(rules, src, renamed, ("sourceLabels", "targetLabel", "action")), (job, rules)
