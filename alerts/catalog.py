@@ -308,15 +308,15 @@ def _fabric() -> list[AlertRule]:
 
 
 def _filesystems() -> list[AlertRule]:
-    t = f'{C1},fs="scratch",target="scratch-OST0001",type="ost"'
-    tl = {**C1L, "fs": "scratch", "target": "scratch-OST0001", "type": "ost"}
+    t = f'{C1},target="scratch-OST0001"'  # the target name leads with its filesystem's
+    tl = {**C1L, "target": "scratch-OST0001"}
     m = f'{N1},mountpoint="/home",operation="READ"'
     return [
         AlertRule(
             "HpcLustreTargetNearlyFull",
             f"1 - {n.LUSTRE_TARGET_AVAILABLE} / {n.LUSTRE_TARGET_CAPACITY} > 0.9", "warning", "filesystem",
             "Lustre target {{ $labels.target }} is {{ $value | humanizePercentage }} full",
-            "{{ $labels.target }} of filesystem {{ $labels.fs }} has less than 10% of its space available; "
+            "{{ $labels.target }} has less than 10% of its space available; "
             "writes striped onto it fail with ENOSPC when it fills.",
             Case(((f"{n.LUSTRE_TARGET_CAPACITY}{{{t}}}", "1000x40"), (f"{n.LUSTRE_TARGET_AVAILABLE}{{{t}}}", "50x40")),
                  "30m", tl, "95%"),
@@ -326,7 +326,7 @@ def _filesystems() -> list[AlertRule]:
             "HpcLustreTargetInodesNearlyFull",
             f"1 - {n.LUSTRE_TARGET_FILES_FREE} / {n.LUSTRE_TARGET_FILES} > 0.9", "warning", "filesystem",
             "Lustre target {{ $labels.target }} is out of inodes",
-            "{{ $labels.target }} of filesystem {{ $labels.fs }} has used {{ $value | humanizePercentage }} "
+            "{{ $labels.target }} has used {{ $value | humanizePercentage }} "
             "of its inodes; file creation fails when an MDT runs out.",
             Case(((f"{n.LUSTRE_TARGET_FILES}{{{t}}}", "1000x40"), (f"{n.LUSTRE_TARGET_FILES_FREE}{{{t}}}", "20x40")),
                  "30m", tl, "98%"),

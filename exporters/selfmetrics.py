@@ -28,17 +28,22 @@ def parse_errors(source: str) -> int:
         return _parse_errors.get(source, 0)
 
 
+def _by_source(name: str, help_text: str, items: list[tuple[str, int]]) -> CounterMetricFamily:
+    fam = CounterMetricFamily(name, help_text, labels=["source"])
+    for source, n in items:
+        fam.add_metric([source], n)
+    return fam
+
+
+_PARSE_HELP = "Records a parser could not read and skipped, by source."
+_READ_HELP = ("Reads of a file that exists but failed (EIO, EISDIR, EACCES...), by source; each also fails "
+              "that scrape of the collector (hpcwatch_collector_success 0).")
+
+
 def collect_parse_errors() -> Iterator[CounterMetricFamily]:
     with _lock:
         items = sorted(_parse_errors.items())
-    fam = CounterMetricFamily(
-        "hpcwatch_parse_errors",
-        "Records a parser could not read and skipped, by source.",
-        labels=["source"],
-    )
-    for source, n in items:
-        fam.add_metric([source], n)
-    yield fam
+    yield _by_source("hpcwatch_parse_errors", _PARSE_HELP, items)
 
 
 def record_read_error(source: str) -> None:
@@ -55,15 +60,7 @@ def read_errors(source: str) -> int:
 def collect_read_errors() -> Iterator[CounterMetricFamily]:
     with _lock:
         items = sorted(_read_errors.items())
-    fam = CounterMetricFamily(
-        "hpcwatch_read_errors",
-        "Reads of a file that exists but failed (EIO, EISDIR, EACCES...), by source; each also fails "
-        "that scrape of the collector (hpcwatch_collector_success 0).",
-        labels=["source"],
-    )
-    for source, n in items:
-        fam.add_metric([source], n)
-    yield fam
+    yield _by_source("hpcwatch_read_errors", _READ_HELP, items)
 
 
 def build_info() -> GaugeMetricFamily:
@@ -166,3 +163,9 @@ def documented_families() -> list[Metric]:
     server = SimpleNamespace(stats=ServerStats(responses={200: 1}), max_connections=1024)
     reload = SimpleNamespace(last_ok=True, last_success=0.0)
     return [build_info(), *ExporterMetrics(server, reload).collect()]
+
+
+def documented_error_families() -> list[Metric]:
+    """The error counters as an agent that met one error of each kind reports them (docs: their labels)."""
+    return [_by_source("hpcwatch_parse_errors", _PARSE_HELP, [("lustre_job_stats", 1)]),
+            _by_source("hpcwatch_read_errors", _READ_HELP, [("node", 1)])]
