@@ -45,26 +45,29 @@ COMMAND_MODULES = (
 )
 
 
-# Commands a user runs interactively, where start-up time shows: `hpcwatch job ...` builds only its own
-# parser instead of importing every command module (dashboards, SLO history: pandas, grafanalib).
-QUICK_COMMANDS = {"job": "hpcwatch.accounting.cli"}
+# Commands that build only their own parser instead of importing every command module (dashboards and
+# SLO history pull in pandas and grafanalib, ~1 s of CPU and tens of MB): `job` runs interactively, and
+# `serve` is the agent on every compute node, whose memory is taken from the jobs.
+QUICK_COMMANDS: dict[str, tuple[str, ...]] = {
+    "job": ("hpcwatch.accounting.cli",), "serve": ("hpcwatch.exporters.cli",), "version": ()}
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpcwatch", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hpcwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda _a: print(f"hpcwatch {__version__}") or 0)
-    for module in [only] if only else COMMAND_MODULES:
+    for module in modules:
         importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(QUICK_COMMANDS.get(args_list[0]) if args_list else None)
+    quick = QUICK_COMMANDS.get(args_list[0]) if args_list else None
+    parser = build_parser(COMMAND_MODULES if quick is None else quick)
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
