@@ -42,6 +42,8 @@ HELP = """Write the default generated artifacts under deploy/ (or check they are
   deploy/grafana/dashboards/      every Grafana dashboard as JSON
   deploy/grafana/provisioning/    the Prometheus data source and dashboard provider for Grafana
   deploy/alertmanager/            an example Alertmanager config and the receiver config behind it
+  deploy/scale/                   sharded Prometheus and vmagent-cluster topologies writing to
+                                  VictoriaMetrics, rules on vmalert (docs/scaling.md)
   deploy/kubernetes/base/         prometheusrules.yaml (PrometheusRule) and grafana-dashboards.yaml
                                   (ConfigMaps for the Grafana sidecar)
 
@@ -115,7 +117,7 @@ def _yaml_header(what: str) -> str:
 
 def artifacts() -> dict[str, str]:
     """{path relative to deploy/: content} of every generated file."""
-    from hpcwatch import promconfig
+    from hpcwatch import promconfig, scaleconfig
     from hpcwatch.alerts import alertmanager, rules
     from hpcwatch.dashboards import provisioning, render_all, slo_refs
 
@@ -134,6 +136,10 @@ def artifacts() -> dict[str, str]:
         [out[f"{RULES_DIR}/{rules.RULES_FILE}"]] + ([slo_text] if slo_text else []))
     out[f"{K8S_DIR}/grafana-dashboards.yaml"] = _dashboard_configmaps(
         {k: v for k, v in out.items() if k.startswith(DASHBOARD_DIR)})
+    rule_texts = {os.path.basename(k): v for k, v in out.items() if k.startswith(RULES_DIR + "/") and k.endswith(".yml")
+                  and not k.startswith(TESTS_DIR)}
+    out.update(scaleconfig.files(_yaml_header("a reference topology past one Prometheus (docs/scaling.md)"),
+                                 rule_texts))
     out[f"{ALERTMANAGER_DIR}/receivers.example.yml"] = (
         _yaml_header("the receiver config alertmanager.yml is generated from") + alertmanager.EXAMPLE_CONFIG)
     out[f"{ALERTMANAGER_DIR}/alertmanager.yml"] = alertmanager.render(

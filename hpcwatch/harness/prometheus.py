@@ -1,6 +1,6 @@
 """Prometheus-ecosystem daemons on 127.0.0.1 free ports with storage in a work directory.
 
-Prometheus, Alertmanager, Pushgateway, VictoriaMetrics, vmalert and node_exporter (Debian packages).
+Prometheus, Alertmanager, Pushgateway, VictoriaMetrics, vmagent, vmalert and node_exporter (Debian packages).
 Each waits until its readiness endpoint answers 200; a failed start raises DaemonError with the log tail.
 """
 
@@ -230,3 +230,31 @@ class NodeExporter(HttpDaemon):
         if status != 200:
             raise DaemonError(f"GET {self.url}/metrics: HTTP {status}")
         return body.decode()
+
+
+class VMAgent(HttpDaemon):
+    """vmagent scraping with `config_yaml` and remote-writing to `remote_write_url`; `args` add flags
+    (e.g. -promscrape.cluster.membersCount=2 -promscrape.cluster.memberNum=0)."""
+
+    binary = ("vmagent",)
+    ready_path = "/health"
+
+    def __init__(self, workdir: str, config_yaml: str | dict, remote_write_url: str, args: Sequence[str] = ()) -> None:
+        super().__init__(workdir)
+        self.config_yaml = config_yaml
+        self.remote_write_url = remote_write_url
+        self.args = list(args)
+        self.config_path = os.path.join(self.dir, "scrape.yml")
+
+    def prepare(self) -> None:
+        with open(self.config_path, "w") as fh:
+            fh.write(_yaml_text(self.config_yaml))
+
+    def argv(self, binary: str) -> list[str]:
+        return [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-promscrape.config={self.config_path}",
+                f"-remoteWrite.url={self.remote_write_url}", f"-remoteWrite.tmpDataPath={self.dir}/queue",
+                "-loggerLevel=WARN", *self.args]
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Active targets in Prometheus' /api/v1/targets shape."""
+        return self.get_json("/api/v1/targets")["data"]["activeTargets"]
