@@ -64,8 +64,8 @@ class FleetServer:
     def body(self, i: int, now: float) -> bytes:
         """The exposition of virtual node i (i == nodes: the cluster agent) at wall time `now`."""
         if i == self.nodes:
-            return self.cluster_agent.render(0, 1, now - self.t0, 0, self.job_seconds)
-        return self.node.render(i, self.nodes, now - self.t0, self.jobs, self.job_seconds)
+            return self.cluster_agent.render(0, 1, now - self.t0, 0, self.job_seconds, now)
+        return self.node.render(i, self.nodes, now - self.t0, self.jobs, self.job_seconds, now)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, i: int) -> None:
         try:

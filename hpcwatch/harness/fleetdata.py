@@ -14,9 +14,14 @@ import math
 import os
 from dataclasses import dataclass, field
 
-FIXED, GAUGE, COUNTER = 0, 1, 2
+FIXED, GAUGE, COUNTER, TIMESTAMP = 0, 1, 2, 3
 TEMPLATE_JOB = "77"  # the cgroup v2 fixture's job whose series stand for every simulated job
 _COUNTER_TYPES = ("counter", "histogram", "summary")
+# Histograms of a current state, rebuilt on each refresh (docs/metrics.md): they hold still, like gauges.
+GAUGE_HISTOGRAMS = frozenset({"hpc_scheduler_pending_wait_seconds"})
+# Counters start where an agent running for a day would have them: large against one scrape's growth,
+# as on a real fleet (VictoriaMetrics reads a small first value as a counter that just started at 0).
+COUNTER_AGE_SECONDS = 86400.0
 _GOLDEN = 0.6180339887498949  # golden-ratio steps spread per-node and per-series phases evenly over [0, 1)
 _PLASTIC = 0.7548776662466927
 
@@ -46,15 +51,17 @@ class Template:
         """Series one agent serves with `jobs` running jobs."""
         return self.per_node + jobs * self.per_job
 
-    def render(self, i: int, nodes: int, elapsed: float, jobs: int, job_seconds: float) -> bytes:
-        """Agent i's exposition `elapsed` seconds after the fleet started.
+    def render(self, i: int, nodes: int, elapsed: float, jobs: int, job_seconds: float, now: float) -> bytes:
+        """Agent i's exposition `elapsed` seconds after the fleet started, at Unix time `now`.
 
         Gauges other than 0 and 1 carry a fixed per-node offset of up to 10 %; counters (histograms too,
-        all buckets by one factor, so they stay cumulative) grow by 0.1-0.2 % of their value a second;
+        all buckets by one factor, so they stay cumulative) grow by 0.1-0.2 % of the fixture's value a
+        second, from a day's worth (COUNTER_AGE_SECONDS);
+        `*_timestamp_seconds` gauges read `now` (a source that just refreshed);
         job slot s runs job ((epoch * nodes + i) * jobs + s + 1000) whose counters grow over its run.
         """
         phase = (i * _GOLDEN) % 1.0
-        growth = 1.0 + 0.001 * (1.0 + phase) * elapsed
+        growth = 1.0 + 0.001 * (1.0 + phase) * (COUNTER_AGE_SECONDS + elapsed)
         running = []
         for s in range(jobs):
             t = elapsed / job_seconds + (phase + s / jobs) % 1.0
@@ -70,6 +77,8 @@ class Template:
                     value *= growth
                 elif kind == GAUGE:
                     value *= 1.0 + 0.1 * ((phase + w) % 1.0)
+                elif kind == TIMESTAMP:
+                    value = now
                 out.append(f"{prefix} {value!r}\n")
             for jobid, progress in running:
                 for before, after, value, kind in job_rows:
@@ -96,7 +105,8 @@ def parse_template(text: str, template_job: str | None = None, drop_other_jobs: 
             elif line.startswith("# TYPE "):
                 header, rows, jobs = tpl.families[-1]
                 tpl.families[-1] = (header + line + "\n", rows, jobs)
-                kind_of = COUNTER if line.rsplit(" ", 1)[1] in _COUNTER_TYPES else GAUGE
+                _, _, name, kind_name = line.split(" ", 3)
+                kind_of = COUNTER if kind_name in _COUNTER_TYPES and name not in GAUGE_HISTOGRAMS else GAUGE
             continue
         head, _, text = line.rpartition(" ")  # label values may hold spaces; the value never does
         try:
@@ -104,6 +114,8 @@ def parse_template(text: str, template_job: str | None = None, drop_other_jobs: 
         except ValueError:
             raise ValueError(f"fleet template: not a sample line: {line!r}") from None
         kind = kind_of if kind_of == COUNTER or value not in (0.0, 1.0) else FIXED
+        if head.split("{", 1)[0].endswith("_timestamp_seconds"):
+            kind = TIMESTAMP
         _, rows, jobs = tpl.families[-1]
         if job_label and job_label in head:
             before, after = head.split(job_label, 1)

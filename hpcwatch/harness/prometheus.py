@@ -174,10 +174,15 @@ class VictoriaMetrics(PromQLDaemon):
     binary = ("victoria-metrics",)
     ready_path = "/health"
 
+    def __init__(self, workdir: str, latency_offset: str = "0s") -> None:
+        super().__init__(workdir)
+        # 0 s: tests query what they just wrote instead of waiting the default 30 s. Data arriving by
+        # remote write needs a few seconds: a scrape's samples may come in more than one request.
+        self.latency_offset = latency_offset
+
     def argv(self, binary: str) -> list[str]:
-        # latencyOffset 0: tests query what they just wrote instead of waiting the default 30s.
         return [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.dir}/data",
-                "-retentionPeriod=1", "-search.latencyOffset=0s", "-loggerLevel=WARN"]
+                "-retentionPeriod=1", f"-search.latencyOffset={self.latency_offset}", "-loggerLevel=WARN"]
 
     def import_prometheus(self, text: str) -> None:
         """Ingest exposition text (/api/v1/import/prometheus) and make it searchable now."""
