@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import resource
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hpcwatch.harness.fleetdata import Template, cluster_template, node_template
 from hpcwatch.harness.util import Daemon, Process, free_port, http_get, wait_http
@@ -67,21 +68,33 @@ class FleetServer:
             return self.cluster_agent.render(0, 1, now - self.t0, 0, self.job_seconds, now)
         return self.node.render(i, self.nodes, now - self.t0, self.jobs, self.job_seconds, now)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, i: int) -> None:
+    def _metrics(self, i: int, path: bytes) -> tuple[bytes, bytes] | None:
+        if path != b"/metrics":
+            return None
+        payload = self.body(i, time.time())
+        self.scrapes[i] += 1
+        self.bytes += len(payload)
+        return b"text/plain; version=0.0.4; charset=utf-8", payload
+
+    def _stats(self, path: bytes) -> tuple[bytes, bytes] | None:
+        return (b"application/json", json.dumps(self.stats()).encode()) if path == b"/fleet/stats" else None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     answer: Callable[[bytes], tuple[bytes, bytes] | None]) -> None:
+        """HTTP/1.1 with keep-alive: each GET answered by `answer(path)` -> (content type, body), or 404."""
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 if len(head) > _MAX_REQUEST:
                     break
                 path = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
-                if path.split(b"?")[0] != b"/metrics":
+                found = answer(path.split(b"?")[0])
+                if found is None:
                     writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                     continue
-                payload = self.body(i, time.time())
-                self.scrapes[i] += 1
-                self.bytes += len(payload)
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                             b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+                ctype, payload = found
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                             % (ctype, len(payload)) + payload)
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
@@ -97,25 +110,16 @@ class FleetServer:
                 "series_per_node": self.node.series(self.jobs), "per_job_series": self.node.per_job,
                 "cluster_agent_series": self.cluster_agent.series(0), "per_node_scrapes": self.scrapes}
 
-    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            payload = json.dumps(self.stats()).encode()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
     async def start(self, control_port: int) -> None:
         for i in range(self.nodes):
             self.servers.append(await asyncio.start_server(
-                lambda r, w, i=i: self._serve(r, w, i), address(i), self.port, backlog=64))
+                lambda r, w, i=i: self._serve(r, w, functools.partial(self._metrics, i)), address(i), self.port,
+                backlog=64))
         self.servers.append(await asyncio.start_server(
-            lambda r, w: self._serve(r, w, self.nodes), address(0, CLUSTER_PREFIX), self.port))
-        self.servers.append(await asyncio.start_server(self._control, "127.0.0.1", control_port))
+            lambda r, w: self._serve(r, w, functools.partial(self._metrics, self.nodes)),
+            address(0, CLUSTER_PREFIX), self.port))
+        self.servers.append(await asyncio.start_server(lambda r, w: self._serve(r, w, self._stats), "127.0.0.1",
+                                                       control_port))
 
 
 def raise_fd_limit(wanted: int) -> None:
