@@ -74,3 +74,16 @@ def test_kustomize_overlay_renders_vmagent_cluster_members_and_vmalert_on_the_sh
             with open(os.path.join(RULES, name)) as fh:
                 assert rules[name] == fh.read()
     assert ("DaemonSet", "hpcwatch-node") in objects  # the base comes along
+
+
+def test_systemd_units_verify_as_instances(tmp_path):
+    analyze = helpers.require_binary("systemd-analyze")
+    units = os.path.join(DEPLOY, "scale", "systemd")
+    paths = []
+    for name in sorted(os.listdir(units)):
+        with open(os.path.join(units, name)) as fh:
+            path = tmp_path / name.replace("@.", "@1.")
+            path.write_text(fh.read())
+            paths.append(str(path))
+    proc = _run(analyze, "verify", *paths)
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
