@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import yaml  # noqa: E402
-from grafana_sim import TimeMacros, interpolate  # noqa: E402
+from grafana_sim import TimeMacros, interpolate, regex_escape  # noqa: E402
 
 from hpcwatch.harness.fleet import Fleet, address  # noqa: E402
 from hpcwatch.harness.fleetdata import node_template  # noqa: E402
@@ -115,9 +115,11 @@ def timed_query(url: str, path: str, params: dict[str, str]) -> float:
     return elapsed
 
 
-def dashboard_queries(jobid: str, node: str) -> list[tuple[str, str]]:
-    """(dashboard/panel, expr) of every panel query, variables set to real values of the simulated fleet."""
-    chosen = {"cluster": "alpha", "instance": node, "node": node, "jobid": jobid, "queue": "batch", "service": "hpc"}
+def dashboard_queries(jobid: str, node: str, port: int) -> list[tuple[str, str]]:
+    """(dashboard/panel, expr) of every panel query, variables set to real values of the simulated fleet
+    (one node, one of its jobs), formatted as Grafana formats them (regex-escaped where matched by =~)."""
+    chosen = {"cluster": "alpha", "instance": regex_escape(f"{node}:{port}"), "node": regex_escape(node),
+              "jobid": jobid, "queue": "batch", "service": "hpc"}
     macros = TimeMacros.for_range("1h", "30s")
     out = []
     for path in sorted(glob.glob(os.path.join(DEPLOY, "grafana", "dashboards", "*.json"))):
@@ -213,7 +215,7 @@ def run(args: argparse.Namespace) -> dict:
                                        "heaviest": sorted(times.items(), key=lambda kv: -kv[1])[:3]}
         jobs = prom.query(f'hpc_job_info{{node="{address(0)}"}}')
         jobid = jobs[0]["metric"]["jobid"] if jobs else "1000"
-        dash = dashboard_queries(jobid, address(0))
+        dash = dashboard_queries(jobid, address(0), fleet.port)
         result["dashboards"] = {"queries": len(dash)}
         for engine, url in (("prometheus", prom.url), ("victoria-metrics", vm.url)):
             times = query_times(url, dash, instant=False)
@@ -252,13 +254,18 @@ def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
 def table(args: argparse.Namespace) -> str:
     rows = sorted((json.load(open(p)) for f in args.files for p in glob.glob(f)), key=lambda r: r["nodes"])
     rows = [r for r in rows if r.get("job_seconds", 600.0) == 600.0]  # churn runs are read on their own
+    def complete(r: dict) -> bool:  # every target up on both engines: the run measured the engines
+        return r["prometheus"]["targets_up"] == r["victoria-metrics"]["targets_up"] == r["nodes"]
+
     lines = ["| nodes | load (window) | Prom samples/s | Prom cores | Prom RSS MiB | Prom B/series | VM samples/s "
              "| VM cores | vmagent cores | VM RSS MiB | VM B/series | rules Prom s | rules VM s | dashboards Prom s "
              "| dashboards VM s | fleet ms CPU/scrape |",
              "|" + "---|" * 16]
     for r in rows:
         p, v, c, m = r["prometheus"], r["victoria-metrics"], r["cpu_cores"], r["rss_bytes"]
-        lines.append(f"| {r['nodes']:,} | {r['load_window']} | {p['samples_per_s']:,.0f} | {c['prometheus']:.2f} "
+        mark = "" if complete(r) else (f" (targets up: Prometheus {r['prometheus']['targets_up']:,}, "
+                                       f"VictoriaMetrics {r['victoria-metrics']['targets_up']:,})")
+        lines.append(f"| {r['nodes']:,}{mark} | {r['load_window']} | {p['samples_per_s']:,.0f} | {c['prometheus']:.2f} "
                      f"| {m['prometheus'] / 2**20:,.0f} | {p['rss_bytes_per_series'] or 0:,.0f} "
                      f"| {v['samples_per_s']:,.0f} | {c['victoria-metrics']:.2f} | {c['vmagent']:.2f} "
                      f"| {m['victoria-metrics'] / 2**20:,.0f} | {v['rss_bytes_per_series'] or 0:,.0f} "
@@ -266,9 +273,12 @@ def table(args: argparse.Namespace) -> str:
                      f"| {r['dashboards']['prometheus']['total_s']:.2f} "
                      f"| {r['dashboards']['victoria-metrics']['total_s']:.2f} "
                      f"| {r['fleet']['cpu_ms_per_scrape']:.2f} |")
-    if len(rows) >= 2:
-        xs = [r["nodes"] for r in rows]
-        lines += ["", "| extrapolated (linear fit) | " + " | ".join(f"{n:,} nodes" for n in (10000, 20000)) + " |",
+    fitted = [r for r in rows if complete(r)]
+    if len(fitted) >= 2:
+        xs = [r["nodes"] for r in fitted]
+        fit = ", ".join(str(x) for x in xs)
+        lines += ["", f"| extrapolated (linear fit of the complete runs, {fit} nodes) | "
+                  + " | ".join(f"{n:,} nodes" for n in (10000, 20000)) + " |",
                   "|---|---|---|"]
         for label, get in (  # dashboards: most panels read one node or job, so their time hardly grows
                 ("Prometheus samples/s", lambda r: r["prometheus"]["samples_per_s"]),
@@ -281,10 +291,10 @@ def table(args: argparse.Namespace) -> str:
                 ("rule set on VictoriaMetrics s", lambda r: r["rules"]["victoria-metrics"]["total_s"]),
                 ("dashboards on Prometheus s", lambda r: r["dashboards"]["prometheus"]["total_s"]),
                 ("dashboards on VictoriaMetrics s", lambda r: r["dashboards"]["victoria-metrics"]["total_s"])):
-            a, b = _fit(xs, [get(r) for r in rows])
+            a, b = _fit(xs, [get(r) for r in fitted])
             lines.append(f"| {label} | " + " | ".join(f"{a + b * n:,.2f}" for n in (10000, 20000)) + " |")
-        lines += ["", "heaviest dashboard queries at the largest fleet:"]
-        last = rows[-1]
+        lines += ["", f"heaviest dashboard queries at {fitted[-1]['nodes']:,} nodes:"]
+        last = fitted[-1]
         for engine in ("prometheus", "victoria-metrics"):
             for name, s in last["dashboards"][engine]["heaviest"]:
                 lines.append(f"- {engine}: {name}: {s * 1000:.0f} ms")
