@@ -107,7 +107,8 @@ class FleetServer:
         total = sum(self.scrapes)
         return {"nodes": self.nodes, "scrapes": total, "bytes": self.bytes, "cpu_seconds": cpu,
                 "cpu_ms_per_scrape": 1000 * cpu / total if total else 0.0,
-                "series_per_node": self.node.series(self.jobs), "per_job_series": self.node.per_job,
+                "series_per_node": self.node.series(self.jobs), "node_series": self.node.per_node,
+                "per_job_series": self.node.per_job,
                 "cluster_agent_series": self.cluster_agent.series(0), "per_node_scrapes": self.scrapes}
 
     async def start(self, control_port: int) -> None:

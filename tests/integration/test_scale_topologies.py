@@ -19,7 +19,6 @@ import yaml
 from conftest import start, unavailable
 
 from hpcwatch.harness.fleet import Fleet
-from hpcwatch.harness.fleetdata import node_template
 from hpcwatch.harness.prometheus import Prometheus, VictoriaMetrics, VMAgent, VMAlert
 from hpcwatch.harness.util import DaemonError, wait_until
 
@@ -141,7 +140,7 @@ def test_every_series_arrives_exactly_once(topology, fleet_and_reference):
     """Per node, VictoriaMetrics holds the node agent's series set once: the template's node series, one `up`."""
     _, fleet, _ = fleet_and_reference
     name, _, vm, _ = topology
-    per_node = node_template().per_node
+    per_node = fleet.stats()["node_series"]
     query = 'count by (node) ({job="hpcwatch-node", __name__!~"hpc_job_.*|up|scrape_.*"})'
 
     def complete() -> bool:

@@ -104,9 +104,10 @@ def fleet(tmp_path_factory):
 def test_simulator_serves_each_node_on_its_own_address_and_counts_its_cpu(fleet):
     f, work = fleet
     bodies = [f.scrape(i) for i in range(3)]
-    assert all(len(parse(b.encode())) == tpl().series(JOBS) for b in bodies)
-    assert len(set(bodies)) == 3
     stats = f.stats()
+    assert [len(parse(b.encode())) for b in bodies] == [stats["series_per_node"]] * 3
+    assert stats["series_per_node"] == stats["node_series"] + JOBS * stats["per_job_series"]
+    assert len(set(bodies)) == 3
     assert stats["per_node_scrapes"][:3] == [1, 1, 1] and stats["cpu_seconds"] > 0
     node_targets = (work / "targets" / "hpcwatch-node-alpha.yml").read_text()
     assert all(f"{address(i)}:{f.port}" in node_targets for i in range(3))
