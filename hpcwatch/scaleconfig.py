@@ -54,10 +54,14 @@ def prometheus_shard(shard: int, shards: int = SHARDS, vm_url: str = VM_URL) -> 
 
 
 def vmagent_scrape() -> dict[str, Any]:
-    """vmagent's -promscrape.config: the shipped scrape configs as they are (vmagent shards by itself)."""
+    """vmagent's -promscrape.config: the shipped scrape configs (vmagent shards by itself), less the
+    fields only Prometheus knows (promconfig.PROMETHEUS_ONLY_FIELDS; vmagent parses strictly)."""
+    from hpcwatch.promconfig import PROMETHEUS_ONLY_FIELDS
+
     cfg = _shipped()
-    return {"global": {k: v for k, v in cfg["global"].items() if k != "evaluation_interval"},
-            "scrape_configs": copy.deepcopy(cfg["scrape_configs"])}
+    jobs = [{k: v for k, v in job.items() if k not in PROMETHEUS_ONLY_FIELDS}
+            for job in copy.deepcopy(cfg["scrape_configs"])]
+    return {"global": {k: v for k, v in cfg["global"].items() if k != "evaluation_interval"}, "scrape_configs": jobs}
 
 
 def _yaml(header: str, what: str, doc: dict[str, Any]) -> str:

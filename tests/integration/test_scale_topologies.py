@@ -11,6 +11,7 @@ value is the same whichever scraper took the samples when the engines agree (doc
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 
@@ -25,8 +26,7 @@ from hpcwatch.harness.util import DaemonError, wait_until
 pytestmark = [pytest.mark.daemons, pytest.mark.slow]
 
 DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "deploy")
-RULES = [os.path.join(DEPLOY, "prometheus", "rules", f) for f in
-         ("hpcwatch-infrastructure.rules.yml", "hpcwatch-slo.rules.yml")]
+RULES = sorted(glob.glob(os.path.join(DEPLOY, "prometheus", "rules", "*.yml")))
 NODES = 24
 INTERVAL = "2s"
 
