@@ -22,6 +22,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -225,6 +226,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         for d in reversed(started):
             d.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
