@@ -306,6 +306,61 @@ def table(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+# (title, unit, [(legend, colour, value of a run)]) of each chart `plot` draws.
+CHARTS = (
+    ("Resident memory", "GiB", [("Prometheus", "#d44a3a", lambda r: r["rss_bytes"]["prometheus"] / 2**30),
+                                ("VictoriaMetrics", "#1f78c1", lambda r: r["rss_bytes"]["victoria-metrics"] / 2**30)]),
+    ("CPU", "cores", [("Prometheus", "#d44a3a", lambda r: r["cpu_cores"]["prometheus"]),
+                      ("VictoriaMetrics", "#1f78c1", lambda r: r["cpu_cores"]["victoria-metrics"]),
+                      ("vmagent", "#629e51", lambda r: r["cpu_cores"]["vmagent"])]),
+    ("Full rule set, one evaluation", "s", [
+        ("Prometheus", "#d44a3a", lambda r: r["rules"]["prometheus"]["total_s"]),
+        ("vmalert on VictoriaMetrics", "#1f78c1", lambda r: r["rules"]["victoria-metrics"]["total_s"])]),
+)
+PLOT_TO = 20000
+
+
+def plot(args: argparse.Namespace) -> str:
+    """An SVG of the scaling curves: measured points (complete runs) joined, the linear fit dashed to 20,000."""
+    rows = sorted((json.load(open(p)) for f in args.files for p in glob.glob(f)), key=lambda r: r["nodes"])
+    runs = [r for r in rows if r.get("job_seconds", 600.0) == 600.0
+            and r["prometheus"]["targets_up"] == r["victoria-metrics"]["targets_up"] == r["nodes"]]
+    if len(runs) < 2:
+        raise SystemExit("plot: needs at least two complete runs (every target up on both engines)")
+    w, h, pad = 420, 260, 48
+    xs = [r["nodes"] for r in runs]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(CHARTS)}" height="{h + 30}" '
+           'font-family="sans-serif" font-size="11">']
+    for i, (title, unit, lines) in enumerate(CHARTS):
+        fits = [(name, colour, [get(r) for r in runs], _fit(xs, [get(r) for r in runs])) for name, colour, get in lines]
+        top = max(max(max(ys), a + b * PLOT_TO) for _, _, ys, (a, b) in fits) * 1.1 or 1.0
+
+        def px(n: float, v: float, x0: int = i * w, top: float = top) -> tuple[float, float]:
+            return x0 + pad + (w - 2 * pad) * n / PLOT_TO, h - pad + 20 - (h - 2 * pad) * v / top
+        ox, oy = px(0, 0)
+        out.append(f'<text x="{ox}" y="20" font-weight="bold">{title} ({unit})</text>')
+        out.append(f'<line x1="{ox}" y1="{oy}" x2="{px(PLOT_TO, 0)[0]}" y2="{oy}" stroke="#888"/>'
+                   f'<line x1="{ox}" y1="{oy}" x2="{ox}" y2="{px(0, top)[1]}" stroke="#888"/>')
+        for n in (0, 5000, 10000, 15000, 20000):
+            x, _ = px(n, 0)
+            out.append(f'<text x="{x}" y="{oy + 14}" text-anchor="middle">{n // 1000}k</text>')
+        for frac in (0.5, 1.0):
+            _, y = px(0, top / 1.1 * frac)
+            out.append(f'<text x="{ox - 4}" y="{y + 4}" text-anchor="end">{top / 1.1 * frac:.3g}</text>')
+        for k, (name, colour, ys, (a, b)) in enumerate(fits):
+            pts = " ".join("{:.1f},{:.1f}".format(*px(n, v)) for n, v in zip(xs, ys))
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            out += [f'<circle cx="{px(n, v)[0]:.1f}" cy="{px(n, v)[1]:.1f}" r="3" fill="{colour}"/>'
+                    for n, v in zip(xs, ys)]
+            (x1, y1), (x2, y2) = px(xs[-1], a + b * xs[-1]), px(PLOT_TO, a + b * PLOT_TO)
+            out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
+                       'stroke-dasharray="5,4"/>')
+            out.append(f'<text x="{ox + 8}" y="{36 + 13 * k}" fill="{colour}">{name}</text>')
+    out.append(f'<text x="8" y="{h + 24}" fill="#555">simulated nodes (4 jobs each); solid: measured '
+               f'({", ".join(f"{n:,}" for n in xs)}), dashed: linear fit to {PLOT_TO:,}</text></svg>')
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -318,9 +373,11 @@ def main() -> int:
     sub.add_parser("series")
     t = sub.add_parser("table")
     t.add_argument("files", nargs="+")
+    g = sub.add_parser("plot", help="the scaling curves as SVG on stdout")
+    g.add_argument("files", nargs="+")
     args = p.parse_args()
-    if args.cmd == "table":
-        print(table(args))
+    if args.cmd in ("table", "plot"):
+        print(table(args) if args.cmd == "table" else plot(args), end="" if args.cmd == "plot" else "\n")
         return 0
     result = run(args) if args.cmd == "run" else series(args)
     text = json.dumps(result, indent=1)
