@@ -28,7 +28,23 @@ examples:
 """
 
 
+USAGE_HELP = """Usage over a period, grouped by cluster, account, user or partition (any combination): jobs by
+outcome, core- and GPU-hours, CPU, GPU and memory efficiency, energy, cost, waste (idle CPU-hours,
+GPU-hours below a utilisation threshold, memory allocated and never used) and queue wait p50/p90.
+
+Reads the summary dataset the cluster agent writes. Usage counts the part of each run inside the
+period; job counts and waits, the jobs that ended in it. Times are UTC.
+
+examples:
+  hpcwatch usage report --month 2026-03                              # by account, as text
+  hpcwatch usage report --from 2026-01-01 --to 2027-01-01 --by account,user --format csv -o 2026.csv
+  hpcwatch usage report --month 2026-03 --by partition --prices /etc/hpcwatch/prices.yaml
+  hpcwatch usage report --from 2026-01-01 --format html -o usage.html   # charts for the director
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    register_usage(sub)
     job = sub.add_parser("job", help="per-job reports from the summary dataset (job report JOBID)")
     jsub = job.add_subparsers(dest="job_command", metavar="SUBCOMMAND")
     r = jsub.add_parser("report", help="usage, efficiency, energy, cost and notes of one job",
@@ -119,6 +135,81 @@ def _live(args: argparse.Namespace):
     running = detail.end is None
     return summary, ("sacct and Prometheus (running job)" if running else
                      "sacct and Prometheus (finished; its summary is not in the dataset yet)")
+
+
+def register_usage(sub: argparse._SubParsersAction) -> None:
+    usage = sub.add_parser("usage", help="usage, efficiency, cost and waste over a period (usage report)")
+    usub = usage.add_subparsers(dest="usage_command", metavar="SUBCOMMAND")
+    r = usub.add_parser("report", help="usage, efficiency, energy, cost, waste and queue wait by group",
+                        description=USAGE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--from", dest="start", default="", metavar="WHEN",
+                   help="start of the period: 2026-03-01 or 2026-03-01T12:00 UTC (default: 30 days before --to)")
+    r.add_argument("--to", dest="end", default="now", metavar="WHEN",
+                   help="end of the period, exclusive (default: now)")
+    r.add_argument("--month", default="", metavar="YYYY-MM", help="one calendar month (instead of --from/--to)")
+    r.add_argument("--by", default="account", metavar="DIMS",
+                   help="comma-separated grouping: cluster, account, user, partition (default: account)")
+    r.add_argument("--cluster", action="append", default=[], help="only this cluster (repeat for several)")
+    r.add_argument("--dataset", default=os.environ.get("HPCWATCH_DATASET", DEFAULT_DATASET),
+                   help=f"summary dataset directory (default: $HPCWATCH_DATASET or {DEFAULT_DATASET})")
+    r.add_argument("--prices", default="", metavar="FILE",
+                   help="re-price every run under this price table (default: the cost written with each summary)")
+    r.add_argument("--gpu-idle-below", type=float, default=None, metavar="RATIO",
+                   help="a GPU whose mean utilisation is below this is wasted (default: job report's gpu_idle, 0.05)")
+    r.add_argument("--format", choices=("text", "csv", "json", "html"), default="text")
+    r.add_argument("-o", "--output", default="-", metavar="FILE|-", help="output file (default: stdout)")
+    r.set_defaults(func=run_usage)
+    usage.set_defaults(func=lambda _a: usage.print_help() or 2)
+
+
+def _usage_query(args: argparse.Namespace):
+    from hpcwatch.accounting import usage
+    from hpcwatch.accounting.prices import PriceTableError, load_price_table
+    from hpcwatch.accounting.rules import GPU_IDLE
+
+    if args.month:
+        if args.start or args.end != "now":
+            raise usage.UsageError("--month takes the place of --from and --to: give one or the other")
+        start, end = usage.month_period(args.month)
+    else:
+        end = usage.parse_when(args.end, "--to")
+        start = usage.parse_when(args.start, "--from") if args.start else end - 30 * 86400
+    prices = None
+    if args.prices:
+        try:
+            prices = load_price_table(args.prices)
+        except PriceTableError as exc:
+            raise usage.UsageError(str(exc)) from None
+    return usage.UsageQuery(start=start, end=end, by=usage.dimensions(args.by), clusters=tuple(args.cluster),
+                            gpu_idle_below=GPU_IDLE if args.gpu_idle_below is None else args.gpu_idle_below,
+                            prices=prices)
+
+
+def run_usage(args: argparse.Namespace) -> int:
+    from hpcwatch.accounting import usage
+    from hpcwatch.accounting.usage_render import render_csv, render_json, render_text
+
+    try:
+        query = _usage_query(args)
+        if not os.path.isdir(args.dataset):
+            raise usage.UsageError(f"{args.dataset}: no such dataset directory (--dataset, $HPCWATCH_DATASET)")
+        report = usage.run(args.dataset, query, with_series=args.format == "html")
+    except usage.UsageError as exc:
+        return _error(str(exc))
+    if args.format == "html":
+        from hpcwatch.accounting.usage_html import render_html
+        text = render_html(report)
+    else:
+        text = {"text": render_text, "csv": render_csv, "json": render_json}[args.format](report)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        return _error(f"{args.output}: {exc.strerror or exc}")
+    return 0
 
 
 def run_compact(args: argparse.Namespace) -> int:

@@ -33,3 +33,29 @@ def sql_str(text: str) -> str:
 def parquet_listing(files: list[str]) -> str:
     """A DuckDB read_parquet() call over the files (columns by name, so older layouts read too)."""
     return f"read_parquet([{','.join(sql_str(f) for f in files)}], union_by_name=true, hive_partitioning=false)"
+
+
+def month_of_file(path: str) -> str:
+    """The month partition a data file sits in ('2026-03'), percent-decoded."""
+    return urllib.parse.unquote(os.path.basename(os.path.dirname(path)).removeprefix("month="))
+
+
+def deduplicated(files: list[str]) -> str:
+    """A relation over the files with one row per (cluster, jobid, submit).
+
+    Keys repeat only inside a partition that holds several files (a compaction between its rename and
+    the removal of the parts it merged), so only those partitions pay for the window; a compacted
+    month is read as it is.
+    """
+    by_dir: dict[str, list[str]] = {}
+    for f in files:
+        by_dir.setdefault(os.path.dirname(f), []).append(f)
+    single = [fs[0] for fs in by_dir.values() if len(fs) == 1]
+    multi = [f for fs in by_dir.values() if len(fs) > 1 for f in fs]
+    parts = []
+    if single:
+        parts.append(f"SELECT * FROM {parquet_listing(single)}")
+    if multi:
+        parts.append(f"SELECT * FROM {parquet_listing(multi)} QUALIFY row_number() "
+                     "OVER (PARTITION BY cluster, jobid, submit ORDER BY written_at) = 1")
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"

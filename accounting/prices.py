@@ -52,10 +52,15 @@ class Rates:
         """Price of a GPU-hour of `model` ('a100', or an NVML name such as 'NVIDIA A100-SXM4-80GB'): the
         longest listed model name contained in it (case-insensitive), else gpu_hour."""
         m = model.lower()
-        hits = [k for k in self.gpu_hour_by_model if k.lower() in m] if m else []
-        if hits:
-            return self.gpu_hour_by_model[max(hits, key=len)]
+        for name, price in self.gpu_models():
+            if m and name.lower() in m:
+                return price
         return self.gpu_hour
+
+    def gpu_models(self) -> list[tuple[str, float]]:
+        """(model, price) in the order gpu_rate tries them: longest name first, so the longest match wins;
+        the SQL and PromQL forms of the table (usage report, spend rules) walk the same order."""
+        return sorted(self.gpu_hour_by_model.items(), key=lambda kv: (-len(kv[0]), kv[0].lower()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +69,10 @@ class PriceTable:
     default: Rates
     partitions: Mapping[str, Rates]
     source: str = ""
+
+    def listed(self) -> list[tuple[str, Rates]]:
+        """Each partition the table names with its full rates (the default filled in), in table order."""
+        return [(name, own.over(self.default)) for name, own in self.partitions.items()]
 
     def rates(self, partition: str) -> Rates:
         """The rates of a partition (a job submitted to several: the first listed)."""

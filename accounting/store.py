@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from hpcwatch.accounting import lookup
-from hpcwatch.accounting.layout import data_files, parquet_listing, partition_dir
+from hpcwatch.accounting.layout import data_files, deduplicated, partition_dir
 from hpcwatch.accounting.record import JobSummary
 from hpcwatch.accounting.schema import SCHEMA, to_table
 from hpcwatch.exporters.atomicfile import write_atomically
@@ -138,8 +138,7 @@ class SummaryStore:
         files = self.files()
         con = duckdb.connect()
         if files:
-            con.execute(f"CREATE VIEW summaries AS SELECT * FROM {parquet_listing(files)} QUALIFY row_number() "
-                        "OVER (PARTITION BY cluster, jobid, submit ORDER BY written_at) = 1")
+            con.execute(f"CREATE VIEW summaries AS SELECT * FROM {deduplicated(files)}")
         else:
             con.register("summaries", SCHEMA.empty_table())
         try:

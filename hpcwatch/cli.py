@@ -25,6 +25,7 @@ EPILOG = """common tasks:
   hpcwatch slo report --spec slos/ --jobs sacct.txt --format html -o report.html
                                         replay SLOs over job history: budgets, burn, when alerts fire
   hpcwatch job report 123456            usage, efficiency, energy, cost and notes of one job
+  hpcwatch usage report --month 2026-03 --by account,user   usage, cost and waste by group
   hpcwatch act --partition gpu          Alertmanager webhook: cancel jobs keeping GPUs idle (dry run by default)
   hpcwatch generate                     write the default artifacts under deploy/
   hpcwatch demo                         (root, Debian 12) Slurm + agents + Prometheus + Alertmanager here
@@ -46,10 +47,11 @@ COMMAND_MODULES = (
 
 
 # Commands that build only their own parser instead of importing every command module (dashboards and
-# SLO history pull in pandas and grafanalib, ~1 s of CPU and tens of MB): `job` runs interactively, and
-# `serve` is the agent on every compute node, whose memory is taken from the jobs.
+# SLO history pull in pandas and grafanalib, ~1 s of CPU and tens of MB): `job` and `usage` run
+# interactively, and `serve` is the agent on every compute node, whose memory is taken from the jobs.
 QUICK_COMMANDS: dict[str, tuple[str, ...]] = {
-    "job": ("hpcwatch.accounting.cli",), "serve": ("hpcwatch.exporters.cli",), "version": ()}
+    "job": ("hpcwatch.accounting.cli",), "usage": ("hpcwatch.accounting.cli",), "serve": ("hpcwatch.exporters.cli",),
+    "version": ()}
 
 
 def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:

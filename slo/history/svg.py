@@ -138,6 +138,11 @@ def place_label(placed: list[Placed], x_right: float, width: float, baseline: fl
 
 
 def _fmt(v: float, unit: str) -> str:
+    if unit == "si":   # 1.5k, 2M: amounts of money, hours, energy
+        for suffix, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(v) >= size:
+                return f"{v / size:g}{suffix}"
+        return f"{v:g}"
     if unit == "%":
         return f"{v * 100:.{0 if abs(v * 100) >= 10 or v == 0 else 2}f}%"
     if unit == "x":
@@ -273,5 +278,108 @@ def timeline(title: str, t0: float, t1: float, lanes: list[tuple[str, str, list[
             if free + 8 + len(note) * TICK_CHAR_W > W - RIGHT:
                 free, note = float(LEFT), "warm-up for the whole range: not replayed"
             out.append(f'<text x="{free + 8:.1f}" y="{y + lane_h / 2 + 4}" class="none">{note}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclasses.dataclass
+class Point:
+    """One dot of a scatter chart; `label` is drawn beside it when set, `tip` shows on hover."""
+
+    x: float
+    y: float
+    color: str
+    tip: str
+    label: str = ""
+
+
+def _y_grid(y: float, label: str) -> str:
+    """A horizontal grid line across the plot with its value at the left."""
+    return (f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e6e9ef"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{_esc(label)}</text>')
+
+
+def scatter_chart(title: str, points: list[Point], x_title: str, y_title: str, y_range: tuple[float, float],
+                  y_unit: str = "", hlines: list[HLine] | None = None) -> str:
+    """Dots on a log x axis (usage spans decades) against a linear y axis, with reference lines."""
+    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM - 12
+    xs = [p.x for p in points if p.x > 0]
+    lo_e = math.floor(math.log10(min(xs))) if xs else 0
+    hi_e = max(lo_e + 1, math.ceil(math.log10(max(xs)))) if xs else 1
+    lo, hi = y_range
+
+    def fx(x: float) -> float:
+        return LEFT + (math.log10(max(x, 10 ** lo_e)) - lo_e) / (hi_e - lo_e) * pw
+
+    def fy(y: float) -> float:
+        return TOP + ph - (min(max(y, lo), hi) - lo) / ((hi - lo) or 1) * ph
+
+    out = [(f'<svg class="chart scatter" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>'),
+           f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fbfcfe" stroke="#d9dee7"/>']
+    for v in nice_ticks(lo, hi):
+        out.append(_y_grid(fy(v), _fmt(v, y_unit)))
+    for e in range(lo_e, hi_e + 1):
+        x = fx(10 ** e)
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + ph}" stroke="#eef0f4"/>'
+                   f'<text x="{x:.1f}" y="{TOP + ph + 14}" text-anchor="middle" class="tick">'
+                   f'{_fmt(10 ** e, "si")}</text>')
+    out.append(f'<text x="{LEFT + pw / 2:.1f}" y="{H - 4}" text-anchor="middle" class="tick">{_esc(x_title)}</text>'
+               f'<text x="12" y="{TOP + ph / 2:.1f}" text-anchor="middle" class="tick" '
+               f'transform="rotate(-90 12 {TOP + ph / 2:.1f})">{_esc(y_title)}</text>')
+    for h in hlines or ():
+        if lo <= h.y <= hi:
+            y = fy(h.y)
+            out.append(f'<line class="ref" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{h.color}" '
+                       f'stroke-dasharray="{h.dash}" stroke-width="1.3"><title>{_esc(h.label)}</title></line>')
+    boxes: list[tuple[float, float, float, float]] = []   # labels drawn so far, so none covers another
+    for p in points:
+        if p.x <= 0:
+            continue
+        x, y = fx(p.x), fy(p.y)
+        out.append(f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{p.color}" fill-opacity="0.7">'
+                   f'<title>{_esc(p.tip)}</title></circle>')
+        box = (x + 6, y - 15, x + 6 + 6.6 * len(p.label), y - 3)
+        if p.label and box[2] < W and not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3]
+                                              for b in boxes):
+            boxes.append(box)
+            out.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" class="tick">{_esc(p.label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def stacked_bars(title: str, times: np.ndarray, step: float, series: list[tuple[str, np.ndarray, str]],
+                 unit: str = "si") -> str:
+    """One bar per time bucket [t, t + step), stacked by series (label, values, color) bottom up."""
+    t0, t1 = float(times[0]), float(times[-1]) + step
+    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+    totals = np.sum([np.nan_to_num(v) for _, v, _ in series], axis=0) if series else np.zeros(len(times))
+    hi = float(max(totals.max(initial=0.0), 1e-9)) * 1.08
+
+    def fx(t: float) -> float:
+        return LEFT + (t - t0) / ((t1 - t0) or 1) * pw
+
+    def fy(v: float) -> float:
+        return TOP + ph - v / hi * ph
+
+    out = [(f'<svg class="chart bars" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+            f'xmlns="http://www.w3.org/2000/svg"><title>{_esc(title)}</title>'),
+           f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fbfcfe" stroke="#d9dee7"/>']
+    out += [_y_grid(fy(v), _fmt(v, unit)) for v in nice_ticks(0.0, hi) if v <= hi]
+    for t, label in _time_ticks(t0, t1):
+        out.append(f'<text x="{fx(float(t)):.1f}" y="{H - 9}" text-anchor="middle" class="tick">{_esc(label)}</text>')
+    width = max(1.0, pw / len(times) * 0.8)
+    base = np.zeros(len(times))
+    for label, values, color in series:
+        v = np.nan_to_num(np.asarray(values, dtype=float))
+        for i, t in enumerate(times):
+            if v[i] <= 0:
+                continue
+            y0, y1 = fy(base[i]), fy(base[i] + v[i])
+            out.append(f'<rect class="bar" x="{fx(float(t)) + width * 0.125:.1f}" y="{y1:.1f}" width="{width:.1f}" '
+                       f'height="{max(0.5, y0 - y1):.1f}" fill="{color}"><title>{_esc(label)}: '
+                       f'{_esc(_fmt(float(v[i]), unit))} ({time.strftime("%Y-%m-%d", time.gmtime(float(t)))})'
+                       "</title></rect>")
+        base += v
     out.append("</svg>")
     return "".join(out)
