@@ -108,6 +108,27 @@ def _slo_files(slos: list[Any]) -> dict[str, str]:
     return out
 
 
+# --- live spend ----------------------------------------------------------------------------------------
+
+# The example price table: the spend rules `hpcwatch generate` ships (operators write their own with
+# `hpcwatch usage rules --prices FILE`).
+DEFAULT_PRICES = os.path.join(ROOT, "examples", "accounting", "prices.yaml")
+SPEND_RULES_FILE = "hpcwatch-spend.rules.yml"
+SPEND_TESTS_FILE = "hpcwatch-spend.test.yml"
+
+
+def _spend_files() -> dict[str, str]:
+    """The spend and waste recording rules of the example price table, and their promtool tests."""
+    if not os.path.exists(DEFAULT_PRICES):
+        return {}
+    from hpcwatch.accounting.spend_render import render_rules, render_tests
+
+    what = f"spend and waste rules of the example price table ({os.path.relpath(DEFAULT_PRICES, ROOT)})"
+    return {f"{RULES_DIR}/{SPEND_RULES_FILE}": render_rules(DEFAULT_PRICES, _yaml_header(what)),
+            f"{TESTS_DIR}/{SPEND_TESTS_FILE}": render_tests(DEFAULT_PRICES, f"../{SPEND_RULES_FILE}",
+                                                            _yaml_header("promtool tests of the spend rules"))}
+
+
 # --- artifacts ---------------------------------------------------------------------------------------
 
 def _yaml_header(what: str) -> str:
@@ -127,13 +148,16 @@ def artifacts() -> dict[str, str]:
     out[f"{TESTS_DIR}/{rules.TESTS_FILE}"] = rules.render_tests(f"../{rules.RULES_FILE}", command=COMMAND)
     slos = default_slos()
     out.update(_slo_files(slos))
-    slo_text = out.get(f"{RULES_DIR}/{SLO_RULES_FILE}")
     for rel, text in provisioning.files(_yaml_header("Grafana provisioning for the hpcwatch dashboards")).items():
         out[f"grafana/{rel}"] = text
+    out.update(_spend_files())
     for name, text in render_all(slo_refs(slos)).items():
         out[f"{DASHBOARD_DIR}/{name}"] = text
     out[f"{K8S_DIR}/prometheusrules.yaml"] = _prometheus_rules_crd(
-        [out[f"{RULES_DIR}/{rules.RULES_FILE}"]] + ([slo_text] if slo_text else []))
+        {name: out[f"{RULES_DIR}/{f}"] for name, f in (("hpcwatch-infrastructure", rules.RULES_FILE),
+                                                         ("hpcwatch-slo", SLO_RULES_FILE),
+                                                         ("hpcwatch-spend", SPEND_RULES_FILE))
+         if f"{RULES_DIR}/{f}" in out})
     out[f"{K8S_DIR}/grafana-dashboards.yaml"] = _dashboard_configmaps(
         {k: v for k, v in out.items() if k.startswith(DASHBOARD_DIR)})
     rule_texts = {os.path.basename(k): v for k, v in out.items() if k.startswith(RULES_DIR + "/") and k.endswith(".yml")
@@ -152,13 +176,12 @@ def _k8s_name(text: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")[:63]
 
 
-def _prometheus_rules_crd(rule_files: list[str]) -> str:
-    """The same rule groups as prometheus-operator PrometheusRule objects, one per rule file."""
+def _prometheus_rules_crd(rule_files: dict[str, str]) -> str:
+    """The same rule groups as prometheus-operator PrometheusRule objects, one per rule file (by name)."""
     import yaml
     docs = []
-    for text in rule_files:
+    for name, text in rule_files.items():
         groups = yaml.safe_load(text)["groups"]
-        name = "hpcwatch-slo" if groups and groups[0]["name"].startswith("sloth") else "hpcwatch-infrastructure"
         docs.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
                      "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "hpcwatch"}},
                      "spec": {"groups": groups}})
