@@ -8,7 +8,7 @@ DEB_PKGS := munge:munged mariadb-server:mariadbd slurm-wlm:slurmctld slurmdbd:sl
 	prometheus:prometheus prometheus-alertmanager:amtool prometheus-pushgateway:prometheus-pushgateway \
 	victoria-metrics:vmalert prometheus-node-exporter:prometheus-node-exporter chromium:chromium \
 	kubernetes-client:kubectl systemd:systemd-analyze openssl:openssl npm:npm \
-	debootstrap:debootstrap buildah:buildah podman:podman runc:runc
+	debootstrap:debootstrap buildah:buildah podman:podman runc:runc faketime:faketime
 PYTEST_ARGS ?=
 # Quote several pytest arguments: make test PYTEST_ARGS="tests/unit -x -q"
 

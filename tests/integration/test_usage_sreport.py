@@ -37,6 +37,20 @@ JOBS = (("ua_chem", (), 1, 7), ("ua_chem", (), 2, 5), ("ua_phys", (), 2, 6),
         ("ua_phys", ("--uid=nobody", "--chdir=/tmp", "--output=/dev/null"), 1, 8))
 
 
+def _let_others_in(path: str) -> list[tuple[str, int]]:
+    """Let other users traverse the folders above `path` (pytest makes its temporary root 0700); returns
+    (folder, mode) to restore."""
+    changed = []
+    p = os.path.abspath(path)
+    while p not in ("/", "/tmp"):
+        mode = os.stat(p).st_mode & 0o7777
+        if mode & 0o011 != 0o011:
+            changed.append((p, mode))
+            os.chmod(p, mode | 0o055)   # group too: slurmstepd may still hold group root when it execs the job
+        p = os.path.dirname(p)
+    return changed
+
+
 def _hour(t: float) -> float:
     return t - t % 3600
 
@@ -57,6 +71,7 @@ def books(slurm, tmp_path_factory):
         slurm.run(["sacctmgr", "-i", "add", "account", a, f"cluster={c}"], check=False)
     slurm.run(["sacctmgr", "-i", "add", "user", "root", f"account={','.join(ACCOUNTS)}", f"cluster={c}"], check=False)
     slurm.run(["sacctmgr", "-i", "add", "user", "nobody", f"account={ACCOUNTS[1]}", f"cluster={c}"], check=False)
+    opened = _let_others_in(slurm.workdir)   # nobody's job reads its script from the slurmd spool there
     port = free_port()
     agent = Process("cluster-agent", [
         HPCWATCH, "serve", "--agent", "cluster", "--collector.disable-defaults", "--collector.slurm",
@@ -74,7 +89,9 @@ def books(slurm, tmp_path_factory):
             ids.append(slurm.sbatch(None, f"--account={account}", f"--cpus-per-task={cpus}", "--mem=50M", *extra,
                                     wrap=f"sleep {seconds}"))
         for j in ids:
-            assert slurm.wait_job(j, timeout=600) == "COMPLETED"
+            state = slurm.wait_job(j, timeout=600)
+            assert state == "COMPLETED", slurm.run(["sacct", "-X", "-P", "-j", str(j), "-o",
+                                                    "JobID,User,Account,State,ExitCode,Reason"]).stdout
         sacct = slurm.run(["sacct", "-X", "-P", "-n", "-a", "-j", ",".join(map(str, ids)), "-o",
                            "JobID,Account,User,AllocCPUS,ElapsedRaw,Start,End"]).stdout
 
@@ -88,6 +105,8 @@ def books(slurm, tmp_path_factory):
         yield {"slurm": slurm, "dataset": dataset, "ids": ids, "sacct": sacct}
     finally:
         agent.stop()
+        for path, mode in opened:
+            os.chmod(path, mode)
 
 
 def _sacct_seconds(text: str) -> tuple[dict[tuple[str, str], int], float, float]:
