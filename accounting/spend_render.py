@@ -6,7 +6,7 @@ import yaml
 from hpcwatch.accounting.prices import load_price_table
 from hpcwatch.accounting.rules import GPU_IDLE
 from hpcwatch.accounting.spend_rules import spend_rules
-from hpcwatch.accounting.spend_tests import tests_dict
+from hpcwatch.accounting.spend_tests import promtool_cases
 
 
 def _dump(data: dict) -> str:
@@ -20,4 +20,4 @@ def render_rules(prices_path: str, header: str = "", gpu_idle_below: float = GPU
 
 def render_tests(prices_path: str, rule_file: str, header: str = "", gpu_idle_below: float = GPU_IDLE) -> str:
     """promtool tests of those rules (`rule_file` as promtool finds it from the test file)."""
-    return header + _dump(tests_dict(rule_file, load_price_table(prices_path), gpu_idle_below))
+    return header + _dump(promtool_cases(rule_file, load_price_table(prices_path), gpu_idle_below))

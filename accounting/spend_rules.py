@@ -29,8 +29,8 @@ from hpcwatch.slo.goformat import go_float, go_quote
 from hpcwatch import metric_names as n
 
 GROUP = "hpcwatch-spend"
-INTERVAL = "1m"
-INTERVAL_S = 60
+INTERVAL_S = n.SPEND_INTERVAL_S
+INTERVAL = f"{INTERVAL_S // 60}m"
 GPU_WINDOW = "10m"       # a GPU is idle when its mean utilisation over this window is under the threshold
 RATE_WINDOW = "5m"
 RESOURCES = ("cpu", "memory", "gpu", "energy")
@@ -95,21 +95,21 @@ def _record(name: str, expr: str, **labels: str) -> dict[str, Any]:
     return out
 
 
-# Recording rule names, by level (Prometheus' level:metric:operations).
-JOB_CPUS = "job:hpc_job_cpus:sum"
-JOB_MEMORY = "job:hpc_job_memory_limit_bytes:sum"
-JOB_POWER = "job:hpc_job_power_watts:sum"
-JOB_GPUS = "job:hpc_job_gpus:count"
-GPU_ALLOCATED = "gpu:hpc_gpu_job_allocated:info"
-JOB_IDLE_CPUS = "job:hpc_job_idle_cpus:sum"
-JOB_UNUSED_MEMORY = "job:hpc_job_unused_memory_bytes:sum"
-JOB_IDLE_GPUS = "job:hpc_job_idle_gpus:count"
-JOB_SPEND = "job:hpc_spend_per_hour:sum"
-JOB_WASTE = "job:hpc_waste_per_hour:sum"
-ACCOUNT_SPEND = "account:hpc_spend_per_hour:sum"
-ACCOUNT_WASTE = "account:hpc_waste_per_hour:sum"
-USER_SPEND = "user:hpc_spend_per_hour:sum"
-USER_WASTE = "user:hpc_waste_per_hour:sum"
+# Recording rule names, by level (Prometheus' level:metric:operations); the dashboards read them from here.
+JOB_CPUS = n.JOB_ALLOC_CPUS
+JOB_MEMORY = n.JOB_ALLOC_MEMORY
+JOB_POWER = n.JOB_POWER
+JOB_GPUS = n.JOB_ALLOC_GPUS
+GPU_ALLOCATED = n.GPU_ALLOCATED
+JOB_IDLE_CPUS = n.JOB_IDLE_CPUS
+JOB_UNUSED_MEMORY = n.JOB_UNUSED_MEMORY
+JOB_IDLE_GPUS = n.JOB_IDLE_GPUS
+JOB_SPEND = n.JOB_SPEND
+JOB_WASTE = n.JOB_WASTE
+ACCOUNT_SPEND = n.ACCOUNT_SPEND
+ACCOUNT_WASTE = n.ACCOUNT_WASTE
+USER_SPEND = n.USER_SPEND
+USER_WASTE = n.USER_WASTE
 
 
 def allocation_rules(gpu_idle_below: float = GPU_IDLE) -> list[dict[str, Any]]:
@@ -136,23 +136,27 @@ def allocation_rules(gpu_idle_below: float = GPU_IDLE) -> list[dict[str, Any]]:
     ]
 
 
+# Price of one unit of each resource for an hour: a CPU, a byte of memory (the table prices GB-hours), a watt
+# of power (the table prices kWh). The rules multiply each quantity by it once; the promtool tests too.
+UNIT_PRICE: dict[str, Callable[[Rates], float]] = {
+    "cpu": lambda r: r.cpu_hour or 0.0,
+    "memory": lambda r: (r.mem_gb_hour or 0.0) / GB,
+    "energy": lambda r: (r.kwh or 0.0) / 1000,
+}
+
+
 def _spend(record: str, cpus: str, memory: str, gpus: str, prices: PriceTable, energy: bool) -> list[dict]:
     """Cost per hour by resource of per-job CPUs, memory bytes and GPUs (and power when `energy`)."""
     cur = prices.currency
     out = [
-        _record(record, priced(cpus, prices, lambda r: r.cpu_hour), resource="cpu", currency=cur),
-        _record(record, _memory(memory, prices), resource="memory", currency=cur),
+        _record(record, priced(cpus, prices, UNIT_PRICE["cpu"]), resource="cpu", currency=cur),
+        _record(record, priced(memory, prices, UNIT_PRICE["memory"]), resource="memory", currency=cur),
         _record(record, f"sum by ({_by(JOB)}) ({priced_gpus(gpus, prices)})", resource="gpu", currency=cur),
     ]
     if energy:
-        out.append(_record(record, priced(JOB_POWER, prices, lambda r: (r.kwh or 0.0) / 1000), resource="energy",
+        out.append(_record(record, priced(JOB_POWER, prices, UNIT_PRICE["energy"]), resource="energy",
                            currency=cur))
     return out
-
-
-def _memory(memory: str, prices: PriceTable) -> str:
-    """Memory bytes priced per GB-hour: the per-byte price keeps the selector on the recorded series."""
-    return priced(memory, prices, lambda r: (r.mem_gb_hour or 0.0) / GB)
 
 
 def spend_rules(prices: PriceTable, gpu_idle_below: float = GPU_IDLE) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """promtool unit tests of the spend rules: two jobs on two nodes of known allocation and use, and what
-each recorded series must hold, worked out from the price table with its own methods (Rates.gpu_rate,
-PriceTable.rates), not from the PromQL the rules are written in."""
+each recorded series must hold, worked out from the price table with its own methods (PriceTable.rates,
+Rates.gpu_rate), not from the PromQL the rules are written in. Quantity times unit price (UNIT_PRICE) is
+computed as the rules compute it, one multiplication, since promtool compares samples exactly."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from hpcwatch.accounting import spend_rules as sr
-from hpcwatch.accounting.cost import GB
 from hpcwatch.accounting.prices import PriceTable
 
 NODE = 'cluster="c1",job="hpcwatch-node"'
@@ -61,10 +61,10 @@ def expected(prices: PriceTable, gpu_idle_below: float) -> dict[str, dict[tuple[
         gpus = [g for g in GPUS] if jobid == "10" else []
         idle_gpus = [g for g in gpus if g[2] < gpu_idle_below]
         gpu_rate = r.gpu_rate(GPU_MODEL) or 0.0
-        spend.update({(jobid, "cpu"): cpus * (r.cpu_hour or 0.0), (jobid, "memory"): mem / GB * (r.mem_gb_hour or 0.0),
-                      (jobid, "energy"): sum(v[4] for v in nodes.values()) / 1000 * (r.kwh or 0.0)})
-        waste.update({(jobid, "cpu"): idle * (r.cpu_hour or 0.0),
-                      (jobid, "memory"): unused / GB * (r.mem_gb_hour or 0.0)})
+        price = {res: unit(r) for res, unit in sr.UNIT_PRICE.items()}
+        spend.update({(jobid, "cpu"): cpus * price["cpu"], (jobid, "memory"): mem * price["memory"],
+                      (jobid, "energy"): sum(v[4] for v in nodes.values()) * price["energy"]})
+        waste.update({(jobid, "cpu"): idle * price["cpu"], (jobid, "memory"): unused * price["memory"]})
         if gpus:
             spend[(jobid, "gpu")] = len(gpus) * gpu_rate
             waste[(jobid, "gpu")] = len(idle_gpus) * gpu_rate
@@ -78,7 +78,7 @@ def _sample(record: str, jobid: str, resource: str, currency: str, value: float)
     return {"labels": f"{record}{{{labels}}}", "value": value}
 
 
-def tests_dict(rule_file: str, prices: PriceTable, gpu_idle_below: float) -> dict[str, Any]:
+def promtool_cases(rule_file: str, prices: PriceTable, gpu_idle_below: float) -> dict[str, Any]:
     want = expected(prices, gpu_idle_below)
     exprs = []
     for record, values in want.items():

@@ -7,6 +7,7 @@ from typing import Any
 
 from hpcwatch.dashboards import (
     cluster,
+    executive,
     fabric,
     filesystems,
     gpu,
@@ -20,7 +21,7 @@ from hpcwatch.dashboards import (
 from hpcwatch.dashboards.helpers import Dashboard, dumps, to_json
 from hpcwatch.dashboards.slo_detail import SLORef
 
-FIXED = (cluster, node, jobs, job, gpu, fabric, filesystems, scheduler, slo_overview)
+FIXED = (cluster, node, jobs, job, gpu, fabric, filesystems, scheduler, slo_overview, executive)
 
 __all__ = ["SLORef", "build_all", "render_all", "slo_refs"]
 

@@ -184,6 +184,25 @@ SLURM_SERVER_THREADS = "hpc_slurm_server_threads"
 SLURM_AGENT_QUEUE = "hpc_slurm_agent_queue_size"
 SLURM_DBD_AGENT_QUEUE = "hpc_slurm_dbd_agent_queue_size"
 
+# --- live spend and waste (recording rules of the price table, accounting/spend_rules.py) -------------
+# Cost per hour in the table's currency, labels {cluster, ..., resource=cpu|memory|gpu|energy, currency}.
+JOB_SPEND = "job:hpc_spend_per_hour:sum"  # {jobid, user, account, partition}
+JOB_WASTE = "job:hpc_waste_per_hour:sum"
+ACCOUNT_SPEND = "account:hpc_spend_per_hour:sum"  # {account, partition}
+ACCOUNT_WASTE = "account:hpc_waste_per_hour:sum"
+USER_SPEND = "user:hpc_spend_per_hour:sum"  # {account, user}
+USER_WASTE = "user:hpc_waste_per_hour:sum"
+# Allocation per running job, summed over its nodes, with its identity from hpc_job_info.
+JOB_ALLOC_CPUS = "job:hpc_job_cpus:sum"
+JOB_ALLOC_MEMORY = "job:hpc_job_memory_limit_bytes:sum"
+JOB_POWER = "job:hpc_job_power_watts:sum"
+JOB_ALLOC_GPUS = "job:hpc_job_gpus:count"  # {model}
+GPU_ALLOCATED = "gpu:hpc_gpu_job_allocated:info"  # one series per GPU a job holds {instance, gpu, uuid, jobid, model}
+JOB_IDLE_CPUS = "job:hpc_job_idle_cpus:sum"
+JOB_UNUSED_MEMORY = "job:hpc_job_unused_memory_bytes:sum"
+JOB_IDLE_GPUS = "job:hpc_job_idle_gpus:count"
+SPEND_INTERVAL_S = 60  # the spend group's evaluation interval: a range's spend is sum_over_time(...) * 60 / 3600
+
 # --- SLO recording rules (Sloth-compatible, slo/ — issue 4) ---------------------------------------------
 SLO_SLI_ERROR_5M = "slo:sli_error:ratio_rate5m"
 SLO_SLI_ERROR_1H = "slo:sli_error:ratio_rate1h"
@@ -224,7 +243,8 @@ BURN_THRESHOLDS = (
 )
 
 
-PREFIXES = ("hpc_", "hpcwatch_", "node_", "slo:", "sloth_", "cluster:", "cluster_", "scrape_")
+PREFIXES = ("hpc_", "hpcwatch_", "node_", "slo:", "sloth_", "cluster:", "cluster_", "scrape_", "job:", "account:",
+            "user:", "gpu:")
 
 
 def all_metric_names() -> list[str]:

@@ -16,7 +16,7 @@ from hpcwatch import metric_names
 
 PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap"}
 FIXED_UIDS = ["hpcwatch-cluster", "hpcwatch-node", "hpcwatch-jobs", "hpcwatch-job", "hpcwatch-gpu", "hpcwatch-fabric",
-              "hpcwatch-filesystems", "hpcwatch-scheduler", "hpcwatch-slo-overview"]
+              "hpcwatch-filesystems", "hpcwatch-scheduler", "hpcwatch-slo-overview", "hpcwatch-executive"]
 SLOS = [SLORef("hpc", "job-success"), SLORef("hpc", "queue-wait")]
 BUILTIN_VARS = {"__rate_interval", "__range", "__interval"}
 
@@ -84,8 +84,8 @@ def test_metric_names_come_from_the_names_module(d):
     known = set(metric_names.all_metric_names())
     exprs = [e for _, e in panel_exprs(d)] + [v["query"] for v in d["templating"]["list"] if v["type"] == "query"]
     for expr in exprs:
-        for name in re.findall(r"(?<![a-zA-Z0-9_:])((?:hpc_|hpcwatch_|slo:|sloth_|cluster:|cluster_)[a-zA-Z0-9_:]+)",
-                               expr):
+        for name in re.findall(r"(?<![a-zA-Z0-9_:])((?:(?:job|account|user|gpu):)?(?:hpc_|hpcwatch_)[a-zA-Z0-9_:]+|"
+                               r"(?:slo:|sloth_|cluster:|cluster_)[a-zA-Z0-9_:]+)", expr):
             if name.startswith("sloth_") and not name.endswith("_info"):
                 continue  # a label (sloth_id, sloth_service, ...), not a metric
             assert name.removesuffix("_bucket") in known, f"{d['uid']}: {name} is not in hpcwatch.metric_names"
