@@ -165,6 +165,7 @@ SCHED_JOBS = "hpc_scheduler_jobs"  # {cluster, queue, state}
 SCHED_JOBS_FINISHED = "hpc_scheduler_jobs_finished_total"  # {cluster, queue, outcome, cause}
 SCHED_QUEUE_WAIT = "hpc_scheduler_queue_wait_seconds"  # histogram {cluster, queue}
 SCHED_PENDING_WAIT = "hpc_scheduler_pending_wait_seconds"  # histogram {cluster, queue}
+SCHED_TURNAROUND = "hpc_scheduler_turnaround_seconds"  # histogram {cluster, queue}: submit -> end of successes
 SCHED_NODES = "hpc_scheduler_nodes"  # {cluster, queue, state}
 SCHED_CPUS = "hpc_scheduler_cpus"
 SCHED_GPUS = "hpc_scheduler_gpus"

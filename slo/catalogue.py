@@ -1,12 +1,13 @@
-"""The HPC SLI catalogue (`apiVersion: hpcwatch/v1`): job success, queue wait, node and scheduler
-availability, per cluster and queue, expanded to queries over the scheduler-neutral families."""
+"""The HPC SLI catalogue (`apiVersion: hpcwatch/v1`): job success, queue wait, preemption rate, time to
+result, node and scheduler availability and GPU utilisation, per cluster and queue, expanded to queries
+over the scheduler-neutral families (and, for GPU utilisation, the node agents' GPU series)."""
 
 from __future__ import annotations
 
-from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS
+from hpcwatch.exporters.scheduler.model import DEFAULT_TURNAROUND_BUCKETS, DEFAULT_WAIT_BUCKETS
 from hpcwatch.exporters.scheduler.outcomes import CAUSES, NEUTRAL_PAIRS, OUTCOMES
 from hpcwatch.slo import conventions as c
-from hpcwatch.slo.goformat import go_quote
+from hpcwatch.slo.goformat import go_float, go_quote
 from hpcwatch.slo.model import SLO, AlertMeta, EventsSLI, SpecObject, frozen_map
 from hpcwatch.slo.spec_sloth import _intervals
 from hpcwatch.slo.validate import Fields
@@ -14,7 +15,7 @@ from hpcwatch.slo.windows import WindowsCatalogue
 
 from hpcwatch import metric_names
 
-__all__ = ["DEFAULT_WAIT_BUCKETS", "SLI_TYPES", "load_catalogue"]
+__all__ = ["DEFAULT_TURNAROUND_BUCKETS", "DEFAULT_WAIT_BUCKETS", "SLI_TYPES", "load_catalogue"]
 
 CATALOGUE_API = "hpcwatch/v1"
 FINISHED = metric_names.SCHED_JOBS_FINISHED
@@ -23,9 +24,14 @@ WAIT = metric_names.SCHED_QUEUE_WAIT
 PENDING_WAIT = metric_names.SCHED_PENDING_WAIT
 NODES = metric_names.SCHED_NODES
 UP = metric_names.SCHED_UP
+TURNAROUND = metric_names.SCHED_TURNAROUND
+GPU_JOB_INFO = metric_names.GPU_JOB_INFO
+GPU_UTIL = metric_names.GPU_UTILIZATION
+JOB_INFO = metric_names.JOB_INFO
 
-SLI_TYPES = ("job-success", "queue-wait", "node-availability", "scheduler-availability")
-JOB_SLIS = frozenset({"job-success", "queue-wait"})
+SLI_TYPES = ("job-success", "queue-wait", "preemption-rate", "time-to-result", "node-availability",
+             "scheduler-availability", "gpu-utilisation")
+JOB_SLIS = frozenset({"job-success", "queue-wait", "preemption-rate", "time-to-result"})
 DEFAULT_MIN_EVENTS = 10
 DEFAULT_UNAVAILABLE_STATES = ("down", "drained", "fail", "unknown")
 W = "{{.window}}"
@@ -74,15 +80,20 @@ def _job_success(f: Fields, s: dict, field: str, cluster: str, queue: str | None
     return EventsSLI(error, total)
 
 
-def _queue_wait(f: Fields, s: dict, field: str, cluster: str, queue: str | None,
-                buckets: tuple[float, ...]) -> EventsSLI:
+def _bucket_threshold(f: Fields, s: dict, field: str, buckets: tuple[float, ...], what: str) -> str:
+    """The `le` label value of the spec's threshold, which must be a bucket edge of the histogram."""
     threshold = s.get("threshold")
     if isinstance(threshold, str):
         threshold = f.duration(threshold, field + ".threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or float(threshold) not in buckets:
-        raise f.fail(field + ".threshold", "a bucket edge of the wait histogram (seconds or a duration): " +
+        raise f.fail(field + ".threshold", f"a bucket edge of the {what} histogram (seconds or a duration): " +
                      ", ".join(f"{b:g}" for b in buckets), s.get("threshold"))
-    le = le_label(threshold)
+    return le_label(threshold)
+
+
+def _queue_wait(f: Fields, s: dict, field: str, cluster: str, queue: str | None,
+                buckets: tuple[float, ...]) -> EventsSLI:
+    le = _bucket_threshold(f, s, field, buckets, "wait")
     sel = _sel(cluster=cluster, queue=queue)
     sel_le = _sel(cluster=cluster, queue=queue, le=le)
     started = f"(sum(increase({WAIT}_count{sel}[{W}])) or vector(0))"
@@ -93,6 +104,58 @@ def _queue_wait(f: Fields, s: dict, field: str, cluster: str, queue: str | None,
     # Jobs still waiting past the threshold are late already; count them now, not when they start.
     pending_late = (f"(sum({PENDING_WAIT}_count{sel}) - sum({PENDING_WAIT}_bucket{sel_le}) or vector(0))")
     return EventsSLI(f"{late}\n+\n{pending_late}", f"{started}\n+\n{pending_late}")
+
+
+def _preemption_rate(cluster: str, queue: str | None) -> EventsSLI:
+    """Runs preempted among the runs that started: a preempted run ends with outcome `preempted`; every
+    run that starts is observed once by the queue-wait histogram, so its _count counts the runs that ran."""
+    preempted = _sel(cluster=cluster, queue=queue, outcome="preempted")
+    return EventsSLI(f"(sum(increase({FINISHED}{preempted}[{W}])) or vector(0))",
+                     f"sum(increase({WAIT}_count{_sel(cluster=cluster, queue=queue)}[{W}]))")
+
+
+def _time_to_result(f: Fields, s: dict, field: str, cluster: str, queue: str | None,
+                    buckets: tuple[float, ...]) -> EventsSLI:
+    """Successful runs whose submit-to-end took longer than `threshold` (the turnaround histogram observes
+    each success once, at its end); with include_failures, runs that failed for any cause count as late."""
+    le = _bucket_threshold(f, s, field, buckets, "turnaround")
+    sel = _sel(cluster=cluster, queue=queue)
+    done = f"sum(increase({TURNAROUND}_count{sel}[{W}]))"
+    late = (f"({done} - sum(increase({TURNAROUND}_bucket{_sel(cluster=cluster, queue=queue, le=le)}[{W}])) "
+            "or vector(0))")
+    if not f.boolean(s, "include_failures", field + ".include_failures"):
+        return EventsSLI(late, done)
+    # A run that never gave a result: every outcome but success and its owner's withdrawal.
+    out = {"success"} | {o for o, _ in owner_withdrawn()}
+    failed = (f"(sum(increase({FINISHED}{_sel(cluster=cluster, queue=queue, outcome='!' + '|'.join(sorted(out)))}"
+              f"[{W}])) or vector(0))")
+    return EventsSLI(f"{late}\n+\n{failed}", f"({done} or vector(0))\n+\n{failed}")
+
+
+def _gpu_utilisation(f: Fields, s: dict, field: str, cluster: str, queue: str | None,
+                     ids: dict[str, str]) -> tuple[EventsSLI, tuple[tuple[str, str], ...]]:
+    """GPU-samples: the share of allocated GPU-time at or above a utilisation threshold.
+
+    Whether a GPU counts depends on two series at the same instant (its job allocation and its
+    utilisation), which PromQL cannot count over a window without a subquery, so two input recordings
+    count, at every evaluation, the GPUs jobs hold and those of them at or above the threshold; the SLI
+    sums those counts over its windows (GPU-samples, as node-availability counts node-samples). A queue
+    is the partition of the job holding the GPU (hpc_job_info)."""
+    thr = s.get("threshold")
+    if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 < thr <= 1:
+        raise f.fail(field + ".threshold", "a utilisation between 0 and 1 (0.5 = 50%)", thr)
+    held = f"{GPU_JOB_INFO}{_sel(cluster=cluster)}"
+    if queue is not None:
+        held += (f" * on (cluster, instance, jobid) group_left () "
+                 f"{JOB_INFO}{_sel(cluster=cluster, partition=queue)}")
+    gpus = f"count by (cluster, instance, uuid) ({held})"   # a GPU shared by two jobs counts once
+    inputs = ((c.GPU_ALLOCATED, f"count({gpus}) or vector(0)"),
+              (c.GPU_BUSY, f"count({gpus} and on (cluster, instance, uuid) {GPU_UTIL}{_sel(cluster=cluster)} "
+                           f">= {go_float(float(thr))}) or vector(0)"))
+    own = _sel(**ids)
+    held_samples = f"sum(sum_over_time({c.GPU_ALLOCATED}{own}[{W}]))"
+    busy_samples = f"sum(sum_over_time({c.GPU_BUSY}{own}[{W}]))"
+    return EventsSLI(f"{held_samples}\n-\n{busy_samples}", held_samples), inputs
 
 
 def _node_availability(f: Fields, s: dict, field: str, cluster: str, queue: str | None) -> EventsSLI:
@@ -122,7 +185,7 @@ def _choices(f: Fields, s: dict, key: str, field: str, allowed: tuple[str, ...],
 
 SLO_KEYS = {"sli", "name", "objective", "queues", "min_events", "labels", "alert_name", "description",
             "error_causes", "error_outcomes", "ignore_outcomes", "count_user_cancels", "threshold",
-            "include_pending", "unavailable_states", "page_alert", "ticket_alert"}
+            "include_pending", "include_failures", "unavailable_states", "page_alert", "ticket_alert"}
 
 
 def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: WindowsCatalogue,
@@ -132,8 +195,8 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
     if doc.get("kind") != "SLOCatalogue":
         raise f.fail("kind", "SLOCatalogue", doc.get("kind"))
     spec = f.mapping(doc.get("spec"), "spec")
-    f.only(spec, "spec", {"service", "clusters", "period", "labels", "min_events", "buckets", "alerting", "slos",
-                          "interval"})
+    f.only(spec, "spec", {"service", "clusters", "period", "labels", "min_events", "buckets", "turnaround_buckets",
+                          "alerting", "slos", "interval"})
     service = f.name(spec, "service", "spec.service") if "service" in spec else "hpc"
     clusters = spec.get("clusters")
     if not isinstance(clusters, list) or not clusters or not all(isinstance(x, str) and x for x in clusters):
@@ -145,10 +208,8 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
     # Sloth's rule-group evaluation intervals ({all, slierror, metadata, alert}), for every SLO here.
     intervals = _intervals(f, spec.get("interval"), "spec.interval")
     min_default = f.integer(spec, "min_events", "spec.min_events", default=DEFAULT_MIN_EVENTS)
-    buckets = spec.get("buckets", list(DEFAULT_WAIT_BUCKETS))
-    if not isinstance(buckets, list) or not buckets or not all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in buckets):
-        raise f.fail("spec.buckets", "a list of positive bucket edges in seconds", buckets)
+    buckets = _edges(f, spec, "buckets", DEFAULT_WAIT_BUCKETS)
+    turnaround_buckets = _edges(f, spec, "turnaround_buckets", DEFAULT_TURNAROUND_BUCKETS)
     alerting = f.mapping(spec.get("alerting"), "spec.alerting", required=False)
     f.only(alerting, "spec.alerting", {"labels", "annotations", "page_alert", "ticket_alert"})
     slos_raw = f.items(spec.get("slos"), "spec.slos", "SLO")
@@ -178,10 +239,18 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
         for cluster in clusters:
             for queue in queues:
                 name = "-".join(p for p in (base, cluster, queue) if p)
+                inputs: tuple[tuple[str, str], ...] = ()
                 if kind == "job-success":
                     sli = _job_success(sf, s, field, cluster, queue)
                 elif kind == "queue-wait":
-                    sli = _queue_wait(sf, s, field, cluster, queue, tuple(float(b) for b in buckets))
+                    sli = _queue_wait(sf, s, field, cluster, queue, buckets)
+                elif kind == "preemption-rate":
+                    sli = _preemption_rate(cluster, queue)
+                elif kind == "time-to-result":
+                    sli = _time_to_result(sf, s, field, cluster, queue, turnaround_buckets)
+                elif kind == "gpu-utilisation":
+                    ids = {c.LABEL_ID: c.slo_id(service, name), c.LABEL_SLO: name, c.LABEL_SERVICE: service}
+                    sli, inputs = _gpu_utilisation(sf, s, field, cluster, queue, ids)
                 elif kind == "node-availability":
                     sli = _node_availability(sf, s, field, cluster, queue)
                 else:
@@ -195,8 +264,16 @@ def load_catalogue(doc: dict, path: str, default_period_s: int, catalogue: Windo
                     page_alert=_scoped(metas[0], scope), ticket_alert=_scoped(metas[1], scope),
                     min_events=min_events or None,
                     events_per_second=False, low_traffic=kind in JOB_SLIS, source=path,
-                    spec=CATALOGUE_API, mode=c.MODE_PROM, origin=origin, intervals=intervals))
+                    spec=CATALOGUE_API, mode=c.MODE_PROM, origin=origin, intervals=intervals, inputs=inputs))
     return out
+
+
+def _edges(f: Fields, spec: dict, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    edges = spec.get(key, list(default))
+    if not isinstance(edges, list) or not edges or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in edges):
+        raise f.fail(f"spec.{key}", "a list of positive bucket edges in seconds", edges)
+    return tuple(float(b) for b in edges)
 
 
 def _scoped(meta: AlertMeta | None, scope: dict[str, str]) -> AlertMeta | None:

@@ -69,6 +69,16 @@ def group_guard(slo_id: str) -> str:
     return f"hpcwatch-slo-guard-recordings-{slo_id}"
 
 
+def group_inputs(slo_id: str) -> str:
+    """hpcwatch's group of the recordings an SLI reads (SLO.inputs)."""
+    return f"hpcwatch-slo-input-recordings-{slo_id}"
+
+
+# Input recordings of the gpu-utilisation SLI: allocated GPUs, and those at or above its threshold, now.
+GPU_ALLOCATED = "slo:hpc_gpu_allocated:count"
+GPU_BUSY = "slo:hpc_gpu_busy:count"
+
+
 def slo_id(service: str, name: str) -> str:
     return f"{service}-{name}"
 

@@ -239,6 +239,12 @@ def alert_rules(slo: SLO) -> list[dict]:
     return rules
 
 
+def input_recordings(slo: SLO) -> list[dict]:
+    """The recordings the SLI queries read (SLO.inputs), labelled as the SLO's other series."""
+    labels = merge_labels(c.id_labels(slo), slo.labels)
+    return [rule(record=record, expr=expr, labels=labels) for record, expr in slo.inputs]
+
+
 def guard_recordings(slo: SLO) -> list[dict]:
     """slo:sli_events:count<long window>: events the SLI saw, for the min_events guard."""
     if not slo.min_events or not isinstance(slo.sli, EventsSLI):

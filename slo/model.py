@@ -104,6 +104,8 @@ class SLO:
     `objective` is a percentage (99.9); `windows` carries the alert windows and burn-rate factors for
     `period_s`; `min_events`, when set, makes every alert need that many events in its long window.
     `events_per_second` says the total query is a rate (events = value x window seconds).
+    `inputs` are (record, expr) recording rules the SLI queries read (a catalogue SLI whose per-sample
+    condition PromQL cannot count over a window without them), written in a group of their own.
     """
 
     id: str
@@ -130,6 +132,7 @@ class SLO:
     override_plugins: bool = False
     burn_alerts: tuple[BurnRateAlert, ...] = ()
     calendar: Calendar | None = None
+    inputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def error_budget(self) -> float:

@@ -20,6 +20,7 @@ from hpcwatch.slo.generate import (
     alert_rules,
     events_ratio,
     guard_recordings,
+    input_recordings,
     merge_labels,
     meta_recordings,
     period_recording,
@@ -48,6 +49,8 @@ class Plugin:
 
 def _sli(slo: SLO, cfg: Mapping, opts: Options, rules: SLORules) -> None:
     rules.sli.rules = sli_recordings(slo, opts.guard, optimized=not cfg.get("disableOptimized", False))
+    if slo.inputs:
+        rules.extra.append(RuleGroup(c.group_inputs(slo.id), slo.intervals.sli, input_recordings(slo)))
 
 
 def _meta(slo: SLO, cfg: Mapping, opts: Options, rules: SLORules) -> None:

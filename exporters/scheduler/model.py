@@ -8,6 +8,10 @@ import dataclasses
 # Queue-wait buckets, seconds: 1 minute to 2 days (SLO objectives sit on these edges).
 DEFAULT_WAIT_BUCKETS = (60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
                         172800.0)
+# Turnaround buckets (submit to end of a successful run), seconds: 10 minutes to a week; time-to-result
+# objectives sit on these edges.
+DEFAULT_TURNAROUND_BUCKETS = (600.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0, 43200.0, 86400.0, 172800.0,
+                              604800.0)
 
 @dataclasses.dataclass(frozen=True)
 class FinishedJob:

@@ -2,9 +2,10 @@
 
 The families are the ones the scheduler exporter writes from the same records:
 `hpc_scheduler_jobs_finished_total{cluster,queue,outcome,cause}` counts a run at its end,
-`hpc_scheduler_queue_wait_seconds{cluster,queue}` observes start - eligible at its start, and the
-gauge histogram `hpc_scheduler_pending_wait_seconds{cluster,queue}` holds the runs pending at each
-instant. An `increase(x[w])` at grid time t counts the events in (t - w, t], which is what
+`hpc_scheduler_queue_wait_seconds{cluster,queue}` observes start - eligible at its start,
+`hpc_scheduler_turnaround_seconds{cluster,queue}` observes end - submit of a successful run at its end,
+and the gauge histogram `hpc_scheduler_pending_wait_seconds{cluster,queue}` holds the runs pending at
+each instant. An `increase(x[w])` at grid time t counts the events in (t - w, t], which is what
 Prometheus returns for a counter sampled at t - w and t.
 """
 
@@ -19,8 +20,9 @@ from hpcwatch.slo.history.query import Linear, Matcher, Term, UnsupportedQuery
 FINISHED = "hpc_scheduler_jobs_finished_total"
 WAIT = "hpc_scheduler_queue_wait_seconds"
 PENDING = "hpc_scheduler_pending_wait_seconds"
+TURNAROUND = "hpc_scheduler_turnaround_seconds"
 FAMILY_LABELS = {FINISHED: ("cluster", "queue", "outcome", "cause"), WAIT: ("cluster", "queue"),
-                 PENDING: ("cluster", "queue")}
+                 PENDING: ("cluster", "queue"), TURNAROUND: ("cluster", "queue")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +62,14 @@ class Grid:
 
 
 def _family(metric: str) -> tuple[str, str]:
-    for fam in (FINISHED, WAIT, PENDING):
+    for fam in (FINISHED, WAIT, PENDING, TURNAROUND):
         if metric == fam:
             return fam, ""
         for suffix in ("_count", "_bucket", "_sum"):
             if fam != FINISHED and metric == fam + suffix:
                 return fam, suffix
-    raise UnsupportedQuery(f"{metric} is not a family job records give (they give {FINISHED}, {WAIT}, {PENDING})")
+    raise UnsupportedQuery(f"{metric} is not a family job records give (they give {FINISHED}, {WAIT}, {PENDING}, "
+                           f"{TURNAROUND})")
 
 
 def _label_mask(frame: pd.DataFrame, fam: str, matchers: tuple[Matcher, ...]) -> tuple[np.ndarray, float | None]:
@@ -111,6 +114,10 @@ class RecordSeries:
         begin = frame["eligible"].fillna(frame["submit"]).to_numpy()
         self.start = frame["start"].to_numpy()
         self.wait = np.maximum(0.0, self.start - begin)         # NaN when it never started or no eligible
+        self.success = (frame["outcome"] == "success").to_numpy()
+        # Submit to end of a successful run (NaN otherwise), observed at its end as the exporter does.
+        self.turnaround = np.where(self.success, np.maximum(0.0, frame["end"].to_numpy() - frame["submit"].to_numpy()),
+                                   np.nan)
         self.begin = begin
         self.end = frame["end"].to_numpy()
         self.count = frame["count"].to_numpy().astype("float64")
@@ -127,14 +134,15 @@ class RecordSeries:
         if fam == FINISHED:
             times, weight = self.end, self.count
         else:
-            times, weight = self.start, self.count
-            mask = mask & ~np.isnan(self.wait)
+            times, value = (self.end, self.turnaround) if fam == TURNAROUND else (self.start, self.wait)
+            weight = self.count
+            mask = mask & ~np.isnan(value)
             if suffix == "_bucket":
                 if le is None:
                     raise UnsupportedQuery(f"{term.metric} without le")
-                mask &= self.wait <= le
+                mask &= value <= le
             elif suffix == "_sum":
-                weight = self.wait * self.count
+                weight = value * self.count
             elif suffix != "_count":
                 raise UnsupportedQuery(f"{term.metric}: use _count, _bucket or _sum")
         idx = self.grid.index_ge(times[mask])

@@ -15,6 +15,11 @@ WORDING: dict[str, tuple[str, str, str, str]] = {
     "job-success": ("Job success", "jobs", "finished without a failure caused by the system",
                     "failed because of the system"),
     "queue-wait": ("Queue wait", "jobs", "started within the wait threshold", "waited longer"),
+    "preemption-rate": ("Preemption rate", "job runs that started", "ran without being preempted", "were preempted"),
+    "time-to-result": ("Time to result", "jobs", "gave their result within the threshold after submission",
+                       "gave it late"),
+    "gpu-utilisation": ("GPU utilisation", "GPU-samples of allocated GPUs", "found the GPU at or above the "
+                        "utilisation threshold", "found it below"),
     "node-availability": ("Node availability", "node-samples", "found the node usable", "found it down or drained"),
     "scheduler-availability": ("Scheduler availability", "checks", "found the scheduler answering",
                                "found it unreachable"),
