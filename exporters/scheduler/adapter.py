@@ -1,6 +1,6 @@
 """The scheduler adapter base: what Slurm and Flux share, so each adapter only implements its reads.
 
-The base owns the six shared options, the finished-job ledger and its state file, the snapshot
+The base owns the seven shared options, the finished-job ledger and its state file, the snapshot
 source and the scrape-side cache. One refresh:
 
 1. loads the ledger once (no usable state: counting starts now, said in one log line);
@@ -40,7 +40,12 @@ from hpcwatch.exporters.scheduler.families import (
     up_family,
 )
 from hpcwatch.exporters.scheduler.ledger import FinishedJobLedger, StateFile, StateFileError, load_ledger
-from hpcwatch.exporters.scheduler.model import DEFAULT_WAIT_BUCKETS, FinishedJob, QueueSnapshot
+from hpcwatch.exporters.scheduler.model import (
+    DEFAULT_TURNAROUND_BUCKETS,
+    DEFAULT_WAIT_BUCKETS,
+    FinishedJob,
+    QueueSnapshot,
+)
 from hpcwatch.exporters.snapshot import SnapshotSource
 from prometheus_client.metrics_core import Metric
 
@@ -54,7 +59,7 @@ FAMILIES = NEUTRAL_FAMILIES + [
 
 
 def shared_options(name: str, cluster_default: str, cluster_help: str) -> tuple[Option, ...]:
-    """The six options every scheduler adapter has, with its own state file and cluster default."""
+    """The seven options every scheduler adapter has, with its own state file and cluster default."""
     return (
         Option("refresh-interval", 30.0, "time between refreshes (each command runs once per refresh)",
                type=opt.duration),
@@ -63,6 +68,9 @@ def shared_options(name: str, cluster_default: str, cluster_help: str) -> tuple[
                "where the accounting watermark, counted jobs and counter totals persist across restarts"),
         Option("cluster", cluster_default, cluster_help),
         Option("wait-buckets", DEFAULT_WAIT_BUCKETS, "queue-wait histogram bucket edges (seconds or durations)",
+               type=opt.buckets),
+        Option("turnaround-buckets", DEFAULT_TURNAROUND_BUCKETS, "turnaround (submit to end of a successful run) "
+               "histogram bucket edges (seconds or durations); time-to-result thresholds sit on them",
                type=opt.buckets),
         Option("accounting-overlap", 600.0, "how far each accounting window reaches back before the watermark, "
                "to catch records that arrive late (it only de-duplicates: jobs that ended before the agent "
@@ -128,7 +136,8 @@ class SchedulerCollector(Collector):
         self.buckets: tuple[float, ...] = ctx.option("wait-buckets")
         self.timeout: float = ctx.option("timeout")
         self.state = StateFile(ctx.option("state-file"))
-        self.ledger = FinishedJobLedger(self.buckets, overlap=ctx.option("accounting-overlap"))
+        self.ledger = FinishedJobLedger(self.buckets, overlap=ctx.option("accounting-overlap"),
+                                        turnaround_buckets=ctx.option("turnaround-buckets"))
         self.save_failures = 0
         self.summaries: Any = None  # an adapter's per-job summary writer (accounting.agent), fed by the outbox
         self._loaded = False

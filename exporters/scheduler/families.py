@@ -28,6 +28,9 @@ FAMILIES = FamilyTable([
     histogram("hpc_scheduler_queue_wait_seconds",
               "Queue wait of each job run (start - eligible), observed once per run when it starts, or from "
               "accounting when it finished unseen.", "cluster", "queue"),
+    histogram("hpc_scheduler_turnaround_seconds",
+              "Submit to end of each successful job run, wait and run together, observed once when the run is "
+              "counted finished (the time-to-result SLI).", "cluster", "queue"),
     # A distribution of now: it may go down, so query it with histogram_quantile() directly, never rate().
     histogram("hpc_scheduler_pending_wait_seconds",
               "How long the jobs still pending have been eligible to start (now - eligible), a distribution of the "
@@ -60,7 +63,7 @@ def snapshot_families(snap: QueueSnapshot) -> Iterator[Metric]:
 
 
 def ledger_families(cluster: str, ledger: FinishedJobLedger, queues: Iterable[str] = ()) -> Iterator[Metric]:
-    """Finished-job counters and the queue-wait histogram; both persist across restarts.
+    """Finished-job counters, the queue-wait and turnaround histograms; all persist across restarts.
 
     Every (outcome, cause) pair of every known queue (`queues` from the live snapshot, plus those
     with counts) is exported, 0 until its first job, so rate() and increase() see the first one.
@@ -74,6 +77,7 @@ def ledger_families(cluster: str, ledger: FinishedJobLedger, queues: Iterable[st
         fin.add_metric([cluster, queue, outcome, cause], n)
     yield fin
     yield histogram_family("hpc_scheduler_queue_wait_seconds", cluster, ledger.wait)
+    yield histogram_family("hpc_scheduler_turnaround_seconds", cluster, ledger.turnaround)
 
 
 def known_queues(snap: object) -> set[str]:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 
 from hpcwatch.exporters.atomicfile import write_atomically
-from hpcwatch.exporters.scheduler.model import FinishedJob, Histogram
+from hpcwatch.exporters.scheduler.model import DEFAULT_TURNAROUND_BUCKETS, FinishedJob, Histogram
 
 log = logging.getLogger("hpcwatch.scheduler.ledger")
 
@@ -39,11 +39,14 @@ class StateUnusable(ValueError):
 
 
 class FinishedJobLedger:
-    """Finished-job totals by (queue, outcome, cause), queue-wait histograms by queue, and the watermark."""
+    """Finished-job totals by (queue, outcome, cause), queue-wait and turnaround histograms by queue, and
+    the watermark."""
 
     def __init__(self, wait_buckets: tuple[float, ...], overlap: float = 600.0,
-                 started_ttl: float = 14 * 86400.0, max_started: int = 1_000_000) -> None:
+                 started_ttl: float = 14 * 86400.0, max_started: int = 1_000_000,
+                 turnaround_buckets: tuple[float, ...] = DEFAULT_TURNAROUND_BUCKETS) -> None:
         self.wait_buckets = wait_buckets
+        self.turnaround_buckets = turnaround_buckets
         self.overlap = overlap
         self.started_ttl = started_ttl
         self.max_started = max_started
@@ -53,6 +56,7 @@ class FinishedJobLedger:
         self.started: dict[str, float] = {}      # run key -> when its wait was observed at start
         self.finished: dict[tuple[str, str, str], int] = {}
         self.wait: dict[str, Histogram] = {}
+        self.turnaround: dict[str, Histogram] = {}   # submit -> end of successful runs, observed when counted
         # Counted runs a durable consumer (the summary writer) has not taken yet: saved with the counts,
         # so a crash between counting and summarising hands them over again at the next start.
         self.outbox: dict[str, FinishedJob] | None = None   # None: no durable consumer
@@ -101,6 +105,8 @@ class FinishedJobLedger:
                 wait = job.queue_wait
                 if wait is not None:
                     self._hist(job.queue).observe(wait)
+            if job.outcome == "success" and job.submit is not None and job.end is not None:
+                self._hist(job.queue, self.turnaround).observe(max(0.0, job.end - job.submit), job.count)
             new.append(job)
         return new
 
@@ -128,22 +134,25 @@ class FinishedJobLedger:
             keep = sorted(((t, k) for k, t in self.started.items() if t >= cutoff), reverse=True)
             self.started = {k: t for t, k in keep[: self.max_started]}
 
-    def _hist(self, queue: str) -> Histogram:
-        h = self.wait.get(queue)
+    def _hist(self, queue: str, hists: dict[str, Histogram] | None = None) -> Histogram:
+        """The queue's histogram in `hists` (default: queue wait), created empty on first use."""
+        hists = self.wait if hists is None else hists
+        h = hists.get(queue)
         if h is None:
-            h = self.wait[queue] = Histogram(self.wait_buckets)
+            h = hists[queue] = Histogram(self.turnaround_buckets if hists is self.turnaround else self.wait_buckets)
         return h
 
     def view(self) -> FinishedJobLedger:
         """A copy of the totals, histograms and watermark for the scrape path (no keys)."""
-        v = FinishedJobLedger(self.wait_buckets, self.overlap)
+        v = FinishedJobLedger(self.wait_buckets, self.overlap, turnaround_buckets=self.turnaround_buckets)
         v.watermark = self.watermark
         v.origin = self.origin
         v.finished = dict(self.finished)
-        for q, h in self.wait.items():
-            c = Histogram(h.edges)
-            c.counts, c.total, c.sum = list(h.counts), h.total, h.sum
-            v.wait[q] = c
+        for mine, theirs in ((self.wait, v.wait), (self.turnaround, v.turnaround)):
+            for q, h in mine.items():
+                c = Histogram(h.edges)
+                c.counts, c.total, c.sum = list(h.counts), h.total, h.sum
+                theirs[q] = c
         return v
 
     # -- persistence --
@@ -157,6 +166,7 @@ class FinishedJobLedger:
             "started": self.started,
             "finished": [[q, o, c, n] for (q, o, c), n in sorted(self.finished.items())],
             "wait": {q: h.to_dict() for q, h in sorted(self.wait.items())},
+            "turnaround": {q: h.to_dict() for q, h in sorted(self.turnaround.items())},
             **({"outbox": [dataclasses.asdict(j) for j in self.outbox.values()]} if self.outbox else {}),
         }
 
@@ -174,6 +184,9 @@ class FinishedJobLedger:
         for q, o, c, n in data["finished"]:
             self.finished[(str(q), str(o), str(c))] = int(n)
         self.wait = {str(q): Histogram.from_dict(h, self.wait_buckets) for q, h in data.get("wait", {}).items()}
+        # A state file from before the turnaround histogram holds none: it starts empty.
+        self.turnaround = {str(q): Histogram.from_dict(h, self.turnaround_buckets)
+                           for q, h in data.get("turnaround", {}).items()}
         if self.outbox is not None:
             self.outbox = {j["key"]: FinishedJob(**j) for j in data.get("outbox", [])}
 

@@ -133,6 +133,11 @@ def test_outcomes_pending_reasons_and_restart_match_sacct(cluster, tmp_path):
     started = sum(1 for r in runs if r[3] not in ("None", "Unknown"))
     text = helpers.render(c)
     assert sum(helpers.values(text, "hpc_scheduler_queue_wait_seconds_count")) == started
+    # Turnaround: the one success (`ok`) observed once, in the first bucket that holds its end - submit.
+    turn = {float(lab["le"]): v for lab, v in ((dict(k[1]), v) for k, v in helpers.samples(text).items()
+                                               if k[0] == "hpc_scheduler_turnaround_seconds_bucket")}
+    assert helpers.values(text, "hpc_scheduler_turnaround_seconds_count", queue="debug") == [1]
+    assert turn[600.0] == 1     # it ran `true` within seconds of its submission
     # Another refresh and another restart add nothing.
     c.close()
     c = make(cluster, state)

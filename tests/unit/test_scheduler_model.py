@@ -158,6 +158,26 @@ def test_ledger_requeued_runs_are_distinct():
     assert led.finished == {("debug", "preempted", "system"): 1, ("debug", "success", "none"): 1}
 
 
+def test_turnaround_of_successes_observed_once_and_kept_across_restarts(tmp_path):
+    """Submit (10) to end of each successful run, once when it is counted; failures and repeats add nothing;
+    the histogram survives the state file, and a state file from before it loads with none."""
+    led = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100, turnaround_buckets=(600.0, 3600.0))
+    led.start(0.0)
+    led.count([job("1", 310), job("2", 4000), job("3", 500, "failed", "user"), job("1", 310)])
+    h = led.turnaround["debug"]
+    assert h.cumulative() == [("600.0", 1), ("3600.0", 1), ("+Inf", 2)] and h.sum == 300 + 3990
+    path = str(tmp_path / "state.json")
+    StateFile(path).save(led.to_dict())
+    again = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100, turnaround_buckets=(600.0, 3600.0))
+    load_ledger(again, StateFile(path))
+    assert again.view().turnaround["debug"].cumulative() == h.cumulative()
+    old = {k: v for k, v in led.to_dict().items() if k != "turnaround"}
+    StateFile(path).save(old)
+    before = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100)
+    load_ledger(before, StateFile(path))
+    assert before.turnaround == {} and before.finished == led.finished
+
+
 def test_ledger_restart_through_state_file_neither_loses_nor_double_counts(tmp_path):
     path = str(tmp_path / "state.json")
     a = FinishedJobLedger(DEFAULT_WAIT_BUCKETS, overlap=100)
