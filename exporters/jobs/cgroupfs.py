@@ -131,17 +131,6 @@ def parse_uid_dir(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def parse_environ_jobid(data: bytes) -> str | None:
-    """SLURM_JOB_ID from a /proc/<pid>/environ blob (NUL-separated), or None."""
-    for item in data.split(b"\0"):
-        if item.startswith(b"SLURM_JOB_ID="):
-            value = item[len(b"SLURM_JOB_ID="):]
-            if value.isdigit() and len(value) <= 20:
-                return str(int(value))
-            return None
-    return None
-
-
 def parse_status_uid(text: str) -> int | None:
     """The real uid from /proc/<pid>/status (`Uid:\treal\teffective\tsaved\tfs`)."""
     for line in text.splitlines():

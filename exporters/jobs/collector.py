@@ -1,9 +1,9 @@
 """The `jobs` collector (node agent, live): per-job CPU, memory, OOM and task counts from Slurm job cgroups.
 
 Series carry `jobid`; identity lives once in `hpc_job_info{jobid,user,uid,account,partition}`: the uid from
-the cgroup, the account and partition from the Slurm prolog's per-job file (`info`; empty where that file
-is absent). Families are built fresh per scrape, so a job that ended is gone from the next scrape.
-Layouts: see `tree`.
+the cgroup, the account and partition from the Slurm prolog's per-job file (`info`), or where a job has
+none, from the environment of one of its task processes (root agents only: `identity`). Families are built
+fresh per scrape, so a job that ended is gone from the next scrape. Layouts: see `tree`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ FAMILIES = FamilyTable([
     gauge("hpc_job_info",
           "Identity of a job running on this node (value 1): its owner as user name and uid, and the account and "
           "partition Slurm runs it under (from the prolog's file, deploy/slurm/prolog.d/hpcwatch-job-info.sh; "
-          "empty where that file is absent).", "jobid", "user", "uid", "account", "partition"),
+          "without one, from a task's environment where the agent may read it; else empty).",
+          "jobid", "user", "uid", "account", "partition"),
     counter("hpc_job_cpu_seconds_total",
             "CPU time the job's processes used, by mode (user or system), from cpuacct.stat (cgroup v1) or cpu.stat"
             " (v2).", "jobid", "mode"),
@@ -90,6 +91,8 @@ class JobsCollector(Collector):
                "empty reads all", type=opt.regexp),
         Option("info-dir", DEFAULT_DIR, "directory where the Slurm prolog records each job's account and partition "
                "(deploy/slurm/prolog.d/hpcwatch-job-info.sh; under --path.rootfs; '' disables)"),
+        Option("environ", True, "where a job has no prolog file, take its account and partition from a task "
+               "process's environment (readable by a root agent only; the job's owner can alter it)", type=bool),
         MAX_JOBS_OPTION,
     )
 
@@ -102,8 +105,10 @@ class JobsCollector(Collector):
         self.ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         info_dir = ctx.option("info-dir")
         self.info_dir = ctx.paths.root(info_dir) if info_dir else ""
-        # (root path, rel) -> (numeric jobid or None, uid or None), resolved once per job (v2 layouts).
-        self._identity: dict[tuple[str, str], tuple[str | None, int | None]] = {}
+        self.environ = ctx.option("environ")
+        # (root path, rel) -> what a task process said, read once per job, only when the path or the
+        # prolog's file leaves something unknown.
+        self._tasks: dict[tuple[str, str], tree.TaskIdentity] = {}
         # jobid -> what the prolog recorded, read once per job (a running job's account does not change).
         self._info: dict[str, JobIdentity] = {}
 
@@ -120,17 +125,23 @@ class JobsCollector(Collector):
         return (f"no Slurm job cgroup hierarchy under {self.mount} (slurm*/ or system.slice/*slurmstepd.scope) "
                 "and no slurmd on this host")
 
+    def _task(self, job: tree.JobCgroup) -> tree.TaskIdentity:
+        """What a task process of the job says (cached once any process could be read)."""
+        key = (job.root.unified or job.root.memory or "", job.rel)
+        found = self._tasks.get(key)
+        if found is None:
+            found = tree.resolve_identity(job, self.procfs)
+            if found.found():
+                self._tasks[key] = found
+        return found
+
     def _identify(self, job: tree.JobCgroup) -> tuple[str, int | None]:
-        """The job's jobid label and uid: from the path when it says so, else from a task process (cached)."""
+        """The job's jobid label and uid: from the path when it says so, else from a task process."""
         if job.jobid is not None and job.uid is not None:
             return job.jobid, job.uid
-        key = (job.root.unified or job.root.memory or "", job.rel)
-        cached = self._identity.get(key)
-        if cached is None or cached[1] is None or (job.jobid is None and cached[0] is None):
-            cached = tree.resolve_identity(job, self.procfs)
-            if cached != (None, None):
-                self._identity[key] = cached
-        return job.jobid or cached[0] or job.sluid or "", job.uid if job.uid is not None else cached[1]
+        task = self._task(job)
+        jobid = job.jobid or (task.environ.jobid if task.environ else "") or job.sluid or ""
+        return jobid, job.uid if job.uid is not None else task.uid
 
     def read_jobs(self) -> list[tree.JobReading]:
         """One reading per live job, deduplicated by jobid (first root wins)."""
@@ -152,30 +163,44 @@ class JobsCollector(Collector):
                 if r.empty():  # ended between listing and reading
                     continue
                 r.jobid, r.uid = jobid, uid
+                r.identity = self.identity(job, jobid, uid)
                 readings[jobid] = r
-        for key in [k for k in self._identity if k not in seen]:
-            del self._identity[key]
+        for key in [k for k in self._tasks if k not in seen]:
+            del self._tasks[key]
         for jobid in [j for j in self._info if j not in readings]:
             del self._info[jobid]
         return [readings[k] for k in sorted(readings)]
 
-    def job_info(self, jobid: str, uid: int | None) -> JobIdentity:
-        """The prolog's record of the job (cached once found), or an empty one where there is none yet."""
+    def identity(self, job: tree.JobCgroup, jobid: str, uid: int | None) -> JobIdentity:
+        """The job's account, partition and user, from the one source that has them: the prolog's file
+        first (any agent can read it, and the job's owner cannot change it), else the environment of a
+        task process (a root agent's fallback where the prolog is not installed), else unknown."""
+        recorded = self.prolog_record(jobid, uid)
+        if recorded is not None:
+            return recorded
+        if self.environ:
+            task = self._task(job)
+            if task.environ is not None:
+                return task.environ
+        return NO_IDENTITY
+
+    def prolog_record(self, jobid: str, uid: int | None) -> JobIdentity | None:
+        """The prolog's record of the job (cached once found), or None where there is none (yet)."""
         known = self._info.get(jobid)
         if known is not None or not self.info_dir:
-            return known or NO_IDENTITY
+            return known
         found, bad = read_job_info(self.info_dir, jobid)
         if bad:
             record_parse_error(INFO_PARSE_SOURCE, bad)
             log_once(log, f"info-bad:{jobid}", "%s/%s: %d malformed entries skipped (expected NAME=value entries "
                      "each ended by a NUL byte)", self.info_dir, jobid, bad)
         if found is None:
-            return NO_IDENTITY
+            return None
         if uid is not None and found.uid is not None and found.uid != uid:
             # Another job's file (a job id reused after a controller reset): its account is not this job's.
             log_once(log, f"info-uid:{jobid}:{found.uid}", "%s/%s names uid %d but the job's cgroup belongs to "
                      "uid %d; ignored", self.info_dir, jobid, found.uid, uid)
-            return NO_IDENTITY
+            return None
         self._info[jobid] = found
         return found
 
@@ -201,7 +226,7 @@ class JobsCollector(Collector):
             "oom_kills": FAMILIES.new("hpc_job_oom_kills_total"),
         }
         for r in self.read_jobs():
-            ident = self.job_info(r.jobid, r.uid)
+            ident = r.identity
             uid = r.uid if r.uid is not None else ident.uid
             # Slurm's user name where the prolog recorded it (right even where this host lacks the user).
             user = ident.user or (user_name(uid) if uid is not None else "")

@@ -11,6 +11,9 @@ Layouts (relative to the cgroup mount, `/sys/fs/cgroup` or --path.sysfs + fs/cgr
   The numeric job id is then taken once per job from SLURM_JOB_ID in the environment of one of
   its task processes; until that resolves, the SLUID itself is the `jobid` label.
 
+The same read gives the job's account and partition (SLURM_JOB_ACCOUNT, SLURM_JOB_PARTITION, which
+slurmstepd sets for the job's tasks): the collector's fallback where the prolog left no file (`info`).
+
 A job may end between listing and reading: every read tolerates a vanished file (None) and a job
 with nothing readable is dropped from the scrape.
 """
@@ -21,8 +24,11 @@ import dataclasses
 import os
 import re
 
-from hpcwatch.exporters.files import list_dir, read_text
+from hpcwatch.exporters.files import list_dir, read_bytes, read_text
 from hpcwatch.exporters.jobs import cgroupfs as cg
+from hpcwatch.exporters.jobs.info import JobIdentity, parse_job_info
+
+ENVIRON_LIMIT = 1 << 20  # bytes of a task's environment read: Slurm's entries come early, modules add a lot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +72,7 @@ class JobReading:
     tasks: int | None = None
     cpus: int | None = None
     bad_lines: int = 0
+    identity: JobIdentity = JobIdentity()  # account, partition, user: the collector fills it in (`identity`)
 
     def empty(self) -> bool:
         return all(getattr(self, f) is None for f in ("cpu", "memory_usage", "memory_limit", "memory_rss",
@@ -187,33 +194,49 @@ def read_job_v2(job: JobCgroup) -> JobReading:
 
 
 def job_pids(job: JobCgroup, limit: int = 8) -> list[int]:
-    """Up to `limit` pids of the job's user tasks (step_*/user/task_*/cgroup.procs); slurmstepd excluded."""
-    base = os.path.join(job.root.unified or job.root.memory or "", job.rel)
+    """Up to `limit` pids of the job's user tasks, batch step first (its environment is the job's):
+    v2 step_*/user/task_*/cgroup.procs, v1 step_*/task_*/cgroup.procs (or tasks); slurmstepd excluded."""
+    base = os.path.join(job.root.unified or job.root.memory or job.root.cpuacct or "", job.rel)
+    steps = sorted((s for s in list_dir(base) if s.startswith("step_")), key=lambda s: (s != "step_batch", s))
     pids: list[int] = []
-    for step in list_dir(base):
-        if not step.startswith("step_"):
-            continue
-        for task in list_dir(os.path.join(base, step, "user")):
+    for step in steps:
+        parent = os.path.join(base, step, "user") if job.root.version == 2 else os.path.join(base, step)
+        for task in list_dir(parent):
             if task.startswith("task_"):
-                text = read_text(os.path.join(base, step, "user", task, "cgroup.procs"), 4096)
+                text = (read_text(os.path.join(parent, task, "cgroup.procs"), 4096)
+                        or read_text(os.path.join(parent, task, "tasks"), 4096))
                 pids.extend(int(tok) for tok in (text or "").split() if tok.isascii() and tok.isdigit())
                 if len(pids) >= limit:
                     return pids[:limit]
     return pids
 
 
-def resolve_identity(job: JobCgroup, procfs: str) -> tuple[str | None, int | None]:
-    """(numeric job id, uid) from a task process of the job: SLURM_JOB_ID in its environ, Uid in status.
+@dataclasses.dataclass(frozen=True)
+class TaskIdentity:
+    """What one task process of a job says about it: the Slurm entries of its environment (None where
+    it cannot be read: another user's process to an unprivileged agent) and its uid (status)."""
 
-    Tries a few pids, since any one may exit between listing and reading."""
+    environ: JobIdentity | None = None
+    uid: int | None = None
+
+    def found(self) -> bool:
+        """Whether a task process could be read at all (else: none yet, try again next scrape)."""
+        return self.environ is not None or self.uid is not None
+
+
+def resolve_identity(job: JobCgroup, procfs: str) -> TaskIdentity:
+    """The job's identity from one of its task processes, batch step first: SLURM_JOB_ID, SLURM_JOB_ACCOUNT,
+    SLURM_JOB_PARTITION and SLURM_JOB_USER in its environ (the prolog file's parser: the format is the
+    same), Uid in its status. Tries a few pids, since any one may exit between listing and reading."""
     for pid in job_pids(job):
         status = read_text(os.path.join(procfs, str(pid), "status"), 65536)
         uid = cg.parse_status_uid(status) if status is not None else None
-        try:
-            with open(os.path.join(procfs, str(pid), "environ"), "rb") as fh:
-                jobid = cg.parse_environ_jobid(fh.read(1 << 20))
-        except OSError:
-            jobid = None
-        if uid is not None or jobid is not None:
-            return jobid, uid
-    return None, None
+        # quiet: another user's environ is root-only (0400), refused to an unprivileged agent by design.
+        data = read_bytes(os.path.join(procfs, str(pid), "environ"), ENVIRON_LIMIT, quiet=True)
+        # Entries cut by the read limit or odd entries of the user's own are not errors of ours: not counted.
+        environ = parse_job_info(data)[0] if data is not None else None
+        if environ is not None and not environ.jobid:
+            environ = None  # not a Slurm task's environment (cleared with env -i, or caught before exec)
+        if environ is not None or uid is not None:
+            return TaskIdentity(environ, uid)
+    return TaskIdentity()

@@ -1,6 +1,7 @@
 """The jobs collector against real Slurm job cgroups: jobs submitted to the harness cluster show up
-with the limits Slurm was asked for and the account and partition the shipped prolog recorded, and their
-series go away when the jobs end."""
+with the limits Slurm was asked for and the account and partition the shipped prolog recorded (and,
+without the prolog's files, the same from the jobs' task environments), and their series go away when
+the jobs end."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ pytestmark = pytest.mark.daemons
 MiB = 1 << 20
 
 
-def jobs_scrape(slurm) -> str:
+def jobs_scrape(slurm, **options: object) -> str:
     # Only this cluster's slurmd: other clusters on the same host have their own slurm_<node> roots, and
     # their prologs their own info directories (the harness points the shipped prolog at job_info_dir).
     c = JobsCollector(helpers.make_context(cls=JobsCollector, nodes=slurm.node_name,
-                                           **{"info-dir": slurm.job_info_dir}))
+                                           **{"info-dir": slurm.job_info_dir, **options}))
     assert c.available() is None
     text = helpers.render(c)
     helpers.assert_promtool_clean(text)
@@ -149,9 +150,15 @@ def run_and_check_identity(slurm, jobs: dict[int, tuple[str, str]]) -> None:
             return all(got.get(j, {}).get("account") for j in ids)
 
         wait_until(labelled, 60, "jobs' cgroups and prolog files", interval=0.5)
-        for j, (account, partition) in jobs.items():
-            assert got[str(j)] == {"jobid": str(j), "user": "root", "uid": "0",
-                                   "account": labels.value(account), "partition": partition}
+        want = {str(j): {"jobid": str(j), "user": "root", "uid": "0", "account": labels.value(account),
+                         "partition": partition} for j, (account, partition) in jobs.items()}
+        assert {j: got[j] for j in ids} == want
+        # No prolog files (info-dir ''): this root agent reads the same from each job's batch task environment.
+        from_environ = {i["jobid"]: i for i in helpers.series_labels(jobs_scrape(slurm, **{"info-dir": ""}),
+                                                                     "hpc_job_info")}
+        assert {j: from_environ[j] for j in ids} == want
+        unknown = jobs_scrape(slurm, **{"info-dir": ""}, environ=False)
+        assert {i["account"] for i in helpers.series_labels(unknown, "hpc_job_info") if i["jobid"] in ids} == {""}
     finally:
         slurm.run(["scancel", *ids], check=False)
     for j in jobs:

@@ -45,9 +45,10 @@ def tree(tmp_path):
 def test_cgroup_v1_layout():
     text = scrape(os.path.join(FIXTURES, "v1"))
     v = lambda name, **labels: helpers.values(text, name, **labels)
+    # Account and partition from the environment of each job's batch task (step_batch/task_0/tasks).
     assert helpers.series_labels(text, "hpc_job_info") == [
-        {"jobid": "5", "user": user(0), "uid": "0", "account": "", "partition": ""},
-        {"jobid": "7", "user": user(1000), "uid": "1000", "account": "", "partition": ""}]
+        {"jobid": "5", "user": user(0), "uid": "0", "account": "root", "partition": "debug"},
+        {"jobid": "7", "user": user(1000), "uid": "1000", "account": "astro", "partition": "cpu"}]
     ticks = os.sysconf("SC_CLK_TCK")
     assert v("hpc_job_cpu_seconds_total", jobid="7", mode="user") == [pytest.approx(123456 / ticks)]
     assert v("hpc_job_cpu_seconds_total", jobid="7", mode="system") == [pytest.approx(789 / ticks)]
@@ -71,8 +72,8 @@ def test_cgroup_v2_layout():
     text = scrape(os.path.join(FIXTURES, "v2"))
     v = lambda name, **labels: helpers.values(text, name, **labels)
     assert helpers.series_labels(text, "hpc_job_info") == [
-        {"jobid": "77", "user": user(1000), "uid": "1000", "account": "", "partition": ""},
-        {"jobid": "78", "user": user(0), "uid": "0", "account": "", "partition": ""}]
+        {"jobid": "77", "user": user(1000), "uid": "1000", "account": "chem", "partition": "gpu"},
+        {"jobid": "78", "user": user(0), "uid": "0", "account": "phys", "partition": "batch"}]
     assert v("hpc_job_cpu_seconds_total", jobid="77", mode="user") == [4.5]
     assert v("hpc_job_cpu_seconds_total", jobid="77", mode="system") == [0.5]
     assert v("hpc_job_memory_limit_bytes", jobid="77") == [1073741824]
@@ -90,6 +91,7 @@ def test_cgroup_v2_layout():
 def test_sluid_layout_resolves_numeric_jobid_from_a_task():
     text = scrape(os.path.join(FIXTURES, "sluid"))
     info = helpers.series_labels(text, "hpc_job_info")
+    # This task's environment names no account or partition (a job step outside sbatch): they stay empty.
     assert {"jobid": "123456", "user": user(1000), "uid": "1000", "account": "", "partition": ""} in info
     # No task process yet: the SLUID is the label until a task shows up.
     assert {"jobid": "s5K1KKYB0000ZZ", "user": "", "uid": "", "account": "", "partition": ""} in info
@@ -202,3 +204,21 @@ def test_v1_job_directory_replaced_by_a_file(tree):
     assert len(helpers.values(text, "hpc_job_cpu_seconds_total", jobid="5")) == 2
     assert helpers.values(text, "hpc_job_memory_usage_bytes", jobid="5") == []
     assert helpers.values(text, "hpc_job_tasks", jobid="5") == []
+
+
+def test_account_and_partition_are_read_once_per_job_and_capped(tree):
+    """Read from a task's environment the first time the job is seen; later scrapes keep them though the
+    process has gone (and do not read /proc again); a value with control characters or past the label cap
+    is capped, as every label from users is."""
+    v2 = os.path.join(tree, "v2")
+    env = os.path.join(v2, "proc", "3000", "environ")
+    with open(env, "rb") as fh:
+        data = fh.read().replace(b"SLURM_JOB_ACCOUNT=chem", b"SLURM_JOB_ACCOUNT=ch\x01em" + b"x" * 200)
+    with open(env, "wb") as fh:
+        fh.write(data)
+    c = collector(v2)
+    first = {s["jobid"]: s for s in helpers.series_labels(helpers.render(c), "hpc_job_info")}
+    assert first["77"]["account"] == ("ch?em" + "x" * 200)[:128] and first["77"]["partition"] == "gpu"
+    shutil.rmtree(os.path.join(v2, "proc", "3000"))
+    again = {s["jobid"]: s for s in helpers.series_labels(helpers.render(c), "hpc_job_info")}
+    assert again["77"] == first["77"]

@@ -112,6 +112,7 @@ def test_parser_never_raises_and_yields_label_values(data):
     for v in (ident.account, ident.partition, ident.user):
         assert v == labels.value(v)  # already a label value: capped, no control characters
     assert ident.uid is None or ident.uid >= 0
+    assert ident.jobid == "" or (ident.jobid.isascii() and ident.jobid == str(int(ident.jobid)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -191,12 +192,16 @@ def test_fixture_files_are_what_the_prolog_writes(tmp_path, layout, jobid, env):
 
 # --- the collector ------------------------------------------------------------------------------------------
 
+# Each fixture task's environment as slurmstepd sets it (SLURM_JOB_ID first); job 7's says astro/cpu, its
+# prolog file physics/gpu, so which source won shows in the labels.
+
 def test_collector_labels_jobs_with_the_prologs_account_and_partition():
     text = scrape(collector(os.path.join(FIXTURES, "v1")))
     by_job = info(text)
-    # Job 7 has the prolog's file; job 5 has none (prolog not installed): unknown, never guessed.
+    # Job 7 has the prolog's file: it wins over the task's environment (which says astro/cpu). Job 5 has
+    # none (prolog not installed): the environment of its batch task, readable to a root agent, says.
     assert by_job["7"] == {"jobid": "7", "user": "alice", "uid": "1000", "account": "physics", "partition": "gpu"}
-    assert by_job["5"]["account"] == by_job["5"]["partition"] == ""
+    assert by_job["5"] == {"jobid": "5", "user": user(0), "uid": "0", "account": "root", "partition": "debug"}
     text = scrape(collector(os.path.join(FIXTURES, "v2")))
     assert info(text)["77"] == {"jobid": "77", "user": "bob", "uid": "1000", "account": 'chémie "q" | new?line',
                                 "partition": "batch"}
@@ -228,7 +233,7 @@ def test_identity_is_read_once_per_job_and_forgotten_when_it_ends(tree):
 def test_file_written_after_the_job_started_is_picked_up(tree):
     base = os.path.join(tree, "v1")
     c = collector(base)
-    assert info(scrape(c))["5"]["account"] == ""
+    assert info(scrape(c))["5"]["account"] == "root"  # the environment's, until the prolog's file shows up
     prolog(os.path.join(base, INFO), "5", "late", partition="debug", user="root", uid="0")
     assert info(scrape(c))["5"] == {"jobid": "5", "user": "root", "uid": "0", "account": "late",
                                     "partition": "debug"}
@@ -238,8 +243,11 @@ def test_another_jobs_file_is_not_believed(tree):
     """A file whose uid is not the uid of the job's cgroup belongs to another job (job ids reused)."""
     base = os.path.join(tree, "v1")
     prolog(os.path.join(base, INFO), "5", "someone-else", user="mallory", uid="1234")
+    # Not believed: the job's own task environment says instead; with that switched off, unknown.
     assert info(scrape(collector(base)))["5"] == {"jobid": "5", "user": user(0), "uid": "0",
-                                                  "account": "", "partition": ""}
+                                                  "account": "root", "partition": "debug"}
+    assert info(scrape(collector(base, environ=False)))["5"] == {"jobid": "5", "user": user(0), "uid": "0",
+                                                                 "account": "", "partition": ""}
 
 
 def test_malformed_file_counts_parse_errors_and_keeps_what_it_can(tree):
@@ -253,8 +261,8 @@ def test_malformed_file_counts_parse_errors_and_keeps_what_it_can(tree):
 
 def test_info_dir_can_be_switched_off_or_moved(tree):
     base = os.path.join(tree, "v1")
-    assert info(scrape(collector(base, **{"info-dir": ""})))["7"]["account"] == ""
-    moved = collector(base, **{"info-dir": "/var/lib/hpcwatch/jobs"})  # under --path.rootfs, as every host path
+    assert info(scrape(collector(base, **{"info-dir": ""}, environ=False)))["7"]["account"] == ""
+    moved = collector(base, **{"info-dir": "/var/lib/hpcwatch/jobs"}, environ=False)  # under --path.rootfs
     assert info(scrape(moved))["7"]["account"] == ""
     os.makedirs(os.path.join(base, "var/lib/hpcwatch"))
     shutil.move(os.path.join(base, INFO), os.path.join(base, "var/lib/hpcwatch/jobs"))
@@ -279,3 +287,47 @@ def test_prologs_make_world_readable_directories_whatever_the_umask(tmp_path, sc
     for path in (tmp_path / "run", tmp_path / "run" / "hpcwatch", d):
         assert path.stat().st_mode & 0o777 == 0o755, path
     assert (d / "601").stat().st_mode & 0o777 == 0o644
+
+
+# --- the fallback: a task's environment, where a job has no prolog file --------------------------------------
+
+def test_environment_is_the_fallback_only_where_no_prolog_file_is(tree):
+    """One source per job: the prolog's file wherever it exists (even when the environment disagrees),
+    the task's environment where it does not, nothing when that is switched off or unreadable."""
+    base = os.path.join(tree, "v2")
+    assert {j: (i["account"], i["partition"]) for j, i in info(scrape(collector(base))).items()} == {
+        "77": ('chémie "q" | new?line', "batch"), "78": ("phys", "batch")}
+    assert {j: i["account"] for j, i in info(scrape(collector(base, environ=False))).items()} == {
+        "77": 'chémie "q" | new?line', "78": ""}
+    # An unprivileged agent cannot read another user's environ (0400): as if there were none.
+    os.remove(os.path.join(base, "proc", "3101", "environ"))
+    assert info(scrape(collector(base)))["78"]["account"] == ""
+
+
+def test_environment_read_once_per_job_and_not_when_the_prolog_file_answers(tree):
+    """The task's environment is read on the first scrape that needs it and kept while the job runs; a
+    job whose prolog file answers and whose path names it never costs a /proc read."""
+    base = os.path.join(tree, "v1")
+    c = collector(base)
+    first = info(scrape(c))
+    assert [rel for _root, rel in c._tasks] == ["uid_0/job_5"]  # job 7: its file and its path answer
+    shutil.rmtree(os.path.join(base, "proc", "12364"))  # job 5's task has gone: its identity stays
+    assert info(scrape(c)) == first
+
+
+def test_a_cleared_environment_is_not_believed(tree):
+    """A task that cleared its environment (env -i) or was caught before exec names no SLURM_JOB_ID: its
+    other entries are not taken for the job's."""
+    base = os.path.join(tree, "v1")
+    with open(os.path.join(base, "proc", "12364", "environ"), "wb") as fh:
+        fh.write(b"SLURM_JOB_ACCOUNT=forged\0PATH=/bin\0")
+    assert info(scrape(collector(base)))["5"]["account"] == ""
+
+
+def test_environment_and_prolog_file_share_one_parser():
+    """The environ of a real Slurm 22.05 batch task (as slurmstepd sets it) through the prolog file's parser."""
+    env = (b"SLURM_JOB_USER=alice\0SLURM_JOB_UID=1000\0SLURM_JOB_ID=0042\0SLURM_JOBID=42\0"
+           b"SLURM_JOB_ACCOUNT=physics\0SLURM_JOB_PARTITION=gpu\0SLURM_JOB_QOS=normal\0PATH=/usr/bin\0")
+    assert parse_job_info(env) == (JobIdentity("physics", "gpu", "alice", 1000, "42"), 0)
+    assert parse_job_info(b"SLURM_JOB_ID=\xd9\xa1\0")[0].jobid == ""  # a Unicode digit is not a job id
+    assert parse_job_info(b"SLURM_JOB_ID=1x\0") == (JobIdentity(), 1)

@@ -50,10 +50,7 @@ def test_directory_names():
     assert cg.parse_uid_dir("uid_x") is None
 
 
-def test_environ_and_status():
-    assert cg.parse_environ_jobid(b"A=1\0SLURM_JOB_ID=42\0B=2\0") == "42"
-    assert cg.parse_environ_jobid(b"SLURM_JOB_ID=abc\0") is None
-    assert cg.parse_environ_jobid(b"") is None
+def test_status():
     assert cg.parse_status_uid("Name:\tx\nUid:\t1000\t1000\t1000\t1000\n") == 1000
     assert cg.parse_status_uid("Name:\tx\n") is None
     assert cg.parse_status_uid("Uid:\n") is None
@@ -86,13 +83,6 @@ def test_parsers_never_raise(data, ticks):
     cg.parse_uid_dir(data)
     cg.parse_status_uid(data)
     cg.count_lines(data)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300))
-def test_environ_parser_never_raises(data):
-    jobid = cg.parse_environ_jobid(data)
-    assert jobid is None or jobid.isdigit()
 
 
 @pytest.mark.parametrize(("text", "want"), [("0-3,8\n", 5), ("7", 1), ("0-63", 64), ("", None), (None, None),
