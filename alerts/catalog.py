@@ -14,9 +14,11 @@ from hpcwatch.alerts.model import AlertRule, Case
 from hpcwatch import metric_names as n
 
 EXPORTER = f'job=~"{n.EXPORTER_JOB_RE}"'
-N1 = 'cluster="c1",instance="n1:19466",job="hpcwatch-node"'  # labels of the test series
+# Labels of the test series: a node agent's (with `node`, as the shipped scrape config sets it) and the
+# cluster agent's.
+N1 = 'cluster="c1",instance="n1:19466",job="hpcwatch-node",node="n1"'
 C1 = 'cluster="c1",instance="head:19467",job="hpcwatch-cluster"'
-N1L = {"cluster": "c1", "instance": "n1:19466", "job": "hpcwatch-node"}
+N1L = {"cluster": "c1", "instance": "n1:19466", "job": "hpcwatch-node", "node": "n1"}
 C1L = {"cluster": "c1", "instance": "head:19467", "job": "hpcwatch-cluster"}
 
 
@@ -442,16 +444,17 @@ def _scheduler() -> list[AlertRule]:
             Case(((f"{n.SLURM_SCHED_CYCLE_LAST}{{{C1}}}", "0.05x40"),), "30m"), "15m"),
         AlertRule(
             "HpcSchedulerNodesDown",
-            f'sum by (cluster) ({nodes}{{state=~"{n.SCHED_NODE_DOWN_STATES}"}}) / sum by (cluster) ({nodes}) > 0.05',
+            f'sum by (cluster) ({nodes}{{state=~"{n.SCHED_NODE_DOWN_STATES}"}}) / '
+            f'sum by (cluster) ({nodes}{{state!="{n.SCHED_NODE_MAINT_STATE}"}}) > 0.05',
             "warning", "scheduler", "{{ $value | humanizePercentage }} of nodes down in {{ $labels.cluster }}",
             "More than 5% of the node slots of {{ $labels.cluster }} are down (not responding or failed) for "
-            "10 minutes.",
+            "10 minutes (nodes under maintenance are left out of both counts).",
             Case((node_series("down", "10x20"), node_series("idle", "90x20")), "15m", {"cluster": "c1"}, "10%"),
             Case((node_series("down", "1x20"), node_series("idle", "99x20")), "15m"), "10m"),
         AlertRule(
             "HpcSchedulerNodesDrained",
-            f'sum by (cluster) ({nodes}{{state=~"{n.SCHED_NODE_DRAINED_STATES}"}}) / sum by (cluster) ({nodes}) '
-            "> 0.2", "warning", "scheduler",
+            f'sum by (cluster) ({nodes}{{state=~"{n.SCHED_NODE_DRAINED_STATES}"}}) / '
+            f'sum by (cluster) ({nodes}{{state!="{n.SCHED_NODE_MAINT_STATE}"}}) > 0.2', "warning", "scheduler",
             "{{ $value | humanizePercentage }} of nodes drained in {{ $labels.cluster }}",
             "More than 20% of the node slots of {{ $labels.cluster }} have been drained for 30 minutes; "
             "check that the drains are intended and not left over.",

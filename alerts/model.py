@@ -15,6 +15,7 @@ SEVERITIES = ("critical", "warning", "info")
 AUDIENCES = ("ops", "user")
 COMPONENTS = ("exporter", "node", "jobs", "gpu", "fabric", "filesystem", "scheduler")
 DEFAULT_RUNBOOK_BASE = "https://github.com/hpcwatch/hpcwatch/blob/main/docs/runbooks"
+MAINTENANCE = "hpc_scheduler_maintenance"   # metric_names.SCHED_MAINTENANCE: nodes under maintenance now
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,20 @@ class AlertRule:
             raise ValueError(f"alert {self.name}: audience {self.audience!r} not in {AUDIENCES}")
         if not re.fullmatch(r"[A-Z][A-Za-z0-9]+", self.name):
             raise ValueError(f"alert {self.name!r}: use an UpperCamelCase name")
+
+    @property
+    def per_node(self) -> bool:
+        """An operators' alert about one node (its firing case names the node): silent while the node is
+        under maintenance."""
+        return self.audience == "ops" and "node" in self.fire.labels
+
+    @property
+    def rule_expr(self) -> str:
+        """The expression the rule file holds: a per-node alert drops the nodes the scheduler has under
+        maintenance (`unless` in the rule rather than an Alertmanager inhibition: see docs/alerts.md)."""
+        if not self.per_node:
+            return self.expr
+        return f"({self.expr}) unless on (cluster, node) {MAINTENANCE}"
 
     @property
     def labels(self) -> dict[str, str]:

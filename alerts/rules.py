@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from hpcwatch.alerts import recording
 from hpcwatch.alerts.catalog import all_alerts
-from hpcwatch.alerts.model import DEFAULT_RUNBOOK_BASE, AlertRule, render_template
+from hpcwatch.alerts.model import DEFAULT_RUNBOOK_BASE, MAINTENANCE, AlertRule, Case, render_template
 from hpcwatch.alerts.waste import GROUP as WASTE_GROUP
 from hpcwatch.alerts.waste import AlertConfig
 from hpcwatch.alerts.waste import groups as config_groups
@@ -26,7 +26,7 @@ def dump_yaml(data: Any) -> str:
 
 
 def rule_dict(a: AlertRule, runbook_base: str) -> dict[str, Any]:
-    d: dict[str, Any] = {"alert": a.name, "expr": a.expr}
+    d: dict[str, Any] = {"alert": a.name, "expr": a.rule_expr}
     if a.for_ != "0m":
         d["for"] = a.for_
     d["labels"] = a.labels
@@ -64,16 +64,27 @@ def _expected(a: AlertRule, runbook_base: str) -> dict[str, Any]:
     return {"exp_labels": labels, "exp_annotations": ann}
 
 
+def under_maintenance(a: AlertRule) -> Case:
+    """The firing case with the alert's node in a maintenance window all along."""
+    node = f'{MAINTENANCE}{{cluster="{a.fire.labels["cluster"]}",node="{a.fire.labels["node"]}",' \
+           'reservation="maint",source="reservation"}'
+    return Case((*a.fire.series, (node, "1x200")), a.fire.eval_time)
+
+
 def unit_tests_dict(rule_files: list[str], runbook_base: str = DEFAULT_RUNBOOK_BASE,
                     config: AlertConfig | None = None) -> dict[str, Any]:
-    """One promtool test per alert and case (the firing case expects exactly one alert, the quiet none),
-    then one per recording rule (the value it records)."""
+    """One promtool test per alert and case (the firing case expects exactly one alert, the quiet none; a
+    per-node alert's firing series with its node under maintenance expect none too), then one per
+    recording rule (the value it records)."""
     tests = []
     for _, alerts in alert_groups(config):
         for a in alerts:
-            for case, fires in ((a.fire, True), (a.quiet, False)):
+            cases = [(a.fire, True, "fires"), (a.quiet, False, "stays quiet")]
+            if a.per_node:
+                cases.append((under_maintenance(a), False, "stays quiet while its node is under maintenance"))
+            for case, fires, what in cases:
                 tests.append({
-                    "name": f"{a.name} {'fires' if fires else 'stays quiet'}",
+                    "name": f"{a.name} {what}",
                     "interval": "1m",
                     "input_series": [{"series": s, "values": v} for s, v in case.series],
                     "alert_rule_test": [{"eval_time": case.eval_time, "alertname": a.name,

@@ -28,6 +28,7 @@ TURNAROUND = metric_names.SCHED_TURNAROUND
 GPU_JOB_INFO = metric_names.GPU_JOB_INFO
 GPU_UTIL = metric_names.GPU_UTILIZATION
 JOB_INFO = metric_names.JOB_INFO
+MAINT = metric_names.SCHED_NODE_MAINT_STATE
 
 SLI_TYPES = ("job-success", "queue-wait", "preemption-rate", "time-to-result", "node-availability",
              "scheduler-availability", "gpu-utilisation")
@@ -163,10 +164,14 @@ def _node_availability(f: Fields, s: dict, field: str, cluster: str, queue: str 
     if not isinstance(states, list) or not states or not all(isinstance(x, str) and x.isidentifier()
                                                              for x in states):
         raise f.fail(field + ".unavailable_states", "a list of node state names", states)
+    if MAINT in states:
+        raise f.fail(field + ".unavailable_states", f"node states other than {MAINT} (nodes under maintenance are "
+                     "left out of the SLI, never counted unavailable)", states)
     bad = _sel(cluster=cluster, queue=queue, state="~" + "|".join(states))
-    # Node-samples: a node down for a tenth of the window is a tenth of a node's worth of errors.
+    # Node-samples: a node down for a tenth of the window is a tenth of a node's worth of errors. A node under
+    # maintenance (state maint: a maintenance window or a drain for maintenance) is out of both sides.
     return EventsSLI(f"(sum(sum_over_time({NODES}{bad}[{W}])) or vector(0))",
-                     f"sum(sum_over_time({NODES}{_sel(cluster=cluster, queue=queue)}[{W}]))")
+                     f"sum(sum_over_time({NODES}{_sel(cluster=cluster, queue=queue, state='!' + MAINT)}[{W}]))")
 
 
 def _scheduler_availability(cluster: str) -> EventsSLI:

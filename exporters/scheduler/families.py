@@ -35,8 +35,22 @@ FAMILIES = FamilyTable([
     histogram("hpc_scheduler_pending_wait_seconds",
               "How long the jobs still pending have been eligible to start (now - eligible), a distribution of the "
               "current queue rebuilt on each refresh.", "cluster", "queue"),
-    *(gauge(f"hpc_scheduler_{what}", f"{doc} by queue and state; a node in two queues counts in both.",
-            "cluster", "queue", "state") for what, doc in (("nodes", "Nodes"), ("cpus", "CPUs"), ("gpus", "GPUs"))),
+    *(gauge(f"hpc_scheduler_{what}", f"{doc} by queue and state; a node in two queues counts in both (state "
+            "maint: under maintenance, whatever else it is).", "cluster", "queue", "state")
+      for what, doc in (("nodes", "Nodes"), ("cpus", "CPUs"), ("gpus", "GPUs"))),
+    gauge("hpc_scheduler_maintenance",
+          "1 for each node under maintenance now: in an active maintenance window (source reservation: a Slurm "
+          "MAINT reservation, named in `reservation`) or drained or down for a reason that says maintenance "
+          "(source drain). Alerts and availability SLIs leave these nodes out.", "cluster", "node", "source",
+          "reservation"),
+    gauge("hpc_scheduler_maintenance_window_start_timestamp_seconds",
+          "Start of each maintenance window the scheduler knows of, current or coming (Unix time).",
+          "cluster", "reservation"),
+    gauge("hpc_scheduler_maintenance_window_end_timestamp_seconds",
+          "End of each maintenance window the scheduler knows of, current or coming (Unix time).",
+          "cluster", "reservation"),
+    gauge("hpc_scheduler_maintenance_window_nodes",
+          "Nodes in each maintenance window the scheduler knows of, current or coming.", "cluster", "reservation"),
 ])
 
 
@@ -60,6 +74,26 @@ def snapshot_families(snap: QueueSnapshot) -> Iterator[Metric]:
         for (queue, state), n in sorted(data.items()):
             fam.add_metric([c, queue, state], n)
         yield fam
+    yield from maintenance_families(snap)
+
+
+def maintenance_families(snap: QueueSnapshot) -> Iterator[Metric]:
+    """Nodes under maintenance now, and the windows the scheduler knows of."""
+    c = snap.cluster
+    fam = FAMILIES.new("hpc_scheduler_maintenance")
+    for node, (source, name) in sorted(snap.maintenance.items()):
+        fam.add_metric([c, node, source, name], 1)
+    yield fam
+    start = FAMILIES.new("hpc_scheduler_maintenance_window_start_timestamp_seconds")
+    end = FAMILIES.new("hpc_scheduler_maintenance_window_end_timestamp_seconds")
+    count = FAMILIES.new("hpc_scheduler_maintenance_window_nodes")
+    for w in sorted(snap.windows, key=lambda w: w.name):
+        if w.start is not None:
+            start.add_metric([c, w.name], w.start)
+        if w.end is not None:
+            end.add_metric([c, w.name], w.end)
+        count.add_metric([c, w.name], len(w.nodes))
+    yield from (start, end, count)
 
 
 def ledger_families(cluster: str, ledger: FinishedJobLedger, queues: Iterable[str] = ()) -> Iterator[Metric]:

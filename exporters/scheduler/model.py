@@ -107,9 +107,26 @@ def _fmt_le(edge: float) -> str:
     return str(int(edge)) + ".0" if edge == int(edge) else repr(edge)
 
 
+@dataclasses.dataclass(frozen=True)
+class MaintenanceWindow:
+    """A maintenance window the scheduler knows of (a Slurm MAINT reservation), current or coming."""
+
+    name: str
+    start: float | None
+    end: float | None
+    nodes: tuple[str, ...]
+
+    def active(self, now: float) -> bool:
+        return (self.start is None or self.start <= now) and (self.end is None or now < self.end)
+
+
 @dataclasses.dataclass
 class QueueSnapshot:
-    """What one refresh saw of the live queue and the cluster's capacity (neutral terms)."""
+    """What one refresh saw of the live queue and the cluster's capacity (neutral terms).
+
+    `maintenance` holds the nodes under maintenance now, node -> (source, window name): source
+    `reservation` (in an active maintenance window) or `drain` (drained or down with a reason that says
+    maintenance); such a node counts under node state `maint`, whatever else it is."""
 
     cluster: str
     jobs: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)        # (queue, state)
@@ -117,6 +134,8 @@ class QueueSnapshot:
     nodes: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)       # (queue, state)
     cpus: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     gpus: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    maintenance: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    windows: list[MaintenanceWindow] = dataclasses.field(default_factory=list)
 
     def add_job(self, queue: str, state: str, n: int = 1) -> None:
         self.jobs[(queue, state)] = self.jobs.get((queue, state), 0) + n

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 
@@ -30,7 +31,7 @@ from hpcwatch.exporters.scheduler.adapter import (
     SchedulerSnapshot,
     shared_options,
 )
-from hpcwatch.exporters.scheduler.model import Histogram, QueueSnapshot, run_key
+from hpcwatch.exporters.scheduler.model import Histogram, MaintenanceWindow, QueueSnapshot, run_key
 from hpcwatch.exporters.scheduler.outcomes import slurm_live_state
 from hpcwatch.exporters.selfmetrics import record_parse_error
 from hpcwatch.exporters.slurm import parse
@@ -98,6 +99,9 @@ class SlurmCommands:
     def config(self) -> str:
         return self.run("scontrol", "show", "config")
 
+    def reservations(self) -> str:
+        return self.run("scontrol", "show", "reservation", "--oneliner")
+
     def sshare(self) -> str:
         return self.run("sshare", "--noheader", "--parsable2", "--all", "--format", "Account,User,FairShare")
 
@@ -138,11 +142,32 @@ def build_queue(cluster: str, jobs: list[parse.SqueueJob], now: float, buckets: 
     return snap, reasons, running
 
 
+def maintenance(nodes: list[parse.SinfoNode], reservations: list[parse.Reservation], now: float,
+                reason: re.Pattern[str] | None) -> tuple[dict[str, tuple[str, str]], list[MaintenanceWindow]]:
+    """Nodes under maintenance now (node -> (source, reservation)) and every MAINT reservation as a window.
+
+    A node is under maintenance while an active MAINT reservation holds it, or while it is drained or
+    down with a reason `reason` matches (an admin's `scontrol update state=drain reason="maintenance"`)."""
+    windows = [MaintenanceWindow(labels.value(r.name), r.start, r.end, tuple(labels.value(n) for n in r.nodes))
+               for r in reservations if r.maintenance]
+    out: dict[str, tuple[str, str]] = {}
+    for w in windows:
+        if w.active(now):
+            for node in w.nodes:
+                out.setdefault(node, ("reservation", w.name))
+    if reason is not None:
+        for n in nodes:
+            if n.reason and parse.node_state(n.state) in ("down", "drain") and reason.search(n.reason):
+                out.setdefault(labels.value(n.node), ("drain", ""))
+    return out, windows
+
+
 def add_capacity(snap: QueueSnapshot, nodes: list[parse.SinfoNode]) -> None:
-    """Nodes, CPUs and GPUs by (partition, state) from `sinfo -N` lines."""
+    """Nodes, CPUs and GPUs by (partition, state) from `sinfo -N` lines; a node under maintenance
+    (snap.maintenance) counts as `maint`, so availability leaves it out."""
     for n in nodes:
         q = labels.value(n.partition)
-        state = parse.node_state(n.state)
+        state = "maint" if labels.value(n.node) in snap.maintenance else parse.node_state(n.state)
         snap.nodes[(q, state)] = snap.nodes.get((q, state), 0) + 1
         for st, v in (("allocated", n.cpus_alloc), ("idle", n.cpus_idle), ("other", n.cpus_other)):
             snap.cpus[(q, st)] = snap.cpus.get((q, st), 0) + v
@@ -247,6 +272,9 @@ class SlurmCollector(SchedulerCollector):
                type=bool),
         Option("label-limit", 200, "most users/accounts with their own series; the rest sum to __other__",
                type=opt.positive_count),
+        Option("maintenance-reason", re.compile(r"(?i)\bmaint"), "regexp of the drain or down reasons that put a "
+               "node under maintenance (besides active MAINT reservations); empty: reservations only",
+               type=opt.regexp),
         *SUMMARY_OPTIONS,
     )
 
@@ -267,6 +295,8 @@ class SlurmCollector(SchedulerCollector):
         self._sdiag: parse.SdiagStats | Exception = parse.SdiagStats()
         self._nodes: list[parse.SinfoNode] | Exception = []
         self._partitions: frozenset[str] = frozenset()   # from the last sinfo that answered
+        self.maintenance_reason = ctx.option("maintenance-reason")
+        self._reservations: list[parse.Reservation] = []   # the last good read (scontrol can fail alone)
         self.summaries = SummaryAgent.from_options("slurm", ctx.options, self._summary_details)
         if self.summaries is not None:
             self.ledger.outbox = {}
@@ -318,6 +348,13 @@ class SlurmCollector(SchedulerCollector):
         jobs, bad = parse.parse_squeue(self.commands.squeue(sep), sep)
         record_parse_error("slurm_squeue", bad)
         queue, reasons, running = build_queue(self.cluster, jobs, now, self.buckets, self._partitions)
+        try:
+            self._reservations, bad = parse.parse_reservations(self.commands.reservations())
+            record_parse_error("slurm_reservations", bad)
+        except CommandError as exc:
+            log_once(log, "reservations", "scontrol show reservation failed; keeping the last maintenance windows "
+                     "read: %s", exc)
+        queue.maintenance, queue.windows = maintenance(self._nodes, self._reservations, now, self.maintenance_reason)
         add_capacity(queue, self._nodes)
         fairshare: list[parse.FairShare] = []
         if self.fairshare:

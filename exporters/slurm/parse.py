@@ -31,7 +31,7 @@ class SlurmParseError(ValueError):
 SQUEUE_FIELDS = ("JobID", "ArrayJobID", "ArrayTaskID", "HetJobOffset", "Partition", "State", "UserName",
                  "Account", "SubmitTime", "EligibleTime", "StartTime", "NumNodes", "tres-alloc", "Reason",
                  "NumCPUs")
-SINFO_FIELDS = ("NodeList", "PartitionName", "StateLong", "Gres", "GresUsed", "CPUsState")
+SINFO_FIELDS = ("NodeList", "PartitionName", "StateLong", "Gres", "GresUsed", "Reason", "CPUsState")
 SACCT_FIELDS = ("JobID", "JobIDRaw", "Partition", "State", "ExitCode", "Submit", "Eligible", "Start", "End",
                 "User", "UID", "Account", "NNodes")
 # Terminal states for `sacct --state`: with a state list and -S/-E, sacct selects jobs that ENDED
@@ -241,6 +241,7 @@ class SinfoNode:
     cpus_total: int
     gpus_total: int
     gpus_used: int
+    reason: str = ""   # why it is down or drained ("" for none)
 
 
 _GPU_COUNT = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
@@ -256,15 +257,17 @@ def parse_sinfo(text: str, sep: str) -> tuple[list[SinfoNode], int]:
     out: list[SinfoNode] = []
     skipped = 0
     for p in split_records(text, sep, len(SINFO_FIELDS)):
-        cpus = p[5].strip().split("/") if p is not None else []
+        cpus = p[6].strip().split("/") if p is not None else []
         if p is None or len(cpus) != 4 or not all(_digits(c) for c in cpus) or not p[0].strip():
             skipped += 1
             continue
         a, i, o, t = (int(c) for c in cpus)
+        reason = p[5].strip()   # free text an admin typed (drain or down reason); 'none' when there is none
         # `-O PartitionName` marks no default partition with '*' (unlike %P): the name is every byte.
         out.append(SinfoNode(node=p[0].strip(), partition=p[1], state=p[2].strip(),
                              cpus_alloc=a, cpus_idle=i, cpus_other=o, cpus_total=t,
-                             gpus_total=gres_gpus(p[3].strip()), gpus_used=gres_gpus(p[4].strip())))
+                             gpus_total=gres_gpus(p[3].strip()), gpus_used=gres_gpus(p[4].strip()),
+                             reason="" if reason.lower() in ("none", "(null)") else reason))
     return out, skipped
 
 
@@ -294,6 +297,116 @@ def node_state(state: str) -> str:
     if "mix" in words:
         return "mixed"
     return "other"
+
+
+# ---------------------------------------------------------------- hostlists and reservations
+HOSTLIST_LIMIT = 100_000   # names one expression may expand to (a typo such as n[1-99999999] stops here)
+_RANGE_PART = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def _split_top(expr: str) -> list[str]:
+    """Split a hostlist at the commas outside brackets: 'a[1,2],b' -> ['a[1,2]', 'b']."""
+    out, depth, cur = [], 0, []
+    for ch in expr:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"hostlist {expr!r}: ']' without '['")
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth:
+        raise ValueError(f"hostlist {expr!r}: '[' without ']'")
+    out.append("".join(cur))
+    return [p for p in out if p]
+
+
+def _expand_one(name: str, budget: int) -> list[str]:
+    """One comma-free host expression ('rack[1-2]n[01-03]') to its names, leftmost bracket outermost."""
+    m = re.search(r"\[([^\[\]]*)\]", name)
+    if m is None:
+        return [name]
+    head, tail = name[:m.start()], name[m.end():]
+    values = []
+    for part in m.group(1).split(","):
+        r = _RANGE_PART.match(part.strip())
+        if r is None:
+            raise ValueError(f"hostlist range {part!r} in {name!r}")
+        lo, hi = r.group(1), r.group(2) or r.group(1)
+        if int(hi) < int(lo) or int(hi) - int(lo) >= budget:
+            raise ValueError(f"hostlist range {part!r} in {name!r}")
+        values += [str(v).zfill(len(lo)) for v in range(int(lo), int(hi) + 1)]
+    out = []
+    for v in values:
+        out += _expand_one(head + v + tail, budget)
+        if len(out) > budget:
+            raise ValueError(f"hostlist {name!r}: more than {budget} names")
+    return out
+
+
+def expand_hostlist(expr: str, limit: int = HOSTLIST_LIMIT) -> list[str]:
+    """Slurm's hostlist expression to node names: 'n[01-03,7],gpu1' -> ['n01', 'n02', 'n03', 'n07', 'gpu1'].
+
+    Ranges keep the width of their lower bound (zero padding); several bracket groups multiply out.
+    Raises ValueError for a malformed expression or one of more than `limit` names."""
+    expr = expr.strip()
+    if expr in ("", "(null)"):
+        return []
+    out: list[str] = []
+    for part in _split_top(expr):
+        out += _expand_one(part.strip(), limit - len(out))
+        if len(out) > limit:
+            raise ValueError(f"hostlist {expr[:80]!r}: more than {limit} names")
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reservation:
+    """One line of `scontrol show reservation --oneliner`."""
+
+    name: str
+    start: float | None
+    end: float | None
+    nodes: tuple[str, ...]
+    flags: frozenset[str]
+    state: str
+
+    @property
+    def maintenance(self) -> bool:
+        return "MAINT" in self.flags
+
+
+_FIELD = re.compile(r"\s+(?=[A-Za-z][A-Za-z0-9_]*=)")
+
+
+def parse_reservations(text: str) -> tuple[list[Reservation], int]:
+    """Lines of `scontrol show reservation --oneliner` -> (reservations, lines skipped).
+
+    Every line is `Key=value` pairs; 'No reservations in the system' is none. A reservation line
+    without a name, or whose node list cannot be expanded, is skipped and counted."""
+    out: list[Reservation] = []
+    skipped = 0
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("ReservationName="):
+            continue
+        fields = dict(f.split("=", 1) for f in _FIELD.split(line) if "=" in f)
+        name = fields.get("ReservationName", "")
+        try:
+            nodes = tuple(expand_hostlist(fields.get("Nodes", "")))
+        except ValueError:
+            nodes = None
+        if not name or nodes is None:
+            skipped += 1
+            continue
+        flags = frozenset(f.strip().upper() for f in fields.get("Flags", "").split(",") if f.strip())
+        out.append(Reservation(name, parse_time(fields.get("StartTime", "")), parse_time(fields.get("EndTime", "")),
+                               nodes, flags, fields.get("State", "").upper()))
+    return out, skipped
 
 
 # ---------------------------------------------------------------- sacct

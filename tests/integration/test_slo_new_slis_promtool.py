@@ -18,7 +18,8 @@ CATALOGUE = {"apiVersion": "hpcwatch/v1", "kind": "SLOCatalogue", "spec": {
         {"sli": "time-to-result", "name": "ttr-strict", "objective": 90, "threshold": "6h", "queues": ["forecast"],
          "include_failures": True},
         {"sli": "gpu-utilisation", "objective": 70, "threshold": 0.5},
-        {"sli": "gpu-utilisation", "name": "gpu-queue", "objective": 70, "threshold": 0.5, "queues": ["gpu"]}]}}
+        {"sli": "gpu-utilisation", "name": "gpu-queue", "objective": 70, "threshold": 0.5, "queues": ["gpu"]},
+        {"sli": "node-availability", "objective": 97, "queues": ["batch"]}]}}
 NODE = 'cluster="alpha",instance="n1:19466",job="hpcwatch-node"'
 
 
@@ -42,6 +43,9 @@ def _series() -> list[dict]:
         at = f'{NODE},gpu="{i}",uuid="GPU-{uuid}"'
         out.append({"series": f"hpc_gpu_utilization_ratio{{{at}}}", "values": f"{util}x20"})
         out += [{"series": f'hpc_gpu_job_info{{{at},jobid="{j}"}}', "values": "1x20"} for j in jobs]
+    # batch: 6 nodes idle, 2 down, 2 under maintenance (down or not, they are out of the SLI).
+    out += [{"series": f'hpc_scheduler_nodes{{cluster="alpha",queue="batch",state="{st}"}}', "values": f"{n}x20"}
+            for st, n in (("idle", 6), ("down", 2), ("maint", 2))]
     # Job 1 runs in partition gpu, jobs 2 and 3 in batch.
     for jobid, part in (("1", "gpu"), ("2", "batch"), ("3", "batch")):
         out.append({"series": f'hpc_job_info{{{NODE},jobid="{jobid}",user="u",uid="1",account="a",'
@@ -57,7 +61,8 @@ def test_recorded_error_ratios(tmp_path):
             "hpc-time-to-result-alpha-forecast": 0.2,             # 2 of 10 successes late
             "hpc-ttr-strict-alpha-forecast": (2 + 2) / (10 + 2),   # late successes and failures; cancels out
             "hpc-gpu-utilisation-alpha": 0.5,                     # of A, B, C, D: C and D below 50%
-            "hpc-gpu-queue-alpha-gpu": 0.0}                       # job 1's A and B, both busy
+            "hpc-gpu-queue-alpha-gpu": 0.0,                       # job 1's A and B, both busy
+            "hpc-node-availability-alpha-batch": 2 / 8}           # 2 down of the 8 not under maintenance
     tests = [{"expr": f'slo:sli_error:ratio_rate5m{{sloth_id="{sid}"}}', "eval_time": "10m",
               "exp_samples": [{"labels": _labels(slos, sid), "value": v}]} for sid, v in want.items()]
     tests.append({"expr": 'slo:hpc_gpu_allocated:count{sloth_id="hpc-gpu-utilisation-alpha"}', "eval_time": "10m",

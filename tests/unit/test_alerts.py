@@ -75,10 +75,23 @@ def test_model_rejects_unknown_severity_and_component():
 
 
 def test_generated_tests_have_a_firing_and_a_quiet_case_per_alert():
+    """And a per-node alert a third: its firing series with the node under maintenance, silent."""
     tests = yaml.safe_load(render_tests("rules.yml"))["tests"]
     for a in ALERTS:
         mine = [t for t in tests if "alert_rule_test" in t and t["alert_rule_test"][0]["alertname"] == a.name]
-        assert [bool(t["alert_rule_test"][0]["exp_alerts"]) for t in mine] == [True, False]
+        assert [bool(t["alert_rule_test"][0]["exp_alerts"]) for t in mine] == [True, False] + [False] * a.per_node
+
+
+def test_per_node_alerts_leave_nodes_under_maintenance_out():
+    """Every operators' alert about a node (node, GPU, fabric, a node's filesystem client, its exporter) drops
+    the nodes the scheduler has under maintenance; cluster-wide and job-owner alerts do not."""
+    per_node = {a.name for a in ALERTS if a.per_node}
+    assert {"HpcwatchExporterDown", "HpcNodeOOMKills", "HpcGpuLost", "HpcFabricPortDown", "HpcLustreUnhealthy",
+            "HpcGpfsDaemonDown", "HpcNfsMajorTimeouts"} <= per_node
+    assert not per_node & {"HpcSchedulerDown", "HpcSchedulerNodesDown", "HpcLustreTargetNearlyFull"}
+    rules = {r["alert"]: r["expr"] for g in yaml.safe_load(render_rules())["groups"] for r in g["rules"]}
+    for name in per_node:
+        assert rules[name].endswith(") unless on (cluster, node) hpc_scheduler_maintenance"), name
 
 
 def test_every_recording_rule_has_a_value_test_and_a_name_from_the_names_module():

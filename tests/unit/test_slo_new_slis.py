@@ -108,3 +108,11 @@ def test_replay_from_job_records_counts_what_the_exporter_would():
     strict = catalogue(sli="time-to-result", threshold="6h", queues=["gpu"], include_failures=True)[0]
     assert series.evaluate(parse_sli_query(strict.sli.error_query), day)[-1] == 3       # + jobs 2 and 5
     assert series.evaluate(parse_sli_query(strict.sli.total_query), day)[-1] == 4       # job 3 withdrawn
+
+
+def test_node_availability_leaves_nodes_under_maintenance_out_of_both_sides():
+    slo = catalogue(sli="node-availability", objective=97)[0]
+    assert 'hpc_scheduler_nodes{cluster="alpha",state!~"maint"}' in slo.sli.total_query
+    assert "maint" not in slo.sli.error_query
+    with pytest.raises(SpecError, match="nodes under maintenance are left out"):
+        catalogue(sli="node-availability", unavailable_states=["down", "maint"])

@@ -112,12 +112,15 @@ def test_one_call_per_command_per_refresh_whatever_the_scrapes(fake, tmp_path):
         t.start()
     for t in threads:
         t.join()
-    for cmd in ("squeue", "sinfo", "sdiag", "sacct", "scontrol"):
+    for cmd in ("squeue", "sinfo", "sdiag", "sacct"):
         assert len(fake.calls(cmd)) == 1, cmd
+    # scontrol: the cluster name once (no slurm.conf here), the maintenance reservations every refresh.
+    assert fake.calls("scontrol") == ["show config", "show reservation --oneliner"]
     c.source.refresh_now()
     for cmd in ("squeue", "sinfo", "sdiag", "sacct"):
         assert len(fake.calls(cmd)) == 2, cmd
-    assert len(fake.calls("scontrol")) == 1   # the cluster name is learned once
+    assert fake.calls("scontrol").count("show reservation --oneliner") == 2
+    assert fake.calls("scontrol").count("show config") == 1   # the cluster name is learned once
     assert fake.calls("sshare") == []          # fairshare is opt-in
     sacct = fake.calls("sacct")[0]
     assert "--parsable2" in sacct and "--allocations" in sacct and "--duplicates" in sacct
