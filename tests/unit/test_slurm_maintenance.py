@@ -10,8 +10,8 @@ import re
 import helpers
 import pytest
 from hpcwatch.exporters.slurm import parse
-from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR as SEP
 from hpcwatch.exporters.slurm.collector import SlurmCollector, maintenance
+from hpcwatch.exporters.slurm.parse import FIXTURE_SEPARATOR as SEP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
