@@ -125,4 +125,4 @@ def build() -> Dashboard:
     ]
     return Dashboard(UID, "hpcwatch / Executive", "Spend and waste now and over time, with energy, efficiency, "
                      "the job-success error budget and queue wait; top accounts and users by spend and waste.",
-                     "executive", panels, [cluster_variable()], ("accounting",), "now-24h")
+                     "executive", panels, [cluster_variable(n.ACCOUNT_SPEND)], ("accounting",), "now-24h")

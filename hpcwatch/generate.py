@@ -110,9 +110,10 @@ def _slo_files(slos: list[Any]) -> dict[str, str]:
 
 # --- live spend ----------------------------------------------------------------------------------------
 
-# The example price table: the spend rules `hpcwatch generate` ships (operators write their own with
-# `hpcwatch usage rules --prices FILE`).
-DEFAULT_PRICES = os.path.join(ROOT, "examples", "accounting", "prices.yaml")
+# The example price table (package data, like the catalogue): the spend rules `hpcwatch generate` ships
+# (operators write their own with `hpcwatch usage rules --prices FILE`).
+PRICES_NAME = "examples/accounting/prices.yaml"
+DEFAULT_PRICES = str(importlib.resources.files("hpcwatch.examples").joinpath("accounting", "prices.yaml"))
 SPEND_RULES_FILE = "hpcwatch-spend.rules.yml"
 SPEND_TESTS_FILE = "hpcwatch-spend.test.yml"
 
@@ -123,7 +124,7 @@ def _spend_files() -> dict[str, str]:
         return {}
     from hpcwatch.accounting.spend_render import render_rules, render_tests
 
-    what = f"spend and waste rules of the example price table ({os.path.relpath(DEFAULT_PRICES, ROOT)})"
+    what = f"spend and waste rules of the example price table ({PRICES_NAME})"
     return {f"{RULES_DIR}/{SPEND_RULES_FILE}": render_rules(DEFAULT_PRICES, _yaml_header(what)),
             f"{TESTS_DIR}/{SPEND_TESTS_FILE}": render_tests(DEFAULT_PRICES, f"../{SPEND_RULES_FILE}",
                                                             _yaml_header("promtool tests of the spend rules"))}
