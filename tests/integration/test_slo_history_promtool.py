@@ -64,6 +64,7 @@ def openmetrics(frame, t0: int, t1: int) -> str:
         emit("hpc_scheduler_jobs_finished_total", f'cluster="alpha",queue="{q}",outcome="{o}",cause="{ca}"',
              series.evaluate(parse_sli_query(f"sum(increase({sel}[{t1 - t0 + SCRAPE}s]))"), t1 - t0 + SCRAPE))
     for fam, kind, func in (("hpc_scheduler_queue_wait_seconds", "histogram", "increase"),
+                            ("hpc_scheduler_turnaround_seconds", "histogram", "increase"),
                             ("hpc_scheduler_pending_wait_seconds", "histogram", None)):
         lines += [f"# HELP {fam} Wait.", f"# TYPE {fam} {kind}"]
         for q in sorted(frame["queue"].astype(str).unique()):
@@ -78,6 +79,13 @@ def openmetrics(frame, t0: int, t1: int) -> str:
             # The exporter exposes the pending-wait distribution as a plain histogram family too.
             emit(f"{fam}_count", f'cluster="alpha",queue="{q}"', values)
             emit(f"{fam}_sum", f'cluster="alpha",queue="{q}"', np.zeros_like(values))
+    # The gpu-utilisation SLO's input recordings as Prometheus would have recorded them: 4 GPUs held, 3 of
+    # them busy, from the second day on (its replay reads only these).
+    gpu = 'sloth_id="hpc-gpu-utilisation-alpha",sloth_service="hpc",sloth_slo="gpu-utilisation-alpha"'
+    held = np.where(times >= t0 + 86400, 1.0, np.nan)
+    for name, value in (("slo:hpc_gpu_allocated:count", 4), ("slo:hpc_gpu_busy:count", 3)):
+        lines += [f"# TYPE {name} gauge"]
+        lines.extend(f"{name}{{{gpu}}} {value} {t}" for t, h in zip(times.tolist(), held.tolist()) if h == 1)
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
@@ -218,3 +226,22 @@ def test_prometheus_source_finds_where_the_data_begin(world):
             _compare(jobs.frame[f"ratio_{w}"], {int(t): v for t, v in live.frame[f"ratio_{w}"].dropna().items()},
                      f"{jobs.slo.id} ratio {prom_duration(w)} (--prometheus)")
         assert live.summary["budget_remaining_min"] is None    # 3 days of a 7-day period: all warm-up
+
+
+def test_gpu_utilisation_replays_from_its_input_recordings(world):
+    """`--prometheus` replays gpu-utilisation from the input recordings (job records cannot: it is listed
+    as skipped there): 1 GPU-sample in 4 below the threshold in every window, from where they begin."""
+    from hpcwatch.slo.history import from_prometheus
+    from hpcwatch.slo.history.prom import PrometheusClient
+
+    prom, report, start, end = world
+    skipped = {slo.id: why for slo, why in report.skipped}
+    assert "use --prometheus" in skipped["hpc-gpu-utilisation-alpha"]
+    slo = next(slo for slo, _ in report.skipped if slo.id == "hpc-gpu-utilisation-alpha")
+    live = from_prometheus([slo], PrometheusClient(prom.url), start, end, STEP).histories[0]
+    ratios = live.frame["ratio_300"].dropna()
+    assert len(ratios) > 500 and set(ratios.round(12)) == {0.25}
+    assert ratios.index.min() >= start + 86400 - STEP
+    from hpcwatch.slo.history.verdict import verdict
+
+    assert live.summary["events"] > 0 and "GPU-samples of allocated GPUs" in verdict(live, end)

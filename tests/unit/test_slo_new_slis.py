@@ -116,3 +116,24 @@ def test_node_availability_leaves_nodes_under_maintenance_out_of_both_sides():
     assert "maint" not in slo.sli.error_query
     with pytest.raises(SpecError, match="nodes under maintenance are left out"):
         catalogue(sli="node-availability", unavailable_states=["down", "maint"])
+
+
+def test_slo_report_backtests_the_shipped_catalogue(capsys):
+    """`hpcwatch slo report` over the shipped catalogue (examples/slo/hpc-catalogue.yaml) replays
+    preemption-rate and time-to-result from job records with their own verdict wording, and lists
+    gpu-utilisation as skipped, pointing at --prometheus (tests/integration/test_slo_history_promtool.py
+    replays it from there)."""
+    import json
+    import os
+
+    from hpcwatch.cli import main
+
+    spec = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "slo", "hpc-catalogue.yaml")
+    assert main(["slo", "report", "-i", spec, "--synthetic", "--from", "2026-10-01", "--to", "2026-10-15",
+                 "--format", "json", "--no-series"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    verdicts = {s["id"]: s["verdict"] for s in doc["slos"]}
+    assert "job runs that started ran without being preempted" in verdicts["hpc-preemption-rate-alpha-gpu"]
+    assert "gave their result within the threshold" in verdicts["hpc-time-to-result-alpha-batch"]
+    skipped = {s["id"]: s["reason"] for s in doc["skipped"]}
+    assert "use --prometheus" in skipped["hpc-gpu-utilisation-alpha"]
