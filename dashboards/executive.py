@@ -77,7 +77,9 @@ def build() -> Dashboard:
                    stack=True),
         timeseries("Idle allocations", "Allocated CPUs not busy, GPUs under the idle threshold, and memory "
                    "under the limit never reached, summed over running jobs.",
-                   [Q(_now(n.JOB_IDLE_CPUS), "idle CPUs"), Q(_now(n.JOB_IDLE_GPUS), "idle GPUs")], "none", min_=0),
+                   [Q(_now(n.JOB_IDLE_CPUS), "idle CPUs"),
+                    # 0 while jobs hold GPUs and none is idle (the rule records idle ones only); no data without GPUs.
+                    Q(f"{_now(n.JOB_IDLE_GPUS)} or 0 * {_now(n.JOB_ALLOC_GPUS)}", "idle GPUs")], "none", min_=0),
         _top("Top accounts by waste", "accounts that wasted most", n.ACCOUNT_WASTE, "account", "{{account}}"),
         _top("Top users by waste", "users that wasted most", n.USER_WASTE, "account, user", "{{user}} ({{account}})"),
         table("Jobs wasting most now", "Running jobs by their waste per hour, with what they hold.",

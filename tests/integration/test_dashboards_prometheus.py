@@ -9,9 +9,10 @@ target lists, every target group labelled `cluster` with the harness Slurm's Clu
   documentation examples (hpcwatch/docexamples.py: the fixture trees docs/metrics.md is rendered
   from: fake 8x H100 NVML, InfiniBand/RoCE/saturated sysfs, ibdiags replay, Lustre client and
   server, GPFS, NFS, BeeGFS, Flux, node, energy, cgroup v1 and v2 jobs), one exporter per example,
-  except a compute node agent that serves the first node, textfile, GPU and fabric examples with a
-  jobs tree whose jobs are the ones its GPUs, the Lustre servers and the energy example name (as on
-  a real node, where they are the same jobs); and the slurm collector against the harness's real
+  except a compute node agent that serves the first node, textfile, GPU, fabric and energy examples
+  with a jobs tree whose jobs are the ones its GPUs, the Lustre servers and the energy example name
+  (as on a real node, where they are the same jobs; the energy example samples every 2 s, as the
+  collector does on its interval); and the slurm collector against the harness's real
   Slurm, where the test submits jobs that succeed, one that fails, one held and one that keeps
   running;
 - job node: the Debian node_exporter, as at a site that keeps it for node metrics.
@@ -40,6 +41,7 @@ import glob
 import json
 import math
 import os
+import threading
 import time
 
 import grafana_sim
@@ -92,7 +94,7 @@ def _targets(d: dict) -> list[tuple[str, str, str, bool]]:
 
 
 # The compute node agent: these collectors' first examples, served with COMPUTE_JOBS, on one target.
-COMPUTE_NODE = ("node", "textfile", "gpu", "fabric")
+COMPUTE_NODE = ("node", "textfile", "gpu", "fabric", "energy")
 # Its jobs: the v2 cgroup fixture with its two jobs renamed to the job whose process runs on the fake
 # GPU 0 (tests/fixtures/gpu/proc/4242) and a job the Lustre job_stats fixtures account I/O to, plus a
 # copy of the first as the job the energy example attributes energy to.
@@ -147,6 +149,18 @@ def _wait(prom, exprs: list[str], timeout: float) -> list[str]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(1)
+
+
+def _energy_sampling(collector, stop: threading.Event) -> threading.Thread:
+    """The energy example samples its node every 2 s, as a node agent's energy collector does on its own
+    interval: the power meter's watts accrue as node energy, so rates and range increases have data."""
+    def loop() -> None:
+        while not stop.wait(2.0):
+            collector.source.refresh_now()
+
+    thread = threading.Thread(target=loop, name="energy-sampling", daemon=True)
+    thread.start()
+    return thread
 
 
 def _gpu_trouble(fake) -> None:
@@ -228,7 +242,9 @@ def stack(tmp_path_factory, slurm, node_exporter):
     exporters: list[tuple[str, str, object]] = []
     jobids: list[int] = []
     prom = None
+    stop_sampling = threading.Event()
     try:
+        _energy_sampling(next(c for n_, c in examples if n_ == "energy"), stop_sampling)
         compute = [c for name in COMPUTE_NODE for c in [next(c for n_, c in examples if n_ == name)]]
         exporter = Exporter([*compute, _compute_jobs(str(tmp / "compute-jobs"))], ("127.0.0.1", 0), agent="node")
         exporter.start()
@@ -269,6 +285,7 @@ def stack(tmp_path_factory, slurm, node_exporter):
         _gpu_trouble(fake_nvml)
         yield Stack(prom, exporters, shipped, slo_details, began)
     finally:
+        stop_sampling.set()
         if jobids:
             slurm.run(["scancel", *map(str, jobids)], check=False)
         if prom is not None:
