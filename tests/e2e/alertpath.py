@@ -9,10 +9,12 @@ VictoriaMetrics scrapes the same prometheus.yml and targets, and vmalert evaluat
 files. Each engine notifies its own Alertmanager on deploy/alertmanager/alertmanager.yml with only
 the receivers' endpoints pointed here: pages arrive as PagerDuty events, tickets as webhooks.
 
-The scenario: healthy jobs; user failures alone (must not page); nodes set down under running jobs
+The scenario: healthy jobs; user failures alone (must not page); two nodes drained inside a real
+Slurm MAINT reservation (the node-availability SLO must not page nor burn budget), then the same
+nodes drained once it is deleted (it must page), and resumed; nodes set down under running jobs
 (must page); nodes resumed while user failures go on (the page must resolve). Every wait has a
 deadline; what was (or was not) seen is recorded in `AlertRun`, the stack is torn down, and the
-tests in test_alert_path.py and test_vmalert_path.py assert on the record.
+tests in test_alert_path.py, test_vmalert_path.py and test_maintenance.py assert on the record.
 """
 
 from __future__ import annotations
@@ -39,12 +41,18 @@ CLUSTER, QUEUE = "e2e", "debug"
 SLO = f"job-success-{CLUSTER}-{QUEUE}"
 ALERT = "JobSuccessSLO"
 MIN_EVENTS = 5
+NODE_ALERT = "NodeAvailabilitySLO"
+NODE_SLO = f"node-availability-{CLUSTER}"
 
 # Deadlines (not assertions on speed: they bound how long a broken path makes the suite wait). The
 # shipped routing waits group_wait 30 s before a first page and regroups pages every minute.
 PAGE_WITHIN = 120.0
 RESOLVE_WITHIN = 240.0
 SEEN_WITHIN = 60.0
+MAINT_PAGE_WITHIN = 180.0
+# How long the drained nodes stay inside the maintenance window: longer than the page took outside it
+# with the same nodes (tens of seconds), and every page short window full of the maintenance state.
+MAINT_HOLD = 125.0
 
 BINARIES = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd", "sbatch", "prometheus",
             "prometheus-alertmanager", "victoria-metrics", "vmalert")
@@ -123,6 +131,7 @@ class AlertRun:
     agents: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     rule_files: list[str] = dataclasses.field(default_factory=list)
     state_mode: int = 0
+    maintenance: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def pages(self, engine: str, status: str | None = None) -> list[Notification]:
         """Every on-call notification of that engine's Alertmanager that carries the SLO's page with
@@ -259,17 +268,7 @@ class Scenario:
     def recovery(self) -> None:
         """Resume the nodes; user failures and successes go on until the Prometheus page resolves."""
         t = time.monotonic()
-        deadline = time.monotonic() + 60
-        while True:
-            self.slurm.run(["scontrol", "update", f"nodename={','.join(self.victims)}", "state=resume"], check=False)
-            states = self.slurm.run(["sinfo", "-h", "-N", "-n", ",".join(self.victims), "-o", "%T"],
-                                    check=False).stdout.split()
-            if states and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states):
-                break
-            if time.monotonic() > deadline:
-                self.run.diagnostics["nodes not resumed"] = states
-                break
-            time.sleep(1)
+        self.resume(self.victims)
         self.run.recovery_began = time.time()
         deadline = time.monotonic() + RESOLVE_WITHIN
         while time.monotonic() < deadline:
@@ -297,6 +296,20 @@ class Scenario:
         self.refresh()
         self.phase("recovery to page resolved", t)
 
+    def resume(self, nodes: list[str]) -> None:
+        """Return the nodes to service and wait until Slurm says they are."""
+        deadline = time.monotonic() + 60
+        while True:
+            self.slurm.run(["scontrol", "update", f"nodename={','.join(nodes)}", "state=resume"], check=False)
+            states = self.slurm.run(["sinfo", "-h", "-N", "-n", ",".join(nodes), "-o", "%T"],
+                                    check=False).stdout.split()
+            if states and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states):
+                return
+            if time.monotonic() > deadline:
+                self.run.diagnostics[f"nodes not resumed: {nodes}"] = states
+                return
+            time.sleep(1)
+
     def snapshot(self, engine: str) -> dict[str, Any]:
         d = self.engines[engine]
         out: dict[str, Any] = {}
@@ -309,4 +322,48 @@ class Scenario:
                 out[expr] = repr(exc)
         return out
 
+    def maintenance(self) -> None:
+        """Two nodes drained inside a MAINT reservation page nobody and burn no node-availability budget;
+        the same nodes drained once the reservation is deleted page on-call (Prometheus' path)."""
+        t, rec = time.monotonic(), self.run.maintenance
+        c = f'cluster="{CLUSTER}"'
+        # Before the system failures: no node has been unavailable yet, so every window starts clean.
+        victims = ",".join(self.slurm.node_names[:2])
+        began = time.time()
+        self.slurm.run(["scontrol", "create", "reservation", "ReservationName=rack1_bios", f"Nodes={victims}",
+                        "StartTime=now", "Duration=60", "Users=root", "Flags=MAINT,IGNORE_JOBS"])
+        # Drained, not down (ReturnToService=2 would return a down node as its slurmd registers), for a
+        # reason that does not say maintenance: the reservation alone must keep them out.
+        self.slurm.run(["scontrol", "update", f"nodename={victims}", "state=drain", "reason=BIOS flash"])
+        rec["seen"] = wait_for(
+            lambda: value(self.prom, f'count(hpc_scheduler_maintenance{{{c},source="reservation",'
+                                     f'reservation="rack1_bios"}})') == 2
+            and value(self.prom, f'sum(hpc_scheduler_nodes{{{c},state="maint"}})') == 4, SEEN_WITHIN) is not None
+        inside = time.time()
+        sli = f'slo:sli_error:ratio_rate1m{{sloth_slo="{NODE_SLO}"}}'
+        budget = f'slo:period_error_budget_remaining:ratio{{sloth_slo="{NODE_SLO}"}}'
+        time.sleep(MAINT_HOLD)
+        span = int(time.time() - inside)
+        rec["hold_s"] = span
+        rec["nodes_maint_min"] = value(self.prom, f'min_over_time(sum(hpc_scheduler_nodes{{{c},state="maint"}})'
+                                                  f'[{span}s:1s])')
+        rec["sli_max"] = value(self.prom, f"max_over_time({sli}[{span}s])")
+        rec["sli_samples"] = value(self.prom, f"count_over_time({sli}[{span}s])")
+        rec["alerts"] = value(self.prom, f'count_over_time(ALERTS{{alertname="{NODE_ALERT}"}}[{span}s])')
+        rec["budget_min"] = value(self.prom, f"min_over_time({budget}[{span}s])")
+        rec["pages_inside"] = self.node_pages(began, "/prom/")
 
+        # The window closes early; the nodes are still drained.
+        outside = time.time()
+        self.slurm.run(["scontrol", "delete", "ReservationName=rack1_bios"])
+        page = wait_for(lambda: self.node_pages(outside, "/prom/oncall/"), MAINT_PAGE_WITHIN)
+        rec["page"] = page[0] if page else None
+        rec["page_after"] = round(time.time() - outside, 1)
+        rec["sli_outside"] = value(self.prom, sli)
+        self.resume(self.slurm.node_names[:2])
+        self.phase("maintenance: quiet inside the window, page outside", t)
+
+    def node_pages(self, since: float, prefix: str = "") -> list[dict[str, Any]]:
+        """Firing node-availability alerts any receiver (either engine's, page or ticket) got since `since`."""
+        return [a for n in self.hook.received(prefix) if n.at >= since and n.status == "firing"
+                for a in n.alerts if a["labels"].get("alertname") == NODE_ALERT]

@@ -57,6 +57,7 @@ def alert_run(tmp_path_factory, request) -> AlertRun:
         scenario.scraping()
         scenario.healthy()
         scenario.user_failures_alone()
+        scenario.maintenance()
         scenario.system_failures()
         scenario.recovery()
         run = scenario.run
