@@ -31,6 +31,10 @@ AGENT_JOBS = {"node": n.NODE_AGENT_JOB, "cluster": n.CLUSTER_AGENT_JOB}
 SAME_MEANING = {
     ("slurm", "cluster"): "ClusterName from slurm.conf; HpcSchedulerMetricsMissing fires when it differs",
     ("flux", "cluster"): "--collector.flux.cluster; HpcSchedulerMetricsMissing fires when it differs",
+    # hpc_scheduler_maintenance{node}: the node under maintenance, the name the node agents' `node` target
+    # label carries; the per-node alerts' `unless on (cluster, node) hpc_scheduler_maintenance` joins on it.
+    ("slurm", "node"): "a node in a MAINT reservation or drained for maintenance (Slurm NodeName = host name)",
+    ("flux", "node"): "the neutral family the Flux adapter shares (it reports no maintenance yet)",
 }
 # Collisions known and not yet resolved: (collector, label) -> why it stays for now. Keep this empty;
 # an entry is a bug with an issue, never a way to let a new label in.
