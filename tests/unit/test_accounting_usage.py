@@ -187,14 +187,18 @@ def priced_jobs(draw) -> list[JobSummary]:
     return out
 
 
+_DB = duckdb.connect()
+
+
 @given(priced_jobs())
 @settings(max_examples=60, deadline=None)
 def test_the_sql_price_table_prices_as_apply_cost_does(jobs):
     prices = parse_price_table(TABLE)
     parts = cost_parts(prices)
-    summaries = to_table(jobs)  # noqa: F841 - DuckDB reads the local Arrow table by name
-    got = duckdb.connect().execute("SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in parts.items())
-                                   + " FROM summaries ORDER BY job_id_raw").fetchall()
+    _DB.register("summaries", to_table(jobs))   # one connection for every example (connecting costs most)
+    got = _DB.execute("SELECT " + ", ".join(f"{sql} AS {name}" for name, sql in parts.items())
+                      + " FROM summaries ORDER BY job_id_raw").fetchall()
+    _DB.unregister("summaries")
     for s, row in zip(jobs, got):
         want = dataclasses.replace(s, missing=[])
         apply_cost(want, prices)
