@@ -5,13 +5,18 @@ Prints: refresh time split into Slurm command time and our parse/aggregate time;
 exporters do), in two load shapes: "burst" (every 100 ms all 20 scrapers fire at once, as 20
 Prometheus servers whose scrapes line up) and "back-to-back" (each scraper starts its next scrape as
 soon as the last one ends: a saturation test whose latency is 20 / throughput); the exporter
-process's CPU time per scrape; calls to slurmctld per interval for both; parser throughput on
-200,000 squeue and sacct lines with the per-call separator against the `|`-split reader it replaced
-(which a `|` or a newline in an account or partition broke); and `squeue --json` (the other
-delimiter-proof read 22.05 has) against our `squeue -O` on --json-jobs real pending jobs, command
-plus parse. Scrapers keep their connections alive, as Prometheus does, and run in a separate process
-so they do not share the exporter's GIL.
+process's CPU time per scrape; how many scrapes the event loop answered itself and how many bodies
+refreshes prepared; calls to slurmctld per interval for both; parser throughput on 200,000 squeue and
+sacct lines with the per-call separator against the `|`-split reader it replaced (which a `|` or a
+newline in an account or partition broke); and `squeue --json` (the other delimiter-proof read 22.05
+has) against our `squeue -O` on --json-jobs real pending jobs, command plus parse. Scrapers keep their
+connections alive, as Prometheus does, and run in a separate process so they do not share the
+exporter's GIL. Two scraper clients: `raw` (default: one thread multiplexing 20 sockets with prepared
+request bytes, so the latency is the exporter's and not the client's) and `threads` (20 http.client
+threads, whose own GIL contention adds to the latency). `--prometheus` sends Prometheus 2's Accept and
+Accept-Encoding headers (OpenMetrics, gzip) instead of none (text).
 Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds 10] [--json-jobs 2000]
+    [--client raw|threads] [--prometheus]
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import http.client
 import math
 import multiprocessing
 import os
+import selectors
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -40,6 +47,14 @@ from hpcwatch.harness.slurm import SlurmCluster
 SCRAPERS = 20
 BURST_PERIOD = 0.1
 SHAPES = ("burst", "back-to-back")
+CLIENTS = ("raw", "threads")
+PROMETHEUS_HEADERS = {  # what Prometheus 2.x sends on every scrape
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "User-Agent": "Prometheus/2.45.0",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
 
 
 class PerScrapeSqueue(Collector):
@@ -68,7 +83,7 @@ class PerScrapeSqueue(Collector):
         yield fam
 
 
-def hammer(port: int, seconds: float, shape: str) -> list[float]:
+def hammer(port: int, seconds: float, shape: str, headers: dict[str, str]) -> list[float]:
     """SCRAPERS threads on kept-alive connections for `seconds`; returns every scrape's latency.
 
     burst: all scrapers fire together every BURST_PERIOD (a scraper still busy fires at the next tick);
@@ -88,7 +103,7 @@ def hammer(port: int, seconds: float, shape: str) -> list[float]:
                 tick += BURST_PERIOD * max(1, math.ceil((now - tick) / BURST_PERIOD))
                 time.sleep(max(0.0, tick - time.monotonic()))
             t0 = time.perf_counter()
-            conn.request("GET", "/metrics")
+            conn.request("GET", "/metrics", headers=headers)
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 200, resp.status
@@ -104,16 +119,100 @@ def hammer(port: int, seconds: float, shape: str) -> list[float]:
     return lat
 
 
-def _hammer_child(port: int, seconds: float, shape: str, conn) -> None:
-    conn.send(hammer(port, seconds, shape))
+class _Scraper:
+    """One kept-alive connection of the raw client: the response being read and when its request left."""
+
+    __slots__ = ("sock", "buf", "sent", "need")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.sent: float | None = None   # None: idle
+        self.need = -1                   # bytes of head + body, once the head is in
+
+    def fire(self, request: bytes) -> None:
+        self.sock.sendall(request)
+        self.sent = time.perf_counter()
+
+    def received(self, data: bytes) -> float | None:
+        """Take bytes; the latency when they complete the response."""
+        self.buf += data
+        if self.need < 0:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return None
+            head = bytes(self.buf[:end]).decode("latin-1")
+            status = head.split(" ", 2)[1]
+            assert status == "200", head
+            length = next(int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                          if line.lower().startswith("content-length:"))
+            self.need = end + 4 + length
+        if len(self.buf) < self.need:
+            return None
+        took = time.perf_counter() - self.sent
+        del self.buf[:self.need]
+        self.need, self.sent = -1, None
+        return took
+
+
+def hammer_raw(port: int, seconds: float, shape: str, headers: dict[str, str]) -> list[float]:
+    """hammer()'s load from one thread multiplexing SCRAPERS sockets, with the request bytes made once:
+    the client's own cost per scrape is a send and a few slices, so the latency is the exporter's."""
+    request = ("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+    sel = selectors.DefaultSelector()
+    scrapers = []
+    for _ in range(SCRAPERS):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        scraper = _Scraper(sock)
+        sel.register(sock, selectors.EVENT_READ, scraper)
+        scrapers.append(scraper)
+    lat: list[float] = []
+    began = time.monotonic()
+    stop = began + seconds
+    tick = began
+    if shape == "back-to-back":
+        for sc in scrapers:
+            sc.fire(request)
+    while True:
+        now = time.monotonic()
+        if now >= stop:
+            if all(sc.sent is None for sc in scrapers):
+                break
+        elif shape == "burst" and now >= tick:
+            for sc in scrapers:
+                if sc.sent is None:   # one still busy fires at the next tick
+                    sc.fire(request)
+            tick += BURST_PERIOD * max(1, math.ceil((now - tick) / BURST_PERIOD))
+        timeout = max(0.0, tick - time.monotonic()) if shape == "burst" and now < stop else 1.0
+        for key, _ in sel.select(timeout):
+            sc = key.data
+            data = sc.sock.recv(1 << 20)
+            assert data, "the exporter closed a kept-alive connection"
+            took = sc.received(data)
+            if took is not None:
+                lat.append(took)
+                if shape == "back-to-back" and time.monotonic() < stop:
+                    sc.fire(request)
+    for sc in scrapers:
+        sel.unregister(sc.sock)
+        sc.sock.close()
+    return lat
+
+
+def _hammer_child(port: int, seconds: float, shape: str, client: str, headers: dict[str, str], conn) -> None:
+    conn.send((hammer_raw if client == "raw" else hammer)(port, seconds, shape, headers))
     conn.close()
 
 
-def hammer_elsewhere(port: int, seconds: float, shape: str) -> tuple[list[float], float, float]:
+def hammer_elsewhere(port: int, seconds: float, shape: str, client: str,
+                     headers: dict[str, str]) -> tuple[list[float], float, float]:
     """hammer() in a separate process: (latencies, wall seconds, this process's CPU seconds meanwhile)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_hammer_child, args=(port, seconds, shape, child))
+    proc = ctx.Process(target=_hammer_child, args=(port, seconds, shape, client, headers, child))
     cpu0, t0 = _cpu(), time.monotonic()
     proc.start()
     lat = parent.recv()
@@ -131,21 +230,35 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000
 
 
-def scrape_shapes(collector: Collector, label: str, seconds: float, rows: list[tuple[str, str]]) -> float:
+def scrape_shapes(collector: Collector, label: str, seconds: float, rows: list[tuple[str, str]], client: str,
+                  headers: dict[str, str]) -> float:
     """Serve `collector` on the real HTTP server and scrape it in every shape; rows get the figures."""
     ex = Exporter([collector], ("127.0.0.1", 0), agent="cluster", max_requests=0, scrape_timeout=120)
     ex.start()
     elapsed = 0.0
     try:
         for shape in SHAPES:
-            lat, took, cpu = hammer_elsewhere(ex.port, seconds, shape)
+            before = _served_here(ex)
+            lat, took, cpu = hammer_elsewhere(ex.port, seconds, shape, client, headers)
             elapsed += took
             rows.append((f"{label}, {shape}: scrapes by {SCRAPERS} scrapers in {took:.0f} s", f"{len(lat):,}"))
             rows.append((f"{label}, {shape}: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
-            rows.append((f"{label}, {shape}: exporter CPU per scrape", f"{cpu / len(lat) * 1000:.2f} ms"))
+            rows.append((f"{label}, {shape}: exporter CPU per scrape", f"{cpu / len(lat) * 1000:.3f} ms"))
+            after = _served_here(ex)
+            if after is not None:
+                rows.append((f"{label}, {shape}: scrapes the event loop answered itself",
+                             f"{after[0] - before[0]:,}; bodies prepared by refreshes: {after[1] - before[1]}"))
     finally:
         ex.stop()
     return elapsed
+
+
+def _served_here(ex: Exporter) -> tuple[int, int] | None:
+    """(scrapes answered on the loop, bodies prepared) so far; None on code without the fast path."""
+    scrape = ex.scrape
+    if not hasattr(scrape, "ready_scrapes"):
+        return None
+    return scrape.ready_scrapes, scrape.prepares
 
 
 def timed_commands(collector: SlurmCollector) -> dict[str, float]:
@@ -295,8 +408,14 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--json-jobs", type=int, default=2000, help="real pending jobs for the squeue --json figure")
+    ap.add_argument("--client", choices=CLIENTS, default="raw", help="the scrapers: raw sockets or http.client threads")
+    ap.add_argument("--prometheus", action="store_true", help="ask for OpenMetrics and gzip as Prometheus 2 does")
     args = ap.parse_args()
-    rows: list[tuple[str, str]] = parser_rows(args.lines)
+    rows: list[tuple[str, str]] = [("load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg()))]
+    headers = PROMETHEUS_HEADERS if args.prometheus else {}
+    rows.append(("scrapers", f"{SCRAPERS} x {args.client}, "
+                             f"{'OpenMetrics + gzip (Prometheus 2 headers)' if args.prometheus else 'text, no gzip'}"))
+    rows.extend(parser_rows(args.lines))
 
     sep = parse.call_separator()
     text = synthetic_squeue(args.lines, sep)
@@ -339,7 +458,7 @@ def main() -> int:
             rows.append(("ours: command time", ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(cmds.items()))))
             rows.append(("ours: parse/aggregate/persist", f"{(total - cmd_time) * 1000:.1f} ms"))
             ours.commands.calls.clear()
-            elapsed = scrape_shapes(ours, "ours", args.seconds, rows)
+            elapsed = scrape_shapes(ours, "ours", args.seconds, rows, args.client, headers)
             intervals = elapsed / args.interval
             refreshes = ours.source.refreshes - 3
             rows.append((f"ours: refreshes during the runs (interval {args.interval:g} s)",
@@ -347,7 +466,7 @@ def main() -> int:
             rows.append(("ours: calls per command per refresh",
                          ", ".join(f"{k} {v / max(1, refreshes):.2f}" for k, v in sorted(ours.commands.calls.items()))))
             base = PerScrapeSqueue(env)
-            elapsed = scrape_shapes(base, "per-scrape squeue", args.seconds, rows)
+            elapsed = scrape_shapes(base, "per-scrape squeue", args.seconds, rows, args.client, headers)
             rows.append(("per-scrape squeue: squeue calls per interval",
                          f"{base.calls / (elapsed / args.interval):.1f} (interval {args.interval:g} s)"))
             t0 = time.perf_counter()
@@ -356,6 +475,7 @@ def main() -> int:
             rows.append(("one squeue -r call (50k lines)", f"{took:.1f} ms, {len(out.splitlines()):,} lines"))
             if args.json_jobs:
                 rows.extend(json_rows(cluster, args.json_jobs))
+    rows.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

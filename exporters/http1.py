@@ -2,13 +2,17 @@
 
 Only what a metrics endpoint needs: GET and HEAD, no request bodies, keep-alive per RFC 9112.
 A malformed head raises `HeadError` carrying the status to answer with, so the server can reply
-and close instead of guessing.
+and close instead of guessing. `GzipPrefix` gzips a body whose long start is the same for many
+responses: the start is compressed once, each response adds its short end uncompressed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import struct
 import time
+import zlib
 from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote
@@ -109,14 +113,56 @@ def http_date() -> str:
     return _date_cache[1]
 
 
+_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}" for s in HTTPStatus}
+
+
 def response_head(status: int, headers: list[tuple[str, str]], close: bool) -> bytes:
     """Status line and header fields of a response, ending with the blank line."""
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    lines = [f"HTTP/1.1 {status} {reason}", f"Date: {http_date()}"]
+    lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} ", f"Date: {http_date()}"]
     lines.extend(f"{k}: {v}" for k, v in headers)
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def accepts_gzip(request: Request) -> bool:
+    """Whether the response may be gzipped (as promhttp: any mention of gzip in Accept-Encoding)."""
+    return "gzip" in request.header("accept-encoding")
+
+
+def gzip_body(body: bytes) -> bytes:
+    """A whole body, gzipped at the fastest level (a scrape is compressed once, read once)."""
+    return gzip.compress(body, compresslevel=1)
+
+
+# RFC 1952 member header: deflate, no flags, no mtime, fastest compression (XFL 4), unknown OS.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
+_STORED_MAX = 0xFFFF
+
+
+class GzipPrefix:
+    """One gzip member for `prefix + tail`, with `prefix` deflated once and each tail stored as is.
+
+    The prefix's deflate stream ends with a full flush (byte-aligned, no back-references across it),
+    so stored blocks (RFC 1951 3.2.4) can follow it; the CRC and length of the whole body close the
+    member (RFC 1952). A scrape's tail is a few kilobytes of per-request counters, so storing it
+    costs a few kilobytes on the wire instead of compressing on every request."""
+
+    __slots__ = ("prefix", "_deflated", "_crc")
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        deflate = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._deflated = deflate.compress(prefix) + deflate.flush(zlib.Z_FULL_FLUSH)
+        self._crc = zlib.crc32(prefix)
+
+    def member(self, tail: bytes) -> bytes:
+        """The gzip member of `prefix + tail`."""
+        blocks = [_GZIP_HEADER, self._deflated]
+        for start in range(0, max(len(tail), 1), _STORED_MAX):
+            chunk = tail[start:start + _STORED_MAX]
+            final = start + _STORED_MAX >= len(tail)
+            blocks.append(struct.pack("<BHH", 1 if final else 0, len(chunk), len(chunk) ^ 0xFFFF))
+            blocks.append(chunk)
+        blocks.append(struct.pack("<II", zlib.crc32(tail, self._crc), (len(self.prefix) + len(tail)) & 0xFFFFFFFF))
+        return b"".join(blocks)

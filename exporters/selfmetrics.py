@@ -5,22 +5,31 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from hpcwatch.exporters.exposition import render_family
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 _lock = threading.Lock()
 _parse_errors: dict[str, int] = {}
 _read_errors: dict[str, int] = {}
+_changes = 0   # parse and read errors recorded so far: scrapes re-read the counts only when it moved
 
 
 def record_parse_error(source: str, count: int = 1) -> None:
     """Count records a parser skipped for `source` (e.g. "lustre_job_stats")."""
+    global _changes
     if count <= 0:
         return
     with _lock:
         _parse_errors[source] = _parse_errors.get(source, 0) + count
+        _changes += 1
+
+
+def error_changes() -> int:
+    """A number that moves whenever a parse or read error is recorded (no lock: an int read is atomic)."""
+    return _changes
 
 
 def parse_errors(source: str) -> int:
@@ -48,8 +57,10 @@ def collect_parse_errors() -> Iterator[CounterMetricFamily]:
 
 def record_read_error(source: str) -> None:
     """Count one failed read of a file that exists (EIO, EISDIR, EACCES...) for `source` (a collector)."""
+    global _changes
     with _lock:
         _read_errors[source] = _read_errors.get(source, 0) + 1
+        _changes += 1
 
 
 def read_errors(source: str) -> int:
@@ -97,13 +108,45 @@ class ExporterMetrics:
         self.reload = reload
         self._process = ProcessCollector(registry=None)
         self._sampled: tuple[float, list[Metric]] = (float("-inf"), [])
+        self._made: dict[str, tuple[object, Metric]] = {}
+        self._rendered: dict[str, tuple[Metric, dict[str, bytes]]] = {}
 
     def collect(self) -> Iterator[Metric]:
         if self.server is not None:
-            yield from _http_families(self.server)
+            yield from self._http_families(self.server)
         if self.reload is not None:
             yield from _reload_families(self.reload)
         yield from self._process_families()
+
+    def render(self, fmt: str) -> list[bytes]:
+        """collect()'s families as exposition bytes; a family that did not change keeps its bytes."""
+        parts = []
+        for fam in self.collect():
+            done = self._rendered.get(fam.name)
+            if done is None or done[0] is not fam:
+                done = self._rendered[fam.name] = (fam, {})
+            out = done[1].get(fmt)
+            if out is None:
+                out = done[1][fmt] = render_family(fam, fmt)
+            parts.append(out)
+        return parts
+
+    def _same(self, name: str, key: object, build: Callable[[], Metric]) -> Metric:
+        """The family made last time when its values (`key`) are unchanged, so its bytes are reused."""
+        made = self._made.get(name)
+        if made is None or made[0] != key:
+            made = self._made[name] = (key, build())
+        return made[1]
+
+    def _http_families(self, server) -> Iterator[Metric]:
+        stats = server.stats
+        closed = tuple(stats.closed.items())
+        responses = tuple(sorted(stats.responses.items()))
+        yield self._same("connections", stats.open_connections, lambda: _connections(stats.open_connections))
+        yield self._same("max", server.max_connections, lambda: _connections_max(server.max_connections))
+        yield self._same("closed", closed, lambda: _closed(closed))
+        yield self._same("responses", responses, lambda: _responses(responses))
+        yield self._same("auth", stats.auth_failures, lambda: _auth_failures(stats.auth_failures))
 
     def _process_families(self) -> list[Metric]:
         now = time.monotonic()
@@ -114,32 +157,43 @@ class ExporterMetrics:
         return families
 
 
-def _http_families(server) -> Iterator[Metric]:
-    stats = server.stats
+def _connections(n: int) -> Metric:
     conns = GaugeMetricFamily("hpcwatch_http_connections", "Open HTTP connections.")
-    conns.add_metric([], stats.open_connections)
-    yield conns
+    conns.add_metric([], n)
+    return conns
+
+
+def _connections_max(n: int) -> Metric:
     cap = GaugeMetricFamily("hpcwatch_http_connections_max",
                             "Most HTTP connections held open at once (--web.max-connections, lowered to fit "
                             "the open-files limit); at the bound, the longest-waiting connection is closed.")
-    cap.add_metric([], server.max_connections)
-    yield cap
+    cap.add_metric([], n)
+    return cap
+
+
+def _closed(counts: tuple[tuple[str, int], ...]) -> Metric:
     closed = CounterMetricFamily("hpcwatch_http_connections_closed",
                                  "HTTP connections the server closed, by reason: header_timeout, idle_timeout, "
                                  "evicted (at the connection bound), refused, tls_failed, bad_request.",
                                  labels=["reason"])
-    for reason, n in dict(stats.closed).items():
+    for reason, n in counts:
         closed.add_metric([reason], n)
-    yield closed
+    return closed
+
+
+def _responses(counts: tuple[tuple[int, int], ...]) -> Metric:
     responses = CounterMetricFamily("hpcwatch_http_responses", "HTTP responses sent, by status code.",
                                     labels=["code"])
-    for code, n in sorted(dict(stats.responses).items()):
+    for code, n in counts:
         responses.add_metric([str(code)], n)
-    yield responses
+    return responses
+
+
+def _auth_failures(n: int) -> Metric:
     failures = CounterMetricFamily("hpcwatch_http_auth_failures",
                                    "Requests refused with 401: no, malformed or wrong basic-auth credentials.")
-    failures.add_metric([], stats.auth_failures)
-    yield failures
+    failures.add_metric([], n)
+    return failures
 
 
 def _reload_families(reload) -> Iterator[Metric]:

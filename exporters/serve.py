@@ -16,7 +16,6 @@ from hpcwatch.exporters.exposition import (
     OPENMETRICS,
     OPENMETRICS_EOF,
     TEXT,
-    FamilyBytes,
     negotiate,
     render_family,
 )
@@ -31,7 +30,7 @@ from hpcwatch.exporters.flags import (
     enabled_collectors,
     explicitly_enabled,
 )
-from hpcwatch.exporters.http1 import Request
+from hpcwatch.exporters.http1 import Request, accepts_gzip
 from hpcwatch.exporters.registry import (
     AGENTS,
     Collector,
@@ -56,6 +55,8 @@ from hpcwatch.exporters.webconfig import WebConfig, WebConfigError, load_web_con
 from hpcwatch.exporters.webreload import WebConfigWatcher
 
 log = logging.getLogger("hpcwatch.serve")
+
+Selection = "list[str] | None | Response"  # collect[]/exclude[]: the collectors (None: all), or the 400
 
 # Outside Prometheus' 9100-9999 exporter range (fully allocated since 2023), clear of common services.
 DEFAULT_PORTS = {"node": 19466, "cluster": 19467}
@@ -204,12 +205,14 @@ class Exporter:
             web = load_web_config(web_config_file)
         web = web or WebConfig()
         limits = dataclasses.replace(limits or Limits(), max_requests=max_requests)
-        self.httpd = ExporterHTTPServer(address, self.handle, web, telemetry_path, limits)
+        self.httpd = ExporterHTTPServer(address, self.handle, web, telemetry_path, limits,
+                                        answer_now=self.answer_now)
         self.watcher = (WebConfigWatcher(web_config_file, web, self.httpd.set_web, reload_interval)
                         if web_config_file else None)
         self.exporter_metrics = ExporterMetrics(self.httpd, self.watcher) if exporter_metrics else None
         self._build_info = {fmt: render_family(build_info(), fmt) for fmt in (TEXT, OPENMETRICS)}
-        self._own_bytes = FamilyBytes()
+        self._selections: dict[str, Selection] = {}
+        self._negotiated: dict[str, tuple[str, str]] = {}
         self._thread: threading.Thread | None = None
 
     @property
@@ -229,20 +232,66 @@ class Exporter:
 
     def metrics(self, request: Request) -> Response:
         """The telemetry path: collect[]/exclude[] as node_exporter, text 0.0.4 or OpenMetrics by Accept."""
-        query = request.query
-        try:
-            only = select(self.scrape.names, self.known_collectors, query.get("collect[]", []),
-                          query.get("exclude[]", []))
-        except SelectionError as exc:
-            return Response(400, f"{exc}\n".encode())
-        fmt, content_type = negotiate(request.header("accept"))
+        only = self._selection(request)
+        if isinstance(only, Response):
+            return only
+        fmt, content_type = self._negotiate(request.header("accept"))
         parts = self.scrape.render(fmt, only)
-        parts.append(self._build_info[fmt])
+        parts.extend(self._own_parts(fmt))
+        return Response(200, b"".join(parts), content_type)
+
+    def answer_now(self, request: Request) -> Response | None:
+        """On the event loop: the answer when it runs no collector (every chosen one is a prepared
+        snapshot), with the body gzipped when asked; None sends the request to `handle` on a worker."""
+        if request.path != self.telemetry_path:
+            return self.handle(request)   # landing, health, 404: constant bodies
+        only = self._selection(request)
+        if isinstance(only, Response):
+            return only
+        fmt, content_type = self._negotiate(request.header("accept"))
+        gzip = accepts_gzip(request)
+        ready = self.scrape.render_ready(fmt, only, gzip)
+        if ready is None:
+            return None
+        tail = b"".join([ready.tail, *self._own_parts(fmt)])
+        if gzip and ready.gzip is not None:
+            return Response(200, ready.gzip.member(tail), content_type, [("Content-Encoding", "gzip")])
+        return Response(200, ready.static + tail, content_type)
+
+    def _own_parts(self, fmt: str) -> list[bytes]:
+        """What follows the collectors and their health: build info, the agent's own metrics, the EOF."""
+        parts = [self._build_info[fmt]]
         if self.exporter_metrics is not None:
-            parts.extend(self._own_bytes.render(self.exporter_metrics.collect(), fmt))
+            parts.extend(self.exporter_metrics.render(fmt))
         if fmt == OPENMETRICS:
             parts.append(OPENMETRICS_EOF)
-        return Response(200, b"".join(parts), content_type)
+        return parts
+
+    def _selection(self, request: Request) -> Selection:
+        """collect[]/exclude[] of the request target (remembered per target): the collectors, or a 400."""
+        target = request.target
+        found = self._selections.get(target)
+        if found is None and target not in self._selections:
+            query = request.query
+            try:
+                found = select(self.scrape.names, self.known_collectors, query.get("collect[]", []),
+                               query.get("exclude[]", []))
+            except SelectionError as exc:
+                found = Response(400, f"{exc}\n".encode())
+            if len(self._selections) > 256:   # targets come from clients: keep the memory bounded
+                self._selections.clear()
+            self._selections[target] = found
+        if isinstance(found, Response):   # a fresh object per answer: the server may add headers to it
+            return Response(found.status, found.body, found.content_type, list(found.headers))
+        return found
+
+    def _negotiate(self, accept: str) -> tuple[str, str]:
+        found = self._negotiated.get(accept)
+        if found is None:
+            if len(self._negotiated) > 256:
+                self._negotiated.clear()
+            found = self._negotiated[accept] = negotiate(accept)
+        return found
 
     def reload_web_config(self) -> None:
         """Re-read --web.config.file now (SIGHUP)."""

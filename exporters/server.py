@@ -12,6 +12,10 @@ scrape (issue 15). So:
 - only complete requests reach the worker threads (a bounded pool);
 - the scrape slot (`--web.max-requests`) is taken before a password is checked, and bcrypt runs
   one at a time on its own thread (the auth lane); waiting for it costs no thread and no slot.
+A request that `answer_now` can answer without running anything that blocks (a scrape whose every
+collector is a prepared snapshot, the landing and health pages; behind a password only once its
+verdict is cached) is answered in the loop, with no task, future or thread; the rest go to the
+workers. A connection is a `connection.Connection` protocol (framing and deadlines live there).
 TLS handshakes run in the loop under the same deadline; a connection uses the web config current
 when it was accepted, so a reload swaps certificates for new connections. A plain-HTTP request to a
 TLS port gets a clear 400 instead of a hang.
@@ -23,7 +27,6 @@ import argparse
 import asyncio
 import dataclasses
 import errno
-import gzip
 import logging
 import os
 import resource
@@ -35,8 +38,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from hpcwatch.exporters import options as opt
+from hpcwatch.exporters.connection import Connection
 from hpcwatch.exporters.flags import argtype
-from hpcwatch.exporters.http1 import HEAD_END, HeadError, Request, parse_head, response_head
+from hpcwatch.exporters.http1 import Request, accepts_gzip, gzip_body, response_head
 from hpcwatch.exporters.webauth import BasicAuth
 from hpcwatch.exporters.webconfig import WebConfig
 
@@ -52,6 +56,7 @@ FD_RESERVE = 64          # descriptors kept free for collectors' files and subpr
 _INLINE_BODY = 64 * 1024  # bodies up to this size go out in one write with the head
 _PLAIN_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
                  b"Client sent an HTTP request to an HTTPS server.\n")
+_SERVER = f"hpcwatch/{__version__}"
 CLOSE_REASONS = ("header_timeout", "idle_timeout", "evicted", "refused", "tls_failed", "bad_request")
 
 
@@ -78,6 +83,7 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+InlineHandler = Callable[[Request], "Response | None"]  # on the loop: must not block; None: ask `Handler`
 
 
 duration = argtype(opt.positive_duration, "duration")  # the --web.* timeouts (exporters/options.py)
@@ -139,16 +145,6 @@ def raise_fd_limit(cap: int = 65536) -> None:
             log.debug("cannot raise the open-files limit: %s", exc)
 
 
-class _Conn:
-    __slots__ = ("sock", "peer", "accepted", "task")
-
-    def __init__(self, sock: socket.socket, peer: object, accepted: float) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.accepted = accepted
-        self.task: asyncio.Task | None = None
-
-
 @dataclasses.dataclass
 class ServerStats:
     """Counters the exporter reports about its own HTTP side (read from other threads)."""
@@ -160,11 +156,15 @@ class ServerStats:
 
 
 class ExporterHTTPServer:
-    """Serves `handler` on `address`; `serve_forever` runs the loop in the calling thread."""
+    """Serves `handler` on `address`; `serve_forever` runs the loop in the calling thread.
+
+    `answer_now`, when given, is tried first, on the loop itself, for every authenticated request."""
 
     def __init__(self, address: tuple[str, int], handler: Handler, web: WebConfig,
-                 telemetry_path: str = "/metrics", limits: Limits | None = None) -> None:
+                 telemetry_path: str = "/metrics", limits: Limits | None = None,
+                 answer_now: InlineHandler | None = None) -> None:
         self.handler = handler
+        self.answer_now = answer_now
         self.telemetry_path = telemetry_path
         self.limits = limits or Limits()
         self.max_connections = fd_budget(self.limits.max_connections)
@@ -190,8 +190,8 @@ class ExporterHTTPServer:
         self._pool = ThreadPoolExecutor(max_workers=(min(slots, 8) if slots > 0 else 8) + 4,
                                         thread_name_prefix="http")
         self._bcrypt = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
-        self._conns: set[_Conn] = set()
-        self._waiting: dict[_Conn, None] = {}   # evictable, longest-waiting first
+        self._conns: set[Connection] = set()
+        self._waiting: dict[Connection, None] = {}   # evictable, longest-waiting first
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lane: asyncio.Semaphore | None = None
         self._stop: asyncio.Future | None = None
@@ -217,6 +217,11 @@ class ExporterHTTPServer:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
             self._stopped.set()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
 
     def wait_started(self, timeout: float = 10.0) -> bool:
         return self._running.wait(timeout)
@@ -245,8 +250,8 @@ class ExporterHTTPServer:
             if not self._accept_paused:
                 loop.remove_reader(self._lsock.fileno())
             tasks = [c.task for c in self._conns if c.task is not None]
-            for t in tasks:
-                t.cancel()
+            for conn in list(self._conns):
+                conn.abort()
             if tasks:
                 await asyncio.wait(tasks, timeout=5)
 
@@ -281,11 +286,11 @@ class ExporterHTTPServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            conn = _Conn(sock, peer, loop.time())
+            conn = Connection(self, sock, peer, loop.time(), self.web)
             self._conns.add(conn)
             self._waiting[conn] = None
             self.stats.open_connections = len(self._conns)
-            conn.task = loop.create_task(self._serve(conn))
+            conn.task = loop.create_task(self._open(conn))
 
     def _pause_accept(self, seconds: float) -> None:
         loop = self._loop
@@ -307,24 +312,25 @@ class ExporterHTTPServer:
         if not self._waiting:
             return False
         conn = next(iter(self._waiting))
-        self._forget(conn)
+        self.forget(conn)
         self.stats.closed["evicted"] += 1
         self._warn("evicted", f"{self.max_connections} connections open")
-        if conn.task is not None:
-            conn.task.cancel()
+        conn.abort()
         return True
 
-    def _forget(self, conn: _Conn) -> None:
+    def forget(self, conn: Connection) -> None:
+        """The connection is closed (or closing): it no longer counts."""
         self._conns.discard(conn)
         self._waiting.pop(conn, None)
         self.stats.open_connections = len(self._conns)
 
-    def _wait(self, conn: _Conn) -> None:
+    def waiting(self, conn: Connection) -> None:
+        """The connection waits for a request: evictable, and now the last in line to be."""
         self._waiting.pop(conn, None)
         if conn in self._conns:
             self._waiting[conn] = None
 
-    def _busy(self, conn: _Conn) -> None:
+    def _busy(self, conn: Connection) -> None:
         self._waiting.pop(conn, None)
 
     def _warn(self, reason: str, detail: str) -> None:
@@ -340,88 +346,46 @@ class ExporterHTTPServer:
                     "(hpcwatch_http_connections_closed_total)", detail, counts)
 
     # ----------------------------------------------------------------- one connection
-    async def _serve(self, conn: _Conn) -> None:
-        writer: asyncio.StreamWriter | None = None
-        graceful = False
-        try:
-            opened = await self._open(conn)
-            if opened is None:
-                return
-            reader, writer = opened
-            first = True
-            while True:
-                self._wait(conn)
-                request = await self._read_request(conn, reader, writer, first)
-                if request is None:
-                    return
-                first = False
-                response = await self._respond(conn, request, reader)
-                self._busy(conn)
-                close = not request.keep_alive
-                await self._write(writer, request, response, close)
-                if close:
-                    graceful = True
-                    return
-        except asyncio.CancelledError:
-            pass
-        except (ConnectionError, TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
-            log.debug("connection from %s: %s", conn.peer, exc)
-        except Exception:  # noqa: BLE001 - one broken connection must not reach the loop
-            log.debug("connection from %s failed", conn.peer, exc_info=True)
-        finally:
-            self._forget(conn)
-            if writer is None:
-                conn.sock.close()
-            elif graceful:
-                writer.close()
-            else:  # timeouts, evictions, errors: release the descriptor now, no TLS goodbye
-                writer.transport.abort()
-
-    async def _open(self, conn: _Conn) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _open(self, conn: Connection) -> None:
+        """Set the connection up: a plain-HTTP probe and the handshake on a TLS port, then the protocol."""
         loop = asyncio.get_running_loop()
-        web = self.web
+        ctx = conn.web.ssl_context
         remaining = conn.accepted + self.limits.read_header_timeout - loop.time()
-        ctx = web.ssl_context
-        if ctx is not None:
-            if not await self._readable(conn.sock, remaining):
-                self.stats.closed["header_timeout"] += 1
-                conn.sock.close()
-                return None
-            try:
-                head = conn.sock.recv(8, socket.MSG_PEEK)
-            except OSError:
-                head = b""
-            if not head:
-                conn.sock.close()
-                return None
-            if head[:1].isalpha():  # a TLS ClientHello starts with 0x16; letters mean plain HTTP
-                try:
-                    conn.sock.send(_PLAIN_ON_TLS)
-                except OSError:
-                    pass
-                self.stats.closed["bad_request"] += 1
-                conn.sock.close()
-                return None
-            remaining = conn.accepted + self.limits.read_header_timeout - loop.time()
-        reader = asyncio.StreamReader(limit=self.limits.max_header_bytes, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
             if ctx is not None:
-                transport, _ = await loop.connect_accepted_socket(
-                    lambda: protocol, conn.sock, ssl=ctx, ssl_handshake_timeout=max(0.1, remaining))
+                if not await self._readable(conn.sock, remaining):
+                    self.stats.closed["header_timeout"] += 1
+                    conn.abort()
+                    return
+                try:
+                    head = conn.sock.recv(8, socket.MSG_PEEK)
+                except OSError:
+                    head = b""
+                if not head:
+                    conn.abort()
+                    return
+                if head[:1].isalpha():  # a TLS ClientHello starts with 0x16; letters mean plain HTTP
+                    try:
+                        conn.sock.send(_PLAIN_ON_TLS)
+                    except OSError:
+                        pass
+                    self.stats.closed["bad_request"] += 1
+                    conn.abort()
+                    return
+                remaining = conn.accepted + self.limits.read_header_timeout - loop.time()
+                await loop.connect_accepted_socket(lambda: conn, conn.sock, ssl=ctx,
+                                                   ssl_handshake_timeout=max(0.1, remaining))
             else:
-                transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn.sock)
+                await loop.connect_accepted_socket(lambda: conn, conn.sock)
+        except asyncio.CancelledError:
+            conn.abort()
         except (ssl.SSLError, OSError, ConnectionError, TimeoutError) as exc:
             log.debug("TLS handshake with %s failed: %s", conn.peer, exc)
             self.stats.closed["tls_failed"] += 1
-            conn.sock.close()
-            return None
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        if ctx is not None and web.client_allowed_sans and not _san_allowed(writer, web.client_allowed_sans):
-            self.stats.closed["tls_failed"] += 1
-            transport.abort()
-            return None
-        return reader, writer
+            conn.abort()
+        finally:
+            if conn.task is asyncio.current_task():   # a request may have started its own task meanwhile
+                conn.task = None
 
     async def _readable(self, sock: socket.socket, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -435,53 +399,60 @@ class ExporterHTTPServer:
         finally:
             loop.remove_reader(sock.fileno())
 
-    async def _read_request(self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            first: bool) -> Request | None:
-        loop = asyncio.get_running_loop()
-        lead = b""
-        if first:
-            deadline = conn.accepted + self.limits.read_header_timeout
+    def dispatch(self, conn: Connection, request: Request) -> None:
+        """Answer a request: here and now when `answer_now` can, else on a worker (a task per request)."""
+        response = self._answer_here(request)
+        if response is not None:
+            conn.send(request, response)
         else:
-            try:
-                async with asyncio.timeout(self.limits.idle_timeout):   # no extra task, unlike wait_for
-                    lead = await reader.read(1)
-            except TimeoutError:
-                self.stats.closed["idle_timeout"] += 1
-                return None
-            if not lead:
-                return None
-            deadline = loop.time() + self.limits.read_header_timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                head = await reader.readuntil(HEAD_END)
-        except TimeoutError:
-            self.stats.closed["header_timeout"] += 1
-            return None
-        except asyncio.LimitOverrunError:
-            await self._reply_error(writer, 431, "request head too large")
-            return None
-        except asyncio.IncompleteReadError:
-            return None
-        try:
-            return parse_head(lead + head[: -len(HEAD_END)])
-        except HeadError as exc:
-            await self._reply_error(writer, exc.status, exc.reason)
-            return None
+            conn.task = self.loop.create_task(self._answer_later(conn, request))
 
-    async def _reply_error(self, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
-        self.stats.closed["bad_request"] += 1
-        self._count(status)
-        body = (reason + "\n").encode()
-        writer.write(response_head(status, [("Content-Type", "text/plain; charset=utf-8"),
-                                            ("Content-Length", str(len(body)))], True) + body)
-        try:
-            await asyncio.wait_for(writer.drain(), 5)
-        except (TimeoutError, ConnectionError, OSError):
-            pass
-
-    async def _respond(self, conn: _Conn, request: Request, reader: asyncio.StreamReader) -> Response:
+    def _answer_here(self, request: Request) -> Response | None:
+        """The answer when it costs the loop nothing that blocks; None sends the request to a worker."""
         if request.method not in ("GET", "HEAD"):
             return Response(405, b"Method Not Allowed\n", headers=[("Allow", "GET, HEAD")])
+        if self.answer_now is None:
+            return None
+        auth = self.auth
+        if auth.enabled:
+            attempt = auth.attempt(request.header("authorization"))
+            if attempt is None or auth.cached(attempt) is not True:
+                return None   # no credentials, a failure (answered slowly) or a bcrypt to run: the lane
+        slot = request.path == self.telemetry_path
+        if slot and not self._take_slot():
+            return _too_many()
+        try:
+            response = self.answer_now(request)
+        except Exception:  # noqa: BLE001 - a bug here must not reach the loop: the general path answers
+            log.exception("answering %s on the loop failed", request.path)
+            return None
+        finally:
+            if slot and self._slots_free is not None:
+                self._slots_free += 1
+        if response is not None and response.status == 200 and response.body and accepts_gzip(request) \
+                and not any(k == "Content-Encoding" for k, _ in response.headers):
+            response.body = gzip_body(response.body)
+            response.headers.append(("Content-Encoding", "gzip"))
+        return response
+
+    async def _answer_later(self, conn: Connection, request: Request) -> None:
+        try:
+            response = await self._respond(conn, request)
+        except asyncio.CancelledError:
+            return
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection from %s: %s", conn.peer, exc)
+            conn.abort()
+            return
+        except Exception:  # noqa: BLE001 - one broken request must not reach the loop
+            log.debug("connection from %s failed", conn.peer, exc_info=True)
+            conn.abort()
+            return
+        if conn.task is asyncio.current_task():
+            conn.task = None
+        conn.send(request, response)
+
+    async def _respond(self, conn: Connection, request: Request) -> Response:
         loop = asyncio.get_running_loop()
         is_metrics = request.path == self.telemetry_path
         slot = False
@@ -493,7 +464,7 @@ class ExporterHTTPServer:
                 if verdict is None:
                     assert self._lane is not None and attempt is not None
                     async with self._lane:   # waiting here: no thread, no slot, and evictable
-                        if reader.at_eof():   # the client gave up while queued: spend nothing on it
+                        if conn.gone:   # the client gave up while queued: spend nothing on it
                             raise ConnectionAbortedError("client left while waiting for the auth lane")
                         if is_metrics:
                             slot = self._take_slot()
@@ -533,38 +504,33 @@ class ExporterHTTPServer:
         except Exception:  # noqa: BLE001 - a handler bug is a 500, never a dead connection
             log.exception("handler failed for %s", request.path)
             return Response(500, b"Internal Server Error\n")
-        if response.body and response.status == 200 and "gzip" in request.header("accept-encoding"):
-            response.body = gzip.compress(response.body, compresslevel=1)
+        if response.body and response.status == 200 and accepts_gzip(request):
+            response.body = gzip_body(response.body)
             response.headers.append(("Content-Encoding", "gzip"))
         return response
 
-    async def _write(self, writer: asyncio.StreamWriter, request: Request, response: Response, close: bool) -> None:
-        self._count(response.status)
+    def encode(self, request: Request, response: Response, close: bool) -> list[bytes]:
+        """The response as bytes to write: the head with the body when it is small, else apart."""
+        self.count(response.status)
         headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
-                   ("Server", f"hpcwatch/{__version__}")]
+                   ("Server", _SERVER)]
         headers.extend(self.web.headers.items())
         headers.extend(response.headers)
         head = response_head(response.status, headers, close)
         body = b"" if request.method == "HEAD" else response.body
         if len(body) <= _INLINE_BODY:
-            writer.write(head + body)
-        else:
-            writer.write(head)
-            writer.write(body)
-        if writer.transport.get_write_buffer_size():   # most responses leave in the write() itself
-            async with asyncio.timeout(self.limits.write_timeout):
-                await writer.drain()
+            return [head + body]
+        return [head, body]
 
-    def _count(self, status: int) -> None:
+    def error_response(self, status: int, reason: str) -> bytes:
+        """An answer to a request head that cannot be served (the connection closes after it)."""
+        body = (reason + "\n").encode()
+        return response_head(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Content-Length", str(len(body)))], True) + body
+
+    def count(self, status: int) -> None:
         self.stats.responses[status] = self.stats.responses.get(status, 0) + 1
 
 
 def _too_many() -> Response:
     return Response(503, b"Too many concurrent scrapes (--web.max-requests)\n")
-
-
-def _san_allowed(writer: asyncio.StreamWriter, allowed: list[str]) -> bool:
-    tls = writer.get_extra_info("ssl_object")
-    cert = (tls.getpeercert() if tls is not None else None) or {}
-    names = {v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address", "email", "URI")}
-    return bool(names & set(allowed))

@@ -2,9 +2,10 @@
 
 Any number of concurrent scrapes cost the source exactly one refresh per interval. A refresh that
 raises or times out keeps the previous snapshot and is logged; `last_success` makes staleness visible
-through `hpcwatch_source_last_success_timestamp_seconds{source}`. `FamilyCache` builds a collector's
-families once per snapshot: the same family objects are then yielded until the next refresh, and the
-server renders each of them once (exposition.FamilyBytes), so a scrape of a snapshot costs a join.
+through `hpcwatch_source_last_success_timestamp_seconds{source}`. After every refresh (good or
+failed) the source calls its subscribers on the refreshing thread: the scrape side
+(scrape.ScrapeCollector) then runs the collector once and keeps the rendered body, so scrapes of a
+snapshot never run collector code. `FamilyCache` builds a collector's families once per snapshot.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SnapshotSource(Generic[T]):
         self._failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._subscribers: list[Callable[[], None]] = []
 
     # -- reading (scrape path: never blocks on the source) --
     @property
@@ -68,6 +70,12 @@ class SnapshotSource(Generic[T]):
         with self._lock:
             return self._last_error is None and self._last_success is not None
 
+    def state(self) -> tuple[str, float | None, bool, float | None]:
+        """(name, last success, ok, last duration), read together: what the source health families say."""
+        with self._lock:
+            return (self.name, self._last_success, self._last_error is None and self._last_success is not None,
+                    self._last_duration)
+
     @property
     def refreshes(self) -> int:
         with self._lock:
@@ -79,8 +87,27 @@ class SnapshotSource(Generic[T]):
             return self._failures
 
     # -- refreshing --
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` on the refreshing thread after every refresh, good or failed."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Callable[[], None]) -> None:
+        try:
+            self._subscribers.remove(callback)
+        except ValueError:
+            pass
+
     def refresh_now(self) -> bool:
-        """Run one refresh in the caller's thread; True when it succeeded."""
+        """Run one refresh in the caller's thread, then tell the subscribers; True when it succeeded."""
+        ok = self._refresh_once()
+        for callback in list(self._subscribers):
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not stop the refresh loop
+                log.exception("source=%s: a refresh subscriber failed", self.name)
+        return ok
+
+    def _refresh_once(self) -> bool:
         start = time.monotonic()
         try:
             value = self._refresh()
