@@ -378,7 +378,8 @@ def _success_family(outcomes: Sequence[tuple[str, int]]) -> Metric:
 
 def _duration_family(took: Sequence[tuple[str, float]]) -> Metric:
     duration = GaugeMetricFamily("hpcwatch_collector_duration_seconds",
-                                 "Wall time the collector took in this scrape.", labels=["collector"])
+                                 "Wall time of the collector's run this scrape serves: the run in this scrape, "
+                                 "or for a snapshot collector the run after its last refresh.", labels=["collector"])
     for name, seconds in took:
         duration.add_metric([name], seconds)
     return duration

@@ -15,6 +15,8 @@ failing live read fails the refresh, and `hpc_scheduler_up` goes 0). An unreacha
 change and only saved totals are served: a failed save counts in
 `hpcwatch_state_save_failures_total` and the served counters stay at the last saved ones, so
 they never go backwards, not even across a crash; finished-job events go out after the save too.
+The ledger lock is held only while the ledger changes, never while the state file is written, and
+the scrape path takes no lock at all: it reads the published (totals, save failures) pair.
 """
 
 from __future__ import annotations
@@ -141,9 +143,11 @@ class SchedulerCollector(Collector):
         self.save_failures = 0
         self.summaries: Any = None  # an adapter's per-job summary writer (accounting.agent), fed by the outbox
         self._loaded = False
-        self._published: FinishedJobLedger | None = None
         self._unpublished: list[FinishedJob] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()         # the ledger, while it changes
+        self._save_lock = threading.Lock()    # one save at a time, published in the order taken
+        # What scrapes serve: the last saved totals and the save failures, swapped as one object.
+        self._served: tuple[FinishedJobLedger | None, int] = (None, 0)
         self._cache: tuple[tuple, list[Metric]] = ((), [])
         self.source: SnapshotSource[SchedulerSnapshot] = SnapshotSource(
             self.name, self.refresh, ctx.option("refresh-interval"))
@@ -176,8 +180,7 @@ class SchedulerCollector(Collector):
             for run in live.running:
                 self.ledger.observe_start(run.key, run.queue, run.wait, now, run.started)
             self.ledger.prune_started(now)
-            new = self._persist()
-        self._announce(new)
+        self._announce(self._persist())
         return SchedulerSnapshot(queue=live.queue, accounting_up=accounting_up, extra=live.extra, taken_at=now)
 
     def _load(self, now: float) -> None:
@@ -205,24 +208,32 @@ class SchedulerCollector(Collector):
             self._unpublished.extend(self.ledger.count(read.jobs))
             if read.complete_until is not None:
                 self.ledger.advance(min(end, read.complete_until))
-            new = self._persist()
-        self._announce(new)
+        self._announce(self._persist())
         return True
 
     def _persist(self) -> list[FinishedJob]:
-        """Save the ledger, then serve its totals; returns the runs now safe to announce (caller holds the lock).
+        """Save the ledger, then serve its totals; returns the runs now safe to announce.
 
-        A failed save keeps serving the last saved totals, so a served counter never goes backwards."""
-        try:
-            self.state.save(self.ledger.to_dict())
-        except StateFileError as exc:
-            self.save_failures += 1
-            log_once(log, f"{self.name}:state-save", "collector=%s %s; serving the last saved counters until "
-                     "a save succeeds", self.name, exc)
-            return []
-        self._published = self.ledger.view()
-        new, self._unpublished = self._unpublished, []
-        return new
+        The document is taken under the ledger lock and written after it is released. A failed save
+        keeps serving the last saved totals, so a served counter never goes backwards."""
+        with self._save_lock:
+            with self._lock:
+                text = self.state.encode(self.ledger.to_dict())
+                view = self.ledger.view()
+                pending = len(self._unpublished)
+            try:
+                self.state.write(text)
+            except StateFileError as exc:
+                self.save_failures += 1
+                self._served = (self._served[0], self.save_failures)
+                log_once(log, f"{self.name}:state-save", "collector=%s %s; serving the last saved counters "
+                         "until a save succeeds", self.name, exc)
+                return []
+            with self._lock:
+                new = self._unpublished[:pending]
+                del self._unpublished[:pending]
+            self._served = (view, self.save_failures)
+            return new
 
     def _summarise(self) -> None:
         """Hand the saved outbox to the summary writer (outside the lock: it runs sacct and queries), then
@@ -237,8 +248,7 @@ class SchedulerCollector(Collector):
         if done:
             with self._lock:
                 self.ledger.ack(done)
-                new = self._persist()
-            self._announce(new)
+            self._announce(self._persist())
 
     @staticmethod
     def _announce(jobs: list[FinishedJob]) -> None:
@@ -249,9 +259,7 @@ class SchedulerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snap = self.source.value
         cluster = self.cluster or self.default_cluster
-        with self._lock:
-            published = self._published
-            failures = self.save_failures
+        published, failures = self._served
         yield up_family(cluster, self.source.ok)
         if self.summaries is not None:
             yield from self.summaries.families()

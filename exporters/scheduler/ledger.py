@@ -226,7 +226,14 @@ class StateFile:
         return f"unusable ({why}), moved to {aside}"
 
     def save(self, data: dict) -> None:
-        text = json.dumps(data, separators=(",", ":")).encode("utf-8")
+        self.write(self.encode(data))
+
+    @staticmethod
+    def encode(data: dict) -> bytes:
+        """The document's bytes (taken while the data cannot change; written later by `write`)."""
+        return json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+    def write(self, text: bytes) -> None:
         try:
             write_atomically(self.path, lambda fh: fh.write(text))
         except OSError as exc:

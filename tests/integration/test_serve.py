@@ -1,6 +1,7 @@
 """The serving core over real HTTP on loopback: scrapes, health families, deadlines, TLS, basic auth,
 request limits, web-config errors, reload on change and SIGHUP, content negotiation, build info, process
-metrics, collect[]/exclude[] and SIGTERM. Hostile clients: test_serve_hostile.py."""
+metrics, collect[]/exclude[], SIGTERM, and snapshot scrapes answered by the event loop itself (counted)
+with the bytes the general path gives. Hostile clients: test_serve_hostile.py."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import urllib.request
 import bcrypt
 import pytest
 from helpers import assert_promtool_clean, collector_success, require_binary, values
+from hpcwatch.exporters.http1 import parse_head
 from hpcwatch.exporters.registry import Collector
 from hpcwatch.exporters.serve import Exporter, parse_listen_address
 from hpcwatch.exporters.snapshot import SnapshotSource
@@ -535,3 +537,128 @@ def test_sighup_reloads_users(pki, tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "web config reloaded" in err
+
+
+# --- snapshot scrapes answered on the event loop ------------------------------------------------------
+
+class Queue(Collector):
+    """A snapshot collector that counts its runs (a refresh runs it once; scrapes should not)."""
+
+    name = "queue"
+    kind = "snapshot"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.runs = 0
+        self.src = SnapshotSource("queue_src", lambda: {"debug": 3, 'q"uote\\': 1}, interval=3600)
+
+    def sources(self):
+        return [self.src]
+
+    def collect(self):
+        self.runs += 1
+        snap = self.src.value or {}
+        g = GaugeMetricFamily("hpc_scheduler_test_jobs", "Jobs by queue.", labels=["queue"])
+        for q, n in sorted(snap.items()):
+            g.add_metric([q], n)
+        yield g
+
+
+def _prepared(exp):
+    _wait_for(lambda: exp.scrape.prepares >= 1, "the first refresh's body")
+
+
+def _stable(body: bytes) -> list[bytes]:
+    """The lines that do not move between two scrapes: all but the HTTP counters and process samples."""
+    return [line for line in body.splitlines() if not line.startswith((b"hpcwatch_http_", b"process_"))]
+
+
+def test_snapshot_scrapes_are_answered_by_the_loop_with_the_general_paths_bytes(serve):
+    exp = serve([Queue(None)])
+    queue = exp.scrape.collectors[0]
+    _prepared(exp)
+    runs, served = queue.runs, exp.scrape.ready_scrapes
+    url = f"http://127.0.0.1:{exp.port}/metrics"
+    cases = [({}, "GET /metrics"), ({"Accept": PROMETHEUS_2_ACCEPT}, "GET /metrics"),
+             ({"Accept-Encoding": "gzip"}, "GET /metrics"), ({}, "GET /metrics?collect[]=queue")]
+    for headers, line in cases:
+        for _ in range(2):   # the first of a format is rendered by the general path, the rest come ready
+            _, got_headers, body = _fetch(url + line.partition("/metrics")[2], headers)
+        if got_headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        head = f"{line} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        general = exp.handle(parse_head(head.encode()))   # what a worker thread answers
+        assert general.content_type == got_headers["Content-Type"]
+        assert _stable(body) == _stable(general.body)
+    assert queue.runs == runs                           # no scrape ran the collector
+    # The loop answered all 8 but the first OpenMetrics one (that format was not rendered at the refresh).
+    assert exp.scrape.ready_scrapes - served == 7
+    text = _get(url)[1]
+    assert collector_success(text) == {"queue": 1}
+    assert values(text, "hpc_scheduler_test_jobs", queue='q"uote\\') == [1]
+    assert_promtool_clean(text)
+    queue.src.refresh_now()                             # a refresh prepares a new body: one run
+    assert queue.runs == runs + 1
+
+
+def test_basic_auth_scrapes_reach_the_loop_once_their_password_is_verified(serve, tmp_path):
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    cfg = load_web_config(_write(tmp_path / "web.yml", f"basic_auth_users:\n  prom: '{hashed}'\n"))
+    exp = serve([Queue(None)], web=cfg)
+    _prepared(exp)
+    url = f"http://127.0.0.1:{exp.port}/metrics"
+    good = {"Authorization": "Basic " + base64.b64encode(b"prom:s3cret").decode()}
+    bad = {"Authorization": "Basic " + base64.b64encode(b"prom:wrong").decode()}
+    served = exp.scrape.ready_scrapes
+    assert _get(url, headers=good)[0] == 200     # bcrypt on its lane, then the general path
+    assert exp.scrape.ready_scrapes == served
+    for _ in range(3):
+        assert _get(url, headers=good)[0] == 200   # the cached verdict: answered on the loop
+    assert exp.scrape.ready_scrapes == served + 3
+    for headers in (bad, bad, {}):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(url, headers=headers)
+        assert err.value.code == 401
+    assert exp.scrape.ready_scrapes == served + 3
+
+
+def test_max_requests_bounds_scrapes_answered_on_the_loop_too(serve):
+    release, entered = threading.Event(), threading.Event()
+
+    class Slow(Collector):
+        name = "slow"
+
+        def collect(self):
+            entered.set()
+            release.wait(30)
+            return iter(())
+
+    exp = serve([Slow(None), Queue(None)], max_requests=1, scrape_timeout=60)
+    _prepared(exp)
+    base = f"http://127.0.0.1:{exp.port}/metrics"
+    assert _get(base + "?collect[]=queue")[0] == 200
+    first = threading.Thread(target=_get, args=(base + "?collect[]=slow",), kwargs={"timeout": 60})
+    first.start()
+    assert entered.wait(30), "the first scrape never reached the collector"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(base + "?collect[]=queue")
+        assert err.value.code == 503
+        assert _get(f"http://127.0.0.1:{exp.port}/-/healthy")[0] == 200   # not a scrape: no slot needed
+    finally:
+        release.set()
+        first.join()
+    assert _get(base + "?collect[]=queue")[0] == 200
+
+
+def test_pipelined_scrapes_are_answered_in_order_on_one_connection(serve):
+    exp = serve([Queue(None)])
+    _prepared(exp)
+    with socket.create_connection(("127.0.0.1", exp.port), timeout=30) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+                  + b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 4 and data.endswith(b"OK\n")
+    assert data.count(b"hpc_scheduler_test_jobs{") == 6

@@ -1,8 +1,14 @@
 """HTTP/1.1 request-head parsing and response heads: what is accepted, what is refused with which status,
-keep-alive per version, and no input that raises anything but HeadError."""
+keep-alive per version, and no input that raises anything but HeadError; a gzip body with a
+precompressed prefix decodes to prefix + tail for any bytes, with zlib and with the gzip tool."""
+
+import gzip
+import shutil
+import subprocess
+import zlib
 
 import pytest
-from hpcwatch.exporters.http1 import HeadError, parse_head, response_head
+from hpcwatch.exporters.http1 import GzipPrefix, HeadError, parse_head, response_head
 from hpcwatch.exporters.server import duration
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,3 +91,23 @@ def test_duration_flags_reject(text):
 
     with pytest.raises(argparse.ArgumentTypeError, match="positive duration"):
         duration(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.binary(max_size=3000), st.integers(0, 2))
+def test_gzip_prefix_member_decodes_to_prefix_and_tail(prefix, tail, repeat):
+    prefix, tail = prefix * (1 + repeat * 40), tail * (1 + repeat * 30)   # also tails past one stored block
+    member = GzipPrefix(prefix).member(tail)
+    assert gzip.decompress(member) == prefix + tail
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)   # what HTTP clients (curl, Go, urllib3) do
+    assert inflate.decompress(member) + inflate.flush() == prefix + tail and inflate.eof
+
+
+def test_gzip_prefix_member_passes_the_gzip_tool():
+    tool = shutil.which("gzip")
+    if tool is None:
+        pytest.skip("no gzip binary")
+    prefix, tail = b"# HELP hpc_x X.\n" * 500, b"hpcwatch_http_responses_total{code=\"200\"} 7.0\n" * 2000
+    member = GzipPrefix(prefix).member(tail)
+    assert subprocess.run([tool, "-t"], input=member).returncode == 0
+    assert subprocess.run([tool, "-dc"], input=member, capture_output=True).stdout == prefix + tail

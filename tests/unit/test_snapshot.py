@@ -110,3 +110,23 @@ def test_failure_keeps_last_good_snapshot_and_reports_error():
 def test_interval_must_be_positive():
     with pytest.raises(ValueError, match="interval"):
         SnapshotSource("x", lambda: 1, interval=0)
+
+
+def test_subscribers_hear_of_every_refresh_good_or_failed_and_cannot_break_it():
+    state = {"fail": False}
+    heard: list[tuple[bool, object]] = []
+
+    def refresh():
+        if state["fail"]:
+            raise RuntimeError("down")
+        return object()
+
+    src = SnapshotSource("t", refresh, interval=60)
+    src.subscribe(lambda: heard.append((src.ok, src.value)))
+    src.subscribe(lambda: 1 / 0)   # a broken subscriber is logged; the refresh and the others go on
+    assert src.refresh_now()
+    state["fail"] = True
+    assert not src.refresh_now()
+    assert [ok for ok, _ in heard] == [True, False]
+    assert heard[0][1] is heard[1][1]   # the failed refresh kept the last good value, already published
+    assert src.state() == ("t", src.last_success, False, src.last_duration)
