@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import re
 import struct
 import time
 import zlib
@@ -18,7 +19,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, unquote
 
 HEAD_END = b"\r\n\r\n"
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+")   # RFC 9110 5.6.2 token
 
 
 class HeadError(ValueError):
@@ -71,7 +72,7 @@ def parse_head(head: bytes) -> Request:
     if len(parts) != 3:
         raise HeadError(400, "malformed request line")
     method, target, version = parts
-    if not method or not set(method) <= _TOKEN:
+    if not _TOKEN.fullmatch(method):
         raise HeadError(400, "malformed method")
     if not version.startswith("HTTP/1."):
         if version.startswith("HTTP/"):
@@ -86,7 +87,7 @@ def parse_head(head: bytes) -> Request:
         if line[0] in " \t":
             raise HeadError(400, "obsolete header line folding")
         name, sep, value = line.partition(":")
-        if not sep or not name or not set(name) <= _TOKEN:
+        if not sep or not _TOKEN.fullmatch(name):
             raise HeadError(400, "malformed header field")
         key = name.lower()
         value = value.strip(" \t")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from hpcwatch.exporters.exposition import render_family
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -108,104 +109,96 @@ class ExporterMetrics:
         self.reload = reload
         self._process = ProcessCollector(registry=None)
         self._sampled: tuple[float, list[Metric]] = (float("-inf"), [])
-        self._made: dict[str, tuple[object, Metric]] = {}
-        self._rendered: dict[str, tuple[Metric, dict[str, bytes]]] = {}
+        self._rendered: dict[tuple[str, str], tuple[object, bytes]] = {}
 
     def collect(self) -> Iterator[Metric]:
-        if self.server is not None:
-            yield from self._http_families(self.server)
-        if self.reload is not None:
-            yield from _reload_families(self.reload)
-        yield from self._process_families()
+        for _, values, build in self._parts():
+            yield from build(values)
 
     def render(self, fmt: str) -> list[bytes]:
-        """collect()'s families as exposition bytes; a family that did not change keeps its bytes."""
-        parts = []
-        for fam in self.collect():
-            done = self._rendered.get(fam.name)
-            if done is None or done[0] is not fam:
-                done = self._rendered[fam.name] = (fam, {})
-            out = done[1].get(fmt)
-            if out is None:
-                out = done[1][fmt] = render_family(fam, fmt)
-            parts.append(out)
+        """collect()'s families as exposition bytes; a part whose values did not change keeps its bytes
+        (a scrape re-renders what moved: its own response count, once a second the process sample)."""
+        out = []
+        for name, values, build in self._parts():
+            done = self._rendered.get((name, fmt))
+            if done is None or done[0] != values:
+                done = self._rendered[(name, fmt)] = (values, b"".join(render_family(f, fmt) for f in build(values)))
+            out.append(done[1])
+        return out
+
+    def _parts(self) -> list[tuple[str, object, Callable[[Any], list[Metric]]]]:
+        """(part, the values it shows, how its families are made from them), in the order served."""
+        parts: list[tuple[str, object, Callable[[Any], list[Metric]]]] = []
+        if self.server is not None:
+            stats = self.server.stats
+            parts += [("connections", stats.open_connections, _connections),
+                      ("max", self.server.max_connections, _connections_max),
+                      ("closed", tuple(stats.closed.items()), _closed),
+                      ("responses", tuple(sorted(stats.responses.items())), _responses),
+                      ("auth", stats.auth_failures, _auth_failures)]
+        if self.reload is not None:
+            parts.append(("reload", (self.reload.last_ok, self.reload.last_success), _reload_families))
+        taken, families = self._process_sample()
+        parts.append(("process", taken, lambda _taken: families))
         return parts
 
-    def _same(self, name: str, key: object, build: Callable[[], Metric]) -> Metric:
-        """The family made last time when its values (`key`) are unchanged, so its bytes are reused."""
-        made = self._made.get(name)
-        if made is None or made[0] != key:
-            made = self._made[name] = (key, build())
-        return made[1]
-
-    def _http_families(self, server) -> Iterator[Metric]:
-        stats = server.stats
-        closed = tuple(stats.closed.items())
-        responses = tuple(sorted(stats.responses.items()))
-        yield self._same("connections", stats.open_connections, lambda: _connections(stats.open_connections))
-        yield self._same("max", server.max_connections, lambda: _connections_max(server.max_connections))
-        yield self._same("closed", closed, lambda: _closed(closed))
-        yield self._same("responses", responses, lambda: _responses(responses))
-        yield self._same("auth", stats.auth_failures, lambda: _auth_failures(stats.auth_failures))
-
-    def _process_families(self) -> list[Metric]:
+    def _process_sample(self) -> tuple[float, list[Metric]]:
         now = time.monotonic()
-        taken, families = self._sampled
-        if now - taken >= PROCESS_SAMPLE_SECONDS:
-            families = list(self._process.collect())
-            self._sampled = (now, families)
-        return families
+        sampled = self._sampled
+        if now - sampled[0] >= PROCESS_SAMPLE_SECONDS:
+            sampled = self._sampled = (now, list(self._process.collect()))
+        return sampled
 
 
-def _connections(n: int) -> Metric:
+def _connections(n: int) -> list[Metric]:
     conns = GaugeMetricFamily("hpcwatch_http_connections", "Open HTTP connections.")
     conns.add_metric([], n)
-    return conns
+    return [conns]
 
 
-def _connections_max(n: int) -> Metric:
+def _connections_max(n: int) -> list[Metric]:
     cap = GaugeMetricFamily("hpcwatch_http_connections_max",
                             "Most HTTP connections held open at once (--web.max-connections, lowered to fit "
                             "the open-files limit); at the bound, the longest-waiting connection is closed.")
     cap.add_metric([], n)
-    return cap
+    return [cap]
 
 
-def _closed(counts: tuple[tuple[str, int], ...]) -> Metric:
+def _closed(counts: tuple[tuple[str, int], ...]) -> list[Metric]:
     closed = CounterMetricFamily("hpcwatch_http_connections_closed",
                                  "HTTP connections the server closed, by reason: header_timeout, idle_timeout, "
                                  "evicted (at the connection bound), refused, tls_failed, bad_request.",
                                  labels=["reason"])
     for reason, n in counts:
         closed.add_metric([reason], n)
-    return closed
+    return [closed]
 
 
-def _responses(counts: tuple[tuple[int, int], ...]) -> Metric:
+def _responses(counts: tuple[tuple[int, int], ...]) -> list[Metric]:
     responses = CounterMetricFamily("hpcwatch_http_responses", "HTTP responses sent, by status code.",
                                     labels=["code"])
     for code, n in counts:
         responses.add_metric([str(code)], n)
-    return responses
+    return [responses]
 
 
-def _auth_failures(n: int) -> Metric:
+def _auth_failures(n: int) -> list[Metric]:
     failures = CounterMetricFamily("hpcwatch_http_auth_failures",
                                    "Requests refused with 401: no, malformed or wrong basic-auth credentials.")
     failures.add_metric([], n)
-    return failures
+    return [failures]
 
 
-def _reload_families(reload) -> Iterator[Metric]:
+def _reload_families(values: tuple[bool, float]) -> list[Metric]:
+    last_ok, last_success = values
     ok = GaugeMetricFamily("hpcwatch_web_config_last_reload_successful",
                            "1 when the last read of --web.config.file (and its certificates) succeeded; 0 "
                            "means a broken new file was refused and the previous config is still served.")
-    ok.add_metric([], 1 if reload.last_ok else 0)
-    yield ok
+    ok.add_metric([], 1 if last_ok else 0)
     ts = GaugeMetricFamily("hpcwatch_web_config_last_reload_success_timestamp_seconds",
                            "Unix time of the last successful read of --web.config.file.")
-    ts.add_metric([], reload.last_success)
-    yield ts
+    ts.add_metric([], last_success)
+    return [ok, ts]
 
 
 def documented_families() -> list[Metric]:
