@@ -1,20 +1,21 @@
 """Scheduler exporter benchmark against a real slurmctld (the harness) with 50,000 pending array tasks.
 
-Prints: refresh time split into Slurm command time and our parse/aggregate time; scrape p50/p99 with
-20 concurrent scrapers for ours and for a per-scrape-squeue collector (what the common Slurm
-exporters do), in two load shapes: "burst" (every 100 ms all 20 scrapers fire at once, as 20
-Prometheus servers whose scrapes line up) and "back-to-back" (each scraper starts its next scrape as
-soon as the last one ends: a saturation test whose latency is 20 / throughput); the exporter
-process's CPU time per scrape; how many scrapes the event loop answered itself and how many bodies
-refreshes prepared; calls to slurmctld per interval for both; parser throughput on 200,000 squeue and
-sacct lines with the per-call separator against the `|`-split reader it replaced (which a `|` or a
-newline in an account or partition broke); and `squeue --json` (the other delimiter-proof read 22.05
-has) against our `squeue -O` on --json-jobs real pending jobs, command plus parse. Scrapers keep their
-connections alive, as Prometheus does, and run in a separate process so they do not share the
-exporter's GIL. Two scraper clients: `raw` (default: one thread multiplexing 20 sockets with prepared
-request bytes, so the latency is the exporter's and not the client's) and `threads` (20 http.client
-threads, whose own GIL contention adds to the latency). `--prometheus` sends Prometheus 2's Accept and
-Accept-Encoding headers (OpenMetrics, gzip) instead of none (text).
+Prints: refresh time split into Slurm command time and our parse/aggregate time; scrape p50/p99 with 20
+concurrent scrapers for ours and for a per-scrape-squeue collector (what the common Slurm exporters do),
+in two load shapes: "burst" (every 100 ms all 20 scrapers fire at once, as 20 Prometheus servers whose
+scrapes line up) and "back-to-back" (each scraper starts its next scrape as soon as the last one ends: a
+saturation test whose latency is 20 / throughput); the exporter process's CPU time per scrape; how many
+scrapes took over 10 ms and in how many 100-ms windows they began (a few windows holding them all:
+whole-process stalls, not a per-scrape cost); one scrape's body size; how many scrapes the event loop
+answered itself and how many bodies refreshes prepared; calls to slurmctld per interval for both; parser
+throughput on 200,000 squeue and sacct lines with the per-call separator against the `|`-split reader it
+replaced (which a `|` or a newline in an account or partition broke); and `squeue --json` (the other
+delimiter-proof read 22.05 has) against our `squeue -O` on --json-jobs real pending jobs, command plus
+parse. Scrapers keep their connections alive, as Prometheus does, and run in a separate process so they
+do not share the exporter's GIL. Two scraper clients: `raw` (default: one thread multiplexing 20 sockets
+with prepared request bytes, so the latency is the exporter's and not the client's) and `threads` (20
+http.client threads, whose own GIL contention adds to the latency). `--prometheus` sends Prometheus 2's
+Accept and Accept-Encoding headers (OpenMetrics, gzip) instead of none (text).
 Run as root: .venv/bin/python benchmarks/scheduler.py [--tasks 50000] [--seconds 10] [--json-jobs 2000]
     [--client raw|threads] [--prometheus]
 """
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from hpcwatch.exporters.command import run_command
 from hpcwatch.exporters.registry import Collector, CollectorContext
@@ -46,6 +48,7 @@ from hpcwatch.harness.slurm import SlurmCluster
 
 SCRAPERS = 20
 BURST_PERIOD = 0.1
+SLOW = 0.010   # the goal: p99 under 10 ms
 SHAPES = ("burst", "back-to-back")
 CLIENTS = ("raw", "threads")
 PROMETHEUS_HEADERS = {  # what Prometheus 2.x sends on every scrape
@@ -83,15 +86,17 @@ class PerScrapeSqueue(Collector):
         yield fam
 
 
-def hammer(port: int, seconds: float, shape: str, headers: dict[str, str]) -> list[float]:
-    """SCRAPERS threads on kept-alive connections for `seconds`; returns every scrape's latency.
+def hammer(port: int, seconds: float, shape: str, headers: dict[str, str]) -> list[tuple[float, float]]:
+    """SCRAPERS threads on kept-alive connections for `seconds`; returns every scrape's (start, latency),
+    the start in seconds since the run began.
 
     burst: all scrapers fire together every BURST_PERIOD (a scraper still busy fires at the next tick);
     back-to-back: each scraper starts its next scrape when the last one ends.
     """
-    lat: list[float] = []
+    lat: list[tuple[float, float]] = []
     lock = threading.Lock()
     began = time.monotonic()
+    began_pc = time.perf_counter()
     stop = began + seconds
 
     def worker():
@@ -107,8 +112,9 @@ def hammer(port: int, seconds: float, shape: str, headers: dict[str, str]) -> li
             resp = conn.getresponse()
             resp.read()
             assert resp.status == 200, resp.status
+            took = time.perf_counter() - t0
             with lock:
-                lat.append(time.perf_counter() - t0)
+                lat.append((t0 - began_pc, took))
         conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(SCRAPERS)]
@@ -134,8 +140,8 @@ class _Scraper:
         self.sock.sendall(request)
         self.sent = time.perf_counter()
 
-    def received(self, data: bytes) -> float | None:
-        """Take bytes; the latency when they complete the response."""
+    def received(self, data: bytes) -> tuple[float, float] | None:
+        """Take bytes; (when the request left, latency) when they complete the response."""
         self.buf += data
         if self.need < 0:
             end = self.buf.find(b"\r\n\r\n")
@@ -149,13 +155,14 @@ class _Scraper:
             self.need = end + 4 + length
         if len(self.buf) < self.need:
             return None
-        took = time.perf_counter() - self.sent
+        sent = self.sent
+        took = time.perf_counter() - sent
         del self.buf[:self.need]
         self.need, self.sent = -1, None
-        return took
+        return sent, took
 
 
-def hammer_raw(port: int, seconds: float, shape: str, headers: dict[str, str]) -> list[float]:
+def hammer_raw(port: int, seconds: float, shape: str, headers: dict[str, str]) -> list[tuple[float, float]]:
     """hammer()'s load from one thread multiplexing SCRAPERS sockets, with the request bytes made once:
     the client's own cost per scrape is a send and a few slices, so the latency is the exporter's."""
     request = ("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -169,8 +176,9 @@ def hammer_raw(port: int, seconds: float, shape: str, headers: dict[str, str]) -
         scraper = _Scraper(sock)
         sel.register(sock, selectors.EVENT_READ, scraper)
         scrapers.append(scraper)
-    lat: list[float] = []
+    lat: list[tuple[float, float]] = []
     began = time.monotonic()
+    began_pc = time.perf_counter()
     stop = began + seconds
     tick = began
     if shape == "back-to-back":
@@ -191,9 +199,9 @@ def hammer_raw(port: int, seconds: float, shape: str, headers: dict[str, str]) -
             sc = key.data
             data = sc.sock.recv(1 << 20)
             assert data, "the exporter closed a kept-alive connection"
-            took = sc.received(data)
-            if took is not None:
-                lat.append(took)
+            done = sc.received(data)
+            if done is not None:
+                lat.append((done[0] - began_pc, done[1]))
                 if shape == "back-to-back" and time.monotonic() < stop:
                     sc.fire(request)
     for sc in scrapers:
@@ -208,8 +216,9 @@ def _hammer_child(port: int, seconds: float, shape: str, client: str, headers: d
 
 
 def hammer_elsewhere(port: int, seconds: float, shape: str, client: str,
-                     headers: dict[str, str]) -> tuple[list[float], float, float]:
-    """hammer() in a separate process: (latencies, wall seconds, this process's CPU seconds meanwhile)."""
+                     headers: dict[str, str]) -> tuple[list[tuple[float, float]], float, float]:
+    """hammer() in a separate process: ((start, latency) per scrape, wall seconds, this process's CPU
+    seconds meanwhile)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_hammer_child, args=(port, seconds, shape, client, headers, child))
@@ -225,6 +234,16 @@ def _cpu() -> float:
     return t.user + t.system
 
 
+def slow_scrapes(timed: list[tuple[float, float]], seconds: float) -> str:
+    """How many scrapes took over SLOW, and in how many of the run's BURST_PERIOD windows they began:
+    a few windows holding them all means a few stalls of the whole process (descheduled, or the GIL
+    held elsewhere), not a per-scrape cost."""
+    slow = [start for start, took in timed if took > SLOW]
+    windows = {int(start / BURST_PERIOD) for start in slow}
+    return (f"{len(slow):,} ({len(slow) / max(1, len(timed)):.1%}), begun in {len(windows)} of "
+            f"{math.ceil(seconds / BURST_PERIOD)} {BURST_PERIOD * 1000:g}-ms windows")
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000
@@ -237,13 +256,19 @@ def scrape_shapes(collector: Collector, label: str, seconds: float, rows: list[t
     ex.start()
     elapsed = 0.0
     try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ex.port}/metrics", timeout=120) as resp:
+            body = resp.read()
+        series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        rows.append((f"{label}: one scrape's body (text)", f"{len(body):,} bytes, {series:,} samples"))
         for shape in SHAPES:
             before = _served_here(ex)
-            lat, took, cpu = hammer_elsewhere(ex.port, seconds, shape, client, headers)
+            timed, took, cpu = hammer_elsewhere(ex.port, seconds, shape, client, headers)
+            lat = [t for _, t in timed]
             elapsed += took
             rows.append((f"{label}, {shape}: scrapes by {SCRAPERS} scrapers in {took:.0f} s", f"{len(lat):,}"))
             rows.append((f"{label}, {shape}: scrape p50 / p99", f"{pct(lat, 50):.1f} ms / {pct(lat, 99):.1f} ms"))
             rows.append((f"{label}, {shape}: exporter CPU per scrape", f"{cpu / len(lat) * 1000:.3f} ms"))
+            rows.append((f"{label}, {shape}: scrapes over {SLOW * 1000:g} ms", slow_scrapes(timed, seconds)))
             after = _served_here(ex)
             if after is not None:
                 rows.append((f"{label}, {shape}: scrapes the event loop answered itself",

@@ -83,12 +83,7 @@ class Connection(asyncio.Protocol):
         return self._busy and self.web.ssl_context is None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.gone = True
-        self._closing = True
-        self._disarm()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._shut()
         self.server.forget(self)
 
     def pause_writing(self) -> None:
@@ -202,12 +197,7 @@ class Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Close now: no goodbye, the descriptor is released at once (timeouts, evictions, errors)."""
-        self._closing = True
-        self.gone = True
-        self._disarm()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._shut()
         if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
             self.task.cancel()
         if self.transport is not None:
@@ -215,6 +205,15 @@ class Connection(asyncio.Protocol):
         else:
             self.sock.close()
         self.server.forget(self)
+
+    def _shut(self) -> None:
+        """Closed or closing: nothing more is read or answered, and no deadline fires."""
+        self._closing = True
+        self.gone = True
+        self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _san_allowed(self) -> bool:
         tls = self.transport.get_extra_info("ssl_object")

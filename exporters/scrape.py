@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from hpcwatch.exporters.exposition import TEXT, FamilyBytes, render_family
+from hpcwatch.exporters.exposition import OPENMETRICS, TEXT, FamilyBytes, render_family
 from hpcwatch.exporters.files import reading
 from hpcwatch.exporters.http1 import GzipPrefix
 from hpcwatch.exporters.jobcap import not_exported_family
@@ -127,7 +127,9 @@ class ScrapeCollector:
         self._health_bytes = FamilyBytes()
         self._errors_rendered: dict[str, tuple[int, bytes]] = {}
         self._memo: dict[str, tuple[tuple, list[Metric]]] = {}
-        self._formats: set[str] = {TEXT}          # rendered at every refresh; others once asked for
+        # Rendered at every refresh: both formats from the start (Prometheus asks for OpenMetrics, most
+        # other scrapers for text), so even the first scrapes after start-up are answered on the loop.
+        self._formats: set[str] = {TEXT, OPENMETRICS}
         self._prepared: dict[str, Prepared] = {}
         self._blocks: dict[tuple, Block] = {}
         self._gzip_wanted = False                 # once a client took gzip, refreshes gzip the blocks too

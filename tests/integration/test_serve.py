@@ -158,9 +158,9 @@ def test_landing_page_404_gzip_and_custom_path(serve):
     assert "hpc_node_test_value" in text
 
 
-def test_max_requests_rejects_with_503(serve):
-    release = threading.Event()
-    entered = threading.Event()
+def _blocking_collector() -> tuple[Collector, threading.Event, threading.Event]:
+    """A live collector "slow" whose collect waits for `release`; `entered` is set when it starts."""
+    release, entered = threading.Event(), threading.Event()
 
     class Slow(Collector):
         name = "slow"
@@ -170,7 +170,12 @@ def test_max_requests_rejects_with_503(serve):
             release.wait(30)
             return iter(())
 
-    exp = serve([Slow(None)], max_requests=1, scrape_timeout=60)
+    return Slow(None), release, entered
+
+
+def test_max_requests_rejects_with_503(serve):
+    slow, release, entered = _blocking_collector()
+    exp = serve([slow], max_requests=1, scrape_timeout=60)
     first = threading.Thread(target=_get, args=(f"http://127.0.0.1:{exp.port}/metrics",), kwargs={"timeout": 60})
     first.start()
     assert entered.wait(30), "the first scrape never reached the collector"
@@ -582,7 +587,7 @@ def test_snapshot_scrapes_are_answered_by_the_loop_with_the_general_paths_bytes(
     cases = [({}, "GET /metrics"), ({"Accept": PROMETHEUS_2_ACCEPT}, "GET /metrics"),
              ({"Accept-Encoding": "gzip"}, "GET /metrics"), ({}, "GET /metrics?collect[]=queue")]
     for headers, line in cases:
-        for _ in range(2):   # the first of a format is rendered by the general path, the rest come ready
+        for _ in range(2):
             _, got_headers, body = _fetch(url + line.partition("/metrics")[2], headers)
         if got_headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
@@ -591,8 +596,8 @@ def test_snapshot_scrapes_are_answered_by_the_loop_with_the_general_paths_bytes(
         assert general.content_type == got_headers["Content-Type"]
         assert _stable(body) == _stable(general.body)
     assert queue.runs == runs                           # no scrape ran the collector
-    # The loop answered all 8 but the first OpenMetrics one (that format was not rendered at the refresh).
-    assert exp.scrape.ready_scrapes - served == 7
+    # The loop answered all 8: both formats were rendered at the refresh.
+    assert exp.scrape.ready_scrapes - served == 8
     text = _get(url)[1]
     assert collector_success(text) == {"queue": 1}
     assert values(text, "hpc_scheduler_test_jobs", queue='q"uote\\') == [1]
@@ -623,17 +628,8 @@ def test_basic_auth_scrapes_reach_the_loop_once_their_password_is_verified(serve
 
 
 def test_max_requests_bounds_scrapes_answered_on_the_loop_too(serve):
-    release, entered = threading.Event(), threading.Event()
-
-    class Slow(Collector):
-        name = "slow"
-
-        def collect(self):
-            entered.set()
-            release.wait(30)
-            return iter(())
-
-    exp = serve([Slow(None), Queue(None)], max_requests=1, scrape_timeout=60)
+    slow, release, entered = _blocking_collector()
+    exp = serve([slow, Queue(None)], max_requests=1, scrape_timeout=60)
     _prepared(exp)
     base = f"http://127.0.0.1:{exp.port}/metrics"
     assert _get(base + "?collect[]=queue")[0] == 200

@@ -156,17 +156,17 @@ def test_a_refresh_prepares_the_body_once_and_scrapes_never_run_the_collector():
         scrape.close()
 
 
-def test_a_format_first_asked_for_after_a_refresh_is_rendered_once_then_served_ready():
+def test_both_formats_are_ready_after_the_first_refresh():
     c = Counted()
     scrape = ScrapeCollector([c])
     try:
         assert c.source.refresh_now()
-        assert scrape.render_ready(OPENMETRICS) is None   # not rendered at the refresh: nobody asked yet
-        b"".join(scrape.render(OPENMETRICS))              # the general path renders it, once
-        assert scrape.render_ready(OPENMETRICS) is not None
-        assert c.source.refresh_now()                     # from now on each refresh renders both
-        assert scrape.render_ready(OPENMETRICS) is not None and scrape.render_ready(TEXT) is not None
-        assert c.runs == 2
+        # Prometheus asks for OpenMetrics, most other scrapers for text: neither waits on the general path.
+        ready = {fmt: scrape.render_ready(fmt) for fmt in (TEXT, OPENMETRICS)}
+        assert all(r is not None for r in ready.values()) and scrape.ready_scrapes == 2
+        for fmt, r in ready.items():   # the bytes the general path gives for that format
+            assert r.static + r.tail == b"".join(scrape.render(fmt))
+        assert c.runs == 1
     finally:
         scrape.close()
 
