@@ -220,7 +220,7 @@ class Exporter:
         return self.httpd.server_address[1]
 
     def handle(self, request: Request) -> Response:
-        """Route one request (on an HTTP worker thread, after authentication)."""
+        """Route one request, after authentication (on an HTTP worker thread, or on the loop via `answer_now`)."""
         path = request.path
         if path == self.telemetry_path:
             return self.metrics(request)
