@@ -10,6 +10,7 @@ import pytest
 from helpers import collector_success
 from hpcwatch.exporters.exposition import OPENMETRICS, TEXT, render_text
 from hpcwatch.exporters.files import fail_scrape
+from hpcwatch.exporters.jobcap import JobCap
 from hpcwatch.exporters.registry import Collector
 from hpcwatch.exporters.scrape import ScrapeCollector
 from hpcwatch.exporters.snapshot import FamilyCache, SnapshotSource
@@ -257,5 +258,44 @@ def test_the_gzip_prefix_is_made_once_per_refresh():
         assert c.source.refresh_now()                 # the refresh makes the next one itself
         second = scrape._blocks[(TEXT, ("counted",))]
         assert second.gzip is not None and second.gzip is not first.gzip
+    finally:
+        scrape.close()
+
+
+class PerJob(Collector):
+    """A snapshot collector with per-job series under a job cap (the energy collector's shape)."""
+
+    name = "perjob"
+    kind = "snapshot"
+
+    def __init__(self, jobs):
+        super().__init__(None)
+        self.jobs = jobs
+        self.job_cap = JobCap(1)
+        self.source = SnapshotSource("perjob_src", lambda: list(self.jobs), interval=3600)
+
+    def sources(self):
+        return [self.source]
+
+    def collect(self):
+        g = GaugeMetricFamily("hpc_job_test_joules", "Energy.", labels=["jobid"])
+        for jobid in self.source.value or []:
+            g.add_metric([jobid], 1.0)
+        return self.job_cap.apply([g])
+
+
+def test_a_snapshot_collectors_job_cap_count_is_served_ready_as_of_its_last_refresh():
+    c = PerJob(["3", "1", "2"])
+    scrape = ScrapeCollector([c])
+    try:
+        assert c.source.refresh_now()
+        ready = scrape.render_ready(TEXT)
+        body = ready.static + ready.tail
+        assert body == b"".join(scrape.render(TEXT))   # the general path gives the same bytes
+        assert b'hpcwatch_jobs_not_exported{collector="perjob"} 2.0' in body
+        assert b'jobid="1"' in body and b'jobid="2"' not in body
+        c.jobs = ["1"]
+        assert c.source.refresh_now()
+        assert b'hpcwatch_jobs_not_exported{collector="perjob"} 0.0' in scrape.render_ready(TEXT).static
     finally:
         scrape.close()
