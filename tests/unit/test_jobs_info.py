@@ -70,11 +70,7 @@ def info(text: str) -> dict[str, dict[str, str]]:
     return {s["jobid"]: s for s in helpers.series_labels(text, "hpc_job_info")}
 
 
-@pytest.fixture
-def tree(tmp_path):
-    dst = tmp_path / "jobs"
-    shutil.copytree(FIXTURES, dst)
-    return str(dst)
+tree = test_jobs.tree  # the same writable copy of the fixture layouts
 
 
 # --- the pure parser -----------------------------------------------------------------------------------
